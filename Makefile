@@ -1,0 +1,55 @@
+# memleash — every target does its own set-up on a fresh machine (apt packages, .venv,
+# pinned PyPI packages, the build), and is fast when re-run.
+
+PYTHON   ?= python3
+VENV     := .venv
+VPY      := $(VENV)/bin/python
+PINS     := requirements/pins.txt
+APT_PKGS := libxxhash-dev
+EXT      := pkg/memleash/_core$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+CSRC     := $(wildcard csrc/core/*.c csrc/core/*.h csrc/py/*.c csrc/py/*.h)
+CORE_SRC := $(wildcard csrc/core/*.c)
+CTEST    := build/ctest/test_core
+CFLAGS_CORE := -std=c11 -O1 -g -Wall -Wextra -Wconversion -Wshadow -Werror -UNDEBUG \
+               -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all demo test test-c test-py apt venv build clean
+
+all: build
+
+apt:
+	@tools/ensure-apt.sh $(APT_PKGS)
+
+# The venv is rebuilt when the pins change.
+$(VENV)/.pins: $(PINS)
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	grep -v '^pyee' $(PINS) | $(VPY) -m pip install -q -r /dev/stdin
+	grep '^pyee' $(PINS) | $(VPY) -m pip install -q --ignore-requires-python -r /dev/stdin
+	@touch $@
+
+venv: $(VENV)/.pins
+
+$(EXT): $(CSRC) setup.py $(VENV)/.pins
+	$(VPY) setup.py -q build_ext --inplace --force
+
+build: apt venv $(EXT)
+
+# The pure-C core's own unit tests: no Python, sanitizers on.
+$(CTEST): $(CORE_SRC) $(wildcard csrc/core/*.h) $(wildcard tests/c/*.c tests/c/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CORE) -Icsrc -o $@ $(CORE_SRC) tests/c/*.c
+
+test-c: $(CTEST)
+	./$(CTEST)
+
+test-py: build
+	PYTHONPATH=pkg $(VPY) -m pytest -q
+
+test: apt test-c test-py
+
+demo: build
+	PYTHONPATH=pkg $(VPY) demo/demo.py
+
+clean:
+	rm -rf build $(CTEST) pkg/memleash/_core*.so

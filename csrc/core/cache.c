@@ -1,0 +1,268 @@
+/* cache.c — the cache engine: table + policy lists + budget (see cache.h).
+ *
+ * Data layout
+ *
+ *   ml_cache
+ *   +-- t        slab of ml_entry (hash, key, value, 2 x (prev, next)) + index (table.c)
+ *   +-- order    list through link[ML_LINK_ORDER]: insertion order, for iteration
+ *   +-- policy   list through link[ML_LINK_POLICY]: recency, least recent at head (LRU)
+ *   +-- units[]  side array by id, only when a getsizeof is in use
+ *   +-- bytes[]  side array by id, only when bytes are accounted (max_bytes / sizeof)
+ *   +-- budget   sums and limits (budget.c)
+ *
+ * An entry is 40 bytes; a count-bounded LRU entry costs 40 bytes of slab plus 6 to 12
+ * bytes of index, and the side arrays add 8 bytes each only when their feature is on.
+ *
+ * Operations (all O(1), amortised over slab and index growth):
+ *   find      ml_table_find on c->t (the only call that runs a callback)
+ *   hit       ml_cache_touch: one list move for LRU, nothing otherwise
+ *   insert    ml_cache_reserve, then ml_cache_insert (cannot fail after the reserve)
+ *   evict     ml_cache_victim names the entry, ml_cache_remove takes it out
+ *   clear     ml_cache_steal: the whole table moves out in one step
+ *
+ * Invariants (ml_cache_check): both lists hold exactly the live entries, each once, with
+ * consistent back links; the budget's sums equal the sums over live entries (units within
+ * floating-point rounding); an empty cache has zero counts.
+ */
+#include "core/cache.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on, int bytes_on,
+              double maxunits, size_t maxbytes)
+{
+    memset(c, 0, sizeof(*c));
+    ml_table_init(&c->t, alloc);
+    c->order = ML_LIST_EMPTY;
+    c->policy = ML_LIST_EMPTY;
+    c->kind = kind;
+    c->units_on = units_on != 0;
+    c->bytes_on = bytes_on != 0;
+    ml_budget_init(&c->budget, maxunits, maxbytes);
+}
+
+static void
+side_free(ml_cache *c)
+{
+    const ml_alloc *a = c->t.alloc;
+    a->free(a->ctx, c->units);
+    a->free(a->ctx, c->bytes);
+    c->units = NULL;
+    c->bytes = NULL;
+    c->side_cap = 0;
+}
+
+void
+ml_cache_free(ml_cache *c)
+{
+    side_free(c);
+    ml_table_free(&c->t);
+    c->order = ML_LIST_EMPTY;
+    c->policy = ML_LIST_EMPTY;
+}
+
+/* Grows a side array to n cells; on failure the old array stays valid. */
+static int
+side_grow(const ml_alloc *a, void **arr, size_t cell, uint32_t n)
+{
+    void *p = a->realloc(a->ctx, *arr, (size_t)n * cell);
+    if (p == NULL) {
+        return ML_ERR_NOMEM;
+    }
+    *arr = p;
+    return ML_OK;
+}
+
+int
+ml_cache_reserve(ml_cache *c)
+{
+    int st = ml_table_reserve(&c->t);
+    if (st != ML_OK) {
+        return st;
+    }
+    uint32_t need = c->t.cap;
+    if (need > c->side_cap) {
+        if (c->units_on && side_grow(c->t.alloc, (void **)&c->units, sizeof(double), need) != ML_OK) {
+            return ML_ERR_NOMEM;
+        }
+        if (c->bytes_on && side_grow(c->t.alloc, (void **)&c->bytes, sizeof(size_t), need) != ML_OK) {
+            return ML_ERR_NOMEM;   /* units may have grown: harmless, side_cap still old */
+        }
+        c->side_cap = need;
+    }
+    return ML_OK;
+}
+
+uint32_t
+ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, double units, size_t bytes)
+{
+    uint32_t id = ml_table_insert(&c->t, hash, key, value);
+    assert(id < c->side_cap || (!c->units_on && !c->bytes_on));
+    if (c->units_on) {
+        c->units[id] = units;
+    }
+    if (c->bytes_on) {
+        c->bytes[id] = bytes;
+    }
+    ml_list_push_back(&c->order, c->t.ents, ML_LINK_ORDER, id);
+    if (c->kind == ML_POLICY_LRU) {
+        ml_list_push_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
+    }
+    ml_budget_add(&c->budget, c->units_on ? units : 1.0, c->bytes_on ? bytes : 0);
+    return id;
+}
+
+double
+ml_cache_units_of(const ml_cache *c, uint32_t id)
+{
+    return c->units_on ? c->units[id] : 1.0;
+}
+
+size_t
+ml_cache_bytes_of(const ml_cache *c, uint32_t id)
+{
+    return c->bytes_on ? c->bytes[id] : 0;
+}
+
+void *
+ml_cache_replace(ml_cache *c, uint32_t id, void *value, double units, size_t bytes)
+{
+    ml_entry *e = &c->t.ents[id];
+    void *old = e->value;
+    e->value = value;
+    ml_budget_sub(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
+    if (c->units_on) {
+        c->units[id] = units;
+    }
+    if (c->bytes_on) {
+        c->bytes[id] = bytes;
+    }
+    ml_budget_add(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
+    ml_cache_touch(c, id);
+    return old;
+}
+
+void
+ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value)
+{
+    ml_entry *e = &c->t.ents[id];
+    *key = e->key;
+    *value = e->value;
+    ml_budget_sub(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
+    ml_list_unlink(&c->order, c->t.ents, ML_LINK_ORDER, id);
+    if (c->kind == ML_POLICY_LRU) {
+        ml_list_unlink(&c->policy, c->t.ents, ML_LINK_POLICY, id);
+    }
+    ml_table_remove(&c->t, id);
+    if (c->t.used == 0) {
+        c->budget.units = 0.0;   /* no rounding residue survives an empty cache */
+    }
+}
+
+int
+ml_cache_fits(const ml_cache *c, uint32_t id, double units, size_t bytes)
+{
+    if (id == ML_NIL) {
+        return ml_budget_fits(&c->budget, 0.0, 0, units, bytes);
+    }
+    return ml_budget_fits(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id), units,
+                          bytes);
+}
+
+void
+ml_cache_steal(ml_cache *c, ml_table *out)
+{
+    ml_table_steal(&c->t, out);
+    side_free(c);
+    c->order = ML_LIST_EMPTY;
+    c->policy = ML_LIST_EMPTY;
+    c->budget.units = 0.0;
+    c->budget.bytes = 0;
+}
+
+size_t
+ml_cache_sizeof(const ml_cache *c)
+{
+    size_t n = ml_table_sizeof(&c->t);
+    if (c->units != NULL) {
+        n += (size_t)c->side_cap * sizeof(double);
+    }
+    if (c->bytes != NULL) {
+        n += (size_t)c->side_cap * sizeof(size_t);
+    }
+    return n;
+}
+
+size_t
+ml_cache_entry_overhead(const ml_cache *c)
+{
+    /* slab entry + side cells + two index slots (the index holds 1.5 to 3 per entry) */
+    return sizeof(ml_entry) + (c->units_on ? sizeof(double) : 0) +
+           (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t);
+}
+
+#ifndef NDEBUG
+static void
+check_list(const ml_cache *c, const ml_list *l, int w)
+{
+    uint32_t n = 0, prev = ML_NIL;
+    for (uint32_t id = l->head; id != ML_NIL; id = c->t.ents[id].link[w][1]) {
+        if (id >= c->t.top || c->t.ents[id].key == NULL || c->t.ents[id].link[w][0] != prev ||
+            ++n > c->t.used) {
+            abort();
+        }
+        prev = id;
+    }
+    if (l->tail != prev || n != c->t.used) {
+        abort();
+    }
+}
+
+void
+ml_cache_check(const ml_cache *c)
+{
+    const ml_table *t = &c->t;
+    check_list(c, &c->order, ML_LINK_ORDER);
+    if (c->kind == ML_POLICY_LRU) {
+        check_list(c, &c->policy, ML_LINK_POLICY);
+    }
+    double units = 0.0;
+    size_t bytes = 0, live = 0;
+    for (uint32_t id = 0; id < t->top; id++) {
+        if (t->ents[id].key == NULL) {
+            continue;
+        }
+        live++;
+        units += ml_cache_units_of(c, id);
+        bytes += ml_cache_bytes_of(c, id);
+        uint32_t found = ML_NIL;
+        if (ml_table_find((ml_table *)t, t->ents[id].hash, t->ents[id].key, NULL, NULL, &found) !=
+                ML_OK ||
+            found != id) {
+            abort();
+        }
+    }
+    if (live != t->used || bytes != c->budget.bytes) {
+        abort();
+    }
+    if (fabs(units - c->budget.units) > 1e-6 * (1.0 + fabs(units)) && !isinf(units)) {
+        abort();
+    }
+    if (t->slots != NULL && 3u * t->fill > 2u * (t->mask + 1u)) {
+        abort();
+    }
+    size_t nfree = 0;
+    for (uint32_t id = t->free_head; id != ML_NIL; id = t->ents[id].link[ML_LINK_ORDER][1]) {
+        if (t->ents[id].key != NULL || ++nfree > t->top) {
+            abort();
+        }
+    }
+    if (nfree + live != t->top) {
+        abort();
+    }
+}
+#endif

@@ -1,0 +1,119 @@
+/* cache.h — the cache engine: a table of entries, an eviction policy and a budget.
+ *
+ * The engine stores opaque key and value pointers and never calls anything but the
+ * equality callback (during look-ups, through ml_table_find on `c->t`). Removal and
+ * eviction hand the key and value back to the caller, who releases them once the
+ * structure is consistent again: the engine itself never frees a key or value.
+ *
+ * Entries are iterated in insertion order (the ML_LINK_ORDER list); the policy decides
+ * which entry ml_cache_victim names:
+ *   ML_POLICY_INSERTION  the first inserted (cachetools.Cache: its first key);
+ *   ML_POLICY_LRU        the least recently used (a hit or a replacement refreshes).
+ */
+#ifndef ML_CACHE_H
+#define ML_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/budget.h"
+#include "core/list.h"
+#include "core/table.h"
+
+typedef enum ml_policy {
+    ML_POLICY_INSERTION = 0,
+    ML_POLICY_LRU = 1
+} ml_policy;
+
+typedef struct ml_cache {
+    ml_table t;         /* entries and index; t.version is bumped by insert/remove */
+    ml_list order;      /* insertion order: iteration */
+    ml_list policy;     /* ML_POLICY_LRU: least recent at head */
+    ml_policy kind;
+    double *units;      /* per-id units, NULL while units are off (each entry counts 1) */
+    size_t *bytes;      /* per-id bytes, NULL while bytes are off */
+    uint32_t side_cap;  /* ids the side arrays hold */
+    unsigned units_on : 1;
+    unsigned bytes_on : 1;
+    ml_budget budget;
+} ml_cache;
+
+/* Makes an empty cache; allocates nothing. maxunits >= 0 (may be +inf); maxbytes
+ * SIZE_MAX for none. units_on / bytes_on: keep per-entry units / bytes (side arrays). */
+void ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on,
+                   int bytes_on, double maxunits, size_t maxbytes);
+
+/* Frees the engine's memory. Keys and values still inside belong to the caller, who
+ * must have released them (see ml_cache_steal). */
+void ml_cache_free(ml_cache *c);
+
+/* Makes the next ml_cache_insert unable to fail. @return ML_OK, ML_ERR_NOMEM or
+ * ML_ERR_FULL; the cache's content is unchanged either way. */
+int ml_cache_reserve(ml_cache *c);
+
+/* Inserts a new entry at the tail of both lists and adds its counts to the budget.
+ * @pre ml_cache_reserve succeeded, key is absent. Takes ownership of key and value.
+ * Does not evict: the caller makes room first (ml_cache_fits / ml_cache_victim). */
+uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, double units,
+                         size_t bytes);
+
+/* Gives live entry id a new value and counts; the LRU policy also refreshes it.
+ * @return the old value, which the caller now owns. */
+void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, double units, size_t bytes);
+
+/* Removes live entry id; *key and *value receive its pointers, which the caller owns. */
+void ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value);
+
+/* Records a use of live entry id (a hit): the LRU policy moves it to the recent end. */
+static inline void
+ml_cache_touch(ml_cache *c, uint32_t id)
+{
+    if (c->kind == ML_POLICY_LRU) {
+        ml_list_move_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
+    }
+}
+
+/* @return the id the policy evicts next, or ML_NIL when the cache is empty. */
+static inline uint32_t
+ml_cache_victim(const ml_cache *c)
+{
+    return c->kind == ML_POLICY_LRU ? c->policy.head : c->order.head;
+}
+
+/* @return the units / bytes entry id is accounted for. */
+double ml_cache_units_of(const ml_cache *c, uint32_t id);
+size_t ml_cache_bytes_of(const ml_cache *c, uint32_t id);
+
+/* @return 1 if storing an entry of (units, bytes) in place of entry id (ML_NIL for a new
+ * key) keeps the budget, else 0. */
+int ml_cache_fits(const ml_cache *c, uint32_t id, double units, size_t bytes);
+
+/* @return the first id in insertion order / the one after id, or ML_NIL. */
+static inline uint32_t ml_cache_first(const ml_cache *c) { return c->order.head; }
+static inline uint32_t
+ml_cache_next(const ml_cache *c, uint32_t id)
+{
+    return c->t.ents[id].link[ML_LINK_ORDER][1];
+}
+
+/* Empties the cache in O(1): its entries move to *out (the caller releases each live
+ * entry's key and value in *out, then calls ml_table_free(out)); counts drop to zero. */
+void ml_cache_steal(ml_cache *c, ml_table *out);
+
+/* @return the bytes the engine owns (slab, index, side arrays). */
+size_t ml_cache_sizeof(const ml_cache *c);
+
+/* @return the bytes one entry costs the engine at a typical load: its slab entry, side
+ * array cells and index share. Used by the binding's default byte accounting. */
+size_t ml_cache_entry_overhead(const ml_cache *c);
+
+/* Checks every invariant (lists, counts, index); aborts on a violation. Compiled only
+ * when NDEBUG is off; call it after any mutation in debug builds. */
+#ifndef NDEBUG
+void ml_cache_check(const ml_cache *c);
+#define ML_CACHE_CHECK(c) ml_cache_check(c)
+#else
+#define ML_CACHE_CHECK(c) ((void)0)
+#endif
+
+#endif

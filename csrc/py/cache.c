@@ -1,0 +1,1433 @@
+/* cache.c — memleash._core.Cache: the C type under memleash.Cache, LRUCache, ...
+ *
+ * One C type carries every cache class; the eviction policy is chosen when an instance
+ * is created, from the class attribute `_ml_policy` that the Python layer sets
+ * (memleash.Cache: insertion order, memleash.LRUCache: recency). The Python layer
+ * subclasses this type together with collections.abc.MutableMapping, which supplies
+ * the mixins cachetools also inherits (keys/values/items views, update, ==).
+ *
+ * Behaviour is cachetools 8.0.2's (requirements/pins.txt), method by method:
+ *   c[k]        hit: refresh recency (LRU); miss: self.__missing__(k) (KeyError(k))
+ *   c[k] = v    getsizeof(v) > maxsize -> ValueError('value too large'); then
+ *               `while currsize + diff > maxsize: self.popitem()`; then store
+ *   popitem()   victim per policy; empty: KeyError('<Name> is empty') from None for LRU,
+ *               a bare KeyError from None for Cache (MutableMapping.popitem)
+ *   get/pop/setdefault go through `key in self`, `self[key]`, `del self[key]`
+ * plus memleash's byte budget (max_bytes / sizeof / currbytes), checked before the
+ * entry is stored, together with maxsize.
+ *
+ * Subclass hooks. When an instance is created, tp_new compares the class's __getitem__,
+ * __setitem__, __delitem__, __contains__, __missing__, popitem and getsizeof with this
+ * type's own; each override sets a bit in
+ * `hooks`, and only then do the internal paths call the Python-level method (as
+ * cachetools calls `self.<name>`). A class without overrides runs the C paths alone.
+ *
+ * Note on re-entrancy
+ * -------------------
+ * These calls can run arbitrary Python code, which may mutate or clear this cache:
+ *   - PyObject_Hash(key) and the equality callback (key.__eq__) during a look-up;
+ *   - getsizeof(value) and sizeof(key, value) while an assignment sizes its entry;
+ *   - the overridden hooks above, e.g. self.popitem() during eviction;
+ *   - every Py_DECREF of a key or value (its __del__, or a weakref callback).
+ * How the code stays consistent:
+ *   - the engine is never left half-mutated across such a call; ml_table_find restarts
+ *     its probe when the table's version changed during __eq__ (as dictobject.c does);
+ *   - a path that holds an entry id across a call re-finds the key afterwards (store()
+ *     restarts after every self.popitem() and after releasing evicted entries), and an
+ *     assignment re-sizes its entry if __init__/__setstate__ reconfigured the cache
+ *     meanwhile (config_gen);
+ *   - references the engine gives back (evicted, replaced, removed, cleared) are
+ *     released only once every invariant holds again: evictions collect them in a
+ *     `deferred` buffer, clear() moves the whole table out before releasing anything;
+ *   - keys are held by a new reference while their __eq__ runs.
+ * Lines that can re-enter carry the comment "can re-enter".
+ */
+#include "py/module.h"
+
+#include <math.h>
+#include <structmember.h>
+#include <stdint.h>
+
+#include "core/cache.h"
+
+enum {
+    HOOK_GETITEM = 1u << 0,
+    HOOK_SETITEM = 1u << 1,
+    HOOK_DELITEM = 1u << 2,
+    HOOK_CONTAINS = 1u << 3,
+    HOOK_MISSING = 1u << 4,
+    HOOK_POPITEM = 1u << 5,
+    HOOK_GETSIZEOF = 1u << 6,
+};
+
+typedef struct {
+    PyObject_HEAD
+    ml_cache c;
+    ml_state *st;           /* borrowed: the instance's type keeps the module alive */
+    PyObject *maxsize;      /* as given: the property and repr show it unchanged */
+    PyObject *getsizeof;    /* units callable while units are on, else NULL */
+    PyObject *sizeof_fn;    /* bytes callable, or NULL for the default accounting */
+    PyObject *dict;
+    PyObject *weakreflist;
+    uint64_t config_gen;    /* bumped by every (re)configuration */
+    unsigned hooks;
+    unsigned units_float;   /* a float size was stored: currsize is a float until clear() */
+} CacheObject;
+
+typedef struct {
+    PyObject_HEAD
+    CacheObject *cache;     /* NULL once exhausted */
+    uint32_t next;
+    uint32_t used;
+    uint64_t version;
+} CacheIterObject;
+
+#define ENTS(self) ((self)->c.t.ents)
+
+/* ------------------------------------------------------------------------------------
+ * Deferred releases: references the engine handed back, released at the end of a path.
+ */
+#define DEFER_MAX 64
+
+typedef struct {
+    PyObject *objs[DEFER_MAX];
+    int n;
+} deferred;
+
+static void
+defer_flush(deferred *d)
+{
+    while (d->n > 0) {
+        PyObject *o = d->objs[--d->n];
+        Py_DECREF(o);   /* can re-enter */
+    }
+}
+
+/* ------------------------------------------------------------------------------------
+ * Look-ups and small helpers
+ */
+static int
+eq_callback(void *ctx, void *stored, void *key)
+{
+    (void)ctx;
+    PyObject *s = (PyObject *)stored;
+    Py_INCREF(s);   /* __eq__ may remove the entry and drop the cache's reference */
+    int r = PyObject_RichCompareBool(s, (PyObject *)key, Py_EQ);   /* can re-enter */
+    Py_DECREF(s);   /* can re-enter */
+    return r;
+}
+
+/* @return 1 found (*id set), 0 absent, -1 error. */
+static inline int
+cache_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
+{
+    int st = ml_table_find(&self->c.t, (uint64_t)h, key, eq_callback, NULL, id);
+    return st == ML_OK ? 1 : (st == ML_NOT_FOUND ? 0 : -1);
+}
+
+/* Raises KeyError(key) — with the key as the single argument even when it is a tuple. */
+static void
+set_key_error(PyObject *key)
+{
+    PyObject *exc = PyObject_CallOneArg(PyExc_KeyError, key);
+    if (exc != NULL) {
+        PyErr_SetObject(PyExc_KeyError, exc);
+        Py_DECREF(exc);
+    }
+}
+
+/* Converts a size (maxsize, a getsizeof result) to a double. Ints too large for a double
+ * become +-inf (cachetools compares them exactly; they are beyond any real budget).
+ * *is_float: the number is not an int (cachetools' currsize then turns float). */
+static int
+to_units(PyObject *o, double *out, int *is_float)
+{
+    if (PyLong_Check(o)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow != 0) {
+            *out = overflow > 0 ? INFINITY : -INFINITY;
+        }
+        else if (v > (1LL << 53) || v < -(1LL << 53)) {
+            *out = PyLong_AsDouble(o);
+        }
+        else {
+            *out = (double)v;
+        }
+        *is_float = 0;
+        return 0;
+    }
+    double d = PyFloat_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = d;
+    *is_float = 1;
+    return 0;
+}
+
+static PyObject *
+type_name(CacheObject *self)
+{
+    return PyType_GetName(Py_TYPE(self));
+}
+
+/* A flat list [k0, v0, k1, v1, ...] in iteration order: new references, no callback. */
+static PyObject *
+snapshot(CacheObject *self)
+{
+    PyObject *list = PyList_New((Py_ssize_t)self->c.t.used * 2);
+    if (list == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
+        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].key));
+        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].value));
+    }
+    return list;
+}
+
+/* Empties the cache: the entries move out first, then are released. */
+static void
+clear_entries(CacheObject *self)
+{
+    ml_table out;
+    ml_cache_steal(&self->c, &out);
+    self->units_float = 0;
+    for (uint32_t id = 0; id < out.top; id++) {
+        if (out.ents[id].key != NULL) {
+            Py_DECREF((PyObject *)out.ents[id].key);     /* can re-enter */
+            Py_DECREF((PyObject *)out.ents[id].value);   /* can re-enter */
+        }
+    }
+    ml_table_free(&out);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Sizing an entry: units (cachetools' getsizeof) and bytes (memleash's sizeof)
+ */
+static int
+entry_units(CacheObject *self, PyObject *value, double *units, int *is_float)
+{
+    *is_float = 0;
+    if (self->getsizeof == NULL) {
+        *units = 1.0;
+        if (1.0 > self->c.budget.maxunits) {
+            PyErr_SetString(PyExc_ValueError, "value too large");
+            return -1;
+        }
+        return 0;
+    }
+    PyObject *callable = Py_NewRef(self->getsizeof);
+    PyObject *r = PyObject_CallOneArg(callable, value);   /* can re-enter */
+    Py_DECREF(callable);
+    if (r == NULL) {
+        return -1;
+    }
+    int rc = to_units(r, units, is_float);
+    Py_DECREF(r);
+    if (rc < 0) {
+        return -1;
+    }
+    if (*units > self->c.budget.maxunits) {
+        PyErr_SetString(PyExc_ValueError, "value too large");
+        return -1;
+    }
+    if (*units < 0) {
+        PyErr_SetString(PyExc_ValueError, "value size must be non-negative");
+        return -1;
+    }
+    if (isnan(*units)) {
+        PyErr_SetString(PyExc_ValueError, "value size must not be NaN");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+entry_bytes(CacheObject *self, PyObject *key, PyObject *value, size_t *bytes)
+{
+    *bytes = 0;
+    if (!self->c.bytes_on) {
+        return 0;
+    }
+    if (self->sizeof_fn != NULL) {
+        PyObject *callable = Py_NewRef(self->sizeof_fn);
+        PyObject *r = PyObject_CallFunctionObjArgs(callable, key, value, NULL);   /* can re-enter */
+        Py_DECREF(callable);
+        if (r == NULL) {
+            return -1;
+        }
+        if (!PyLong_Check(r)) {
+            PyErr_Format(PyExc_TypeError, "sizeof must return an int, not %.200s",
+                         Py_TYPE(r)->tp_name);
+            Py_DECREF(r);
+            return -1;
+        }
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
+        Py_DECREF(r);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (v < 0 || overflow < 0) {
+            PyErr_SetString(PyExc_ValueError, "sizeof must return a non-negative int");
+            return -1;
+        }
+        *bytes = overflow > 0 ? SIZE_MAX : (size_t)v;
+    }
+    else {
+        size_t k = _PySys_GetSizeOf(key);   /* can re-enter (__sizeof__) */
+        if (k == (size_t)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        size_t v = _PySys_GetSizeOf(value);   /* can re-enter (__sizeof__) */
+        if (v == (size_t)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *bytes = k + v + ml_cache_entry_overhead(&self->c);
+    }
+    if (*bytes > self->c.budget.maxbytes) {
+        PyErr_Format(PyExc_ValueError, "value too large: entry of %zu bytes exceeds max_bytes=%zu",
+                     *bytes, self->c.budget.maxbytes);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Storing: eviction before insertion, so no budget is ever exceeded
+ */
+
+/* Calls self.popitem() (an override, or the C one reaching an overridden __delitem__)
+ * once. @return 0 if it freed something, -1 with an exception otherwise. */
+static int
+evict_via_popitem(CacheObject *self)
+{
+    uint32_t used = self->c.t.used;
+    double units = self->c.budget.units;
+    size_t bytes = self->c.budget.bytes;
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, self->st->str_popitem);   /* can re-enter */
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);   /* can re-enter */
+    if (self->c.t.used >= used && !(self->c.budget.units < units) && !(self->c.budget.bytes < bytes)) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%.200s.popitem() freed no room: cannot make room for a new item",
+                     Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Stores (key, value) sized (units, bytes), evicting first until both budgets hold.
+ * @pre the entry alone is admitted (entry_units / entry_bytes checked it). */
+static int
+store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units, size_t bytes,
+      int units_is_float)
+{
+    deferred d;
+    d.n = 0;
+    uint32_t id;
+restart:;
+    int found = cache_find(self, key, h, &id);   /* can re-enter (__eq__) */
+    if (found < 0) {
+        goto error;
+    }
+    if (!found) {
+        id = ML_NIL;
+    }
+    while (!ml_cache_fits(&self->c, id, units, bytes)) {
+        if (self->hooks & (HOOK_POPITEM | HOOK_DELITEM)) {
+            defer_flush(&d);
+            if (evict_via_popitem(self) < 0) {
+                goto error;
+            }
+            goto restart;
+        }
+        uint32_t victim = ml_cache_victim(&self->c);
+        if (victim == ML_NIL) {
+            /* empty and still no room: limits changed under us; never exceed them */
+            PyErr_SetString(PyExc_ValueError, "value too large");
+            goto error;
+        }
+        if (victim == id) {
+            id = ML_NIL;
+        }
+        void *k, *v;
+        ml_cache_remove(&self->c, victim, &k, &v);
+        d.objs[d.n++] = (PyObject *)k;   /* released below, once consistent */
+        d.objs[d.n++] = (PyObject *)v;
+        if (d.n + 2 > DEFER_MAX && !ml_cache_fits(&self->c, id, units, bytes)) {
+            defer_flush(&d);   /* can re-enter: the entry id may be stale */
+            goto restart;
+        }
+    }
+    PyObject *old = NULL;
+    if (id == ML_NIL) {
+        int rc = ml_cache_reserve(&self->c);
+        if (rc != ML_OK) {
+            if (rc == ML_ERR_FULL) {
+                PyErr_SetString(PyExc_OverflowError, "cache holds the most entries it can");
+            }
+            else {
+                PyErr_NoMemory();
+            }
+            goto error;   /* entries evicted above stay evicted: still within budget */
+        }
+        ml_cache_insert(&self->c, (uint64_t)h, Py_NewRef(key), Py_NewRef(value), units, bytes);
+    }
+    else {
+        old = (PyObject *)ml_cache_replace(&self->c, id, Py_NewRef(value), units, bytes);
+    }
+    if (units_is_float) {
+        self->units_float = 1;
+    }
+    ML_CACHE_CHECK(&self->c);
+    defer_flush(&d);
+    Py_XDECREF(old);   /* can re-enter */
+    return 0;
+error:
+    defer_flush(&d);
+    return -1;
+}
+
+static int
+cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
+{
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        return -1;
+    }
+    for (;;) {
+        uint64_t gen = self->config_gen;
+        double units;
+        int is_float;
+        size_t bytes;
+        if (entry_units(self, value, &units, &is_float) < 0) {
+            return -1;
+        }
+        if (entry_bytes(self, key, value, &bytes) < 0) {
+            return -1;
+        }
+        if (gen == self->config_gen) {
+            return store(self, key, h, value, units, bytes, is_float);
+        }
+        /* reconfigured by a callback: size the entry again under the new settings */
+    }
+}
+
+static int
+cache_delitem(CacheObject *self, PyObject *key)
+{
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        return -1;
+    }
+    uint32_t id;
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    if (found <= 0) {
+        if (found == 0) {
+            set_key_error(key);
+        }
+        return -1;
+    }
+    void *k, *v;
+    ml_cache_remove(&self->c, id, &k, &v);
+    ML_CACHE_CHECK(&self->c);
+    Py_DECREF((PyObject *)k);   /* can re-enter */
+    Py_DECREF((PyObject *)v);   /* can re-enter */
+    return 0;
+}
+
+static int
+cache_ass_subscript(CacheObject *self, PyObject *key, PyObject *value)
+{
+    return value == NULL ? cache_delitem(self, key) : cache_setitem(self, key, value);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Reading
+ */
+static PyObject *
+cache_missing(CacheObject *self, PyObject *key, Py_hash_t h)
+{
+    if (!(self->hooks & HOOK_MISSING)) {
+        set_key_error(key);
+        return NULL;
+    }
+    PyObject *value = PyObject_CallMethodOneArg((PyObject *)self, self->st->str_missing, key);   /* can re-enter */
+    if (value == NULL) {
+        return NULL;
+    }
+    /* as cachetools' LRUCache: __missing__ may have stored the key; refresh it if so */
+    uint32_t id;
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    if (found < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    if (found) {
+        ml_cache_touch(&self->c, id);
+    }
+    return value;
+}
+
+static PyObject *
+cache_subscript(CacheObject *self, PyObject *key)
+{
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        return NULL;
+    }
+    uint32_t id;
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    if (found > 0) {
+        ml_cache_touch(&self->c, id);
+        return Py_NewRef((PyObject *)ENTS(self)[id].value);
+    }
+    if (found < 0) {
+        return NULL;
+    }
+    return cache_missing(self, key, h);
+}
+
+static int
+cache_contains(CacheObject *self, PyObject *key)
+{
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        return -1;
+    }
+    uint32_t id;
+    return cache_find(self, key, h, &id);   /* can re-enter */
+}
+
+static Py_ssize_t
+cache_length(CacheObject *self)
+{
+    return (Py_ssize_t)self->c.t.used;
+}
+
+/* Parses (key[, <opt>]) with <opt> also accepted by keyword. */
+static int
+parse_key_opt(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *optname, PyObject **key, PyObject **opt)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 2 arguments (%zd given)", fname, nargs + nkw);
+        return -1;
+    }
+    *key = nargs > 0 ? args[0] : NULL;
+    *opt = nargs > 1 ? args[1] : NULL;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot = NULL;
+        if (PyUnicode_CompareWithASCIIString(name, "key") == 0) {
+            slot = key;
+        }
+        else if (PyUnicode_CompareWithASCIIString(name, optname) == 0) {
+            slot = opt;
+        }
+        if (slot == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, name);
+            return -1;
+        }
+        if (*slot != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%U'", fname, name);
+            return -1;
+        }
+        *slot = args[nargs + i];
+    }
+    if (*key == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required argument 'key'", fname);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *key, *dflt;
+    if (parse_key_opt("get", args, nargs, kwnames, "default", &key, &dflt) < 0) {
+        return NULL;
+    }
+    if (dflt == NULL) {
+        dflt = Py_None;
+    }
+    if (self->hooks & (HOOK_CONTAINS | HOOK_GETITEM)) {   /* cachetools: key in self, self[key] */
+        int r = PySequence_Contains((PyObject *)self, key);   /* can re-enter */
+        if (r < 0) {
+            return NULL;
+        }
+        return r ? PyObject_GetItem((PyObject *)self, key) : Py_NewRef(dflt);
+    }
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        return NULL;
+    }
+    uint32_t id;
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    if (found > 0) {
+        ml_cache_touch(&self->c, id);
+        return Py_NewRef((PyObject *)ENTS(self)[id].value);
+    }
+    return found < 0 ? NULL : Py_NewRef(dflt);
+}
+
+static PyObject *
+cache_pop(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *key, *dflt;
+    if (parse_key_opt("pop", args, nargs, kwnames, "default", &key, &dflt) < 0) {
+        return NULL;
+    }
+    if (self->hooks & (HOOK_CONTAINS | HOOK_GETITEM | HOOK_DELITEM)) {
+        int r = PySequence_Contains((PyObject *)self, key);   /* can re-enter */
+        if (r < 0) {
+            return NULL;
+        }
+        if (r) {
+            PyObject *value = PyObject_GetItem((PyObject *)self, key);   /* can re-enter */
+            if (value == NULL || PyObject_DelItem((PyObject *)self, key) < 0) {
+                Py_XDECREF(value);
+                return NULL;
+            }
+            return value;
+        }
+        goto absent;
+    }
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        return NULL;
+    }
+    uint32_t id;
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    if (found < 0) {
+        return NULL;
+    }
+    if (found) {
+        void *k, *v;
+        ml_cache_remove(&self->c, id, &k, &v);
+        ML_CACHE_CHECK(&self->c);
+        Py_DECREF((PyObject *)k);   /* can re-enter */
+        return (PyObject *)v;   /* the cache's reference passes to the caller */
+    }
+absent:
+    if (dflt == NULL) {
+        set_key_error(key);
+        return NULL;
+    }
+    return Py_NewRef(dflt);
+}
+
+static PyObject *
+cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *key, *dflt;
+    if (parse_key_opt("setdefault", args, nargs, kwnames, "default", &key, &dflt) < 0) {
+        return NULL;
+    }
+    if (dflt == NULL) {
+        dflt = Py_None;
+    }
+    if (self->hooks & (HOOK_CONTAINS | HOOK_GETITEM | HOOK_SETITEM)) {
+        int r = PySequence_Contains((PyObject *)self, key);   /* can re-enter */
+        if (r < 0) {
+            return NULL;
+        }
+        if (r) {
+            return PyObject_GetItem((PyObject *)self, key);
+        }
+        return PyObject_SetItem((PyObject *)self, key, dflt) < 0 ? NULL : Py_NewRef(dflt);
+    }
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        return NULL;
+    }
+    uint32_t id;
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    if (found < 0) {
+        return NULL;
+    }
+    if (found) {
+        ml_cache_touch(&self->c, id);
+        return Py_NewRef((PyObject *)ENTS(self)[id].value);
+    }
+    Py_INCREF(dflt);   /* the callbacks below must not free what we return */
+    if (cache_setitem(self, key, dflt) < 0) {
+        Py_DECREF(dflt);
+        return NULL;
+    }
+    return dflt;
+}
+
+static void
+raise_empty(CacheObject *self)
+{
+    PyObject *exc;
+    if (self->c.kind == ML_POLICY_INSERTION) {   /* MutableMapping.popitem: bare KeyError */
+        exc = PyObject_CallNoArgs(PyExc_KeyError);
+    }
+    else {
+        PyObject *name = type_name(self);
+        if (name == NULL) {
+            return;
+        }
+        exc = PyUnicode_FromFormat("%U is empty", name);
+        Py_DECREF(name);
+        if (exc != NULL) {
+            Py_SETREF(exc, PyObject_CallOneArg(PyExc_KeyError, exc));
+        }
+    }
+    if (exc == NULL) {
+        return;
+    }
+    PyException_SetCause(exc, NULL);   /* "from None": also sets __suppress_context__ */
+    PyErr_SetObject(PyExc_KeyError, exc);
+    Py_DECREF(exc);
+}
+
+static PyObject *
+cache_popitem(CacheObject *self, PyObject *Py_UNUSED(ignored))
+{
+    uint32_t victim = ml_cache_victim(&self->c);
+    if (victim == ML_NIL) {
+        raise_empty(self);
+        return NULL;
+    }
+    int insertion = self->c.kind == ML_POLICY_INSERTION;
+    if ((self->hooks & HOOK_DELITEM) || (insertion && (self->hooks & HOOK_GETITEM))) {
+        /* as cachetools: value = self[key] (Cache) or the stored value (LRU); del self[key] */
+        PyObject *key = Py_NewRef((PyObject *)ENTS(self)[victim].key);
+        PyObject *value = insertion ? PyObject_GetItem((PyObject *)self, key)   /* can re-enter */
+                                    : Py_NewRef((PyObject *)ENTS(self)[victim].value);
+        if (value == NULL || PyObject_DelItem((PyObject *)self, key) < 0) {   /* can re-enter */
+            Py_DECREF(key);
+            Py_XDECREF(value);
+            return NULL;
+        }
+        PyObject *pair = PyTuple_Pack(2, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        return pair;
+    }
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        return NULL;
+    }
+    void *k, *v;
+    ml_cache_remove(&self->c, victim, &k, &v);
+    ML_CACHE_CHECK(&self->c);
+    PyTuple_SET_ITEM(pair, 0, (PyObject *)k);   /* steals the cache's references */
+    PyTuple_SET_ITEM(pair, 1, (PyObject *)v);
+    return pair;
+}
+
+static PyObject *
+cache_clear(CacheObject *self, PyObject *Py_UNUSED(ignored))
+{
+    clear_entries(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+cache_missing_method(CacheObject *Py_UNUSED(self), PyObject *key)
+{
+    set_key_error(key);
+    return NULL;
+}
+
+static PyObject *
+cache_getsizeof(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(value))
+{
+    return PyLong_FromLong(1);
+}
+
+static PyObject *
+cache_sizeof(CacheObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize + ml_cache_sizeof(&self->c));
+}
+
+/* ------------------------------------------------------------------------------------
+ * Properties
+ */
+static PyObject *
+cache_get_maxsize(CacheObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->maxsize);
+}
+
+static PyObject *
+cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (!self->c.units_on) {
+        return PyLong_FromUnsignedLong(self->c.t.used);
+    }
+    double u = self->c.budget.units;
+    if (self->units_float || !isfinite(u)) {
+        return PyFloat_FromDouble(u);
+    }
+    return PyLong_FromDouble(u);
+}
+
+static PyObject *
+cache_get_maxbytes(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (self->c.budget.maxbytes == SIZE_MAX) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromSize_t(self->c.budget.maxbytes);
+}
+
+static PyObject *
+cache_get_currbytes(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (self->c.bytes_on) {
+        return PyLong_FromSize_t(self->c.budget.bytes);
+    }
+    /* not accounted as it goes (no max_bytes, no sizeof): the default sizing, on demand */
+    PyObject *items = snapshot(self);
+    if (items == NULL) {
+        return NULL;
+    }
+    size_t total = 0, overhead = ml_cache_entry_overhead(&self->c);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        size_t n = _PySys_GetSizeOf(PyList_GET_ITEM(items, i));   /* can re-enter */
+        if (n == (size_t)-1 && PyErr_Occurred()) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        total += n + (i % 2 ? overhead : 0);
+    }
+    Py_DECREF(items);
+    return PyLong_FromSize_t(total);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Construction and configuration
+ */
+static void
+detect_hooks(CacheObject *self, ml_state *st)
+{
+    PyTypeObject *type = Py_TYPE(self), *base = st->CacheType;
+    struct {
+        PyObject *name;
+        unsigned bit;
+    } names[] = {
+        {st->str_getitem, HOOK_GETITEM}, {st->str_setitem, HOOK_SETITEM},
+        {st->str_delitem, HOOK_DELITEM}, {st->str_contains, HOOK_CONTAINS},
+        {st->str_missing, HOOK_MISSING}, {st->str_popitem, HOOK_POPITEM},
+        {st->str_getsizeof, HOOK_GETSIZEOF},
+    };
+    self->hooks = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        /* both borrowed; a plain MRO walk, no Python code runs */
+        if (_PyType_Lookup(type, names[i].name) != _PyType_Lookup(base, names[i].name)) {
+            self->hooks |= names[i].bit;
+        }
+    }
+}
+
+static PyObject *
+cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
+{
+    ml_state *st = ml_state_of_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    ml_policy kind = ML_POLICY_INSERTION;
+    PyObject *policy = _PyType_Lookup(type, st->str_policy);   /* borrowed */
+    if (policy != NULL) {
+        long p = PyLong_Check(policy) ? PyLong_AsLong(policy) : -1;
+        if (p != ML_POLICY_INSERTION && p != ML_POLICY_LRU) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "_ml_policy must be one of memleash._core.POLICY_*");
+            return NULL;
+        }
+        kind = (ml_policy)p;
+    }
+    CacheObject *self = (CacheObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->st = st;
+    ml_cache_init(&self->c, &ml_alloc_pymem, kind, 0, 0, 0.0, SIZE_MAX);
+    self->maxsize = Py_NewRef(Py_None);   /* until __init__ / __setstate__ */
+    detect_hooks(self, st);
+    return (PyObject *)self;
+}
+
+/* Puts the cache in its configured, empty state. Steals nothing. */
+static int
+configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
+{
+    double maxunits;
+    int is_float;
+    if (to_units(maxsize, &maxunits, &is_float) < 0) {
+        return -1;
+    }
+    if (isnan(maxunits)) {
+        PyErr_SetString(PyExc_ValueError, "maxsize must not be NaN");
+        return -1;
+    }
+    if (maxunits < 0) {
+        PyErr_SetString(PyExc_ValueError, "maxsize must be non-negative");
+        return -1;
+    }
+    size_t maxbytes = SIZE_MAX;
+    if (max_bytes != Py_None) {
+        if (!PyLong_Check(max_bytes) || PyBool_Check(max_bytes)) {
+            PyErr_Format(PyExc_TypeError, "max_bytes must be an int or None, not %.200s",
+                         Py_TYPE(max_bytes)->tp_name);
+            return -1;
+        }
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(max_bytes, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (v < 0 || overflow < 0) {
+            PyErr_SetString(PyExc_ValueError, "max_bytes must be non-negative");
+            return -1;
+        }
+        maxbytes = (overflow > 0 || (unsigned long long)v >= SIZE_MAX) ? SIZE_MAX - 1 : (size_t)v;
+    }
+    if (sizeof_fn != Py_None && !PyCallable_Check(sizeof_fn)) {
+        PyErr_Format(PyExc_TypeError, "sizeof must be callable or None, not %.200s",
+                     Py_TYPE(sizeof_fn)->tp_name);
+        return -1;
+    }
+    /* everything validated: from here on the cache changes */
+    clear_entries(self);   /* can re-enter (releases old entries), leaves it empty */
+    ml_policy kind = self->c.kind;
+    ml_cache_free(&self->c);
+    ml_cache_init(&self->c, &ml_alloc_pymem, kind, units_on, max_bytes != Py_None || sizeof_fn != Py_None,
+                  maxunits, maxbytes);
+    Py_XSETREF(self->maxsize, Py_NewRef(maxsize));
+    Py_XSETREF(self->sizeof_fn, sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn));
+    self->units_float = 0;
+    self->config_gen++;
+    return 0;
+}
+
+/* The units callable: an overriding getsizeof, else one set on the instance. */
+static int
+resolve_getsizeof(CacheObject *self)
+{
+    PyObject *fn = NULL;
+    if (self->c.units_on) {
+        fn = PyObject_GetAttr((PyObject *)self, self->st->str_getsizeof);
+        if (fn == NULL) {
+            return -1;
+        }
+    }
+    Py_XSETREF(self->getsizeof, fn);
+    return 0;
+}
+
+static int
+cache_init(CacheObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"maxsize", "getsizeof", "max_bytes", "sizeof", NULL};
+    PyObject *maxsize, *getsizeof = Py_None, *max_bytes = Py_None, *sizeof_fn = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OO:Cache", kwlist, &maxsize, &getsizeof,
+                                     &max_bytes, &sizeof_fn)) {
+        return -1;
+    }
+    if (getsizeof != Py_None && !PyCallable_Check(getsizeof)) {
+        PyErr_Format(PyExc_TypeError, "getsizeof must be callable or None, not %.200s",
+                     Py_TYPE(getsizeof)->tp_name);
+        return -1;
+    }
+    int units_on = getsizeof != Py_None || (self->hooks & HOOK_GETSIZEOF);
+    if (configure(self, maxsize, units_on, max_bytes, sizeof_fn) < 0) {
+        return -1;
+    }
+    /* as cachetools: a getsizeof argument becomes an instance attribute */
+    if (getsizeof != Py_None &&
+        PyObject_SetAttr((PyObject *)self, self->st->str_getsizeof, getsizeof) < 0) {
+        return -1;
+    }
+    return resolve_getsizeof(self);
+}
+
+/* ------------------------------------------------------------------------------------
+ * repr, pickling and copying
+ */
+static PyObject *
+cache_repr(CacheObject *self)
+{
+    PyObject *name = NULL, *data = NULL, *currsize = NULL, *result = NULL, *items = NULL;
+    int rc = Py_ReprEnter((PyObject *)self);
+    if (rc < 0) {
+        return NULL;
+    }
+    if (rc > 0) {
+        data = PyUnicode_FromString("{...}");
+    }
+    else {
+        PyObject *d = PyDict_New();
+        items = snapshot(self);
+        if (d != NULL && items != NULL) {
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i += 2) {
+                if (PyDict_SetItem(d, PyList_GET_ITEM(items, i), PyList_GET_ITEM(items, i + 1)) < 0) {   /* can re-enter */
+                    Py_CLEAR(d);
+                    break;
+                }
+            }
+        }
+        if (d != NULL) {
+            data = PyObject_Repr(d);   /* can re-enter */
+            Py_DECREF(d);
+        }
+        Py_ReprLeave((PyObject *)self);
+    }
+    if (data == NULL) {
+        goto error;
+    }
+    name = type_name(self);
+    currsize = cache_get_currsize(self, NULL);
+    if (name == NULL || currsize == NULL) {
+        goto error;
+    }
+    result = PyUnicode_FromFormat("%U(%U, maxsize=%R, currsize=%R)", name, data, self->maxsize, currsize);
+error:
+    Py_XDECREF(items);
+    Py_XDECREF(name);
+    Py_XDECREF(data);
+    Py_XDECREF(currsize);
+    return result;
+}
+
+/* State: (dict, maxsize, units_on, units_float, max_bytes, sizeof, items, units, bytes,
+ * recency) — items flat in iteration order, recency as positions least recent first. A
+ * flat list pickles iteratively, whatever the number of items. */
+static PyObject *
+cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *items = NULL, *units = Py_None, *bytes = Py_None, *recency = Py_None, *state = NULL;
+    PyObject *maxbytes = NULL;
+    uint32_t *pos = NULL;
+    Py_INCREF(units);
+    Py_INCREF(bytes);
+    Py_INCREF(recency);
+    uint32_t n = self->c.t.used;
+    items = snapshot(self);
+    maxbytes = cache_get_maxbytes(self, NULL);
+    if (items == NULL || maxbytes == NULL) {
+        goto error;
+    }
+    if (self->c.units_on) {
+        Py_SETREF(units, PyList_New(n));
+        if (units == NULL) {
+            goto error;
+        }
+    }
+    if (self->c.bytes_on) {
+        Py_SETREF(bytes, PyList_New(n));
+        if (bytes == NULL) {
+            goto error;
+        }
+    }
+    Py_ssize_t i = 0;
+    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id), i++) {
+        if (units != Py_None) {
+            double u = self->c.units[id];
+            PyObject *o = self->units_float ? PyFloat_FromDouble(u) : PyLong_FromDouble(u);
+            if (o == NULL) {
+                goto error;
+            }
+            PyList_SET_ITEM(units, i, o);
+        }
+        if (bytes != Py_None) {
+            PyObject *o = PyLong_FromSize_t(self->c.bytes[id]);
+            if (o == NULL) {
+                goto error;
+            }
+            PyList_SET_ITEM(bytes, i, o);
+        }
+    }
+    if (self->c.kind == ML_POLICY_LRU) {
+        pos = PyMem_Malloc(((size_t)self->c.t.top + 1u) * sizeof(uint32_t));
+        Py_SETREF(recency, PyList_New(n));
+        if (pos == NULL || recency == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        uint32_t p = 0;
+        for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
+            pos[id] = p++;
+        }
+        i = 0;
+        for (uint32_t id = self->c.policy.head; id != ML_NIL; id = ENTS(self)[id].link[ML_LINK_POLICY][1]) {
+            PyObject *o = PyLong_FromUnsignedLong(pos[id]);
+            if (o == NULL) {
+                goto error;
+            }
+            PyList_SET_ITEM(recency, i++, o);
+        }
+    }
+    state = Py_BuildValue("(OOiiOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
+                          (int)self->c.units_on, (int)self->units_float, maxbytes,
+                          self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, recency);
+error:
+    PyMem_Free(pos);
+    Py_XDECREF(items);
+    Py_XDECREF(maxbytes);
+    Py_XDECREF(units);
+    Py_XDECREF(bytes);
+    Py_XDECREF(recency);
+    return state;
+}
+
+static PyObject *
+cache_setstate(CacheObject *self, PyObject *state)
+{
+    PyObject *dict, *maxsize, *max_bytes, *sizeof_fn, *items, *units, *bytes, *recency;
+    int units_on, units_float;
+    uint32_t *ids = NULL;
+    if (!PyTuple_Check(state) ||
+        !PyArg_ParseTuple(state, "OOppOOO!OOO:__setstate__", &dict, &maxsize, &units_on, &units_float,
+                          &max_bytes, &sizeof_fn, &PyList_Type, &items, &units, &bytes, &recency)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "__setstate__ expects the tuple __getstate__ returns");
+        }
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items) / 2;
+    if (PyList_GET_SIZE(items) % 2 || (dict != Py_None && !PyDict_Check(dict)) ||
+        (units != Py_None && (!PyList_Check(units) || PyList_GET_SIZE(units) != n)) ||
+        (bytes != Py_None && (!PyList_Check(bytes) || PyList_GET_SIZE(bytes) != n)) ||
+        (recency != Py_None && (!PyList_Check(recency) || PyList_GET_SIZE(recency) != n)) ||
+        (units_on != (units != Py_None))) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
+        return NULL;
+    }
+    Py_INCREF(state);   /* its parts are borrowed below, across callbacks */
+    if (dict != Py_None) {
+        PyObject *own = PyObject_GenericGetDict((PyObject *)self, NULL);
+        int rc = own ? PyDict_Update(own, dict) : -1;
+        Py_XDECREF(own);
+        if (rc < 0) {
+            goto error;
+        }
+    }
+    if (configure(self, maxsize, units_on, max_bytes, sizeof_fn) < 0 || resolve_getsizeof(self) < 0) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyList_GET_ITEM(items, 2 * i), *value = PyList_GET_ITEM(items, 2 * i + 1);
+        double u = 1.0;
+        int is_float = 0;
+        long long b = 0;
+        if (units != Py_None && to_units(PyList_GET_ITEM(units, i), &u, &is_float) < 0) {
+            goto error;
+        }
+        if (bytes != Py_None && (b = PyLong_AsLongLong(PyList_GET_ITEM(bytes, i))) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
+            }
+            goto error;
+        }
+        Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+        if (h == -1 || store(self, key, h, value, u, (size_t)b, 0) < 0) {
+            goto error;
+        }
+    }
+    self->units_float = (unsigned)units_float;
+    if (recency != Py_None) {
+        if ((Py_ssize_t)self->c.t.used != n) {
+            PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
+            goto error;
+        }
+        ids = PyMem_Malloc(((size_t)n + 1u) * sizeof(uint32_t));
+        if (ids == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        Py_ssize_t p = 0;
+        for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
+            ids[p++] = id;
+        }
+        /* validate the permutation before touching the list */
+        char *seen = PyMem_Calloc((size_t)n + 1u, 1);
+        if (seen == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(recency, i));
+            if (q < 0 || q >= n || seen[q]) {
+                PyMem_Free(seen);
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
+                }
+                goto error;
+            }
+            seen[q] = 1;
+        }
+        PyMem_Free(seen);
+        self->c.policy = ML_LIST_EMPTY;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(recency, i));
+            ml_list_push_back(&self->c.policy, ENTS(self), ML_LINK_POLICY, ids[q]);
+        }
+        ML_CACHE_CHECK(&self->c);
+    }
+    PyMem_Free(ids);
+    Py_DECREF(state);
+    Py_RETURN_NONE;
+error:
+    PyMem_Free(ids);
+    Py_DECREF(state);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------
+ * GC support and deallocation
+ */
+static int
+cache_traverse(CacheObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    const ml_table *t = &self->c.t;
+    for (uint32_t id = 0; id < t->top; id++) {
+        if (t->ents[id].key != NULL) {
+            Py_VISIT((PyObject *)t->ents[id].key);
+            Py_VISIT((PyObject *)t->ents[id].value);
+        }
+    }
+    Py_VISIT(self->maxsize);
+    Py_VISIT(self->getsizeof);
+    Py_VISIT(self->sizeof_fn);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+cache_tp_clear(CacheObject *self)
+{
+    clear_entries(self);
+    Py_CLEAR(self->maxsize);
+    Py_CLEAR(self->getsizeof);
+    Py_CLEAR(self->sizeof_fn);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+cache_dealloc(CacheObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, cache_dealloc)
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)cache_tp_clear(self);
+    ml_cache_free(&self->c);
+    tp->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+    Py_DECREF(tp);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Iteration: keys in insertion order; changing the set of keys invalidates iterators
+ */
+static PyObject *
+cache_iter(CacheObject *self)
+{
+    CacheIterObject *it = PyObject_GC_New(CacheIterObject, self->st->CacheIterType);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->cache = (CacheObject *)Py_NewRef(self);
+    it->next = ml_cache_first(&self->c);
+    it->used = self->c.t.used;
+    it->version = self->c.t.version;
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+static PyObject *
+cacheiter_next(CacheIterObject *it)
+{
+    CacheObject *c = it->cache;
+    if (c == NULL) {
+        return NULL;
+    }
+    if (c->c.t.version != it->version) {
+        PyObject *name = type_name(c);
+        if (name != NULL) {
+            PyErr_Format(PyExc_RuntimeError, "%U %s during iteration", name,
+                         c->c.t.used != it->used ? "changed size" : "keys changed");
+            Py_DECREF(name);
+        }
+        it->version = UINT64_MAX;   /* keep failing, as dict iterators do */
+        return NULL;
+    }
+    if (it->next == ML_NIL) {
+        it->cache = NULL;
+        Py_DECREF(c);
+        return NULL;
+    }
+    PyObject *key = (PyObject *)c->c.t.ents[it->next].key;
+    it->next = ml_cache_next(&c->c, it->next);
+    return Py_NewRef(key);
+}
+
+static PyObject *
+cacheiter_length_hint(CacheIterObject *it, PyObject *Py_UNUSED(ignored))
+{
+    if (it->cache == NULL || it->cache->c.t.version != it->version) {
+        return PyLong_FromLong(0);
+    }
+    Py_ssize_t n = 0;
+    for (uint32_t id = it->next; id != ML_NIL; id = ml_cache_next(&it->cache->c, id)) {
+        n++;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static int
+cacheiter_traverse(CacheIterObject *it, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(it));
+    Py_VISIT((PyObject *)it->cache);
+    return 0;
+}
+
+static int
+cacheiter_clear(CacheIterObject *it)
+{
+    Py_CLEAR(it->cache);
+    return 0;
+}
+
+static void
+cacheiter_dealloc(CacheIterObject *it)
+{
+    PyTypeObject *tp = Py_TYPE(it);
+    PyObject_GC_UnTrack(it);
+    Py_CLEAR(it->cache);
+    PyObject_GC_Del(it);
+    Py_DECREF(tp);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Type specs
+ */
+PyDoc_STRVAR(cache_doc,
+"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None)\n--\n\n"
+"The C engine under memleash's caches; use memleash.Cache or memleash.LRUCache.");
+
+static PyMethodDef cache_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))cache_get, METH_FASTCALL | METH_KEYWORDS,
+     "get(key, default=None): the value for key (refreshing it), else default."},
+    {"pop", (PyCFunction)(void (*)(void))cache_pop, METH_FASTCALL | METH_KEYWORDS,
+     "pop(key[, default]): remove key and return its value; KeyError without a default."},
+    {"setdefault", (PyCFunction)(void (*)(void))cache_setdefault, METH_FASTCALL | METH_KEYWORDS,
+     "setdefault(key, default=None): the value for key, storing default if absent."},
+    {"popitem", (PyCFunction)cache_popitem, METH_NOARGS,
+     "Remove and return the (key, value) pair the policy evicts next."},
+    {"clear", (PyCFunction)cache_clear, METH_NOARGS, "Remove every item."},
+    {"__missing__", (PyCFunction)cache_missing_method, METH_O,
+     "Called by c[key] on a miss; raises KeyError(key). Override to compute values."},
+    {"getsizeof", (PyCFunction)cache_getsizeof, METH_O | METH_STATIC,
+     "Return the size of a cache element's value (1 unless overridden or given)."},
+    {"__sizeof__", (PyCFunction)cache_sizeof, METH_NOARGS,
+     "Bytes the cache itself owns (not its keys and values)."},
+    {"__getstate__", (PyCFunction)cache_getstate, METH_NOARGS, NULL},
+    {"__setstate__", (PyCFunction)cache_setstate, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef cache_getset[] = {
+    {"maxsize", (getter)cache_get_maxsize, NULL, "The maximum size of the cache.", NULL},
+    {"currsize", (getter)cache_get_currsize, NULL, "The current size of the cache.", NULL},
+    {"maxbytes", (getter)cache_get_maxbytes, NULL, "The byte budget (max_bytes), or None.", NULL},
+    {"currbytes", (getter)cache_get_currbytes, NULL, "The accounted bytes of the items held.", NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef cache_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(CacheObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(CacheObject, dict), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot cache_slots[] = {
+    {Py_tp_doc, (void *)cache_doc},
+    {Py_tp_new, cache_new},
+    {Py_tp_init, cache_init},
+    {Py_tp_dealloc, cache_dealloc},
+    {Py_tp_traverse, cache_traverse},
+    {Py_tp_clear, cache_tp_clear},
+    {Py_tp_repr, cache_repr},
+    {Py_tp_iter, cache_iter},
+    {Py_tp_methods, cache_methods},
+    {Py_tp_getset, cache_getset},
+    {Py_tp_members, cache_members},
+    {Py_mp_length, cache_length},
+    {Py_mp_subscript, cache_subscript},
+    {Py_mp_ass_subscript, cache_ass_subscript},
+    {Py_sq_contains, cache_contains},
+    {0, NULL},
+};
+
+static PyType_Spec cache_spec = {
+    .name = "memleash._core.Cache",
+    .basicsize = sizeof(CacheObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = cache_slots,
+};
+
+static PyMethodDef cacheiter_methods[] = {
+    {"__length_hint__", (PyCFunction)cacheiter_length_hint, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot cacheiter_slots[] = {
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, cacheiter_next},
+    {Py_tp_dealloc, cacheiter_dealloc},
+    {Py_tp_traverse, cacheiter_traverse},
+    {Py_tp_clear, cacheiter_clear},
+    {Py_tp_methods, cacheiter_methods},
+    {0, NULL},
+};
+
+static PyType_Spec cacheiter_spec = {
+    .name = "memleash._core.CacheIterator",
+    .basicsize = sizeof(CacheIterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = cacheiter_slots,
+};
+
+int
+ml_cache_module_exec(PyObject *module, ml_state *st)
+{
+    st->CacheType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &cache_spec, NULL);
+    if (st->CacheType == NULL || PyModule_AddType(module, st->CacheType) < 0) {
+        return -1;
+    }
+    st->CacheIterType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &cacheiter_spec, NULL);
+    if (st->CacheIterType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(module, "POLICY_INSERTION", ML_POLICY_INSERTION) < 0 ||
+        PyModule_AddIntConstant(module, "POLICY_LRU", ML_POLICY_LRU) < 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* module.c — memleash._core: multi-phase init, module state, the PyMem allocator.
+ *
+ * The state holds the heap types and interned names; module_traverse and module_clear
+ * list the same fields in the same order, and module_free calls module_clear.
+ */
+#include "py/module.h"
+
+static void *pymem_malloc(void *ctx, size_t n) { (void)ctx; return PyMem_Malloc(n); }
+static void *pymem_realloc(void *ctx, void *p, size_t n) { (void)ctx; return PyMem_Realloc(p, n); }
+static void pymem_free(void *ctx, void *p) { (void)ctx; PyMem_Free(p); }
+
+const ml_alloc ml_alloc_pymem = {pymem_malloc, pymem_realloc, pymem_free, NULL};
+
+static int
+module_exec(PyObject *module)
+{
+    ml_state *st = PyModule_GetState(module);
+#define INTERN(field, text)                                  \
+    if ((st->field = PyUnicode_InternFromString(text)) == NULL) \
+        return -1;
+    INTERN(str_getitem, "__getitem__");
+    INTERN(str_setitem, "__setitem__");
+    INTERN(str_delitem, "__delitem__");
+    INTERN(str_contains, "__contains__");
+    INTERN(str_missing, "__missing__");
+    INTERN(str_popitem, "popitem");
+    INTERN(str_getsizeof, "getsizeof");
+    INTERN(str_policy, "_ml_policy");
+#undef INTERN
+    return ml_cache_module_exec(module, st);
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ml_state *st = PyModule_GetState(module);
+    Py_VISIT(st->CacheType);
+    Py_VISIT(st->CacheIterType);
+    Py_VISIT(st->str_getitem);
+    Py_VISIT(st->str_setitem);
+    Py_VISIT(st->str_delitem);
+    Py_VISIT(st->str_contains);
+    Py_VISIT(st->str_missing);
+    Py_VISIT(st->str_popitem);
+    Py_VISIT(st->str_getsizeof);
+    Py_VISIT(st->str_policy);
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    ml_state *st = PyModule_GetState(module);
+    Py_CLEAR(st->CacheType);
+    Py_CLEAR(st->CacheIterType);
+    Py_CLEAR(st->str_getitem);
+    Py_CLEAR(st->str_setitem);
+    Py_CLEAR(st->str_delitem);
+    Py_CLEAR(st->str_contains);
+    Py_CLEAR(st->str_missing);
+    Py_CLEAR(st->str_popitem);
+    Py_CLEAR(st->str_getsizeof);
+    Py_CLEAR(st->str_policy);
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    (void)module_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+PyModuleDef ml_module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "memleash._core",
+    .m_doc = "memleash's C core: the cache engine and its Python types.",
+    .m_size = sizeof(ml_state),
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&ml_module_def);
+}

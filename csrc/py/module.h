@@ -1,0 +1,35 @@
+/* module.h — what the binding's files share: module state and the PyMem allocator. */
+#ifndef ML_PY_MODULE_H
+#define ML_PY_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "core/alloc.h"
+
+/* Per-module state (multi-phase init: no process-wide mutable globals). */
+typedef struct {
+    PyTypeObject *CacheType;        /* memleash._core.Cache */
+    PyTypeObject *CacheIterType;
+    /* interned names, looked up on types to find a subclass's overrides */
+    PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
+    PyObject *str_popitem, *str_getsizeof, *str_policy;
+} ml_state;
+
+extern PyModuleDef ml_module_def;
+
+/* @return the module state of the module that defined type (or a base of it). */
+static inline ml_state *
+ml_state_of_type(PyTypeObject *type)
+{
+    PyObject *mod = PyType_GetModuleByDef(type, &ml_module_def);   /* borrowed */
+    return mod ? (ml_state *)PyModule_GetState(mod) : NULL;
+}
+
+/* PyMem_* behind the core's ml_alloc: tracemalloc and memray see every byte. */
+extern const ml_alloc ml_alloc_pymem;
+
+/* Adds the cache types to module (called from module exec). @return 0 or -1. */
+int ml_cache_module_exec(PyObject *module, ml_state *st);
+
+#endif

@@ -1,0 +1,270 @@
+/* test_core.c — unit tests of the pure-C core (no Python). Built with ASan + UBSan by
+ * `make test-c`; prints "N passed, N failed" and exits non-zero on any failure. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cache.h"
+#include "core/table.h"
+
+static int g_passed, g_failed, g_current_failed;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+            g_current_failed = 1;                                                \
+        }                                                                        \
+    } while (0)
+
+#define RUN(fn)                                                                  \
+    do {                                                                         \
+        g_current_failed = 0;                                                    \
+        fn();                                                                    \
+        if (g_current_failed) { g_failed++; fprintf(stderr, "FAIL %s\n", #fn); } \
+        else { g_passed++; }                                                     \
+    } while (0)
+
+/* ---- a counting allocator that fails the Nth allocation on demand ---- */
+typedef struct { long live; long calls; long fail_at; } counting;
+
+static void *c_malloc(void *ctx, size_t n) {
+    counting *c = ctx;
+    if (++c->calls == c->fail_at) return NULL;
+    c->live++;
+    return malloc(n);
+}
+static void *c_realloc(void *ctx, void *p, size_t n) {
+    counting *c = ctx;
+    if (++c->calls == c->fail_at) return NULL;
+    if (p == NULL) c->live++;
+    return realloc(p, n);
+}
+static void c_free(void *ctx, void *p) {
+    counting *c = ctx;
+    if (p != NULL) c->live--;
+    free(p);
+}
+
+/* keys are small integers cast to pointers (never 0); equality compares them */
+#define K(i) ((void *)(uintptr_t)(i))
+static int eq_calls;
+static int int_eq(void *ctx, void *a, void *b) { (void)ctx; eq_calls++; return a == b; }
+/* hash that collides often, to exercise probing */
+static uint64_t weak_hash(uintptr_t i) { return (uint64_t)(i % 7u); }
+
+static uint32_t find(ml_cache *c, uintptr_t k) {
+    uint32_t id = ML_NIL;
+    int st = ml_table_find(&c->t, weak_hash(k), K(k), int_eq, NULL, &id);
+    return st == ML_OK ? id : ML_NIL;
+}
+
+static void put(ml_cache *c, uintptr_t k, uintptr_t v) {
+    if (ml_cache_reserve(c) != ML_OK) abort();
+    ml_cache_insert(c, weak_hash(k), K(k), K(v), 1.0, 0);
+}
+
+static void test_table_insert_find_remove_many(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    for (uintptr_t k = 1; k <= 5000; k++) put(&c, k, k * 10);
+    CHECK(c.t.used == 5000);
+    for (uintptr_t k = 1; k <= 5000; k++) {
+        uint32_t id = find(&c, k);
+        CHECK(id != ML_NIL && c.t.ents[id].value == K(k * 10));
+    }
+    CHECK(find(&c, 5001) == ML_NIL);
+    for (uintptr_t k = 1; k <= 5000; k += 2) {
+        void *key, *val;
+        ml_cache_remove(&c, find(&c, k), &key, &val);
+        CHECK(key == K(k));
+    }
+    ML_CACHE_CHECK(&c);
+    for (uintptr_t k = 1; k <= 5000; k++) CHECK((find(&c, k) != ML_NIL) == (k % 2 == 0));
+    ml_cache_free(&c);
+}
+
+static void test_removed_ids_are_reused(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    for (uintptr_t k = 1; k <= 8; k++) put(&c, k, k);
+    uint32_t cap = c.t.cap;
+    for (int round = 0; round < 1000; round++) {
+        void *key, *val;
+        uint32_t victim = ml_cache_victim(&c);
+        ml_cache_remove(&c, victim, &key, &val);
+        put(&c, (uintptr_t)(100 + round), 1);
+    }
+    CHECK(c.t.cap == cap);
+    CHECK(c.t.used == 8);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_lru_victim_is_least_recently_used(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, 3.0, SIZE_MAX);
+    put(&c, 1, 1);
+    put(&c, 2, 2);
+    put(&c, 3, 3);
+    ml_cache_touch(&c, find(&c, 1));
+    CHECK(c.t.ents[ml_cache_victim(&c)].key == K(2));
+    ml_cache_replace(&c, find(&c, 2), K(20), 1.0, 0);
+    CHECK(c.t.ents[ml_cache_victim(&c)].key == K(3));
+    /* iteration stays in insertion order whatever the recency */
+    uint32_t id = ml_cache_first(&c);
+    CHECK(c.t.ents[id].key == K(1));
+    id = ml_cache_next(&c, id);
+    CHECK(c.t.ents[id].key == K(2));
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_insertion_policy_ignores_hits(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, 3.0, SIZE_MAX);
+    put(&c, 1, 1);
+    put(&c, 2, 2);
+    ml_cache_touch(&c, find(&c, 1));
+    ml_cache_replace(&c, find(&c, 1), K(5), 1.0, 0);
+    CHECK(c.t.ents[ml_cache_victim(&c)].key == K(1));
+    ml_cache_free(&c);
+}
+
+static void test_budget_units_and_bytes(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 1, 1, 10.0, 100);
+    CHECK(ml_budget_admits(&c.budget, 10.0, 100));
+    CHECK(!ml_budget_admits(&c.budget, 10.5, 0));
+    CHECK(!ml_budget_admits(&c.budget, 0.0, 101));
+    if (ml_cache_reserve(&c) != ML_OK) abort();
+    uint32_t a = ml_cache_insert(&c, 1, K(1), K(1), 4.0, 60);
+    CHECK(ml_cache_fits(&c, ML_NIL, 6.0, 40));
+    CHECK(!ml_cache_fits(&c, ML_NIL, 6.0, 41));
+    CHECK(!ml_cache_fits(&c, ML_NIL, 6.5, 1));
+    CHECK(ml_cache_fits(&c, a, 10.0, 100));   /* replacing counts the old entry out */
+    ml_cache_replace(&c, a, K(2), 2.0, 10);
+    CHECK(c.budget.units == 2.0 && c.budget.bytes == 10);
+    void *k, *v;
+    ml_cache_remove(&c, a, &k, &v);
+    CHECK(c.budget.units == 0.0 && c.budget.bytes == 0);
+    ml_cache_free(&c);
+}
+
+static void test_bytes_fit_never_overflows(void) {
+    ml_budget b;
+    ml_budget_init(&b, INFINITY, SIZE_MAX - 1);
+    b.bytes = SIZE_MAX - 10;
+    CHECK(!ml_budget_fits(&b, 0.0, 0, 1.0, 100));
+    CHECK(ml_budget_fits(&b, 0.0, 0, 1.0, 9));
+}
+
+/* An equality callback that removes entries while it runs: the probe must restart. */
+static ml_cache *g_mut_cache;
+static int mutating_eq(void *ctx, void *a, void *b) {
+    (void)ctx;
+    if (g_mut_cache->t.used > 1) {
+        void *k, *v;
+        uint32_t victim = ml_cache_victim(g_mut_cache);
+        if (g_mut_cache->t.ents[victim].key != b) {
+            ml_cache_remove(g_mut_cache, victim, &k, &v);
+        }
+    }
+    return a == b;
+}
+
+static void test_find_restarts_when_eq_mutates(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    g_mut_cache = &c;
+    for (uintptr_t k = 1; k <= 50; k++) put(&c, k, k);
+    uint32_t id = ML_NIL;
+    int st = ml_table_find(&c.t, weak_hash(49), K(49), mutating_eq, NULL, &id);
+    CHECK(st == ML_OK && c.t.ents[id].key == K(49));
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static int failing_eq(void *ctx, void *a, void *b) { (void)ctx; (void)a; (void)b; return -1; }
+
+static void test_eq_error_is_reported(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    put(&c, 1, 1);
+    put(&c, 8, 8);  /* same weak hash as 1 */
+    uint32_t id;
+    CHECK(ml_table_find(&c.t, weak_hash(15), K(15), failing_eq, NULL, &id) == ML_ERR_CALLBACK);
+    /* identity is checked before the callback (key 1 is first on the probe path) */
+    CHECK(ml_table_find(&c.t, weak_hash(1), K(1), failing_eq, NULL, &id) == ML_OK);
+    ml_cache_free(&c);
+}
+
+static void test_reserve_failure_leaves_cache_unchanged(void) {
+    for (long fail_at = 1; fail_at <= 40; fail_at++) {
+        counting cnt = {0, 0, fail_at};
+        ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
+        ml_cache c;
+        ml_cache_init(&c, &a, ML_POLICY_LRU, 1, 1, INFINITY, SIZE_MAX);
+        uintptr_t stored = 0;
+        for (uintptr_t k = 1; k <= 200; k++) {
+            if (ml_cache_reserve(&c) != ML_OK) continue;
+            ml_cache_insert(&c, weak_hash(k), K(k), K(k), 1.0, 1);
+            stored++;
+        }
+        CHECK(c.t.used == stored);
+        ML_CACHE_CHECK(&c);
+        ml_cache_free(&c);
+        CHECK(cnt.live == 0);
+    }
+}
+
+static void test_steal_empties_in_one_step(void) {
+    counting cnt = {0, 0, 0};
+    ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
+    ml_cache c;
+    ml_cache_init(&c, &a, ML_POLICY_LRU, 0, 1, INFINITY, SIZE_MAX);
+    for (uintptr_t k = 1; k <= 100; k++) {
+        if (ml_cache_reserve(&c) != ML_OK) abort();
+        ml_cache_insert(&c, weak_hash(k), K(k), K(k), 1.0, 3);
+    }
+    uint64_t v = c.t.version;
+    ml_table out;
+    ml_cache_steal(&c, &out);
+    CHECK(c.t.used == 0 && c.budget.bytes == 0 && c.budget.units == 0.0);
+    CHECK(c.t.version > v);
+    CHECK(out.used == 100);
+    ML_CACHE_CHECK(&c);
+    put(&c, 5, 5);
+    CHECK(find(&c, 5) != ML_NIL);
+    ml_table_free(&out);
+    ml_cache_free(&c);
+    CHECK(cnt.live == 0);
+}
+
+static void test_sizeof_counts_owned_arrays(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, INFINITY, SIZE_MAX);
+    CHECK(ml_cache_sizeof(&c) == 0);
+    put(&c, 1, 1);
+    CHECK(ml_cache_sizeof(&c) == c.t.cap * sizeof(ml_entry) + (c.t.mask + 1) * sizeof(uint32_t));
+    CHECK(sizeof(ml_entry) == 40);
+    ml_cache_free(&c);
+}
+
+int main(void) {
+    RUN(test_table_insert_find_remove_many);
+    RUN(test_removed_ids_are_reused);
+    RUN(test_lru_victim_is_least_recently_used);
+    RUN(test_insertion_policy_ignores_hits);
+    RUN(test_budget_units_and_bytes);
+    RUN(test_bytes_fit_never_overflows);
+    RUN(test_find_restarts_when_eq_mutates);
+    RUN(test_eq_error_is_reported);
+    RUN(test_reserve_failure_leaves_cache_unchanged);
+    RUN(test_steal_empties_in_one_step);
+    RUN(test_sizeof_counts_owned_arrays);
+    printf("core: %d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
+}
