@@ -53,3 +53,17 @@ demo: build
 
 clean:
 	rm -rf build $(CTEST) pkg/memleash/_core*.so
+
+# A variant build in build/<name>/ next to a copy of the Python package, so the in-place
+# release build is left alone: $(call variant,NAME,ENV)
+define variant
+	rm -rf build/$(1) && mkdir -p build/$(1)/memleash
+	$(2) $(VPY) setup.py -q build_ext --build-lib build/$(1) --build-temp build/$(1)/tmp --force
+	cp pkg/memleash/*.py pkg/memleash/*.pyi pkg/memleash/py.typed build/$(1)/memleash/
+endef
+
+.PHONY: test-debug
+# Consistency validators (ml_cache_check) after every mutation, -O0, asserts on.
+test-debug: apt venv
+	$(call variant,debug,MEMLEASH_DEBUG=1)
+	PYTHONPATH=build/debug $(VPY) -m pytest -q -p no:cacheprovider

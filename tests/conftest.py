@@ -1,6 +1,11 @@
+import os
+import sys
+
 import pytest
 
 import memleash
+
+sys.path.insert(0, os.path.dirname(__file__))   # tests/hostile.py and tests/model.py
 
 
 @pytest.fixture(params=["Cache", "LRUCache"])

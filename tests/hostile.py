@@ -1,0 +1,98 @@
+"""Hostile keys and values for robustness tests: each misbehaves at a chosen moment."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+
+class HashKey:
+    """A key with a chosen hash (collisions on demand) that compares by `name`."""
+
+    def __init__(self, name: Any, hash_value: int = 0):
+        self.name = name
+        self.hash_value = hash_value
+
+    def __hash__(self) -> int:
+        return self.hash_value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HashKey) and self.name == other.name
+
+    def __repr__(self) -> str:
+        return f"HashKey({self.name!r})"
+
+
+class RaisingHash:
+    """__hash__ raises (after `after` successful calls)."""
+
+    def __init__(self, after: int = 0, exc: type[BaseException] = ZeroDivisionError):
+        self.calls = 0
+        self.after = after
+        self.exc = exc
+
+    def __hash__(self) -> int:
+        self.calls += 1
+        if self.calls > self.after:
+            raise self.exc("hash")
+        return 7
+
+
+class DriftingHash:
+    """A key whose hash changes every time it is asked for."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __hash__(self) -> int:
+        self.n += 1
+        return self.n
+
+
+class EqHook(HashKey):
+    """A colliding key whose __eq__ first runs `on_eq` (mutate, clear, raise...)."""
+
+    def __init__(self, name: Any, on_eq: Callable[[], Any], hash_value: int = 0):
+        super().__init__(name, hash_value)
+        self.on_eq = on_eq
+
+    def __eq__(self, other: object) -> bool:
+        on_eq, self.on_eq = self.on_eq, (lambda: None)   # fire once
+        on_eq()
+        return super().__eq__(other)
+
+    __hash__ = HashKey.__hash__
+
+
+class RaisingEq(HashKey):
+    def __eq__(self, other: object) -> bool:
+        raise ArithmeticError("eq")
+
+    __hash__ = HashKey.__hash__
+
+
+class DelHook:
+    """A value (or key) whose __del__ runs `on_del` — e.g. to re-enter the cache."""
+
+    def __init__(self, on_del: Callable[[], Any]):
+        self.on_del = on_del
+
+    def __del__(self) -> None:
+        self.on_del()
+
+
+BAD_SIZES = [-1, math.nan, "ten", None, object(), complex(1, 1)]
+
+
+def check_invariants(cache: Any) -> None:
+    """Everything a consistent cache must satisfy, checked through its public API."""
+    keys = list(cache)
+    assert len(keys) == len(cache)
+    assert len(set(map(id, keys))) == len(keys)
+    for k in keys:
+        assert k in cache
+    assert cache.currsize <= cache.maxsize
+    if cache.maxbytes is not None:
+        assert cache.currbytes <= cache.maxbytes
+    if cache.getsizeof(object()) == 1 and "getsizeof" not in cache.__dict__:
+        assert cache.currsize == len(cache)

@@ -1,0 +1,278 @@
+"""Nothing a key, value or callable does may crash the interpreter or corrupt a cache."""
+
+import gc
+
+import pytest
+
+from hostile import (
+    BAD_SIZES, DelHook, DriftingHash, EqHook, HashKey, RaisingEq, RaisingHash, check_invariants,
+)
+from memleash import LRUCache
+
+
+@pytest.fixture(params=[{}, {"max_bytes": 10_000}])
+def budget(request):
+    return request.param
+
+
+def test_raising_hash_leaves_the_cache_intact(cache_cls, budget):
+    cache = cache_cls(maxsize=5, **budget)
+    cache[1] = 1
+    bad = RaisingHash()
+    for op in (lambda: cache.__setitem__(bad, 1), lambda: cache[bad], lambda: bad in cache,
+               lambda: cache.get(bad), lambda: cache.pop(bad, None), lambda: cache.setdefault(bad),
+               lambda: cache.__delitem__(bad)):
+        with pytest.raises(ZeroDivisionError):
+            op()
+    assert dict(cache) == {1: 1}
+    check_invariants(cache)
+
+
+def test_raising_eq_propagates_and_leaves_the_cache_intact(cache_cls):
+    cache = cache_cls(maxsize=5)
+    cache[HashKey("a")] = 1
+    with pytest.raises(ArithmeticError):
+        cache[RaisingEq("b")] = 2
+    with pytest.raises(ArithmeticError):
+        RaisingEq("b") in cache
+    assert len(cache) == 1
+    check_invariants(cache)
+
+
+def test_colliding_keys_are_all_found(cache_cls):
+    cache = cache_cls(maxsize=1000)
+    keys = [HashKey(i, hash_value=i % 3) for i in range(300)]
+    for i, k in enumerate(keys):
+        cache[k] = i
+    assert all(cache[k] == i for i, k in enumerate(keys))
+    for k in keys[::2]:
+        del cache[k]
+    assert all((k in cache) == (i % 2 == 1) for i, k in enumerate(keys))
+    check_invariants(cache)
+
+
+def test_eq_that_clears_the_cache_during_lookup(cache_cls, budget):
+    cache = cache_cls(maxsize=50, **budget)
+    for i in range(20):
+        cache[HashKey(i)] = i
+    probe = EqHook(5, on_eq=cache.clear)
+    assert cache.get(probe) is None
+    check_invariants(cache)
+    cache[EqHook("x", on_eq=cache.clear)] = 1
+    check_invariants(cache)
+
+
+def test_eq_that_grows_the_cache_during_lookup(cache_cls):
+    cache = cache_cls(maxsize=10_000)
+    cache[HashKey("a")] = 1
+
+    def grow():
+        for i in range(2000):
+            cache[i] = i
+
+    assert EqHook("a", on_eq=grow) in cache
+    assert len(cache) == 2001
+    check_invariants(cache)
+
+
+def test_eq_that_deletes_the_entry_it_is_compared_with(cache_cls):
+    cache = cache_cls(maxsize=10)
+    stored = HashKey("a")
+    cache[stored] = 1
+    probe = EqHook("a", on_eq=lambda: cache.pop(stored))
+    assert cache.get(probe) is None
+    assert len(cache) == 0
+    check_invariants(cache)
+
+
+def test_eq_that_reinitialises_the_cache_during_assignment(cache_cls):
+    cache = cache_cls(maxsize=10)
+    cache[HashKey("a")] = 1
+    probe = EqHook("b", on_eq=lambda: cache.__init__(3, max_bytes=5000))
+    cache[probe] = 2
+    assert cache.maxsize == 3 and list(cache) == [probe]
+    check_invariants(cache)
+
+
+def test_drifting_hash_does_not_corrupt(cache_cls):
+    cache = cache_cls(maxsize=10)
+    key = DriftingHash()
+    cache[key] = 1
+    assert key not in cache   # its hash moved on: like a dict, it can't be found
+    assert len(cache) == 1
+    cache.clear()
+    check_invariants(cache)
+
+
+def test_evicted_value_whose_del_writes_to_the_cache(cache_cls, budget):
+    cache = cache_cls(maxsize=3, **budget)
+    log = []
+
+    def reenter():
+        cache[f"from-del-{len(log)}"] = "x"
+        log.append(1)
+
+    for i in range(3):
+        cache[i] = DelHook(reenter)
+    for i in range(3, 10):
+        cache[i] = i
+    gc.collect()
+    assert len(log) == 3
+    check_invariants(cache)
+
+
+def test_value_whose_del_clears_the_cache_during_clear(cache_cls):
+    cache = cache_cls(maxsize=100)
+    for i in range(10):
+        cache[i] = DelHook(lambda: (cache.clear(), cache.__setitem__("late", 1)))
+    cache.clear()
+    check_invariants(cache)
+
+
+def test_replaced_value_whose_del_deletes_the_new_entry(cache_cls):
+    cache = cache_cls(maxsize=10)
+    cache["k"] = DelHook(lambda: cache.pop("k", None))
+    cache["k"] = "new"
+    assert "k" not in cache
+    check_invariants(cache)
+
+
+def test_key_whose_del_reenters_on_delete(cache_cls):
+    cache = cache_cls(maxsize=10)
+    cache[1] = 1
+
+    class Key(HashKey):
+        def __del__(self):
+            cache[2] = 2
+
+    cache[Key("k")] = "v"
+    del cache[HashKey("k")]
+    assert dict(cache) == {1: 1, 2: 2}
+    check_invariants(cache)
+
+
+def test_getsizeof_that_mutates_the_cache(cache_cls):
+    cache = cache_cls(maxsize=5, getsizeof=lambda v: (cache.clear(), 2)[1])
+    for i in range(10):
+        cache[i] = i
+    assert len(cache) == 1
+    check_invariants(cache)
+
+
+def test_sizeof_that_reconfigures_the_cache(cache_cls):
+    cache = cache_cls(maxsize=100, max_bytes=10_000, sizeof=lambda k, v: 10)
+    cache["a"] = 1
+    calls = []
+
+    def reconfigure(k, v):
+        if not calls:
+            calls.append(1)
+            cache.__init__(100, max_bytes=50, sizeof=lambda k2, v2: 60)
+        return 10
+
+    cache.__init__(100, max_bytes=10_000, sizeof=reconfigure)
+    with pytest.raises(ValueError):
+        cache["b"] = 1   # resized under the new configuration: 60 > 50
+    assert len(cache) == 0 and cache.maxbytes == 50
+    check_invariants(cache)
+
+
+@pytest.mark.parametrize("bad", BAD_SIZES, ids=repr)
+def test_invalid_getsizeof_results_raise_cleanly(cache_cls, bad):
+    cache = cache_cls(maxsize=10, getsizeof=lambda v: bad if v == "bad" else 1)
+    cache["ok"] = "fine"
+    with pytest.raises((ValueError, TypeError)):
+        cache["x"] = "bad"
+    assert dict(cache) == {"ok": "fine"}
+    check_invariants(cache)
+
+
+@pytest.mark.parametrize("bad", BAD_SIZES, ids=repr)
+def test_invalid_sizeof_results_raise_cleanly(cache_cls, bad):
+    cache = cache_cls(maxsize=10, max_bytes=1000, sizeof=lambda k, v: bad if v == "bad" else 1)
+    cache["ok"] = "fine"
+    with pytest.raises((ValueError, TypeError)):
+        cache["x"] = "bad"
+    assert dict(cache) == {"ok": "fine"} and cache.currbytes == 1
+
+
+def test_huge_getsizeof_result_is_too_large(cache_cls):
+    cache = cache_cls(maxsize=10**9, getsizeof=lambda v: 10**400)
+    with pytest.raises(ValueError, match="value too large"):
+        cache[1] = 1
+
+
+def test_cache_in_a_reference_cycle_is_collected(cache_cls):
+    import weakref
+
+    cache = cache_cls(maxsize=10)
+    cache["self"] = cache
+    cache["list"] = [cache]
+    ref = weakref.ref(cache)
+    del cache
+    gc.collect()
+    assert ref() is None
+
+
+def test_referents_include_every_key_and_value(cache_cls):
+    cache = cache_cls(maxsize=10)
+    k, v = object(), object()
+    cache[k] = v
+    referents = gc.get_referents(cache)
+    assert any(r is k for r in referents) and any(r is v for r in referents)
+
+
+def test_deeply_nested_caches_deallocate_without_overflow(cache_cls):
+    outer = cache_cls(maxsize=2)
+    inner = outer
+    for _ in range(100_000):
+        nxt = cache_cls(maxsize=2)
+        inner[0] = nxt
+        inner = nxt
+    del outer, inner, nxt
+    gc.collect()
+
+
+def test_threads_mixing_operations_keep_invariants(budget):
+    import random
+    import threading
+
+    cache = LRUCache(maxsize=64, **budget)
+    errors = []
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        try:
+            for _ in range(20_000):
+                k = rnd.randrange(200)
+                op = rnd.random()
+                if op < 0.4:
+                    cache[k] = "v" * rnd.randrange(50)
+                elif op < 0.7:
+                    cache.get(k)
+                elif op < 0.8:
+                    cache.pop(k, None)
+                elif op < 0.85:
+                    try:
+                        cache.popitem()
+                    except KeyError:
+                        pass
+                elif op < 0.9 and rnd.random() < 0.01:
+                    try:
+                        list(cache.items())
+                    except RuntimeError:
+                        pass  # an iteration raced with a writer: allowed, as with dict
+                elif op < 0.95:
+                    cache.setdefault(k, 0)
+                else:
+                    k in cache
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    check_invariants(cache)

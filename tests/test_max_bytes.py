@@ -1,0 +1,137 @@
+"""max_bytes: a second, hard budget in accounted bytes, never exceeded at any moment."""
+
+import sys
+
+import pytest
+
+from memleash import Cache, LRUCache
+
+
+class Recorder(LRUCache):
+    """Checks the budget at every eviction: it must hold before anything new is stored."""
+
+    def popitem(self):
+        assert self.currbytes <= self.maxbytes
+        return super().popitem()
+
+
+def test_default_accounting_counts_key_value_and_entry_overhead():
+    cache = LRUCache(maxsize=10, max_bytes=10_000)
+    key, value = "k", b"x" * 100
+    cache[key] = value
+    overhead = cache.currbytes - sys.getsizeof(key) - sys.getsizeof(value)
+    assert 0 < overhead <= 92
+    cache["k2"] = value
+    assert cache.currbytes == 2 * overhead + sys.getsizeof("k") + sys.getsizeof("k2") + 2 * sys.getsizeof(value)
+
+
+def test_default_accounting_is_shallow():
+    big = ["y" * 10_000 for _ in range(10)]
+    cache = LRUCache(maxsize=10, max_bytes=1_000_000)
+    cache["list"] = big
+    assert cache.currbytes < sys.getsizeof(big) + 200
+    assert cache.currbytes < sum(map(sys.getsizeof, big))
+
+
+def test_keys_count_too():
+    cache = LRUCache(maxsize=10, max_bytes=100_000)
+    cache["a"] = 1
+    small = cache.currbytes
+    cache.clear()
+    cache["a" * 5000] = 1
+    assert cache.currbytes >= small + 4999
+
+
+def test_sizeof_callable_replaces_the_default():
+    cache = LRUCache(maxsize=100, max_bytes=250, sizeof=lambda k, v: len(v))
+    cache["a"] = "x" * 100
+    cache["b"] = "y" * 100
+    assert cache.currbytes == 200
+    cache["c"] = "z" * 100
+    assert list(cache) == ["b", "c"] and cache.currbytes == 200
+
+
+def test_eviction_happens_before_insertion():
+    cache = Recorder(maxsize=1000, max_bytes=1000, sizeof=lambda k, v: v)
+    for i in range(200):
+        cache[i] = 100 + i % 7
+        assert cache.currbytes <= 1000
+
+
+def test_entry_larger_than_budget_raises_and_changes_nothing():
+    cache = LRUCache(maxsize=10, max_bytes=500, sizeof=lambda k, v: v)
+    cache.update({1: 100, 2: 200})
+    with pytest.raises(ValueError, match="exceeds max_bytes=500"):
+        cache[3] = 501
+    with pytest.raises(ValueError):
+        cache[1] = 501
+    assert dict(cache) == {1: 100, 2: 200} and cache.currbytes == 300
+
+
+def test_replacing_a_value_reaccounts_its_bytes():
+    cache = LRUCache(maxsize=10, max_bytes=500, sizeof=lambda k, v: v)
+    cache.update({1: 100, 2: 200})
+    cache[1] = 250
+    assert cache.currbytes == 450 and len(cache) == 2
+    cache[1] = 400  # must evict 2, the least recently used
+    assert dict(cache) == {1: 400} and cache.currbytes == 400
+
+
+def test_maxsize_and_max_bytes_combine():
+    cache = LRUCache(maxsize=3, max_bytes=1000, sizeof=lambda k, v: v)
+    cache.update({1: 10, 2: 10, 3: 10})
+    cache[4] = 10
+    assert len(cache) == 3
+    cache[5] = 990  # 2 and 3 go; 4 + 5 fill the budget exactly
+    assert list(cache) == [4, 5] and cache.currbytes == 1000
+
+
+def test_getsizeof_and_max_bytes_combine():
+    cache = Cache(maxsize=10, getsizeof=lambda v: v, max_bytes=100, sizeof=lambda k, v: 40)
+    cache.update({1: 5, 2: 5})
+    cache[3] = 1  # bytes force one eviction (the first inserted)
+    assert list(cache) == [2, 3] and (cache.currsize, cache.currbytes) == (6, 80)
+
+
+def test_sizeof_errors_reach_the_caller_and_change_nothing():
+    def boom(k, v):
+        raise ZeroDivisionError
+
+    cache = LRUCache(maxsize=10, max_bytes=100, sizeof=boom)
+    with pytest.raises(ZeroDivisionError):
+        cache[1] = 1
+    assert len(cache) == 0
+
+
+@pytest.mark.parametrize("bad, exc", [(-1, ValueError), (1.5, TypeError), ("9", TypeError), (None, TypeError)])
+def test_sizeof_must_return_a_non_negative_int(bad, exc):
+    cache = LRUCache(maxsize=10, max_bytes=100, sizeof=lambda k, v: bad)
+    with pytest.raises(exc):
+        cache[1] = 1
+    assert len(cache) == 0 and cache.currbytes == 0
+
+
+def test_max_bytes_zero_holds_nothing():
+    cache = LRUCache(maxsize=10, max_bytes=0)
+    with pytest.raises(ValueError):
+        cache[1] = 1
+
+
+def test_currbytes_without_a_budget_is_computed_on_demand():
+    plain = LRUCache(maxsize=10)
+    budgeted = LRUCache(maxsize=10, max_bytes=10**9)
+    for c in (plain, budgeted):
+        c.update({"a": b"x" * 50, "b": b"y" * 70})
+    assert plain.maxbytes is None
+    per_entry_side_array = 8
+    assert plain.currbytes == budgeted.currbytes - 2 * per_entry_side_array
+
+
+def test_sizeof_of_the_cache_counts_what_it_owns_not_the_items():
+    cache = LRUCache(maxsize=10_000)
+    empty = sys.getsizeof(cache)
+    cache.update((i, b"x" * 1000) for i in range(1000))
+    grown = sys.getsizeof(cache) - empty
+    assert 1000 * 40 <= grown < 1000 * 120
+    cache.clear()
+    assert sys.getsizeof(cache) == empty
