@@ -1,0 +1,135 @@
+"""Run in a subprocess by tests/test_refleaks.py: mixed cache operations in rounds.
+
+Exit status 0 when clean; otherwise prints what leaked. Two checks, as `regrtest -R`:
+  - every pooled key and value is back to its starting reference count after each round;
+  - the allocated blocks (sys.getallocatedblocks) and traced bytes (tracemalloc) do not
+    grow in every one of the measured rounds after the warm-up.
+"""
+
+import array
+import gc
+import pickle
+import random
+import sys
+import tracemalloc
+
+sys.path.insert(0, sys.argv[1])   # tests/ (hostile.py)
+import memleash  # noqa: E402
+from hostile import DelHook, EqHook, RaisingEq, RaisingHash  # noqa: E402
+
+OPS = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+# private objects only: their reference counts move with nothing but this workload
+KEYS = [f"k{i}" for i in range(300)] + [10**6 + i for i in range(300)] + [(10**6 + i, "t") for i in range(100)]
+VALUES = [b"v" * (i % 64) for i in range(200)] + [object() for _ in range(50)]
+
+
+class Hooked(memleash.LRUCache):
+    def popitem(self):
+        return super().popitem()
+
+    def __missing__(self, key):
+        return None
+
+
+def sizes(k, v):
+    return 40 + (len(v) if isinstance(v, bytes) else 16)
+
+
+def make_caches():
+    return [
+        memleash.LRUCache(128),
+        memleash.Cache(64, getsizeof=lambda v: 1 + (len(v) if isinstance(v, bytes) else 1) % 7),
+        memleash.LRUCache(1000, max_bytes=6000),
+        memleash.LRUCache(1000, max_bytes=4000, sizeof=sizes),
+        Hooked(50),
+    ]
+
+
+PICKLED = 3   # the one cache that is pickled; it never holds hostile keys
+
+
+def one_round(rnd, caches):
+    for _ in range(OPS):
+        j = rnd.randrange(len(caches))
+        c = caches[j]
+        k = KEYS[rnd.randrange(len(KEYS))]
+        v = VALUES[rnd.randrange(len(VALUES))]
+        op = rnd.randrange(100)
+        try:
+            if op < 40:
+                c[k] = v
+            elif op < 60:
+                c.get(k)
+            elif op < 65:
+                c[k]
+            elif op < 70:
+                c.pop(k, None)
+            elif op < 73:
+                del c[k]
+            elif op < 76:
+                c.popitem()
+            elif op < 82:
+                c.setdefault(k, v)
+            elif op < 88:
+                k in c
+            elif op < 89:
+                list(c.items())
+            elif op < 90:
+                # Only one cache is pickled, and it never holds hostile keys: pickling
+                # a cache that holds an EqHook whose callback is the cache's own bound
+                # method grows CPython's memory for a while (cachetools' caches show
+                # the same curve), which would hide what this script measures.
+                pickle.loads(pickle.dumps(caches[PICKLED]))
+            elif j == PICKLED:
+                c[k] = v
+            elif op < 92:
+                c[RaisingHash()] = v
+            elif op < 94:
+                c[RaisingEq(k, hash_value=hash(KEYS[0]))] = v
+            elif op < 95:
+                c[EqHook(k, on_eq=c.clear, hash_value=hash(k))] = v
+            elif op < 96:
+                c[k] = DelHook(lambda: None)
+            elif op < 97:
+                c[k] = b"x" * 100_000   # too large for the byte budgets
+            elif op < 98:
+                repr(c)
+            elif op < 99:
+                c.currbytes
+            else:
+                c.clear()
+        except (KeyError, ValueError, ZeroDivisionError, ArithmeticError):
+            pass
+    for c in caches:
+        c.clear()
+
+
+def main():
+    rnd = random.Random(1234)
+    caches = make_caches()
+    before = [sys.getrefcount(o) for o in KEYS + VALUES]
+    tracemalloc.start()
+    # preallocated raw storage: keeping the readings must not allocate (an int object
+    # kept per round would itself show up as one block of growth per round)
+    blocks, traced = array.array("q", [0] * 5), array.array("q", [0] * 5)
+    for r in range(5):   # 2 warm-up rounds, 3 measured
+        one_round(rnd, caches)
+        gc.collect()
+        after = [sys.getrefcount(o) for o in KEYS + VALUES]
+        bad = [(o, b, a) for o, b, a in zip(KEYS + VALUES, before, after) if a != b]
+        if bad:
+            print("reference counts changed:", bad[:5])
+            return 1
+        blocks[r] = sys.getallocatedblocks()
+        traced[r] = tracemalloc.get_traced_memory()[0]
+    deltas_b = [b - a for a, b in zip(blocks[2:], blocks[3:])] + [blocks[2] - blocks[1]]
+    deltas_t = [b - a for a, b in zip(traced[2:], traced[3:])] + [traced[2] - traced[1]]
+    print("allocated-block deltas:", deltas_b, "traced-byte deltas:", deltas_t)
+    if all(d > 0 for d in deltas_b) or all(d > 0 for d in deltas_t):
+        print("memory grows in every round: leak")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
