@@ -30,8 +30,11 @@ $(VENV)/.pins: $(PINS)
 
 venv: $(VENV)/.pins
 
+# setuptools copies the .so with its mtime cut to whole seconds, which can leave it
+# "older" than a prerequisite made in the same second: touch it so re-runs are no-ops.
 $(EXT): $(CSRC) setup.py $(VENV)/.pins
 	$(VPY) setup.py -q build_ext --inplace --force
+	@touch $@
 
 build: apt venv $(EXT)
 
