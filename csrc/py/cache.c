@@ -32,7 +32,7 @@
  * How the code stays consistent:
  *   - the engine is never left half-mutated across such a call; ml_table_find restarts
  *     its probe when the table's version changed during __eq__ (as dictobject.c does);
- *   - a path that holds an entry id across a call re-finds the key afterwards (store()
+ *   - a path that holds an entry id across a call re-finds the key afterwards (cacheobj_store()
  *     restarts after every self.popitem() and after releasing evicted entries), and an
  *     assignment re-sizes its entry if __init__/__setstate__ reconfigured the cache
  *     meanwhile (config_gen);
@@ -42,47 +42,10 @@
  *   - keys are held by a new reference while their __eq__ runs.
  * Lines that can re-enter carry the comment "can re-enter".
  */
-#include "py/module.h"
+#include "py/cache.h"
 
 #include <math.h>
 #include <structmember.h>
-#include <stdint.h>
-
-#include "core/cache.h"
-
-enum {
-    HOOK_GETITEM = 1u << 0,
-    HOOK_SETITEM = 1u << 1,
-    HOOK_DELITEM = 1u << 2,
-    HOOK_CONTAINS = 1u << 3,
-    HOOK_MISSING = 1u << 4,
-    HOOK_POPITEM = 1u << 5,
-    HOOK_GETSIZEOF = 1u << 6,
-};
-
-typedef struct {
-    PyObject_HEAD
-    ml_cache c;
-    ml_state *st;           /* borrowed: the instance's type keeps the module alive */
-    PyObject *maxsize;      /* as given: the property and repr show it unchanged */
-    PyObject *getsizeof;    /* units callable while units are on, else NULL */
-    PyObject *sizeof_fn;    /* bytes callable, or NULL for the default accounting */
-    PyObject *dict;
-    PyObject *weakreflist;
-    uint64_t config_gen;    /* bumped by every (re)configuration */
-    unsigned hooks;
-    unsigned units_float;   /* a float size was stored: currsize is a float until clear() */
-} CacheObject;
-
-typedef struct {
-    PyObject_HEAD
-    CacheObject *cache;     /* NULL once exhausted */
-    uint32_t next;
-    uint32_t used;
-    uint64_t version;
-} CacheIterObject;
-
-#define ENTS(self) ((self)->c.t.ents)
 
 /* ------------------------------------------------------------------------------------
  * Deferred releases: references the engine handed back, released at the end of a path.
@@ -139,8 +102,8 @@ set_key_error(PyObject *key)
 /* Converts a size (maxsize, a getsizeof result) to a double. Ints too large for a double
  * become +-inf (cachetools compares them exactly; they are beyond any real budget).
  * *is_float: the number is not an int (cachetools' currsize then turns float). */
-static int
-to_units(PyObject *o, double *out, int *is_float)
+int
+cacheobj_to_units(PyObject *o, double *out, int *is_float)
 {
     if (PyLong_Check(o)) {
         int overflow = 0;
@@ -169,15 +132,9 @@ to_units(PyObject *o, double *out, int *is_float)
     return 0;
 }
 
-static PyObject *
-type_name(CacheObject *self)
-{
-    return PyType_GetName(Py_TYPE(self));
-}
-
 /* A flat list [k0, v0, k1, v1, ...] in iteration order: new references, no callback. */
-static PyObject *
-snapshot(CacheObject *self)
+PyObject *
+cacheobj_snapshot(CacheObject *self)
 {
     PyObject *list = PyList_New((Py_ssize_t)self->c.t.used * 2);
     if (list == NULL) {
@@ -228,7 +185,7 @@ entry_units(CacheObject *self, PyObject *value, double *units, int *is_float)
     if (r == NULL) {
         return -1;
     }
-    int rc = to_units(r, units, is_float);
+    int rc = cacheobj_to_units(r, units, is_float);
     Py_DECREF(r);
     if (rc < 0) {
         return -1;
@@ -327,8 +284,8 @@ evict_via_popitem(CacheObject *self)
 
 /* Stores (key, value) sized (units, bytes), evicting first until both budgets hold.
  * @pre the entry alone is admitted (entry_units / entry_bytes checked it). */
-static int
-store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units, size_t bytes,
+int
+cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units, size_t bytes,
       int units_is_float)
 {
     deferred d;
@@ -416,7 +373,7 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
             return -1;
         }
         if (gen == self->config_gen) {
-            return store(self, key, h, value, units, bytes, is_float);
+            return cacheobj_store(self, key, h, value, units, bytes, is_float);
         }
         /* reconfigured by a callback: size the entry again under the new settings */
     }
@@ -677,7 +634,7 @@ raise_empty(CacheObject *self)
         exc = PyObject_CallNoArgs(PyExc_KeyError);
     }
     else {
-        PyObject *name = type_name(self);
+        PyObject *name = cacheobj_type_name(self);
         if (name == NULL) {
             return;
         }
@@ -766,7 +723,7 @@ cache_get_maxsize(CacheObject *self, void *Py_UNUSED(closure))
     return Py_NewRef(self->maxsize);
 }
 
-static PyObject *
+PyObject *
 cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
 {
     if (!self->c.units_on) {
@@ -779,7 +736,7 @@ cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
     return PyLong_FromDouble(u);
 }
 
-static PyObject *
+PyObject *
 cache_get_maxbytes(CacheObject *self, void *Py_UNUSED(closure))
 {
     if (self->c.budget.maxbytes == SIZE_MAX) {
@@ -795,7 +752,7 @@ cache_get_currbytes(CacheObject *self, void *Py_UNUSED(closure))
         return PyLong_FromSize_t(self->c.budget.bytes);
     }
     /* not accounted as it goes (no max_bytes, no sizeof): the default sizing, on demand */
-    PyObject *items = snapshot(self);
+    PyObject *items = cacheobj_snapshot(self);
     if (items == NULL) {
         return NULL;
     }
@@ -867,12 +824,12 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
 }
 
 /* Puts the cache in its configured, empty state. Steals nothing. */
-static int
-configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
+int
+cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
 {
     double maxunits;
     int is_float;
-    if (to_units(maxsize, &maxunits, &is_float) < 0) {
+    if (cacheobj_to_units(maxsize, &maxunits, &is_float) < 0) {
         return -1;
     }
     if (isnan(maxunits)) {
@@ -920,8 +877,8 @@ configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_byte
 }
 
 /* The units callable: an overriding getsizeof, else one set on the instance. */
-static int
-resolve_getsizeof(CacheObject *self)
+int
+cacheobj_resolve_getsizeof(CacheObject *self)
 {
     PyObject *fn = NULL;
     if (self->c.units_on) {
@@ -949,7 +906,7 @@ cache_init(CacheObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     int units_on = getsizeof != Py_None || (self->hooks & HOOK_GETSIZEOF);
-    if (configure(self, maxsize, units_on, max_bytes, sizeof_fn) < 0) {
+    if (cacheobj_configure(self, maxsize, units_on, max_bytes, sizeof_fn) < 0) {
         return -1;
     }
     /* as cachetools: a getsizeof argument becomes an instance attribute */
@@ -957,239 +914,7 @@ cache_init(CacheObject *self, PyObject *args, PyObject *kwds)
         PyObject_SetAttr((PyObject *)self, self->st->str_getsizeof, getsizeof) < 0) {
         return -1;
     }
-    return resolve_getsizeof(self);
-}
-
-/* ------------------------------------------------------------------------------------
- * repr, pickling and copying
- */
-static PyObject *
-cache_repr(CacheObject *self)
-{
-    PyObject *name = NULL, *data = NULL, *currsize = NULL, *result = NULL, *items = NULL;
-    int rc = Py_ReprEnter((PyObject *)self);
-    if (rc < 0) {
-        return NULL;
-    }
-    if (rc > 0) {
-        data = PyUnicode_FromString("{...}");
-    }
-    else {
-        PyObject *d = PyDict_New();
-        items = snapshot(self);
-        if (d != NULL && items != NULL) {
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i += 2) {
-                if (PyDict_SetItem(d, PyList_GET_ITEM(items, i), PyList_GET_ITEM(items, i + 1)) < 0) {   /* can re-enter */
-                    Py_CLEAR(d);
-                    break;
-                }
-            }
-        }
-        if (d != NULL) {
-            data = PyObject_Repr(d);   /* can re-enter */
-            Py_DECREF(d);
-        }
-        Py_ReprLeave((PyObject *)self);
-    }
-    if (data == NULL) {
-        goto error;
-    }
-    name = type_name(self);
-    currsize = cache_get_currsize(self, NULL);
-    if (name == NULL || currsize == NULL) {
-        goto error;
-    }
-    result = PyUnicode_FromFormat("%U(%U, maxsize=%R, currsize=%R)", name, data, self->maxsize, currsize);
-error:
-    Py_XDECREF(items);
-    Py_XDECREF(name);
-    Py_XDECREF(data);
-    Py_XDECREF(currsize);
-    return result;
-}
-
-/* State: (dict, maxsize, units_on, units_float, max_bytes, sizeof, items, units, bytes,
- * recency) — items flat in iteration order, recency as positions least recent first. A
- * flat list pickles iteratively, whatever the number of items. */
-static PyObject *
-cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
-{
-    PyObject *items = NULL, *units = Py_None, *bytes = Py_None, *recency = Py_None, *state = NULL;
-    PyObject *maxbytes = NULL;
-    uint32_t *pos = NULL;
-    Py_INCREF(units);
-    Py_INCREF(bytes);
-    Py_INCREF(recency);
-    uint32_t n = self->c.t.used;
-    items = snapshot(self);
-    maxbytes = cache_get_maxbytes(self, NULL);
-    if (items == NULL || maxbytes == NULL) {
-        goto error;
-    }
-    if (self->c.units_on) {
-        Py_SETREF(units, PyList_New(n));
-        if (units == NULL) {
-            goto error;
-        }
-    }
-    if (self->c.bytes_on) {
-        Py_SETREF(bytes, PyList_New(n));
-        if (bytes == NULL) {
-            goto error;
-        }
-    }
-    Py_ssize_t i = 0;
-    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id), i++) {
-        if (units != Py_None) {
-            double u = self->c.units[id];
-            PyObject *o = self->units_float ? PyFloat_FromDouble(u) : PyLong_FromDouble(u);
-            if (o == NULL) {
-                goto error;
-            }
-            PyList_SET_ITEM(units, i, o);
-        }
-        if (bytes != Py_None) {
-            PyObject *o = PyLong_FromSize_t(self->c.bytes[id]);
-            if (o == NULL) {
-                goto error;
-            }
-            PyList_SET_ITEM(bytes, i, o);
-        }
-    }
-    if (self->c.kind == ML_POLICY_LRU) {
-        pos = PyMem_Malloc(((size_t)self->c.t.top + 1u) * sizeof(uint32_t));
-        Py_SETREF(recency, PyList_New(n));
-        if (pos == NULL || recency == NULL) {
-            PyErr_NoMemory();
-            goto error;
-        }
-        uint32_t p = 0;
-        for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
-            pos[id] = p++;
-        }
-        i = 0;
-        for (uint32_t id = self->c.policy.head; id != ML_NIL; id = ENTS(self)[id].link[ML_LINK_POLICY][1]) {
-            PyObject *o = PyLong_FromUnsignedLong(pos[id]);
-            if (o == NULL) {
-                goto error;
-            }
-            PyList_SET_ITEM(recency, i++, o);
-        }
-    }
-    state = Py_BuildValue("(OOiiOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
-                          (int)self->c.units_on, (int)self->units_float, maxbytes,
-                          self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, recency);
-error:
-    PyMem_Free(pos);
-    Py_XDECREF(items);
-    Py_XDECREF(maxbytes);
-    Py_XDECREF(units);
-    Py_XDECREF(bytes);
-    Py_XDECREF(recency);
-    return state;
-}
-
-static PyObject *
-cache_setstate(CacheObject *self, PyObject *state)
-{
-    PyObject *dict, *maxsize, *max_bytes, *sizeof_fn, *items, *units, *bytes, *recency;
-    int units_on, units_float;
-    uint32_t *ids = NULL;
-    if (!PyTuple_Check(state) ||
-        !PyArg_ParseTuple(state, "OOppOOO!OOO:__setstate__", &dict, &maxsize, &units_on, &units_float,
-                          &max_bytes, &sizeof_fn, &PyList_Type, &items, &units, &bytes, &recency)) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "__setstate__ expects the tuple __getstate__ returns");
-        }
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(items) / 2;
-    if (PyList_GET_SIZE(items) % 2 || (dict != Py_None && !PyDict_Check(dict)) ||
-        (units != Py_None && (!PyList_Check(units) || PyList_GET_SIZE(units) != n)) ||
-        (bytes != Py_None && (!PyList_Check(bytes) || PyList_GET_SIZE(bytes) != n)) ||
-        (recency != Py_None && (!PyList_Check(recency) || PyList_GET_SIZE(recency) != n)) ||
-        (units_on != (units != Py_None))) {
-        PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
-        return NULL;
-    }
-    Py_INCREF(state);   /* its parts are borrowed below, across callbacks */
-    if (dict != Py_None) {
-        PyObject *own = PyObject_GenericGetDict((PyObject *)self, NULL);
-        int rc = own ? PyDict_Update(own, dict) : -1;
-        Py_XDECREF(own);
-        if (rc < 0) {
-            goto error;
-        }
-    }
-    if (configure(self, maxsize, units_on, max_bytes, sizeof_fn) < 0 || resolve_getsizeof(self) < 0) {
-        goto error;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *key = PyList_GET_ITEM(items, 2 * i), *value = PyList_GET_ITEM(items, 2 * i + 1);
-        double u = 1.0;
-        int is_float = 0;
-        long long b = 0;
-        if (units != Py_None && to_units(PyList_GET_ITEM(units, i), &u, &is_float) < 0) {
-            goto error;
-        }
-        if (bytes != Py_None && (b = PyLong_AsLongLong(PyList_GET_ITEM(bytes, i))) < 0) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
-            }
-            goto error;
-        }
-        Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-        if (h == -1 || store(self, key, h, value, u, (size_t)b, 0) < 0) {
-            goto error;
-        }
-    }
-    self->units_float = (unsigned)units_float;
-    if (recency != Py_None) {
-        if ((Py_ssize_t)self->c.t.used != n) {
-            PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
-            goto error;
-        }
-        ids = PyMem_Malloc(((size_t)n + 1u) * sizeof(uint32_t));
-        if (ids == NULL) {
-            PyErr_NoMemory();
-            goto error;
-        }
-        Py_ssize_t p = 0;
-        for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
-            ids[p++] = id;
-        }
-        /* validate the permutation before touching the list */
-        char *seen = PyMem_Calloc((size_t)n + 1u, 1);
-        if (seen == NULL) {
-            PyErr_NoMemory();
-            goto error;
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(recency, i));
-            if (q < 0 || q >= n || seen[q]) {
-                PyMem_Free(seen);
-                if (!PyErr_Occurred()) {
-                    PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
-                }
-                goto error;
-            }
-            seen[q] = 1;
-        }
-        PyMem_Free(seen);
-        self->c.policy = ML_LIST_EMPTY;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(recency, i));
-            ml_list_push_back(&self->c.policy, ENTS(self), ML_LINK_POLICY, ids[q]);
-        }
-        ML_CACHE_CHECK(&self->c);
-    }
-    PyMem_Free(ids);
-    Py_DECREF(state);
-    Py_RETURN_NONE;
-error:
-    PyMem_Free(ids);
-    Py_DECREF(state);
-    return NULL;
+    return cacheobj_resolve_getsizeof(self);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -1237,89 +962,6 @@ cache_dealloc(CacheObject *self)
     ml_cache_free(&self->c);
     tp->tp_free((PyObject *)self);
     Py_TRASHCAN_END
-    Py_DECREF(tp);
-}
-
-/* ------------------------------------------------------------------------------------
- * Iteration: keys in insertion order; changing the set of keys invalidates iterators
- */
-static PyObject *
-cache_iter(CacheObject *self)
-{
-    CacheIterObject *it = PyObject_GC_New(CacheIterObject, self->st->CacheIterType);
-    if (it == NULL) {
-        return NULL;
-    }
-    it->cache = (CacheObject *)Py_NewRef(self);
-    it->next = ml_cache_first(&self->c);
-    it->used = self->c.t.used;
-    it->version = self->c.t.version;
-    PyObject_GC_Track(it);
-    return (PyObject *)it;
-}
-
-static PyObject *
-cacheiter_next(CacheIterObject *it)
-{
-    CacheObject *c = it->cache;
-    if (c == NULL) {
-        return NULL;
-    }
-    if (c->c.t.version != it->version) {
-        PyObject *name = type_name(c);
-        if (name != NULL) {
-            PyErr_Format(PyExc_RuntimeError, "%U %s during iteration", name,
-                         c->c.t.used != it->used ? "changed size" : "keys changed");
-            Py_DECREF(name);
-        }
-        it->version = UINT64_MAX;   /* keep failing, as dict iterators do */
-        return NULL;
-    }
-    if (it->next == ML_NIL) {
-        it->cache = NULL;
-        Py_DECREF(c);
-        return NULL;
-    }
-    PyObject *key = (PyObject *)c->c.t.ents[it->next].key;
-    it->next = ml_cache_next(&c->c, it->next);
-    return Py_NewRef(key);
-}
-
-static PyObject *
-cacheiter_length_hint(CacheIterObject *it, PyObject *Py_UNUSED(ignored))
-{
-    if (it->cache == NULL || it->cache->c.t.version != it->version) {
-        return PyLong_FromLong(0);
-    }
-    Py_ssize_t n = 0;
-    for (uint32_t id = it->next; id != ML_NIL; id = ml_cache_next(&it->cache->c, id)) {
-        n++;
-    }
-    return PyLong_FromSsize_t(n);
-}
-
-static int
-cacheiter_traverse(CacheIterObject *it, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(it));
-    Py_VISIT((PyObject *)it->cache);
-    return 0;
-}
-
-static int
-cacheiter_clear(CacheIterObject *it)
-{
-    Py_CLEAR(it->cache);
-    return 0;
-}
-
-static void
-cacheiter_dealloc(CacheIterObject *it)
-{
-    PyTypeObject *tp = Py_TYPE(it);
-    PyObject_GC_UnTrack(it);
-    Py_CLEAR(it->cache);
-    PyObject_GC_Del(it);
     Py_DECREF(tp);
 }
 
@@ -1392,27 +1034,6 @@ static PyType_Spec cache_spec = {
     .slots = cache_slots,
 };
 
-static PyMethodDef cacheiter_methods[] = {
-    {"__length_hint__", (PyCFunction)cacheiter_length_hint, METH_NOARGS, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyType_Slot cacheiter_slots[] = {
-    {Py_tp_iter, PyObject_SelfIter},
-    {Py_tp_iternext, cacheiter_next},
-    {Py_tp_dealloc, cacheiter_dealloc},
-    {Py_tp_traverse, cacheiter_traverse},
-    {Py_tp_clear, cacheiter_clear},
-    {Py_tp_methods, cacheiter_methods},
-    {0, NULL},
-};
-
-static PyType_Spec cacheiter_spec = {
-    .name = "memleash._core.CacheIterator",
-    .basicsize = sizeof(CacheIterObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = cacheiter_slots,
-};
 
 int
 ml_cache_module_exec(PyObject *module, ml_state *st)

@@ -1,0 +1,121 @@
+/* cache_iter.c — the key iterator of memleash._core.Cache.
+ *
+ * Keys come in insertion order (the engine's ML_LINK_ORDER list). Entry ids are stable,
+ * so an iterator holds the next id and the table version it started from: replacing a
+ * value or reading keys leaves the version alone, while adding or removing a key bumps it
+ * and the next step raises RuntimeError, as dict iterators do.
+ */
+#include "py/cache.h"
+
+typedef struct {
+    PyObject_HEAD
+    CacheObject *cache;     /* NULL once exhausted */
+    uint32_t next;
+    uint32_t used;
+    uint64_t version;
+} CacheIterObject;
+
+/* ------------------------------------------------------------------------------------
+ * Iteration: keys in insertion order; changing the set of keys invalidates iterators
+ */
+PyObject *
+cache_iter(CacheObject *self)
+{
+    CacheIterObject *it = PyObject_GC_New(CacheIterObject, self->st->CacheIterType);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->cache = (CacheObject *)Py_NewRef(self);
+    it->next = ml_cache_first(&self->c);
+    it->used = self->c.t.used;
+    it->version = self->c.t.version;
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+static PyObject *
+cacheiter_next(CacheIterObject *it)
+{
+    CacheObject *c = it->cache;
+    if (c == NULL) {
+        return NULL;
+    }
+    if (c->c.t.version != it->version) {
+        PyObject *name = cacheobj_type_name(c);
+        if (name != NULL) {
+            PyErr_Format(PyExc_RuntimeError, "%U %s during iteration", name,
+                         c->c.t.used != it->used ? "changed size" : "keys changed");
+            Py_DECREF(name);
+        }
+        it->version = UINT64_MAX;   /* keep failing, as dict iterators do */
+        return NULL;
+    }
+    if (it->next == ML_NIL) {
+        it->cache = NULL;
+        Py_DECREF(c);
+        return NULL;
+    }
+    PyObject *key = (PyObject *)c->c.t.ents[it->next].key;
+    it->next = ml_cache_next(&c->c, it->next);
+    return Py_NewRef(key);
+}
+
+static PyObject *
+cacheiter_length_hint(CacheIterObject *it, PyObject *Py_UNUSED(ignored))
+{
+    if (it->cache == NULL || it->cache->c.t.version != it->version) {
+        return PyLong_FromLong(0);
+    }
+    Py_ssize_t n = 0;
+    for (uint32_t id = it->next; id != ML_NIL; id = ml_cache_next(&it->cache->c, id)) {
+        n++;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static int
+cacheiter_traverse(CacheIterObject *it, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(it));
+    Py_VISIT((PyObject *)it->cache);
+    return 0;
+}
+
+static int
+cacheiter_clear(CacheIterObject *it)
+{
+    Py_CLEAR(it->cache);
+    return 0;
+}
+
+static void
+cacheiter_dealloc(CacheIterObject *it)
+{
+    PyTypeObject *tp = Py_TYPE(it);
+    PyObject_GC_UnTrack(it);
+    Py_CLEAR(it->cache);
+    PyObject_GC_Del(it);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef cacheiter_methods[] = {
+    {"__length_hint__", (PyCFunction)cacheiter_length_hint, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot cacheiter_slots[] = {
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, cacheiter_next},
+    {Py_tp_dealloc, cacheiter_dealloc},
+    {Py_tp_traverse, cacheiter_traverse},
+    {Py_tp_clear, cacheiter_clear},
+    {Py_tp_methods, cacheiter_methods},
+    {0, NULL},
+};
+
+PyType_Spec cacheiter_spec = {
+    .name = "memleash._core.CacheIterator",
+    .basicsize = sizeof(CacheIterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = cacheiter_slots,
+};
