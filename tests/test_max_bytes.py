@@ -135,3 +135,52 @@ def test_sizeof_of_the_cache_counts_what_it_owns_not_the_items():
     assert 1000 * 40 <= grown < 1000 * 120
     cache.clear()
     assert sys.getsizeof(cache) == empty
+
+
+def _with_cached_utf8(text):
+    import ctypes
+
+    ctypes.pythonapi.PyUnicode_AsUTF8.restype = ctypes.c_char_p
+    ctypes.pythonapi.PyUnicode_AsUTF8(ctypes.py_object(text))
+    return text
+
+
+def _with_cached_wchar(text):
+    import ctypes
+
+    as_unicode = ctypes.pythonapi.PyUnicode_AsUnicode   # deprecated, still in 3.11
+    as_unicode.restype = ctypes.c_void_p
+    as_unicode(ctypes.py_object(text))
+    return text
+
+
+class StrSub(str):
+    pass
+
+
+SIZE_SAMPLES = [
+    b"", b"x", b"y" * 1000, 0, 1, -1, 2**30, 2**64, -(2**100), 10**500, True, 0.0, -1.5,
+    "", "a", "abc" * 100, "\xe9", "\xe9" * 50, "\u20ac" * 10, "\U0001f600" * 3,
+    _with_cached_utf8("caf\xe9 " * 7), _with_cached_utf8("\u20ac" + "x" * 40),
+    _with_cached_wchar("wide \xe9\u20ac text"), _with_cached_wchar("plain ascii"),
+    StrSub("sub"), bytearray(b"abc"), (1, 2), None, frozenset({1}),
+]
+
+
+def test_default_accounting_equals_sys_getsizeof_for_every_type():
+    overheads = set()
+    for obj in SIZE_SAMPLES:
+        cache = LRUCache(maxsize=10, max_bytes=10**9)
+        key = obj if not isinstance(obj, bytearray) else "unhashable value"
+        cache[key] = obj
+        overheads.add(cache.currbytes - sys.getsizeof(key) - sys.getsizeof(obj))
+    assert len(overheads) == 1, overheads
+
+
+def test_on_demand_currbytes_equals_sys_getsizeof_sum():
+    cache = LRUCache(maxsize=100)
+    cache.update((i, obj) for i, obj in enumerate(SIZE_SAMPLES))
+    reference = LRUCache(maxsize=100, max_bytes=10**9)
+    reference.update((i, obj) for i, obj in enumerate(SIZE_SAMPLES))
+    assert cache.currbytes == reference.currbytes - 8 * len(SIZE_SAMPLES)
+    assert cache.currbytes > sum(sys.getsizeof(o) for o in SIZE_SAMPLES)

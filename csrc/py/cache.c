@@ -167,6 +167,42 @@ clear_entries(CacheObject *self)
 /* ------------------------------------------------------------------------------------
  * Sizing an entry: units (cachetools' getsizeof) and bytes (memleash's sizeof)
  */
+/* sys.getsizeof(o), computed as CPython 3.11 computes it for the exact types a cache
+ * most often holds (bytes, int, float, compact str without a wchar_t copy), and through
+ * _PySys_GetSizeOf — a method call — for anything else, subclasses included. None of
+ * the fast-path types is GC-tracked, so no GC header is added. tests/test_max_bytes.py
+ * pins equality with sys.getsizeof. @return (size_t)-1 with an exception on error. */
+static size_t
+default_sizeof(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyBytes_Type) {
+        return (size_t)PyBytes_Type.tp_basicsize + (size_t)Py_SIZE(o);
+    }
+    if (tp == &PyLong_Type) {
+        /* at least one digit: zero is allocated with one too */
+        return offsetof(PyLongObject, ob_digit) + (size_t)Py_MAX(Py_ABS(Py_SIZE(o)), 1) * sizeof(digit);
+    }
+    if (tp == &PyFloat_Type) {
+        return sizeof(PyFloatObject);
+    }
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT(o) && ((PyASCIIObject *)o)->wstr == NULL) {
+        size_t len = (size_t)PyUnicode_GET_LENGTH(o);
+        if (PyUnicode_IS_ASCII(o)) {
+            return sizeof(PyASCIIObject) + len + 1;   /* utf8 is the data itself */
+        }
+        const PyCompactUnicodeObject *u = (const PyCompactUnicodeObject *)o;
+        size_t n = sizeof(PyCompactUnicodeObject) + (len + 1) * PyUnicode_KIND(o);
+        if (u->utf8 != NULL) {
+            n += (size_t)u->utf8_length + 1;
+        }
+        return n;
+    }
+#endif
+    return _PySys_GetSizeOf(o);   /* can re-enter (__sizeof__) */
+}
+
 static int
 entry_units(CacheObject *self, PyObject *value, double *units, int *is_float)
 {
@@ -238,11 +274,11 @@ entry_bytes(CacheObject *self, PyObject *key, PyObject *value, size_t *bytes)
         *bytes = overflow > 0 ? SIZE_MAX : (size_t)v;
     }
     else {
-        size_t k = _PySys_GetSizeOf(key);   /* can re-enter (__sizeof__) */
+        size_t k = default_sizeof(key);   /* can re-enter (__sizeof__) */
         if (k == (size_t)-1 && PyErr_Occurred()) {
             return -1;
         }
-        size_t v = _PySys_GetSizeOf(value);   /* can re-enter (__sizeof__) */
+        size_t v = default_sizeof(value);   /* can re-enter (__sizeof__) */
         if (v == (size_t)-1 && PyErr_Occurred()) {
             return -1;
         }
@@ -758,7 +794,7 @@ cache_get_currbytes(CacheObject *self, void *Py_UNUSED(closure))
     }
     size_t total = 0, overhead = ml_cache_entry_overhead(&self->c);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        size_t n = _PySys_GetSizeOf(PyList_GET_ITEM(items, i));   /* can re-enter */
+        size_t n = default_sizeof(PyList_GET_ITEM(items, i));   /* can re-enter */
         if (n == (size_t)-1 && PyErr_Occurred()) {
             Py_DECREF(items);
             return NULL;
