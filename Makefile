@@ -70,3 +70,15 @@ endef
 test-debug: apt venv
 	$(call variant,debug,MEMLEASH_DEBUG=1)
 	PYTHONPATH=build/debug $(VPY) -m pytest -q -p no:cacheprovider
+
+.PHONY: test-asan
+# AddressSanitizer + UndefinedBehaviorSanitizer over the whole pytest suite. PYTHONMALLOC=malloc
+# so small PyMem blocks are not hidden in pymalloc arenas; the ASan runtime is preloaded
+# because the interpreter itself is not instrumented.
+ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so)
+UBSAN_RT = $(shell $(CC) -print-file-name=libubsan.so)
+test-asan: apt venv
+	$(call variant,asan,MEMLEASH_SANITIZE=1 MEMLEASH_DEBUG=1)
+	PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
+	  $(VPY) -m pytest -q -p no:cacheprovider

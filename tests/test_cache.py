@@ -483,3 +483,33 @@ def test_unhashable_key_is_a_type_error_and_changes_nothing(cache_cls):
         with pytest.raises(TypeError):
             op()
     assert dict(cache) == {1: 1}
+
+
+# ---- the deliberate differences of docs/compat.md ----
+
+def test_subclass_that_skips_init_is_empty_and_refuses_items(cache_cls):
+    class Lazy(cache_cls):
+        def __init__(self):
+            pass
+
+    cache = Lazy()
+    assert len(cache) == 0 and cache.maxsize is None
+    with pytest.raises(ValueError, match="value too large"):
+        cache[1] = 1
+    assert repr(cache) == "Lazy({}, maxsize=None, currsize=0)"
+
+
+def test_sizing_callable_is_fixed_at_construction(cache_cls):
+    cache = cache_cls(maxsize=10, getsizeof=lambda v: 2)
+    cache.getsizeof = lambda v: 5
+    cache[1] = 1
+    assert cache.currsize == 2
+
+
+def test_empty_cache_has_exactly_zero_currsize_after_float_sizes(cache_cls):
+    cache = cache_cls(maxsize=10, getsizeof=lambda v: v)
+    cache[1] = 0.1
+    cache[2] = 0.2
+    del cache[1]
+    del cache[2]
+    assert cache.currsize == 0.0
