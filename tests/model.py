@@ -1,7 +1,9 @@
 """A pure-Python reference model of memleash's caches, for the hypothesis state machines.
 
-It is cachetools' semantics written as plainly as possible (a dict in insertion order, an
-OrderedDict for recency) plus the byte budget: room is made before an entry is stored.
+It is cachetools' semantics written as plainly as possible plus the byte budget (room is
+made before an entry is stored). Policies: "insertion" (Cache), "lru", "fifo", "lfu" (the
+fewest uses, then the earliest arrival at that count), "rr" (choice over a key list kept
+as cachetools keeps it: appended, swap-removed).
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from typing import Any, Callable, Optional
 
 
 class ModelCache:
-    def __init__(self, maxsize: float, lru: bool, getsizeof: Optional[Callable] = None,
-                 max_bytes: Optional[int] = None, sizeof: Optional[Callable] = None):
+    def __init__(self, maxsize: float, policy: str, getsizeof: Optional[Callable] = None,
+                 max_bytes: Optional[int] = None, sizeof: Optional[Callable] = None,
+                 choice: Optional[Callable] = None):
         self.maxsize = maxsize
-        self.lru = lru
+        self.policy = policy
+        self.choice = choice
+        self.uses: dict = {}          # lfu: key -> (count, arrival stamp at that count)
+        self.stamp = 0
+        self.keylist: list = []       # rr
         self.getsizeof = getsizeof
         self.max_bytes = max_bytes
         self.sizeof = sizeof
@@ -31,19 +38,38 @@ class ModelCache:
     def currbytes(self) -> int:
         return sum(self.bytes.values())
 
+    def _use(self, key: Any, fresh: bool = False) -> None:
+        self.stamp += 1
+        count = 1 if fresh else self.uses[key][0] + 1
+        self.uses[key] = (count, self.stamp)
+
     def _victim(self) -> Any:
-        return next(iter(self.recency if self.lru else self.data))
+        if self.policy in ("lru", "fifo"):
+            return next(iter(self.recency))
+        if self.policy == "lfu":
+            return min(self.uses, key=self.uses.__getitem__)
+        if self.policy == "rr":
+            return self.choice(self.keylist)
+        return next(iter(self.data))
 
     def _remove(self, key: Any) -> Any:
         self.units.pop(key)
         self.bytes.pop(key)
         self.recency.pop(key)
+        self.uses.pop(key, None)
+        if self.policy == "rr":
+            i = self.keylist.index(key)
+            last = self.keylist.pop()
+            if i < len(self.keylist):
+                self.keylist[i] = last
         return self.data.pop(key)
 
     def __getitem__(self, key: Any) -> Any:
         value = self.data[key]
-        if self.lru:
+        if self.policy == "lru":
             self.recency.move_to_end(key)
+        elif self.policy == "lfu":
+            self._use(key)
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -65,10 +91,16 @@ class ModelCache:
             self._remove(self._victim())
         self.data[key] = value
         if key in self.recency:
-            if self.lru:
+            if self.policy in ("lru", "fifo"):
                 self.recency.move_to_end(key)
+            elif self.policy == "lfu":
+                self._use(key)
         else:
             self.recency[key] = None
+            if self.policy == "lfu":
+                self._use(key, fresh=True)
+            elif self.policy == "rr":
+                self.keylist.append(key)
         self.units[key] = units
         self.bytes[key] = nbytes
 

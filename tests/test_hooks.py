@@ -17,8 +17,9 @@ def test_overridden_popitem_sees_every_eviction(cache_cls):
     cache = Observed(maxsize=2)
     for k in range(5):
         cache[k] = k
-    assert evicted == [0, 1, 2]
-    assert list(cache) == [3, 4]
+    assert len(evicted) == 3 and sorted(evicted + list(cache)) == [0, 1, 2, 3, 4]
+    if cache_cls.__name__ != "RRCache":   # the others evict in a fixed order here
+        assert evicted == [0, 1, 2] and list(cache) == [3, 4]
 
 
 def test_overridden_delitem_sees_evictions_and_pops(cache_cls):
@@ -31,10 +32,11 @@ def test_overridden_delitem_sees_evictions_and_pops(cache_cls):
 
     cache = Observed(maxsize=2)
     cache.update({1: 1, 2: 2})
-    cache[3] = 3
-    assert cache.pop(2) == 2
+    cache[3] = 3                      # evicts one of 1, 2
+    remaining = [k for k in (1, 2) if k in cache]
+    assert cache.pop(remaining[0]) == remaining[0]
     assert cache.popitem() == (3, 3)
-    assert deleted == [1, 2, 3]
+    assert sorted(deleted) == [1, 2, 3] and deleted[-1] == 3
 
 
 def test_overridden_getitem_serves_get_pop_and_setdefault(cache_cls):
@@ -89,7 +91,10 @@ def test_overridden_getsizeof_sizes_entries(cache_cls):
     cache["b"] = "de"
     assert cache.currsize == 5
     cache["c"] = "f"
-    assert "a" not in cache and cache.currsize == 3
+    assert "c" in cache and len(cache) == 2
+    assert cache.currsize == sum(len(cache.get(k)) for k in list(cache)) <= 5
+    if cache_cls.__name__ != "RRCache":   # the others evict the oldest, "a", here
+        assert "a" not in cache and cache.currsize == 3
 
 
 def test_popitem_that_frees_nothing_raises_instead_of_looping(cache_cls):

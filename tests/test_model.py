@@ -20,16 +20,19 @@ def nbytes(key, value):
     return 20 + value
 
 
+def middle(keys):
+    return keys[len(keys) // 2]
+
+
+POLICY = {"Cache": "insertion", "LRUCache": "lru", "FIFOCache": "fifo", "LFUCache": "lfu",
+          "RRCache": "rr"}
+
 CONFIGS = [
     # (class name, maxsize, getsizeof, max_bytes)
-    ("LRUCache", 4, None, None),
-    ("LRUCache", 10, units, None),
-    ("LRUCache", 6, None, 150),
-    ("LRUCache", 12, units, 120),
-    ("Cache", 4, None, None),
-    ("Cache", 10, units, None),
-    ("Cache", 6, None, 150),
-    ("Cache", 0, None, None),
+    (name, maxsize, getsizeof, max_bytes)
+    for name in POLICY
+    for maxsize, getsizeof, max_bytes in [(4, None, None), (10, units, None), (6, None, 150),
+                                          (12, units, 120), (0, None, None)]
 ]
 
 
@@ -38,10 +41,12 @@ class CacheMachine(RuleBasedStateMachine):
     def setup(self, config):
         name, maxsize, getsizeof, max_bytes = config
         budget = {} if max_bytes is None else {"max_bytes": max_bytes, "sizeof": nbytes}
-        self.cache = getattr(memleash, name)(maxsize, getsizeof, **budget)
-        self.model = ModelCache(maxsize, name == "LRUCache", getsizeof, max_bytes,
-                                nbytes if max_bytes is not None else None)
-        self.peer = getattr(cachetools, name)(maxsize, getsizeof) if max_bytes is None else None
+        extra = {"choice": middle} if name == "RRCache" else {}
+        self.cache = getattr(memleash, name)(maxsize, getsizeof=getsizeof, **extra, **budget)
+        self.model = ModelCache(maxsize, POLICY[name], getsizeof, max_bytes,
+                                nbytes if max_bytes is not None else None, choice=middle)
+        self.peer = (getattr(cachetools, name)(maxsize, getsizeof=getsizeof, **extra)
+                     if max_bytes is None else None)
 
     def same(self, op):
         """Runs op on every implementation; results or exception types must agree."""
@@ -106,5 +111,5 @@ class CacheMachine(RuleBasedStateMachine):
             assert self.cache.currsize == self.peer.currsize
 
 
-CacheMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
+CacheMachine.TestCase.settings = settings(max_examples=600, stateful_step_count=60, deadline=None)
 TestCacheAgainstModelAndCachetools = CacheMachine.TestCase

@@ -5,7 +5,9 @@
  *   ml_cache
  *   +-- t        slab of ml_entry (hash, key, value, 2 x (prev, next)) + index (table.c)
  *   +-- order    list through link[ML_LINK_ORDER]: insertion order, for iteration
- *   +-- policy   list through link[ML_LINK_POLICY]: recency, least recent at head (LRU)
+ *   +-- policy   list through link[ML_LINK_POLICY]: recency (LRU) or arrival (FIFO)
+ *   +-- lfu      frequency buckets, threading link[ML_LINK_POLICY] (LFU, lfu.c)
+ *   +-- dense    packed live ids for random choice (RANDOM, dense.c)
  *   +-- units[]  side array by id, only when a getsizeof is in use
  *   +-- bytes[]  side array by id, only when bytes are accounted (max_bytes / sizeof)
  *   +-- budget   sums and limits (budget.c)
@@ -39,6 +41,8 @@ ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on, 
     ml_table_init(&c->t, alloc);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
+    ml_lfu_init(&c->lfu);
+    ml_dense_init(&c->dense);
     c->kind = kind;
     c->units_on = units_on != 0;
     c->bytes_on = bytes_on != 0;
@@ -56,10 +60,19 @@ side_free(ml_cache *c)
     c->side_cap = 0;
 }
 
+/* Whether the policy threads the plain policy list. */
+static inline int
+uses_policy_list(const ml_cache *c)
+{
+    return c->kind == ML_POLICY_LRU || c->kind == ML_POLICY_FIFO;
+}
+
 void
 ml_cache_free(ml_cache *c)
 {
     side_free(c);
+    ml_lfu_free(&c->lfu, c->t.alloc);
+    ml_dense_free(&c->dense, c->t.alloc);
     ml_table_free(&c->t);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
@@ -94,6 +107,12 @@ ml_cache_reserve(ml_cache *c)
         }
         c->side_cap = need;
     }
+    if (c->kind == ML_POLICY_LFU && ml_lfu_reserve(&c->lfu, c->t.alloc, need) != ML_OK) {
+        return ML_ERR_NOMEM;
+    }
+    if (c->kind == ML_POLICY_RANDOM && ml_dense_reserve(&c->dense, c->t.alloc, need) != ML_OK) {
+        return ML_ERR_NOMEM;
+    }
     return ML_OK;
 }
 
@@ -109,8 +128,14 @@ ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, double units
         c->bytes[id] = bytes;
     }
     ml_list_push_back(&c->order, c->t.ents, ML_LINK_ORDER, id);
-    if (c->kind == ML_POLICY_LRU) {
+    if (uses_policy_list(c)) {
         ml_list_push_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
+    }
+    else if (c->kind == ML_POLICY_LFU) {
+        ml_lfu_insert(&c->lfu, c->t.ents, id);
+    }
+    else if (c->kind == ML_POLICY_RANDOM) {
+        ml_dense_add(&c->dense, id);
     }
     ml_budget_add(&c->budget, c->units_on ? units : 1.0, c->bytes_on ? bytes : 0);
     return id;
@@ -142,7 +167,12 @@ ml_cache_replace(ml_cache *c, uint32_t id, void *value, double units, size_t byt
         c->bytes[id] = bytes;
     }
     ml_budget_add(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
-    ml_cache_touch(c, id);
+    if (uses_policy_list(c)) {
+        ml_list_move_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
+    }
+    else if (c->kind == ML_POLICY_LFU) {
+        ml_lfu_touch(&c->lfu, c->t.ents, id);
+    }
     return old;
 }
 
@@ -154,8 +184,14 @@ ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value)
     *value = e->value;
     ml_budget_sub(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
     ml_list_unlink(&c->order, c->t.ents, ML_LINK_ORDER, id);
-    if (c->kind == ML_POLICY_LRU) {
+    if (uses_policy_list(c)) {
         ml_list_unlink(&c->policy, c->t.ents, ML_LINK_POLICY, id);
+    }
+    else if (c->kind == ML_POLICY_LFU) {
+        ml_lfu_remove(&c->lfu, c->t.ents, id);
+    }
+    else if (c->kind == ML_POLICY_RANDOM) {
+        ml_dense_remove(&c->dense, id);
     }
     ml_table_remove(&c->t, id);
     if (c->t.used == 0) {
@@ -178,6 +214,8 @@ ml_cache_steal(ml_cache *c, ml_table *out)
 {
     ml_table_steal(&c->t, out);
     side_free(c);
+    ml_lfu_free(&c->lfu, c->t.alloc);
+    ml_dense_free(&c->dense, c->t.alloc);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
     c->budget.units = 0.0;
@@ -194,19 +232,25 @@ ml_cache_sizeof(const ml_cache *c)
     if (c->bytes != NULL) {
         n += (size_t)c->side_cap * sizeof(size_t);
     }
+    n += (size_t)c->lfu.cap * sizeof(ml_lfu_bucket) + (size_t)c->lfu.side_cap * sizeof(uint32_t);
+    n += (size_t)c->dense.cap * 2u * sizeof(uint32_t);
     return n;
 }
 
 size_t
 ml_cache_entry_overhead(const ml_cache *c)
 {
-    /* slab entry + side cells + two index slots (the index holds 1.5 to 3 per entry) */
+    /* slab entry + side cells + two index slots (the index holds 1.5 to 3 per entry);
+     * LFU: its bucket id (buckets are fewer than entries and shared); RANDOM: two ids */
     return sizeof(ml_entry) + (c->units_on ? sizeof(double) : 0) +
-           (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t);
+           (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t) +
+           (c->kind == ML_POLICY_LFU ? sizeof(uint32_t) : 0) +
+           (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0);
 }
 
 #ifndef NDEBUG
-static void
+/* Walks list l through links w, checking back links and liveness; @return its length. */
+static uint32_t
 check_list(const ml_cache *c, const ml_list *l, int w)
 {
     uint32_t n = 0, prev = ML_NIL;
@@ -217,18 +261,54 @@ check_list(const ml_cache *c, const ml_list *l, int w)
         }
         prev = id;
     }
-    if (l->tail != prev || n != c->t.used) {
+    if (l->tail != prev) {
         abort();
     }
+    return n;
 }
 
 void
 ml_cache_check(const ml_cache *c)
 {
     const ml_table *t = &c->t;
-    check_list(c, &c->order, ML_LINK_ORDER);
-    if (c->kind == ML_POLICY_LRU) {
-        check_list(c, &c->policy, ML_LINK_POLICY);
+    if (check_list(c, &c->order, ML_LINK_ORDER) != t->used) {
+        abort();
+    }
+    if (uses_policy_list(c) && check_list(c, &c->policy, ML_LINK_POLICY) != t->used) {
+        abort();
+    }
+    if (c->kind == ML_POLICY_LFU) {
+        size_t n = 0;
+        uint64_t prev_count = 0;
+        uint32_t prev_b = ML_NIL;
+        for (uint32_t b = c->lfu.first; b != ML_NIL; b = c->lfu.b[b].next) {
+            const ml_lfu_bucket *bk = &c->lfu.b[b];
+            if (bk->count <= prev_count || bk->prev != prev_b || bk->keys.head == ML_NIL) {
+                abort();
+            }
+            n += check_list(c, &bk->keys, ML_LINK_POLICY);
+            for (uint32_t id = bk->keys.head; id != ML_NIL; id = t->ents[id].link[ML_LINK_POLICY][1]) {
+                if (c->lfu.bucket_of[id] != b) {
+                    abort();
+                }
+            }
+            prev_count = bk->count;
+            prev_b = b;
+        }
+        if (n != t->used || c->lfu.last != prev_b) {
+            abort();
+        }
+    }
+    if (c->kind == ML_POLICY_RANDOM) {
+        if (c->dense.n != t->used) {
+            abort();
+        }
+        for (uint32_t i = 0; i < c->dense.n; i++) {
+            uint32_t id = c->dense.ids[i];
+            if (id >= t->top || t->ents[id].key == NULL || c->dense.pos[id] != i) {
+                abort();
+            }
+        }
     }
     double units = 0.0;
     size_t bytes = 0, live = 0;

@@ -8,7 +8,11 @@
  * Entries are iterated in insertion order (the ML_LINK_ORDER list); the policy decides
  * which entry ml_cache_victim names:
  *   ML_POLICY_INSERTION  the first inserted (cachetools.Cache: its first key);
- *   ML_POLICY_LRU        the least recently used (a hit or a replacement refreshes).
+ *   ML_POLICY_LRU        the least recently used (a hit or a replacement refreshes);
+ *   ML_POLICY_FIFO       the first inserted (a replacement counts as a new insertion);
+ *   ML_POLICY_LFU        the least frequently used, least recent first (lfu.h);
+ *   ML_POLICY_RANDOM     none: the caller chooses among c->dense (dense.h), and
+ *                        ml_cache_victim returns ML_NIL.
  */
 #ifndef ML_CACHE_H
 #define ML_CACHE_H
@@ -17,18 +21,27 @@
 #include <stdint.h>
 
 #include "core/budget.h"
+#include "core/dense.h"
+#include "core/lfu.h"
 #include "core/list.h"
 #include "core/table.h"
 
 typedef enum ml_policy {
     ML_POLICY_INSERTION = 0,
-    ML_POLICY_LRU = 1
+    ML_POLICY_LRU = 1,
+    ML_POLICY_FIFO = 2,
+    ML_POLICY_LFU = 3,
+    ML_POLICY_RANDOM = 4
 } ml_policy;
+
+#define ML_POLICY_COUNT 5
 
 typedef struct ml_cache {
     ml_table t;         /* entries and index; t.version is bumped by insert/remove */
     ml_list order;      /* insertion order: iteration */
-    ml_list policy;     /* ML_POLICY_LRU: least recent at head */
+    ml_list policy;     /* LRU: least recent at head; FIFO: oldest at head */
+    ml_lfu lfu;         /* LFU only */
+    ml_dense dense;     /* RANDOM only */
     ml_policy kind;
     double *units;      /* per-id units, NULL while units are off (each entry counts 1) */
     size_t *bytes;      /* per-id bytes, NULL while bytes are off */
@@ -57,27 +70,43 @@ int ml_cache_reserve(ml_cache *c);
 uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, double units,
                          size_t bytes);
 
-/* Gives live entry id a new value and counts; the LRU policy also refreshes it.
+/* Gives live entry id a new value and counts; LRU and FIFO move it to the recent end, LFU
+ * counts a use (each as cachetools' __setitem__ on an existing key).
  * @return the old value, which the caller now owns. */
 void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, double units, size_t bytes);
 
 /* Removes live entry id; *key and *value receive its pointers, which the caller owns. */
 void ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value);
 
-/* Records a use of live entry id (a hit): the LRU policy moves it to the recent end. */
+/* Records a use of live entry id (a hit): LRU moves it to the recent end, LFU counts it. */
 static inline void
 ml_cache_touch(ml_cache *c, uint32_t id)
 {
     if (c->kind == ML_POLICY_LRU) {
         ml_list_move_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
     }
+    else if (c->kind == ML_POLICY_LFU) {
+        ml_lfu_touch(&c->lfu, c->t.ents, id);
+    }
 }
 
-/* @return the id the policy evicts next, or ML_NIL when the cache is empty. */
+/* @return the id the policy evicts next, or ML_NIL when the cache is empty (always for
+ * ML_POLICY_RANDOM, whose caller chooses). */
 static inline uint32_t
 ml_cache_victim(const ml_cache *c)
 {
-    return c->kind == ML_POLICY_LRU ? c->policy.head : c->order.head;
+    switch (c->kind) {
+    case ML_POLICY_LRU:
+    case ML_POLICY_FIFO:
+        return c->policy.head;
+    case ML_POLICY_LFU:
+        return ml_lfu_victim(&c->lfu);
+    case ML_POLICY_RANDOM:
+        return ML_NIL;
+    case ML_POLICY_INSERTION:
+    default:
+        return c->order.head;
+    }
 }
 
 /* @return the units / bytes entry id is accounted for. */

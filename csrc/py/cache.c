@@ -308,8 +308,11 @@ evict_via_popitem(CacheObject *self)
     if (r == NULL) {
         return -1;
     }
+    /* judged while r still holds what was evicted: releasing it may run a __del__ that
+     * stores something new, which is no failure of popitem() */
+    int freed = self->c.t.used < used || self->c.budget.units < units || self->c.budget.bytes < bytes;
     Py_DECREF(r);   /* can re-enter */
-    if (self->c.t.used >= used && !(self->c.budget.units < units) && !(self->c.budget.bytes < bytes)) {
+    if (!freed) {
         PyErr_Format(PyExc_RuntimeError,
                      "%.200s.popitem() freed no room: cannot make room for a new item",
                      Py_TYPE(self)->tp_name);
@@ -336,7 +339,9 @@ restart:;
         id = ML_NIL;
     }
     while (!ml_cache_fits(&self->c, id, units, bytes)) {
-        if (self->hooks & (HOOK_POPITEM | HOOK_DELITEM)) {
+        /* Python code chooses or removes the victim: one popitem() at a time, then
+         * look again (RRCache's choice() counts as such code) */
+        if ((self->hooks & (HOOK_POPITEM | HOOK_DELITEM)) || self->c.kind == ML_POLICY_RANDOM) {
             defer_flush(&d);
             if (evict_via_popitem(self) < 0) {
                 goto error;
@@ -688,39 +693,82 @@ raise_empty(CacheObject *self)
     Py_DECREF(exc);
 }
 
+/* RRCache: asks choice(keys) for the victim. @return 0 with *id set and *chosen holding a
+ * reference to the chosen key, or -1 with an exception (KeyError when empty). */
+static int
+choose_random(CacheObject *self, uint32_t *id, PyObject **chosen)
+{
+    if (self->c.dense.n == 0) {
+        raise_empty(self);
+        return -1;
+    }
+    if (self->choice == NULL) {
+        PyErr_SetString(PyExc_TypeError, "RRCache has no choice function (was __init__ called?)");
+        return -1;
+    }
+    PyObject *keys = rrkeys_new(self);
+    if (keys == NULL) {
+        return -1;
+    }
+    PyObject *choice = Py_NewRef(self->choice);
+    PyObject *key = PyObject_CallOneArg(choice, keys);   /* can re-enter */
+    Py_DECREF(choice);
+    Py_DECREF(keys);
+    if (key == NULL) {
+        return -1;
+    }
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    int found = h == -1 ? -1 : cache_find(self, key, h, id);   /* can re-enter */
+    if (found <= 0) {
+        if (found == 0) {
+            set_key_error(key);   /* as cachetools: the chosen key must be in the cache */
+        }
+        Py_DECREF(key);
+        return -1;
+    }
+    *chosen = key;
+    return 0;
+}
+
 static PyObject *
 cache_popitem(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
-    uint32_t victim = ml_cache_victim(&self->c);
-    if (victim == ML_NIL) {
+    uint32_t victim;
+    PyObject *chosen = NULL, *pair = NULL;
+    if (self->c.kind == ML_POLICY_RANDOM) {
+        if (choose_random(self, &victim, &chosen) < 0) {
+            return NULL;
+        }
+    }
+    else if ((victim = ml_cache_victim(&self->c)) == ML_NIL) {
         raise_empty(self);
         return NULL;
     }
     int insertion = self->c.kind == ML_POLICY_INSERTION;
     if ((self->hooks & HOOK_DELITEM) || (insertion && (self->hooks & HOOK_GETITEM))) {
-        /* as cachetools: value = self[key] (Cache) or the stored value (LRU); del self[key] */
+        /* as cachetools: value = self[key] (Cache) or the stored value (the others);
+         * then del self[key] */
         PyObject *key = Py_NewRef((PyObject *)ENTS(self)[victim].key);
         PyObject *value = insertion ? PyObject_GetItem((PyObject *)self, key)   /* can re-enter */
                                     : Py_NewRef((PyObject *)ENTS(self)[victim].value);
-        if (value == NULL || PyObject_DelItem((PyObject *)self, key) < 0) {   /* can re-enter */
-            Py_DECREF(key);
-            Py_XDECREF(value);
-            return NULL;
+        if (value != NULL && PyObject_DelItem((PyObject *)self, key) == 0) {   /* can re-enter */
+            pair = PyTuple_Pack(2, key, value);
         }
-        PyObject *pair = PyTuple_Pack(2, key, value);
         Py_DECREF(key);
-        Py_DECREF(value);
-        return pair;
+        Py_XDECREF(value);
+        goto done;
     }
-    PyObject *pair = PyTuple_New(2);
+    pair = PyTuple_New(2);
     if (pair == NULL) {
-        return NULL;
+        goto done;
     }
     void *k, *v;
     ml_cache_remove(&self->c, victim, &k, &v);
     ML_CACHE_CHECK(&self->c);
     PyTuple_SET_ITEM(pair, 0, (PyObject *)k);   /* steals the cache's references */
     PyTuple_SET_ITEM(pair, 1, (PyObject *)v);
+done:
+    Py_XDECREF(chosen);
     return pair;
 }
 
@@ -841,7 +889,7 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
     PyObject *policy = _PyType_Lookup(type, st->str_policy);   /* borrowed */
     if (policy != NULL) {
         long p = PyLong_Check(policy) ? PyLong_AsLong(policy) : -1;
-        if (p != ML_POLICY_INSERTION && p != ML_POLICY_LRU) {
+        if (p < 0 || p >= ML_POLICY_COUNT) {
             PyErr_Clear();
             PyErr_SetString(PyExc_TypeError, "_ml_policy must be one of memleash._core.POLICY_*");
             return NULL;
@@ -970,6 +1018,7 @@ cache_traverse(CacheObject *self, visitproc visit, void *arg)
     Py_VISIT(self->maxsize);
     Py_VISIT(self->getsizeof);
     Py_VISIT(self->sizeof_fn);
+    Py_VISIT(self->choice);
     Py_VISIT(self->dict);
     return 0;
 }
@@ -981,6 +1030,7 @@ cache_tp_clear(CacheObject *self)
     Py_CLEAR(self->maxsize);
     Py_CLEAR(self->getsizeof);
     Py_CLEAR(self->sizeof_fn);
+    Py_CLEAR(self->choice);
     Py_CLEAR(self->dict);
     return 0;
 }
@@ -1029,7 +1079,26 @@ static PyMethodDef cache_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *
+cache_get_choice(CacheObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->choice ? self->choice : Py_None);
+}
+
+static int
+cache_set_choice(CacheObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL || !PyCallable_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "choice must be callable");
+        return -1;
+    }
+    Py_XSETREF(self->choice, Py_NewRef(value));
+    return 0;
+}
+
 static PyGetSetDef cache_getset[] = {
+    {"_ml_choice", (getter)cache_get_choice, (setter)cache_set_choice,
+     "RRCache's choice function (the public name is RRCache.choice).", NULL},
     {"maxsize", (getter)cache_get_maxsize, NULL, "The maximum size of the cache.", NULL},
     {"currsize", (getter)cache_get_currsize, NULL, "The current size of the cache.", NULL},
     {"maxbytes", (getter)cache_get_maxbytes, NULL, "The byte budget (max_bytes), or None.", NULL},
@@ -1082,8 +1151,15 @@ ml_cache_module_exec(PyObject *module, ml_state *st)
     if (st->CacheIterType == NULL) {
         return -1;
     }
+    st->RRKeysType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &rrkeys_spec, NULL);
+    if (st->RRKeysType == NULL) {
+        return -1;
+    }
     if (PyModule_AddIntConstant(module, "POLICY_INSERTION", ML_POLICY_INSERTION) < 0 ||
-        PyModule_AddIntConstant(module, "POLICY_LRU", ML_POLICY_LRU) < 0) {
+        PyModule_AddIntConstant(module, "POLICY_LRU", ML_POLICY_LRU) < 0 ||
+        PyModule_AddIntConstant(module, "POLICY_FIFO", ML_POLICY_FIFO) < 0 ||
+        PyModule_AddIntConstant(module, "POLICY_LFU", ML_POLICY_LFU) < 0 ||
+        PyModule_AddIntConstant(module, "POLICY_RANDOM", ML_POLICY_RANDOM) < 0) {
         return -1;
     }
     return 0;

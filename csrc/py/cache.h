@@ -30,6 +30,7 @@ typedef struct {
     PyObject *maxsize;      /* as given: the property and repr show it unchanged */
     PyObject *getsizeof;    /* units callable while units are on, else NULL */
     PyObject *sizeof_fn;    /* bytes callable, or NULL for the default accounting */
+    PyObject *choice;       /* RRCache: choice(keys) names the victim; else NULL */
     PyObject *dict;
     PyObject *weakreflist;
     uint64_t config_gen;    /* bumped by every (re)configuration */
@@ -77,5 +78,10 @@ PyObject *cache_setstate(CacheObject *self, PyObject *state);
 /* cache_iter.c */
 PyObject *cache_iter(CacheObject *self);
 extern PyType_Spec cacheiter_spec;
+
+/* A live sequence view of an RRCache's keys in cachetools' key-list order (dense.h),
+ * for its choice function. New reference. */
+PyObject *rrkeys_new(CacheObject *self);
+extern PyType_Spec rrkeys_spec;
 
 #endif

@@ -36,6 +36,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     ml_state *st = PyModule_GetState(module);
     Py_VISIT(st->CacheType);
     Py_VISIT(st->CacheIterType);
+    Py_VISIT(st->RRKeysType);
     Py_VISIT(st->str_getitem);
     Py_VISIT(st->str_setitem);
     Py_VISIT(st->str_delitem);
@@ -53,6 +54,7 @@ module_clear(PyObject *module)
     ml_state *st = PyModule_GetState(module);
     Py_CLEAR(st->CacheType);
     Py_CLEAR(st->CacheIterType);
+    Py_CLEAR(st->RRKeysType);
     Py_CLEAR(st->str_getitem);
     Py_CLEAR(st->str_setitem);
     Py_CLEAR(st->str_delitem);

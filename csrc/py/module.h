@@ -11,6 +11,7 @@
 typedef struct {
     PyTypeObject *CacheType;        /* memleash._core.Cache */
     PyTypeObject *CacheIterType;
+    PyTypeObject *RRKeysType;       /* the key sequence an RRCache hands to choice() */
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
     PyObject *str_popitem, *str_getsizeof, *str_policy;

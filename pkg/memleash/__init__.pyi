@@ -1,4 +1,4 @@
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 
 _KT = TypeVar("_KT")
@@ -47,5 +47,20 @@ class Cache(MutableMapping[_KT, _VT]):
     def __sizeof__(self) -> int: ...
 
 class LRUCache(Cache[_KT, _VT]): ...
+class FIFOCache(Cache[_KT, _VT]): ...
+class LFUCache(Cache[_KT, _VT]): ...
 
-__all__ = ["Cache", "LRUCache"]
+class RRCache(Cache[_KT, _VT]):
+    def __init__(
+        self,
+        maxsize: float,
+        choice: Callable[[Sequence[_KT]], _KT] = ...,
+        getsizeof: Callable[[_VT], float] | None = None,
+        *,
+        max_bytes: int | None = None,
+        sizeof: Callable[[_KT, _VT], int] | None = None,
+    ) -> None: ...
+    @property
+    def choice(self) -> Callable[[Sequence[_KT]], _KT]: ...
+
+__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache"]

@@ -253,6 +253,108 @@ static void test_sizeof_counts_owned_arrays(void) {
     ml_cache_free(&c);
 }
 
+
+static uint32_t victim_key(ml_cache *c) {
+    uint32_t v = ml_cache_victim(c);
+    return v == ML_NIL ? 0 : (uint32_t)(uintptr_t)c->t.ents[v].key;
+}
+
+static void evict(ml_cache *c) {
+    void *k, *v;
+    ml_cache_remove(c, ml_cache_victim(c), &k, &v);
+}
+
+static void test_fifo_ignores_hits_and_requeues_replacements(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_FIFO, 0, 0, INFINITY, SIZE_MAX);
+    put(&c, 1, 1);
+    put(&c, 2, 2);
+    put(&c, 3, 3);
+    ml_cache_touch(&c, find(&c, 1));
+    CHECK(victim_key(&c) == 1);
+    ml_cache_replace(&c, find(&c, 1), K(10), 1.0, 0);
+    CHECK(victim_key(&c) == 2);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_lfu_evicts_least_frequent_then_least_recent(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    for (uintptr_t k = 1; k <= 4; k++) put(&c, k, k);
+    ml_cache_touch(&c, find(&c, 1));
+    ml_cache_touch(&c, find(&c, 1));
+    ml_cache_touch(&c, find(&c, 3));
+    ml_cache_touch(&c, find(&c, 2));
+    ML_CACHE_CHECK(&c);
+    CHECK(victim_key(&c) == 4);          /* the only one used once */
+    evict(&c);
+    CHECK(victim_key(&c) == 3);          /* used twice, reached count 2 before 2 did */
+    evict(&c);
+    CHECK(victim_key(&c) == 2);
+    evict(&c);
+    CHECK(victim_key(&c) == 1 && ml_lfu_count(&c.lfu, find(&c, 1)) == 3);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_lfu_alone_in_its_bucket_relabels_it(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    put(&c, 1, 1);
+    for (int i = 0; i < 1000; i++) ml_cache_touch(&c, find(&c, 1));
+    CHECK(ml_lfu_count(&c.lfu, find(&c, 1)) == 1001);
+    CHECK(c.lfu.top == 1);               /* never needed a second bucket */
+    put(&c, 2, 2);
+    CHECK(victim_key(&c) == 2);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_lfu_buckets_never_outnumber_entries(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    for (uintptr_t k = 1; k <= 64; k++) {
+        put(&c, k, k);
+        for (uintptr_t j = 0; j < k; j++) ml_cache_touch(&c, find(&c, k));  /* all counts differ */
+    }
+    CHECK(c.lfu.top <= c.t.used);
+    for (int round = 0; round < 64; round++) {
+        uint32_t id = find(&c, (uintptr_t)(round % 64 + 1));
+        if (id != ML_NIL) ml_cache_touch(&c, id);
+    }
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_lfu_append_rebuilds_in_order(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    for (uintptr_t k = 1; k <= 3; k++) put(&c, k, k);
+    ml_lfu_reset(&c.lfu);
+    ml_lfu_append(&c.lfu, c.t.ents, find(&c, 2), 1);
+    ml_lfu_append(&c.lfu, c.t.ents, find(&c, 3), 5);
+    ml_lfu_append(&c.lfu, c.t.ents, find(&c, 1), 5);
+    ML_CACHE_CHECK(&c);
+    CHECK(victim_key(&c) == 2);
+    evict(&c);
+    CHECK(victim_key(&c) == 3);
+    ml_cache_free(&c);
+}
+
+static void test_random_policy_keeps_a_dense_id_array(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_RANDOM, 0, 0, INFINITY, SIZE_MAX);
+    for (uintptr_t k = 1; k <= 10; k++) put(&c, k, k);
+    CHECK(ml_cache_victim(&c) == ML_NIL);
+    void *k, *v;
+    ml_cache_remove(&c, find(&c, 3), &k, &v);     /* 10 moves into 3's place */
+    CHECK(c.dense.n == 9 && c.t.ents[c.dense.ids[2]].key == K(10));
+    ml_cache_remove(&c, find(&c, 10), &k, &v);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
 int main(void) {
     RUN(test_table_insert_find_remove_many);
     RUN(test_removed_ids_are_reused);
@@ -265,6 +367,12 @@ int main(void) {
     RUN(test_reserve_failure_leaves_cache_unchanged);
     RUN(test_steal_empties_in_one_step);
     RUN(test_sizeof_counts_owned_arrays);
+    RUN(test_fifo_ignores_hits_and_requeues_replacements);
+    RUN(test_lfu_evicts_least_frequent_then_least_recent);
+    RUN(test_lfu_alone_in_its_bucket_relabels_it);
+    RUN(test_lfu_buckets_never_outnumber_entries);
+    RUN(test_lfu_append_rebuilds_in_order);
+    RUN(test_random_policy_keeps_a_dense_id_array);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

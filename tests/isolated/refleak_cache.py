@@ -45,6 +45,10 @@ def make_caches():
         memleash.LRUCache(1000, max_bytes=6000),
         memleash.LRUCache(1000, max_bytes=4000, sizeof=sizes),
         Hooked(50),
+        memleash.FIFOCache(64, max_bytes=5000),
+        memleash.LFUCache(64),
+        memleash.RRCache(64, choice=lambda keys: keys[len(keys) // 2]),
+        memleash.RRCache(64, max_bytes=4000),
     ]
 
 
