@@ -1,5 +1,6 @@
 import os
 import sys
+import time
 
 import pytest
 
@@ -7,8 +8,38 @@ import memleash
 
 sys.path.insert(0, os.path.dirname(__file__))   # tests/hostile.py and tests/model.py
 
+FAR = 10**9   # seconds: the timed caches below never expire during a test
 
-@pytest.fixture(params=["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache"])
+
+class TTLCache(memleash.TTLCache):
+    """memleash.TTLCache with cachetools' Cache constructor, for the shared tests."""
+
+    def __init__(self, maxsize, getsizeof=None, **kw):
+        super().__init__(maxsize, FAR, time.monotonic, getsizeof, **kw)
+
+
+class TLRUCache(memleash.TLRUCache):
+    """memleash.TLRUCache with cachetools' Cache constructor, for the shared tests."""
+
+    def __init__(self, maxsize, getsizeof=None, **kw):
+        super().__init__(maxsize, _far_deadline, time.monotonic, getsizeof, **kw)
+
+
+def _far_deadline(key, value, now):
+    return now + FAR
+
+
+UNTIMED = ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache"]
+TIMED = {"TTLCache": TTLCache, "TLRUCache": TLRUCache}
+
+
+@pytest.fixture(params=UNTIMED + list(TIMED))
 def cache_cls(request):
     """Each memleash cache class (tests that hold for all of them)."""
+    return TIMED.get(request.param) or getattr(memleash, request.param)
+
+
+@pytest.fixture(params=UNTIMED)
+def untimed_cache_cls(request):
+    """The caches whose iteration is live: timed caches iterate over a snapshot instead."""
     return getattr(memleash, request.param)

@@ -326,7 +326,8 @@ def test_updating_values_while_iterating_visits_each_key_once(cache_cls):
     assert list(cache.values()) == [10, 20, 30]
 
 
-def test_adding_a_key_while_iterating_raises(cache_cls):
+def test_adding_a_key_while_iterating_raises(untimed_cache_cls):
+    cache_cls = untimed_cache_cls
     cache = cache_cls(maxsize=10)
     cache.update({1: 1, 2: 2})
     it = iter(cache)
@@ -338,7 +339,8 @@ def test_adding_a_key_while_iterating_raises(cache_cls):
         next(it)
 
 
-def test_replacing_a_key_while_iterating_raises(cache_cls):
+def test_replacing_a_key_while_iterating_raises(untimed_cache_cls):
+    cache_cls = untimed_cache_cls
     cache = cache_cls(maxsize=10)
     cache.update({1: 1, 2: 2})
     it = iter(cache)
@@ -443,7 +445,7 @@ def test_setstate_rejects_garbage(cache_cls):
     with pytest.raises((TypeError, ValueError)):
         cache.__setstate__("nonsense")
     with pytest.raises(ValueError):
-        cache.__setstate__((None, 3, False, False, None, None, [1], None, None, None, None, None))
+        cache.__setstate__((None, 3, False, False, None, None, [1], None, None, None, None, None, None))
     assert cache[1] == 1
 
 

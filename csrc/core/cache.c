@@ -8,6 +8,7 @@
  *   +-- policy   list through link[ML_LINK_POLICY]: recency (LRU) or arrival (FIFO)
  *   +-- lfu      frequency buckets, threading link[ML_LINK_POLICY] (LFU, lfu.c)
  *   +-- dense    packed live ids for random choice (RANDOM, dense.c)
+ *   +-- deadlines  indexed min-heap of per-entry deadlines (TTL / TLRU, heap.c)
  *   +-- units[]  side array by id, only when a getsizeof is in use
  *   +-- bytes[]  side array by id, only when bytes are accounted (max_bytes / sizeof)
  *   +-- budget   sums and limits (budget.c)
@@ -43,6 +44,7 @@ ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on, 
     c->policy = ML_LIST_EMPTY;
     ml_lfu_init(&c->lfu);
     ml_dense_init(&c->dense);
+    ml_heap_init(&c->deadlines);
     c->kind = kind;
     c->units_on = units_on != 0;
     c->bytes_on = bytes_on != 0;
@@ -73,6 +75,7 @@ ml_cache_free(ml_cache *c)
     side_free(c);
     ml_lfu_free(&c->lfu, c->t.alloc);
     ml_dense_free(&c->dense, c->t.alloc);
+    ml_heap_free(&c->deadlines, c->t.alloc);
     ml_table_free(&c->t);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
@@ -111,6 +114,9 @@ ml_cache_reserve(ml_cache *c)
         return ML_ERR_NOMEM;
     }
     if (c->kind == ML_POLICY_RANDOM && ml_dense_reserve(&c->dense, c->t.alloc, need) != ML_OK) {
+        return ML_ERR_NOMEM;
+    }
+    if (c->deadlines_on && ml_heap_reserve(&c->deadlines, c->t.alloc, need) != ML_OK) {
         return ML_ERR_NOMEM;
     }
     return ML_OK;
@@ -193,10 +199,27 @@ ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value)
     else if (c->kind == ML_POLICY_RANDOM) {
         ml_dense_remove(&c->dense, id);
     }
+    if (c->deadlines_on) {
+        ml_heap_remove(&c->deadlines, id);
+    }
     ml_table_remove(&c->t, id);
     if (c->t.used == 0) {
         c->budget.units = 0.0;   /* no rounding residue survives an empty cache */
     }
+}
+
+void
+ml_cache_enable_deadlines(ml_cache *c)
+{
+    assert(c->t.used == 0);
+    c->deadlines_on = 1;
+}
+
+void
+ml_cache_set_deadline(ml_cache *c, uint32_t id, double when)
+{
+    assert(c->deadlines_on && !isnan(when));
+    ml_heap_set(&c->deadlines, id, when);
 }
 
 int
@@ -216,6 +239,7 @@ ml_cache_steal(ml_cache *c, ml_table *out)
     side_free(c);
     ml_lfu_free(&c->lfu, c->t.alloc);
     ml_dense_free(&c->dense, c->t.alloc);
+    ml_heap_free(&c->deadlines, c->t.alloc);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
     c->budget.units = 0.0;
@@ -234,6 +258,7 @@ ml_cache_sizeof(const ml_cache *c)
     }
     n += (size_t)c->lfu.cap * sizeof(ml_lfu_bucket) + (size_t)c->lfu.side_cap * sizeof(uint32_t);
     n += (size_t)c->dense.cap * 2u * sizeof(uint32_t);
+    n += (size_t)c->deadlines.cap * (2u * sizeof(uint32_t) + sizeof(double) + sizeof(uint64_t));
     return n;
 }
 
@@ -245,7 +270,8 @@ ml_cache_entry_overhead(const ml_cache *c)
     return sizeof(ml_entry) + (c->units_on ? sizeof(double) : 0) +
            (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t) +
            (c->kind == ML_POLICY_LFU ? sizeof(uint32_t) : 0) +
-           (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0);
+           (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0) +
+           (c->deadlines_on ? 2 * sizeof(uint32_t) + sizeof(double) + sizeof(uint64_t) : 0);
 }
 
 #ifndef NDEBUG
@@ -297,6 +323,21 @@ ml_cache_check(const ml_cache *c)
         }
         if (n != t->used || c->lfu.last != prev_b) {
             abort();
+        }
+    }
+    if (c->deadlines_on) {
+        const ml_heap *h = &c->deadlines;
+        if (h->n != t->used) {
+            abort();
+        }
+        for (uint32_t i = 0; i < h->n; i++) {
+            uint32_t id = h->ids[i];
+            if (id >= t->top || t->ents[id].key == NULL || h->pos[id] != i ||
+                (i > 0 && h->key[id] < h->key[h->ids[(i - 1) / 2]]) ||
+                (i > 0 && h->key[id] == h->key[h->ids[(i - 1) / 2]] &&
+                 h->seq[id] < h->seq[h->ids[(i - 1) / 2]])) {
+                abort();
+            }
         }
     }
     if (c->kind == ML_POLICY_RANDOM) {

@@ -22,6 +22,7 @@
 
 #include "core/budget.h"
 #include "core/dense.h"
+#include "core/heap.h"
 #include "core/lfu.h"
 #include "core/list.h"
 #include "core/table.h"
@@ -42,12 +43,14 @@ typedef struct ml_cache {
     ml_list policy;     /* LRU: least recent at head; FIFO: oldest at head */
     ml_lfu lfu;         /* LFU only */
     ml_dense dense;     /* RANDOM only */
+    ml_heap deadlines;  /* per-entry deadlines, only once ml_cache_enable_deadlines ran */
     ml_policy kind;
     double *units;      /* per-id units, NULL while units are off (each entry counts 1) */
     size_t *bytes;      /* per-id bytes, NULL while bytes are off */
     uint32_t side_cap;  /* ids the side arrays hold */
     unsigned units_on : 1;
     unsigned bytes_on : 1;
+    unsigned deadlines_on : 1;
     ml_budget budget;
 } ml_cache;
 
@@ -107,6 +110,27 @@ ml_cache_victim(const ml_cache *c)
     default:
         return c->order.head;
     }
+}
+
+/* Turns per-entry deadlines on. @pre the cache is empty. Every entry then has a deadline,
+ * set by ml_cache_set_deadline right after it is inserted. */
+void ml_cache_enable_deadlines(ml_cache *c);
+
+/* Sets the deadline of live entry id (not NaN; +inf: never). */
+void ml_cache_set_deadline(ml_cache *c, uint32_t id, double when);
+
+/* @return the deadline of live entry id. @pre deadlines are on. */
+static inline double
+ml_cache_deadline(const ml_cache *c, uint32_t id)
+{
+    return c->deadlines.key[id];
+}
+
+/* @return the entry with the earliest deadline, or ML_NIL. @pre deadlines are on. */
+static inline uint32_t
+ml_cache_earliest(const ml_cache *c)
+{
+    return ml_heap_top(&c->deadlines);
 }
 
 /* @return the units / bytes entry id is accounted for. */

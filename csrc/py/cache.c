@@ -164,6 +164,18 @@ clear_entries(CacheObject *self)
     ml_table_free(&out);
 }
 
+int
+cacheobj_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
+{
+    return cache_find(self, key, h, id);
+}
+
+void
+cacheobj_clear_entries(CacheObject *self)
+{
+    clear_entries(self);
+}
+
 /* ------------------------------------------------------------------------------------
  * Sizing an entry: units (cachetools' getsizeof) and bytes (memleash's sizeof)
  */
@@ -325,7 +337,7 @@ evict_via_popitem(CacheObject *self)
  * @pre the entry alone is admitted (entry_units / entry_bytes checked it). */
 int
 cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units, size_t bytes,
-      int units_is_float)
+      int units_is_float, double deadline)
 {
     deferred d;
     d.n = 0;
@@ -378,10 +390,13 @@ restart:;
             }
             goto error;   /* entries evicted above stay evicted: still within budget */
         }
-        ml_cache_insert(&self->c, (uint64_t)h, Py_NewRef(key), Py_NewRef(value), units, bytes);
+        id = ml_cache_insert(&self->c, (uint64_t)h, Py_NewRef(key), Py_NewRef(value), units, bytes);
     }
     else {
         old = (PyObject *)ml_cache_replace(&self->c, id, Py_NewRef(value), units, bytes);
+    }
+    if (self->c.deadlines_on) {
+        ml_cache_set_deadline(&self->c, id, deadline);
     }
     if (units_is_float) {
         self->units_float = 1;
@@ -404,19 +419,59 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
     }
     for (;;) {
         uint64_t gen = self->config_gen;
-        double units;
-        int is_float;
+        double units, now = 0.0, deadline = 0.0;
+        int is_float, rc = -1, timed = self->timed != TIMED_NONE;
         size_t bytes;
-        if (entry_units(self, value, &units, &is_float) < 0) {
-            return -1;
+        if (timed) {
+            /* as cachetools: time frozen for the whole assignment; TTL computes the
+             * deadline, then expires; TLRU expires, then asks ttu */
+            if (timed_enter(self, &now) < 0) {
+                return -1;
+            }
+            if (self->timed == TIMED_TTL && timed_deadline(self, key, value, now, &deadline) < 0) {
+                goto next;
+            }
+            if (timed_expire_internal(self, now) < 0) {
+                goto next;
+            }
+            if (self->timed == TIMED_TLRU) {
+                if (timed_deadline(self, key, value, now, &deadline) < 0) {
+                    goto next;
+                }
+                if (!(now < deadline)) {
+                    /* already expired: not stored, and an existing entry goes */
+                    uint32_t id;
+                    rc = cache_find(self, key, h, &id);   /* can re-enter */
+                    if (rc > 0) {
+                        void *k, *v;
+                        ml_cache_remove(&self->c, id, &k, &v);
+                        Py_DECREF((PyObject *)k);   /* can re-enter */
+                        Py_DECREF((PyObject *)v);   /* can re-enter */
+                    }
+                    rc = rc < 0 ? -1 : 0;
+                    goto next;
+                }
+            }
         }
-        if (entry_bytes(self, key, value, &bytes) < 0) {
-            return -1;
+        if (entry_units(self, value, &units, &is_float) < 0 ||
+            entry_bytes(self, key, value, &bytes) < 0) {
+            goto next;
         }
         if (gen == self->config_gen) {
-            return cacheobj_store(self, key, h, value, units, bytes, is_float);
+            rc = cacheobj_store(self, key, h, value, units, bytes, is_float, deadline);
+            if (timed) {
+                timed_exit(self);
+            }
+            return rc;
         }
-        /* reconfigured by a callback: size the entry again under the new settings */
+        rc = 1;   /* reconfigured by a callback: size the entry again under the new settings */
+    next:
+        if (timed) {
+            timed_exit(self);
+        }
+        if (rc <= 0) {
+            return rc;
+        }
     }
 }
 
@@ -427,19 +482,37 @@ cache_delitem(CacheObject *self, PyObject *key)
     if (h == -1) {
         return -1;
     }
+    double now = 0.0;
+    int timed = self->timed != TIMED_NONE, alive = 1;
+    if (timed && timed_enter(self, &now) < 0) {
+        return -1;
+    }
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found <= 0) {
         if (found == 0) {
             set_key_error(key);
         }
+        if (timed) {
+            timed_exit(self);
+        }
         return -1;
+    }
+    if (timed) {
+        alive = timed_alive(self, id, now);
     }
     void *k, *v;
     ml_cache_remove(&self->c, id, &k, &v);
     ML_CACHE_CHECK(&self->c);
     Py_DECREF((PyObject *)k);   /* can re-enter */
     Py_DECREF((PyObject *)v);   /* can re-enter */
+    if (timed) {
+        timed_exit(self);
+    }
+    if (!alive) {
+        set_key_error(key);   /* as cachetools: an expired entry is removed, then KeyError */
+        return -1;
+    }
     return 0;
 }
 
@@ -453,15 +526,15 @@ cache_ass_subscript(CacheObject *self, PyObject *key, PyObject *value)
  * Reading
  */
 static PyObject *
-cache_missing(CacheObject *self, PyObject *key, Py_hash_t h)
+cache_missing(CacheObject *self, PyObject *key, Py_hash_t h, int refresh)
 {
     if (!(self->hooks & HOOK_MISSING)) {
         set_key_error(key);
         return NULL;
     }
     PyObject *value = PyObject_CallMethodOneArg((PyObject *)self, self->st->str_missing, key);   /* can re-enter */
-    if (value == NULL) {
-        return NULL;
+    if (value == NULL || !refresh) {
+        return value;
     }
     /* as cachetools' LRUCache: __missing__ may have stored the key; refresh it if so */
     uint32_t id;
@@ -476,12 +549,40 @@ cache_missing(CacheObject *self, PyObject *key, Py_hash_t h)
     return value;
 }
 
+/* c[key] on a timed cache: as cachetools, a present key is refreshed even when expired;
+ * an expired or absent key goes to __missing__ (with the time no longer frozen). */
+static PyObject *
+timed_subscript(CacheObject *self, PyObject *key, Py_hash_t h)
+{
+    double now;
+    if (timed_enter(self, &now) < 0) {
+        return NULL;
+    }
+    uint32_t id;
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    PyObject *value = NULL;
+    if (found > 0) {
+        ml_cache_touch(&self->c, id);
+        if (timed_alive(self, id, now)) {
+            value = Py_NewRef((PyObject *)ENTS(self)[id].value);
+        }
+    }
+    timed_exit(self);
+    if (value != NULL || found < 0) {
+        return value;
+    }
+    return cache_missing(self, key, h, 0);
+}
+
 static PyObject *
 cache_subscript(CacheObject *self, PyObject *key)
 {
     Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
     if (h == -1) {
         return NULL;
+    }
+    if (self->timed != TIMED_NONE) {
+        return timed_subscript(self, key, h);
     }
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
@@ -492,7 +593,7 @@ cache_subscript(CacheObject *self, PyObject *key)
     if (found < 0) {
         return NULL;
     }
-    return cache_missing(self, key, h);
+    return cache_missing(self, key, h, 1);
 }
 
 static int
@@ -503,12 +604,49 @@ cache_contains(CacheObject *self, PyObject *key)
         return -1;
     }
     uint32_t id;
-    return cache_find(self, key, h, &id);   /* can re-enter */
+    if (self->timed == TIMED_NONE) {
+        return cache_find(self, key, h, &id);   /* can re-enter */
+    }
+    double now;
+    if (timed_enter(self, &now) < 0) {
+        return -1;
+    }
+    int found = cache_find(self, key, h, &id);   /* can re-enter */
+    if (found > 0) {
+        found = timed_alive(self, id, now);
+    }
+    timed_exit(self);
+    return found;
+}
+
+/* Timed caches: expires first (cachetools' __len__, currsize and repr do). 0 or -1. */
+static int
+expire_now(CacheObject *self)
+{
+    if (self->timed == TIMED_NONE) {
+        return 0;
+    }
+    double now;
+    if (timed_enter(self, &now) < 0) {
+        return -1;
+    }
+    int rc = timed_expire_internal(self, now);   /* can re-enter */
+    timed_exit(self);
+    return rc;
+}
+
+int
+cacheobj_expire_now(CacheObject *self)
+{
+    return expire_now(self);
 }
 
 static Py_ssize_t
 cache_length(CacheObject *self)
 {
+    if (self->timed != TIMED_NONE && expire_now(self) < 0) {
+        return -1;
+    }
     return (Py_ssize_t)self->c.t.used;
 }
 
@@ -550,16 +688,30 @@ parse_key_opt(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     return 0;
 }
 
+/* Whether live entry id counts as present at `now` (always, unless the cache is timed). */
+#define PRESENT(self, id, now) ((self)->timed == TIMED_NONE || timed_alive((self), (id), (now)))
+
+typedef PyObject *(*keyed_impl)(CacheObject *self, PyObject *key, PyObject *dflt, double now);
+
+/* Runs impl with the time frozen for timed caches (cachetools' `with self.timer:`). */
 static PyObject *
-cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+with_frozen_time(CacheObject *self, keyed_impl impl, PyObject *key, PyObject *dflt)
 {
-    PyObject *key, *dflt;
-    if (parse_key_opt("get", args, nargs, kwnames, "default", &key, &dflt) < 0) {
+    double now = 0.0;
+    if (self->timed == TIMED_NONE) {
+        return impl(self, key, dflt, now);
+    }
+    if (timed_enter(self, &now) < 0) {
         return NULL;
     }
-    if (dflt == NULL) {
-        dflt = Py_None;
-    }
+    PyObject *r = impl(self, key, dflt, now);
+    timed_exit(self);
+    return r;
+}
+
+static PyObject *
+get_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
+{
     if (self->hooks & (HOOK_CONTAINS | HOOK_GETITEM)) {   /* cachetools: key in self, self[key] */
         int r = PySequence_Contains((PyObject *)self, key);   /* can re-enter */
         if (r < 0) {
@@ -573,7 +725,7 @@ cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     }
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
-    if (found > 0) {
+    if (found > 0 && PRESENT(self, id, now)) {
         ml_cache_touch(&self->c, id);
         return Py_NewRef((PyObject *)ENTS(self)[id].value);
     }
@@ -581,12 +733,18 @@ cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
 }
 
 static PyObject *
-cache_pop(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *key, *dflt;
-    if (parse_key_opt("pop", args, nargs, kwnames, "default", &key, &dflt) < 0) {
+    if (parse_key_opt("get", args, nargs, kwnames, "default", &key, &dflt) < 0) {
         return NULL;
     }
+    return with_frozen_time(self, get_impl, key, dflt ? dflt : Py_None);
+}
+
+static PyObject *
+pop_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
+{
     if (self->hooks & (HOOK_CONTAINS | HOOK_GETITEM | HOOK_DELITEM)) {
         int r = PySequence_Contains((PyObject *)self, key);   /* can re-enter */
         if (r < 0) {
@@ -611,7 +769,7 @@ cache_pop(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     if (found < 0) {
         return NULL;
     }
-    if (found) {
+    if (found && PRESENT(self, id, now)) {
         void *k, *v;
         ml_cache_remove(&self->c, id, &k, &v);
         ML_CACHE_CHECK(&self->c);
@@ -627,15 +785,18 @@ absent:
 }
 
 static PyObject *
-cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+cache_pop(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *key, *dflt;
-    if (parse_key_opt("setdefault", args, nargs, kwnames, "default", &key, &dflt) < 0) {
+    if (parse_key_opt("pop", args, nargs, kwnames, "default", &key, &dflt) < 0) {
         return NULL;
     }
-    if (dflt == NULL) {
-        dflt = Py_None;
-    }
+    return with_frozen_time(self, pop_impl, key, dflt);
+}
+
+static PyObject *
+setdefault_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
+{
     if (self->hooks & (HOOK_CONTAINS | HOOK_GETITEM | HOOK_SETITEM)) {
         int r = PySequence_Contains((PyObject *)self, key);   /* can re-enter */
         if (r < 0) {
@@ -655,7 +816,7 @@ cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyO
     if (found < 0) {
         return NULL;
     }
-    if (found) {
+    if (found && PRESENT(self, id, now)) {
         ml_cache_touch(&self->c, id);
         return Py_NewRef((PyObject *)ENTS(self)[id].value);
     }
@@ -665,6 +826,16 @@ cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyO
         return NULL;
     }
     return dflt;
+}
+
+static PyObject *
+cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *key, *dflt;
+    if (parse_key_opt("setdefault", args, nargs, kwnames, "default", &key, &dflt) < 0) {
+        return NULL;
+    }
+    return with_frozen_time(self, setdefault_impl, key, dflt ? dflt : Py_None);
 }
 
 static void
@@ -731,7 +902,26 @@ choose_random(CacheObject *self, uint32_t *id, PyObject **chosen)
 }
 
 static PyObject *
+popitem_impl(CacheObject *self);
+
+/* popitem(): timed caches expire first, with the time frozen (cachetools). */
+static PyObject *
 cache_popitem(CacheObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->timed == TIMED_NONE) {
+        return popitem_impl(self);
+    }
+    double now;
+    if (timed_enter(self, &now) < 0) {
+        return NULL;
+    }
+    PyObject *r = timed_expire_internal(self, now) < 0 ? NULL : popitem_impl(self);
+    timed_exit(self);
+    return r;
+}
+
+static PyObject *
+popitem_impl(CacheObject *self)
 {
     uint32_t victim;
     PyObject *chosen = NULL, *pair = NULL;
@@ -810,6 +1000,9 @@ cache_get_maxsize(CacheObject *self, void *Py_UNUSED(closure))
 PyObject *
 cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
 {
+    if (self->timed != TIMED_NONE && expire_now(self) < 0) {
+        return NULL;
+    }
     if (!self->c.units_on) {
         return PyLong_FromUnsignedLong(self->c.t.used);
     }
@@ -875,6 +1068,10 @@ detect_hooks(CacheObject *self, ml_state *st)
         if (_PyType_Lookup(type, names[i].name) != _PyType_Lookup(base, names[i].name)) {
             self->hooks |= names[i].bit;
         }
+    }
+    /* timed classes publish the C _ml_expire as `expire`; anything else there overrides it */
+    if (_PyType_Lookup(type, st->str_expire) != _PyType_Lookup(base, st->str_ml_expire)) {
+        self->hooks |= HOOK_EXPIRE;
     }
 }
 
@@ -956,6 +1153,8 @@ cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject 
     Py_XSETREF(self->maxsize, Py_NewRef(maxsize));
     Py_XSETREF(self->sizeof_fn, sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn));
     self->units_float = 0;
+    self->timed = TIMED_NONE;   /* the new engine has no deadlines: _ml_configure_timed adds them */
+    timed_clear(self);
     self->config_gen++;
     return 0;
 }
@@ -1020,6 +1219,9 @@ cache_traverse(CacheObject *self, visitproc visit, void *arg)
     Py_VISIT(self->sizeof_fn);
     Py_VISIT(self->choice);
     Py_VISIT(self->dict);
+    if (timed_traverse(self, visit, arg) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -1032,6 +1234,7 @@ cache_tp_clear(CacheObject *self)
     Py_CLEAR(self->sizeof_fn);
     Py_CLEAR(self->choice);
     Py_CLEAR(self->dict);
+    timed_clear(self);
     return 0;
 }
 
@@ -1074,6 +1277,10 @@ static PyMethodDef cache_methods[] = {
      "Return the size of a cache element's value (1 unless overridden or given)."},
     {"__sizeof__", (PyCFunction)cache_sizeof, METH_NOARGS,
      "Bytes the cache itself owns (not its keys and values)."},
+    {"_ml_expire", (PyCFunction)(void (*)(void))cache_expire_method, METH_FASTCALL | METH_KEYWORDS,
+     "expire(time=None): remove the items expired at `time` (now by default) and return the\n"
+     "removed (key, value) pairs, earliest deadline first."},
+    {"_ml_configure_timed", (PyCFunction)cache_configure_timed, METH_VARARGS, NULL},
     {"__getstate__", (PyCFunction)cache_getstate, METH_NOARGS, NULL},
     {"__setstate__", (PyCFunction)cache_setstate, METH_O, NULL},
     {NULL, NULL, 0, NULL},
@@ -1097,6 +1304,9 @@ cache_set_choice(CacheObject *self, PyObject *value, void *Py_UNUSED(closure))
 }
 
 static PyGetSetDef cache_getset[] = {
+    {"_ml_timer", (getter)timed_get_timer, NULL, "A timed cache's Timer (TTLCache.timer).", NULL},
+    {"_ml_ttl", (getter)timed_get_ttl, NULL, "TTLCache.ttl.", NULL},
+    {"_ml_ttu", (getter)timed_get_ttu, NULL, "TLRUCache.ttu.", NULL},
     {"_ml_choice", (getter)cache_get_choice, (setter)cache_set_choice,
      "RRCache's choice function (the public name is RRCache.choice).", NULL},
     {"maxsize", (getter)cache_get_maxsize, NULL, "The maximum size of the cache.", NULL},
@@ -1153,6 +1363,14 @@ ml_cache_module_exec(PyObject *module, ml_state *st)
     }
     st->RRKeysType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &rrkeys_spec, NULL);
     if (st->RRKeysType == NULL) {
+        return -1;
+    }
+    st->TimerType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &timer_spec, NULL);
+    if (st->TimerType == NULL || PyModule_AddType(module, st->TimerType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(module, "TIMED_TTL", TIMED_TTL) < 0 ||
+        PyModule_AddIntConstant(module, "TIMED_TLRU", TIMED_TLRU) < 0) {
         return -1;
     }
     if (PyModule_AddIntConstant(module, "POLICY_INSERTION", ML_POLICY_INSERTION) < 0 ||

@@ -21,7 +21,11 @@ enum {
     HOOK_MISSING = 1u << 4,
     HOOK_POPITEM = 1u << 5,
     HOOK_GETSIZEOF = 1u << 6,
+    HOOK_EXPIRE = 1u << 7,
 };
+
+/* Timed caches (TTLCache, TLRUCache): what computes an entry's deadline. */
+enum { TIMED_NONE = 0, TIMED_TTL = 1, TIMED_TLRU = 2 };
 
 typedef struct {
     PyObject_HEAD
@@ -31,6 +35,11 @@ typedef struct {
     PyObject *getsizeof;    /* units callable while units are on, else NULL */
     PyObject *sizeof_fn;    /* bytes callable, or NULL for the default accounting */
     PyObject *choice;       /* RRCache: choice(keys) names the victim; else NULL */
+    PyObject *timer;        /* timed: the memleash._core.Timer around the user's timer */
+    PyObject *ttl;          /* TTLCache: the ttl as given */
+    PyObject *ttu;          /* TLRUCache: ttu(key, value, now) */
+    double ttl_d;           /* TTLCache: the ttl as a double */
+    unsigned timed;         /* TIMED_* */
     PyObject *dict;
     PyObject *weakreflist;
     uint64_t config_gen;    /* bumped by every (re)configuration */
@@ -49,16 +58,27 @@ cacheobj_type_name(CacheObject *self)
 
 /* cache.c */
 
+/* Looks key (hash h) up. @return 1 found (*id set), 0 absent, -1 error. Can re-enter
+ * (__eq__): *id is only valid until the next call that can. */
+int cacheobj_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id);
+
+/* Empties the cache: the entries move out first, then are released. Can re-enter. */
+void cacheobj_clear_entries(CacheObject *self);
+
+/* Timed caches: removes what has expired now (no-op for the others). 0 or -1. */
+int cacheobj_expire_now(CacheObject *self);
+
 /* A flat list [k0, v0, k1, v1, ...] in iteration order; new references, no callback. */
 PyObject *cacheobj_snapshot(CacheObject *self);
 
 /* A size (maxsize, a getsizeof result) as a double; *is_float: not an int. 0 or -1. */
 int cacheobj_to_units(PyObject *o, double *out, int *is_float);
 
-/* Stores (key, value) sized (units, bytes) after evicting what the budget requires.
- * @pre the entry alone is admitted. 0 or -1. Can re-enter. */
+/* Stores (key, value) sized (units, bytes) after evicting what the budget requires, with
+ * `deadline` when the cache is timed. @pre the entry alone is admitted. 0 or -1. Can
+ * re-enter. */
 int cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units,
-                   size_t bytes, int units_is_float);
+                   size_t bytes, int units_is_float, double deadline);
 
 /* Validates the limits, then empties the cache and applies them. 0 or -1. Can re-enter. */
 int cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes,
@@ -70,12 +90,54 @@ int cacheobj_resolve_getsizeof(CacheObject *self);
 PyObject *cache_get_currsize(CacheObject *self, void *closure);
 PyObject *cache_get_maxbytes(CacheObject *self, void *closure);
 
+/* timed.c — TTLCache / TLRUCache: time, deadlines, expiry (design note there) */
+
+/* Freezes the cache's timer (as `with cache.timer as now`) and reads the time as a
+ * double; every timer() call until timed_exit returns the same time. 0 or -1 (then not
+ * entered). */
+int timed_enter(CacheObject *self, double *now);
+void timed_exit(CacheObject *self);
+
+/* @return whether live entry id is still alive at `now`: now < its deadline. */
+static inline int
+timed_alive(const CacheObject *self, uint32_t id, double now)
+{
+    return now < ml_cache_deadline(&self->c, id);
+}
+
+/* The deadline of (key, value) set at `now`: now + ttl, or ttu(key, value, now). NaN
+ * means "already expired" (a ttu returned NaN). 0 or -1. Can re-enter (ttu). */
+int timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, double *when);
+
+/* Removes every entry expired at `now`, earliest first — through self.expire(now) when a
+ * subclass overrides it. 0 or -1. Can re-enter. @pre the timer is entered. */
+int timed_expire_internal(CacheObject *self, double now);
+
+PyObject *cache_expire_method(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames);
+PyObject *cache_configure_timed(CacheObject *self, PyObject *args);
+int timed_traverse(CacheObject *self, visitproc visit, void *arg);
+void timed_clear(CacheObject *self);
+PyObject *timed_get_timer(CacheObject *self, void *closure);
+PyObject *timed_get_ttl(CacheObject *self, void *closure);
+PyObject *timed_get_ttu(CacheObject *self, void *closure);
+extern PyType_Spec timer_spec;
+
+/* Pickling of the timed part: None, or (kind, ttl or ttu, timer, deadlines). */
+PyObject *timed_getstate(CacheObject *self);
+/* Configures the timed part from that state; *deadlines (borrowed) gets the list of n
+ * deadlines, or NULL for an untimed cache. 0 or -1. */
+int timed_setstate(CacheObject *self, PyObject *timed, Py_ssize_t n, PyObject **deadlines);
+
 /* cache_state.c */
 PyObject *cache_repr(CacheObject *self);
 PyObject *cache_getstate(CacheObject *self, PyObject *ignored);
 PyObject *cache_setstate(CacheObject *self, PyObject *state);
 
 /* cache_iter.c */
+
+/* iter(cache): live over insertion order (RuntimeError if keys change), or for timed
+ * caches cachetools' snapshot of the keys, yielding those still present and alive. */
 PyObject *cache_iter(CacheObject *self);
 extern PyType_Spec cacheiter_spec;
 

@@ -4,6 +4,10 @@
  * so an iterator holds the next id and the table version it started from: replacing a
  * value or reading keys leaves the version alone, while adding or removing a key bumps it
  * and the next step raises RuntimeError, as dict iterators do.
+ *
+ * Timed caches iterate as cachetools' TTLCache does: over a snapshot of the keys taken
+ * when iteration begins, yielding each key still present and alive at its step (the time
+ * frozen for the step) — items expire meanwhile, so changes never raise.
  */
 #include "py/cache.h"
 
@@ -13,6 +17,8 @@ typedef struct {
     uint32_t next;
     uint32_t used;
     uint64_t version;
+    PyObject *snapshot;     /* timed caches: the keys when iteration began, else NULL */
+    Py_ssize_t index;       /* timed caches: the next key of snapshot */
 } CacheIterObject;
 
 /* ------------------------------------------------------------------------------------
@@ -29,8 +35,54 @@ cache_iter(CacheObject *self)
     it->next = ml_cache_first(&self->c);
     it->used = self->c.t.used;
     it->version = self->c.t.version;
+    it->snapshot = NULL;
+    it->index = 0;
+    if (self->timed != TIMED_NONE) {
+        it->snapshot = PyList_New((Py_ssize_t)self->c.t.used);
+        if (it->snapshot == NULL) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        Py_ssize_t i = 0;
+        for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
+            PyList_SET_ITEM(it->snapshot, i++, Py_NewRef((PyObject *)self->c.t.ents[id].key));
+        }
+    }
     PyObject_GC_Track(it);
     return (PyObject *)it;
+}
+
+/* The next key of a timed cache's snapshot that is still present and alive. */
+static PyObject *
+cacheiter_next_timed(CacheIterObject *it)
+{
+    CacheObject *c = it->cache;
+    while (it->index < PyList_GET_SIZE(it->snapshot)) {
+        PyObject *key = Py_NewRef(PyList_GET_ITEM(it->snapshot, it->index++));
+        double now;
+        Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+        if (h == -1 || timed_enter(c, &now) < 0) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        uint32_t id;
+        int found = cacheobj_find(c, key, h, &id);   /* can re-enter */
+        if (found > 0) {
+            found = timed_alive(c, id, now);
+        }
+        timed_exit(c);
+        if (found != 0) {
+            if (found < 0) {
+                Py_CLEAR(key);
+            }
+            return key;
+        }
+        Py_DECREF(key);
+    }
+    it->cache = NULL;
+    Py_CLEAR(it->snapshot);
+    Py_DECREF(c);
+    return NULL;
 }
 
 static PyObject *
@@ -39,6 +91,9 @@ cacheiter_next(CacheIterObject *it)
     CacheObject *c = it->cache;
     if (c == NULL) {
         return NULL;
+    }
+    if (it->snapshot != NULL) {
+        return cacheiter_next_timed(it);
     }
     if (c->c.t.version != it->version) {
         PyObject *name = cacheobj_type_name(c);
@@ -63,6 +118,9 @@ cacheiter_next(CacheIterObject *it)
 static PyObject *
 cacheiter_length_hint(CacheIterObject *it, PyObject *Py_UNUSED(ignored))
 {
+    if (it->snapshot != NULL) {
+        return PyLong_FromSsize_t(PyList_GET_SIZE(it->snapshot) - it->index);
+    }
     if (it->cache == NULL || it->cache->c.t.version != it->version) {
         return PyLong_FromLong(0);
     }
@@ -78,6 +136,7 @@ cacheiter_traverse(CacheIterObject *it, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(it));
     Py_VISIT((PyObject *)it->cache);
+    Py_VISIT(it->snapshot);
     return 0;
 }
 
@@ -85,6 +144,7 @@ static int
 cacheiter_clear(CacheIterObject *it)
 {
     Py_CLEAR(it->cache);
+    Py_CLEAR(it->snapshot);
     return 0;
 }
 
@@ -94,6 +154,7 @@ cacheiter_dealloc(CacheIterObject *it)
     PyTypeObject *tp = Py_TYPE(it);
     PyObject_GC_UnTrack(it);
     Py_CLEAR(it->cache);
+    Py_CLEAR(it->snapshot);
     PyObject_GC_Del(it);
     Py_DECREF(tp);
 }

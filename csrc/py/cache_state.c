@@ -8,6 +8,7 @@
 #include "py/cache.h"
 
 #include <assert.h>
+#include <math.h>
 
 /* ------------------------------------------------------------------------------------
  * repr, pickling and copying
@@ -16,6 +17,9 @@ PyObject *
 cache_repr(CacheObject *self)
 {
     PyObject *name = NULL, *data = NULL, *currsize = NULL, *result = NULL, *items = NULL;
+    if (cacheobj_expire_now(self) < 0) {
+        return NULL;
+    }
     int rc = Py_ReprEnter((PyObject *)self);
     if (rc < 0) {
         return NULL;
@@ -90,14 +94,14 @@ policy_order(const ml_cache *c, uint32_t *out)
 }
 
 /* State: (dict, maxsize, units_on, units_float, max_bytes, sizeof, items, units, bytes,
- * order, counts, choice) — items flat in iteration order; order: the policy's order as
+ * order, counts, choice, timed) — items flat in iteration order; timed: see timed.c; order: the policy's order as
  * positions in items (None for Cache); counts: LFU's use counts along order. Flat lists
  * pickle iteratively, whatever the number of items. */
 PyObject *
 cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *items = NULL, *units = NULL, *bytes = NULL, *order = NULL, *counts = NULL;
-    PyObject *maxbytes = NULL, *state = NULL;
+    PyObject *maxbytes = NULL, *state = NULL, *timed = NULL;
     uint32_t *pos = NULL, *ids = NULL;
     const ml_cache *c = &self->c;
     uint32_t n = c->t.used;
@@ -162,11 +166,16 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
             }
         }
     }
-    state = Py_BuildValue("(OOiiOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
+    timed = timed_getstate(self);
+    if (timed == NULL) {
+        goto error;
+    }
+    state = Py_BuildValue("(OOiiOOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
                           (int)c->units_on, (int)self->units_float, maxbytes,
                           self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, order,
-                          counts, self->choice ? self->choice : Py_None);
+                          counts, self->choice ? self->choice : Py_None, timed);
 error:
+    Py_XDECREF(timed);
     PyMem_Free(pos);
     PyMem_Free(ids);
     Py_XDECREF(items);
@@ -272,11 +281,12 @@ PyObject *
 cache_setstate(CacheObject *self, PyObject *state)
 {
     PyObject *dict, *maxsize, *max_bytes, *sizeof_fn, *items, *units, *bytes, *order, *counts, *choice;
+    PyObject *timed, *deadlines = NULL;
     int units_on, units_float;
     if (!PyTuple_Check(state) ||
-        !PyArg_ParseTuple(state, "OOppOOO!OOOOO:__setstate__", &dict, &maxsize, &units_on,
+        !PyArg_ParseTuple(state, "OOppOOO!OOOOOO:__setstate__", &dict, &maxsize, &units_on,
                           &units_float, &max_bytes, &sizeof_fn, &PyList_Type, &items, &units,
-                          &bytes, &order, &counts, &choice)) {
+                          &bytes, &order, &counts, &choice, &timed)) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_TypeError, "__setstate__ expects the tuple __getstate__ returns");
         }
@@ -309,6 +319,9 @@ cache_setstate(CacheObject *self, PyObject *state)
         goto error;
     }
     Py_XSETREF(self->choice, choice == Py_None ? NULL : Py_NewRef(choice));
+    if (timed_setstate(self, timed, n, &deadlines) < 0) {
+        goto error;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *key = PyList_GET_ITEM(items, 2 * i), *value = PyList_GET_ITEM(items, 2 * i + 1);
         double u = 1.0;
@@ -321,13 +334,24 @@ cache_setstate(CacheObject *self, PyObject *state)
             inconsistent();
             goto error;
         }
+        double deadline = 0.0;
+        if (deadlines != NULL) {
+            deadline = PyFloat_AsDouble(PyList_GET_ITEM(deadlines, i));
+            if ((deadline == -1.0 && PyErr_Occurred()) || isnan(deadline)) {
+                inconsistent();
+                goto error;
+            }
+        }
         Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-        if (h == -1 || cacheobj_store(self, key, h, value, u, (size_t)b, 0) < 0) {
+        if (h == -1 || cacheobj_store(self, key, h, value, u, (size_t)b, 0, deadline) < 0) {
             goto error;
         }
     }
     self->units_float = (unsigned)units_float;
     if (ordered && restore_policy_order(self, order, counts, n) < 0) {
+        goto error;
+    }
+    if (cacheobj_expire_now(self) < 0) {   /* as cachetools' TTLCache.__setstate__ */
         goto error;
     }
     Py_DECREF(state);

@@ -26,6 +26,8 @@ module_exec(PyObject *module)
     INTERN(str_popitem, "popitem");
     INTERN(str_getsizeof, "getsizeof");
     INTERN(str_policy, "_ml_policy");
+    INTERN(str_expire, "expire");
+    INTERN(str_ml_expire, "_ml_expire");
 #undef INTERN
     return ml_cache_module_exec(module, st);
 }
@@ -37,6 +39,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->CacheType);
     Py_VISIT(st->CacheIterType);
     Py_VISIT(st->RRKeysType);
+    Py_VISIT(st->TimerType);
     Py_VISIT(st->str_getitem);
     Py_VISIT(st->str_setitem);
     Py_VISIT(st->str_delitem);
@@ -45,6 +48,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->str_popitem);
     Py_VISIT(st->str_getsizeof);
     Py_VISIT(st->str_policy);
+    Py_VISIT(st->str_expire);
+    Py_VISIT(st->str_ml_expire);
     return 0;
 }
 
@@ -55,6 +60,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->CacheType);
     Py_CLEAR(st->CacheIterType);
     Py_CLEAR(st->RRKeysType);
+    Py_CLEAR(st->TimerType);
     Py_CLEAR(st->str_getitem);
     Py_CLEAR(st->str_setitem);
     Py_CLEAR(st->str_delitem);
@@ -63,6 +69,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_popitem);
     Py_CLEAR(st->str_getsizeof);
     Py_CLEAR(st->str_policy);
+    Py_CLEAR(st->str_expire);
+    Py_CLEAR(st->str_ml_expire);
     return 0;
 }
 

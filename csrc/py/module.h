@@ -12,9 +12,10 @@ typedef struct {
     PyTypeObject *CacheType;        /* memleash._core.Cache */
     PyTypeObject *CacheIterType;
     PyTypeObject *RRKeysType;       /* the key sequence an RRCache hands to choice() */
+    PyTypeObject *TimerType;        /* memleash._core.Timer: a timed cache's frozen-time timer */
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
-    PyObject *str_popitem, *str_getsizeof, *str_policy;
+    PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;
 } ml_state;
 
 extern PyModuleDef ml_module_def;

@@ -4,7 +4,7 @@ Bounded caches with hard memory budgets (``LRUCache(maxsize, max_bytes=...)``), 
 for ``cachetools``.
 """
 
-from .cache import Cache, FIFOCache, LFUCache, LRUCache, RRCache
+from .cache import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
 
-__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache"]
+__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer"]
 __version__ = "0.1.0"

@@ -63,4 +63,45 @@ class RRCache(Cache[_KT, _VT]):
     @property
     def choice(self) -> Callable[[Sequence[_KT]], _KT]: ...
 
-__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache"]
+class Timer:
+    """A timed cache's timer: ``timer()`` is the time; ``with timer as now:`` freezes it."""
+    def __init__(self, timer: Callable[[], Any]) -> None: ...
+    def __call__(self) -> Any: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def __getattr__(self, name: str) -> Any: ...
+
+class _TimedCache(Cache[_KT, _VT]):
+    def expire(self, time: float | None = None) -> list[tuple[_KT, _VT]]: ...
+    @property
+    def timer(self) -> Timer: ...
+
+class TTLCache(_TimedCache[_KT, _VT]):
+    def __init__(
+        self,
+        maxsize: float,
+        ttl: float,
+        timer: Callable[[], float] = ...,
+        getsizeof: Callable[[_VT], float] | None = None,
+        *,
+        max_bytes: int | None = None,
+        sizeof: Callable[[_KT, _VT], int] | None = None,
+    ) -> None: ...
+    @property
+    def ttl(self) -> float: ...
+
+class TLRUCache(_TimedCache[_KT, _VT]):
+    def __init__(
+        self,
+        maxsize: float,
+        ttu: Callable[[_KT, _VT, float], float],
+        timer: Callable[[], float] = ...,
+        getsizeof: Callable[[_VT], float] | None = None,
+        *,
+        max_bytes: int | None = None,
+        sizeof: Callable[[_KT, _VT], int] | None = None,
+    ) -> None: ...
+    @property
+    def ttu(self) -> Callable[[_KT, _VT, float], float]: ...
+
+__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer"]

@@ -8,12 +8,15 @@ Every class here is the C engine (``memleash._core.Cache``) plus
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, ClassVar, Optional
 
 from . import _core
 
-__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache"]
+__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer"]
+
+Timer = _core.Timer
 
 
 class Cache(_core.Cache, MutableMapping):  # type: ignore[misc]
@@ -86,3 +89,76 @@ class RRCache(Cache):
     def choice(self) -> Callable[[Sequence[Any]], Any]:
         """The `choice` function used by the cache."""
         return self._ml_choice
+
+
+class _TimedCache(Cache):
+    """What TTLCache and TLRUCache share: the timer, expire(), lazy expiry (in C)."""
+
+    __slots__ = ()
+    _ml_policy: ClassVar[int] = _core.POLICY_LRU
+
+    #: expire(time=None) -> list of (key, value): removes the items expired at ``time``
+    #: (``timer()`` by default) and returns them, earliest deadline first. Override it to
+    #: observe expirations: the cache calls ``self.expire(time)`` where cachetools does.
+    expire = _core.Cache._ml_expire
+
+    @property
+    def timer(self) -> Any:
+        """The timer: ``timer()`` is the time; ``with timer as now:`` freezes it (nestable)."""
+        return self._ml_timer
+
+
+class TTLCache(_TimedCache):
+    """LRU cache whose items expire ``ttl`` after they are set (cachetools.TTLCache).
+
+    An item set at time ``t`` lives while ``timer() < t + ttl``; expired items are invisible
+    to every read and removed lazily (by writes, ``len``, ``expire()``).
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        maxsize: float,
+        ttl: float,
+        timer: Callable[[], float] = time.monotonic,
+        getsizeof: Optional[Callable[[Any], float]] = None,
+        *,
+        max_bytes: Optional[int] = None,
+        sizeof: Optional[Callable[[Any, Any], int]] = None,
+    ) -> None:
+        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof)
+        self._ml_configure_timed(_core.TIMED_TTL, ttl, timer)
+
+    @property
+    def ttl(self) -> float:
+        """The time-to-live of the cache's items."""
+        return self._ml_ttl
+
+
+class TLRUCache(_TimedCache):
+    """LRU cache whose items expire when ``ttu(key, value, now)`` says (cachetools.TLRUCache).
+
+    An item stored at time ``now`` lives while ``timer() < ttu(key, value, now)``; an item
+    already expired when stored is not stored (and replaces nothing).
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        maxsize: float,
+        ttu: Callable[[Any, Any, float], float],
+        timer: Callable[[], float] = time.monotonic,
+        getsizeof: Optional[Callable[[Any], float]] = None,
+        *,
+        max_bytes: Optional[int] = None,
+        sizeof: Optional[Callable[[Any, Any], int]] = None,
+    ) -> None:
+        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof)
+        self._ml_configure_timed(_core.TIMED_TLRU, ttu, timer)
+
+    @property
+    def ttu(self) -> Callable[[Any, Any, float], float]:
+        """The time-to-use function of the cache."""
+        return self._ml_ttu

@@ -355,6 +355,70 @@ static void test_random_policy_keeps_a_dense_id_array(void) {
     ml_cache_free(&c);
 }
 
+static void test_heap_pops_in_ascending_order_after_any_updates(void) {
+    ml_heap h;
+    ml_heap_init(&h);
+    if (ml_heap_reserve(&h, &ml_alloc_libc, 500) != ML_OK) abort();
+    uint32_t seed = 12345;
+    for (uint32_t id = 0; id < 500; id++) {
+        seed = seed * 1103515245u + 12345u;
+        ml_heap_set(&h, id, (double)(seed % 1000));
+    }
+    for (uint32_t id = 0; id < 500; id += 3) ml_heap_remove(&h, id);          /* arbitrary removals */
+    for (uint32_t id = 1; id < 500; id += 7) ml_heap_set(&h, id, (double)(id % 13)); /* re-keys */
+    ml_heap_set(&h, 2, INFINITY);
+    double prev = -INFINITY;
+    uint32_t popped = 0, expected = h.n;
+    while (h.n) {
+        uint32_t top = ml_heap_top(&h);
+        CHECK(!(h.key[top] < prev));
+        prev = h.key[top];
+        ml_heap_remove(&h, top);
+        CHECK(h.pos[top] == ML_NIL);
+        popped++;
+    }
+    CHECK(popped == expected && prev == INFINITY);
+    ml_heap_free(&h, &ml_alloc_libc);
+}
+
+static void test_heap_equal_keys_come_out_in_set_order(void) {
+    ml_heap h;
+    ml_heap_init(&h);
+    if (ml_heap_reserve(&h, &ml_alloc_libc, 64) != ML_OK) abort();
+    uint32_t order[] = {9, 3, 40, 1, 22, 7, 63, 0};
+    for (int i = 0; i < 8; i++) ml_heap_set(&h, order[i], 5.0);
+    ml_heap_set(&h, 3, 5.0);   /* set again: now the newest */
+    uint32_t expect[] = {9, 40, 1, 22, 7, 63, 0, 3};
+    for (int i = 0; i < 8; i++) {
+        CHECK(ml_heap_top(&h) == expect[i]);
+        ml_heap_remove(&h, ml_heap_top(&h));
+    }
+    ml_heap_free(&h, &ml_alloc_libc);
+}
+
+static void test_deadlines_follow_entries_out(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_enable_deadlines(&c);
+    for (uintptr_t k = 1; k <= 20; k++) {
+        put(&c, k, k);
+        ml_cache_set_deadline(&c, find(&c, k), (double)(100 - k));
+    }
+    ML_CACHE_CHECK(&c);
+    CHECK(c.t.ents[ml_cache_earliest(&c)].key == K(20));
+    void *k, *v;
+    ml_cache_remove(&c, find(&c, 20), &k, &v);
+    CHECK(c.t.ents[ml_cache_earliest(&c)].key == K(19));
+    ml_cache_set_deadline(&c, find(&c, 3), 1.0);
+    CHECK(c.t.ents[ml_cache_earliest(&c)].key == K(3));
+    ML_CACHE_CHECK(&c);
+    ml_table out;
+    ml_cache_steal(&c, &out);
+    CHECK(ml_cache_earliest(&c) == ML_NIL);
+    ml_table_free(&out);
+    ml_cache_free(&c);
+}
+
 int main(void) {
     RUN(test_table_insert_find_remove_many);
     RUN(test_removed_ids_are_reused);
@@ -373,6 +437,9 @@ int main(void) {
     RUN(test_lfu_buckets_never_outnumber_entries);
     RUN(test_lfu_append_rebuilds_in_order);
     RUN(test_random_policy_keeps_a_dense_id_array);
+    RUN(test_heap_pops_in_ascending_order_after_any_updates);
+    RUN(test_heap_equal_keys_come_out_in_set_order);
+    RUN(test_deadlines_follow_entries_out);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

@@ -1,0 +1,548 @@
+/* timed.c — TTLCache and TLRUCache: time, deadlines and expiry on the cache engine.
+ *
+ * A timed cache is an LRU cache whose entries also carry a deadline in the engine's
+ * deadline heap (core/heap.c). cachetools 8.0.2's rules, exactly:
+ *   - an entry set at time t lives while `timer() < deadline`, deadline = t + ttl (TTL)
+ *     or ttu(key, value, t) (TLRU); an expired entry is invisible to every read but stays
+ *     until something expires it (lazily);
+ *   - expire(time) removes every entry with `not (time < deadline)` and returns the
+ *     removed (key, value) pairs in ascending deadline order (ties: in the order their
+ *     deadlines were set); writes, len(), currsize and repr expire first;
+ *   - the timer is wrapped in a Timer whose `with` block freezes the time; every cache
+ *     operation runs inside one, so all its timer() calls see the same time.
+ * Unlike cachetools, expiry is exact whatever the timer does: the heap orders deadlines,
+ * so a timer that jumps backwards cannot leave an expired entry behind a live one (and
+ * len() always counts the visible items).
+ *
+ * Time values are numbers (int or float, as time.monotonic gives), compared as doubles.
+ * A timer returning anything else (datetime) is refused with TypeError for now.
+ *
+ * Note on re-entrancy: the timer, ttu and an overriding expire() run Python code. Deadlines
+ * are computed before the entry is looked up (cache.c re-finds after every callback),
+ * and expiry removes entries one at a time from a consistent engine, collecting the pairs
+ * in a list that is released only at the end.
+ */
+#include "py/cache.h"
+
+#include <math.h>
+
+/* ------------------------------------------------------------------------------------
+ * The Timer: cachetools' nestable frozen-time wrapper around the user's timer
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *timer;        /* the user's timer */
+    PyObject *frozen;       /* the time while nesting > 0 */
+    Py_ssize_t nesting;
+} TimerObject;
+
+static PyObject *
+timer_call_now(TimerObject *t)
+{
+    if (t->nesting > 0) {
+        return Py_NewRef(t->frozen);
+    }
+    return PyObject_CallNoArgs(t->timer);   /* can re-enter */
+}
+
+static PyObject *
+timer_enter_obj(TimerObject *t)
+{
+    if (t->nesting == 0) {
+        PyObject *now = PyObject_CallNoArgs(t->timer);   /* can re-enter */
+        if (now == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(t->frozen, now);
+    }
+    t->nesting++;
+    return Py_NewRef(t->frozen);
+}
+
+static void
+timer_exit_obj(TimerObject *t)
+{
+    if (t->nesting > 0 && --t->nesting == 0) {
+        Py_CLEAR(t->frozen);
+    }
+}
+
+static PyObject *
+timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *timer;
+    static char *kwlist[] = {"timer", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Timer", kwlist, &timer)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(timer)) {
+        PyErr_SetString(PyExc_TypeError, "timer must be callable");
+        return NULL;
+    }
+    TimerObject *t = (TimerObject *)type->tp_alloc(type, 0);
+    if (t != NULL) {
+        t->timer = Py_NewRef(timer);
+    }
+    return (PyObject *)t;
+}
+
+static PyObject *
+timer_tp_call(TimerObject *t, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "timer() takes no arguments");
+        return NULL;
+    }
+    return timer_call_now(t);
+}
+
+static PyObject *
+timer_enter_method(TimerObject *t, PyObject *Py_UNUSED(ignored))
+{
+    return timer_enter_obj(t);
+}
+
+static PyObject *
+timer_exit_method(TimerObject *t, PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSED(n))
+{
+    timer_exit_obj(t);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+timer_reduce(TimerObject *t, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(O(O))", Py_TYPE(t), t->timer);
+}
+
+static PyObject *
+timer_copy(TimerObject *t, PyObject *Py_UNUSED(ignored))
+{
+    return PyObject_CallOneArg((PyObject *)Py_TYPE(t), t->timer);
+}
+
+static PyObject *
+timer_deepcopy(TimerObject *t, PyObject *memo)
+{
+    /* the wrapped timer's own __deepcopy__ would otherwise be found through __getattr__ */
+    PyObject *copy_mod = PyImport_ImportModule("copy");
+    if (copy_mod == NULL) {
+        return NULL;
+    }
+    PyObject *inner = PyObject_CallMethod(copy_mod, "deepcopy", "OO", t->timer, memo);
+    Py_DECREF(copy_mod);
+    if (inner == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallOneArg((PyObject *)Py_TYPE(t), inner);
+    Py_DECREF(inner);
+    return r;
+}
+
+/* Attributes the Timer lacks are the wrapped timer's (cachetools' __getattr__). */
+static PyObject *
+timer_getattro(TimerObject *t, PyObject *name)
+{
+    PyObject *r = PyObject_GenericGetAttr((PyObject *)t, name);
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        r = PyObject_GetAttr(t->timer, name);
+    }
+    return r;
+}
+
+static int
+timer_traverse(TimerObject *t, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(t));
+    Py_VISIT(t->timer);
+    Py_VISIT(t->frozen);
+    return 0;
+}
+
+static int
+timer_clear(TimerObject *t)
+{
+    Py_CLEAR(t->timer);
+    Py_CLEAR(t->frozen);
+    return 0;
+}
+
+static void
+timer_dealloc(TimerObject *t)
+{
+    PyTypeObject *tp = Py_TYPE(t);
+    PyObject_GC_UnTrack(t);
+    (void)timer_clear(t);
+    tp->tp_free((PyObject *)t);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef timer_methods[] = {
+    {"__enter__", (PyCFunction)timer_enter_method, METH_NOARGS,
+     "Freeze the time (nestable); return it."},
+    {"__exit__", (PyCFunction)(void (*)(void))timer_exit_method, METH_FASTCALL, NULL},
+    {"__reduce__", (PyCFunction)timer_reduce, METH_NOARGS, NULL},
+    {"__copy__", (PyCFunction)timer_copy, METH_NOARGS, NULL},
+    {"__deepcopy__", (PyCFunction)timer_deepcopy, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot timer_slots[] = {
+    {Py_tp_doc, "Timer(timer): the timer of a timed cache; `with t as now:` freezes the time."},
+    {Py_tp_new, timer_new},
+    {Py_tp_call, timer_tp_call},
+    {Py_tp_getattro, timer_getattro},
+    {Py_tp_methods, timer_methods},
+    {Py_tp_traverse, timer_traverse},
+    {Py_tp_clear, timer_clear},
+    {Py_tp_dealloc, timer_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec timer_spec = {
+    .name = "memleash._core.Timer",
+    .basicsize = sizeof(TimerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = timer_slots,
+};
+
+/* ------------------------------------------------------------------------------------
+ * Time values and deadlines
+ */
+
+/* A time value (or ttl, or ttu result) as a double: ints exactly up to 2**53. */
+static int
+time_to_double(PyObject *o, const char *what, double *out)
+{
+    if (PyFloat_CheckExact(o)) {
+        *out = PyFloat_AS_DOUBLE(o);
+        return 0;
+    }
+    if (PyLong_Check(o)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow == 0 && v <= (1LL << 53) && v >= -(1LL << 53)) {
+            *out = (double)v;
+            return 0;
+        }
+    }
+    else if (PyFloat_Check(o)) {
+        *out = PyFloat_AsDouble(o);
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "memleash's timed caches take %s as an int (|n| <= 2**53) or a float, not %.200s",
+                 what, Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+int
+timed_enter(CacheObject *self, double *now)
+{
+    TimerObject *t = (TimerObject *)self->timer;
+    PyObject *o = timer_enter_obj(t);   /* can re-enter */
+    if (o == NULL) {
+        return -1;
+    }
+    int rc = time_to_double(o, "times", now);
+    Py_DECREF(o);
+    if (rc < 0) {
+        timer_exit_obj(t);
+        return -1;
+    }
+    return 0;
+}
+
+void
+timed_exit(CacheObject *self)
+{
+    timer_exit_obj((TimerObject *)self->timer);
+}
+
+int
+timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, double *when)
+{
+    if (self->timed == TIMED_TTL) {
+        *when = now + self->ttl_d;
+        return 0;
+    }
+    TimerObject *t = (TimerObject *)self->timer;
+    PyObject *nowobj = t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
+    if (nowobj == NULL) {
+        return -1;
+    }
+    PyObject *ttu = Py_NewRef(self->ttu);
+    PyObject *r = PyObject_CallFunctionObjArgs(ttu, key, value, nowobj, NULL);   /* can re-enter */
+    Py_DECREF(ttu);
+    Py_DECREF(nowobj);
+    if (r == NULL) {
+        return -1;
+    }
+    int rc = time_to_double(r, "ttu results", when);
+    Py_DECREF(r);
+    return rc;
+}
+
+/* Removes the entries expired at `now`, earliest first; their pairs go to *pairs (a new
+ * list) or, with pairs NULL, are released at the end. */
+static int
+expire_entries(CacheObject *self, double now, PyObject **pairs)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (;;) {
+        uint32_t id = ml_cache_earliest(&self->c);
+        if (id == ML_NIL || timed_alive(self, id, now)) {
+            break;
+        }
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            rc = -1;
+            break;
+        }
+        void *k, *v;
+        ml_cache_remove(&self->c, id, &k, &v);
+        PyTuple_SET_ITEM(pair, 0, (PyObject *)k);   /* steals the cache's references */
+        PyTuple_SET_ITEM(pair, 1, (PyObject *)v);
+        rc = PyList_Append(list, pair);
+        Py_DECREF(pair);   /* kept alive by the list, or released (entry already gone) */
+        if (rc < 0) {
+            break;
+        }
+    }
+    ML_CACHE_CHECK(&self->c);
+    if (pairs != NULL && rc == 0) {
+        *pairs = list;
+    }
+    else {
+        Py_DECREF(list);   /* can re-enter: the expired keys and values are released */
+    }
+    return rc;
+}
+
+int
+timed_expire_internal(CacheObject *self, double now)
+{
+    if (!(self->hooks & HOOK_EXPIRE)) {
+        uint32_t id = ml_cache_earliest(&self->c);
+        if (id == ML_NIL || timed_alive(self, id, now)) {
+            return 0;   /* the fast path: nothing has expired */
+        }
+        return expire_entries(self, now, NULL);
+    }
+    TimerObject *t = (TimerObject *)self->timer;
+    PyObject *nowobj = t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
+    if (nowobj == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, self->st->str_expire, nowobj);   /* can re-enter */
+    Py_DECREF(nowobj);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);   /* can re-enter */
+    return 0;
+}
+
+/* expire(time=None): the public method (TTLCache.expire is this descriptor). */
+PyObject *
+cache_expire_method(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *time = Py_None;
+    if (nargs > 1 || (kwnames != NULL && (PyTuple_GET_SIZE(kwnames) > 1 ||
+                                          (PyTuple_GET_SIZE(kwnames) == 1 && nargs == 1)))) {
+        PyErr_SetString(PyExc_TypeError, "expire() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        time = args[0];
+    }
+    else if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "time") != 0) {
+            PyErr_Format(PyExc_TypeError, "expire() got an unexpected keyword argument '%U'",
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return NULL;
+        }
+        time = args[0];
+    }
+    if (!self->timed) {
+        PyErr_SetString(PyExc_TypeError, "expire() is for timed caches");
+        return NULL;
+    }
+    double now;
+    if (time == Py_None) {
+        if (timed_enter(self, &now) < 0) {
+            return NULL;
+        }
+        timed_exit(self);
+    }
+    else if (time_to_double(time, "times", &now) < 0) {
+        return NULL;
+    }
+    PyObject *pairs = NULL;
+    if (expire_entries(self, now, &pairs) < 0) {
+        return NULL;
+    }
+    return pairs;
+}
+
+/* _ml_configure_timed(kind, ttl_or_ttu, timer): called by TTLCache / TLRUCache.__init__
+ * right after Cache.__init__ (the cache is empty). */
+PyObject *
+cache_configure_timed(CacheObject *self, PyObject *args)
+{
+    int kind;
+    PyObject *param, *timer;
+    if (!PyArg_ParseTuple(args, "iOO:_ml_configure_timed", &kind, &param, &timer)) {
+        return NULL;
+    }
+    if ((kind != TIMED_TTL && kind != TIMED_TLRU) || self->c.kind != ML_POLICY_LRU) {
+        PyErr_SetString(PyExc_ValueError, "timed caches are LRU caches with a TTL or a TTU");
+        return NULL;
+    }
+    double ttl_d = 0.0;
+    if (kind == TIMED_TTL) {
+        if (time_to_double(param, "ttl", &ttl_d) < 0) {
+            return NULL;
+        }
+        if (isnan(ttl_d)) {
+            PyErr_SetString(PyExc_ValueError, "ttl must not be NaN");
+            return NULL;
+        }
+    }
+    else if (!PyCallable_Check(param)) {
+        PyErr_SetString(PyExc_TypeError, "ttu must be callable");
+        return NULL;
+    }
+    PyObject *wrapped;
+    if (Py_IS_TYPE(timer, self->st->TimerType)) {
+        wrapped = PyObject_CallOneArg((PyObject *)self->st->TimerType, ((TimerObject *)timer)->timer);
+    }
+    else {
+        wrapped = PyObject_CallOneArg((PyObject *)self->st->TimerType, timer);
+    }
+    if (wrapped == NULL) {
+        return NULL;
+    }
+    cacheobj_clear_entries(self);   /* can re-enter; timed caches start empty */
+    if (self->c.t.used != 0) {
+        Py_DECREF(wrapped);
+        PyErr_SetString(PyExc_RuntimeError, "cache refilled while being configured");
+        return NULL;
+    }
+    ml_cache_enable_deadlines(&self->c);
+    self->timed = (unsigned)kind;
+    self->ttl_d = ttl_d;
+    Py_XSETREF(self->timer, wrapped);
+    Py_XSETREF(self->ttl, kind == TIMED_TTL ? Py_NewRef(param) : NULL);
+    Py_XSETREF(self->ttu, kind == TIMED_TLRU ? Py_NewRef(param) : NULL);
+    self->config_gen++;
+    Py_RETURN_NONE;
+}
+
+int
+timed_traverse(CacheObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->timer);
+    Py_VISIT(self->ttl);
+    Py_VISIT(self->ttu);
+    return 0;
+}
+
+void
+timed_clear(CacheObject *self)
+{
+    Py_CLEAR(self->timer);
+    Py_CLEAR(self->ttl);
+    Py_CLEAR(self->ttu);
+}
+
+static PyObject *
+get_or_none(PyObject *o)
+{
+    return Py_NewRef(o ? o : Py_None);
+}
+
+PyObject *
+timed_get_timer(CacheObject *self, void *Py_UNUSED(c))
+{
+    return get_or_none(self->timer);
+}
+
+PyObject *
+timed_get_ttl(CacheObject *self, void *Py_UNUSED(c))
+{
+    return get_or_none(self->ttl);
+}
+
+PyObject *
+timed_get_ttu(CacheObject *self, void *Py_UNUSED(c))
+{
+    return get_or_none(self->ttu);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Pickling: (kind, ttl or ttu, the user's timer, deadlines in iteration order), or None
+ */
+PyObject *
+timed_getstate(CacheObject *self)
+{
+    if (self->timed == TIMED_NONE) {
+        Py_RETURN_NONE;
+    }
+    PyObject *deadlines = PyList_New((Py_ssize_t)self->c.t.used);
+    if (deadlines == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
+        PyObject *d = PyFloat_FromDouble(ml_cache_deadline(&self->c, id));
+        if (d == NULL) {
+            Py_DECREF(deadlines);
+            return NULL;
+        }
+        PyList_SET_ITEM(deadlines, i++, d);
+    }
+    PyObject *r = Py_BuildValue("(iOON)", (int)self->timed,
+                                self->timed == TIMED_TTL ? self->ttl : self->ttu,
+                                ((TimerObject *)self->timer)->timer, deadlines);
+    return r;
+}
+
+int
+timed_setstate(CacheObject *self, PyObject *timed, Py_ssize_t n, PyObject **deadlines)
+{
+    *deadlines = NULL;
+    if (timed == Py_None) {
+        return 0;
+    }
+    int kind;
+    PyObject *param, *timer, *list;
+    if (!PyTuple_Check(timed) ||
+        !PyArg_ParseTuple(timed, "iOOO!:__setstate__", &kind, &param, &timer, &PyList_Type, &list)) {
+        return -1;
+    }
+    if (PyList_GET_SIZE(list) != n) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
+        return -1;
+    }
+    PyObject *args = Py_BuildValue("(iOO)", kind, param, timer);
+    if (args == NULL) {
+        return -1;
+    }
+    PyObject *r = cache_configure_timed(self, args);
+    Py_DECREF(args);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    *deadlines = list;   /* borrowed from the state tuple, which the caller holds */
+    return 0;
+}

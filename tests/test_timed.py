@@ -1,0 +1,383 @@
+"""TTLCache and TLRUCache: cachetools' expiry rules, exact even when time runs backwards."""
+
+import copy
+import math
+import pickle
+
+import cachetools
+import pytest
+
+from hostile import DelHook, EqHook, HashKey, check_invariants
+from memleash import Cache, LRUCache, TLRUCache, TTLCache, Timer
+
+
+class Clock:
+    """A fake timer: `tick()` advances it; with auto=True every call advances it."""
+
+    def __init__(self, auto=False):
+        self.time = 0
+        self.auto = auto
+
+    def __call__(self):
+        if self.auto:
+            self.time += 1
+        return self.time
+
+    def tick(self, n=1):
+        self.time += n
+
+
+def ttl_cache(maxsize=3, ttl=2, **kw):
+    return TTLCache(maxsize=maxsize, ttl=ttl, timer=Clock(), **kw)
+
+
+# ---- TTLCache ----
+
+def test_items_live_while_timer_is_before_their_deadline():
+    cache = ttl_cache()
+    cache[1] = 1
+    cache.timer.tick()
+    cache[2] = 2
+    assert (cache[1], cache[2]) == (1, 2)
+    cache.timer.tick()
+    assert 1 not in cache and cache.get(1) is None and cache[2] == 2
+    with pytest.raises(KeyError):
+        cache[1]
+    cache.timer.tick()
+    assert len(cache) == 0 and list(cache) == [] and cache.currsize == 0
+
+
+def test_ttl_zero_holds_nothing():
+    cache = ttl_cache(ttl=0)
+    cache[1] = 1
+    assert 1 not in cache and len(cache) == 0
+
+
+def test_infinite_ttl_never_expires():
+    cache = ttl_cache(ttl=math.inf)
+    cache[1] = 1
+    cache.timer.tick(10**9)
+    assert cache[1] == 1
+
+
+def test_expired_items_stay_until_something_expires_them():
+    cache = ttl_cache()
+    cache[1] = "v"
+    cache.timer.tick(5)
+    assert 1 not in cache
+    assert cache.expire() == [(1, "v")]
+    assert cache.expire() == []
+
+
+def test_expire_returns_pairs_earliest_first_and_takes_a_time():
+    cache = ttl_cache(maxsize=10, ttl=10)
+    for k in (3, 1, 2):
+        cache[k] = k * 10
+        cache.timer.tick()
+    assert cache.expire(11) == [(3, 30), (1, 10)]
+    assert cache.expire(time=100) == [(2, 20)]
+
+
+def test_equal_deadlines_expire_in_the_order_they_were_set():
+    cache = ttl_cache(maxsize=10)
+    for k in "cab":
+        cache[k] = k
+    cache["c"] = "again"
+    assert [k for k, _ in cache.expire(50)] == ["a", "b", "c"]
+
+
+def test_lru_order_among_live_items():
+    cache = ttl_cache(maxsize=2, ttl=10)
+    cache[1] = 1
+    cache[2] = 2
+    cache[1]
+    cache[3] = 3
+    assert 2 not in cache and list(cache) == [1, 3]
+
+
+def test_popitem_expires_first_then_takes_the_least_recent():
+    cache = ttl_cache(maxsize=3, ttl=2)
+    cache[1] = 1
+    cache.timer.tick()
+    cache[2] = 2
+    cache[3] = 3
+    cache.timer.tick()
+    assert cache.popitem() == (2, 2)
+    with pytest.raises(KeyError, match="TTLCache is empty"):
+        cache.popitem() and cache.popitem()
+
+
+def test_deleting_an_expired_item_removes_it_and_raises():
+    cache = ttl_cache()
+    cache[1] = 1
+    cache.timer.tick(5)
+    with pytest.raises(KeyError):
+        del cache[1]
+    assert cache.expire() == []
+
+
+def test_reading_an_expired_item_calls_missing():
+    class Loader(TTLCache):
+        def __missing__(self, key):
+            self[key] = value = f"fresh {key}"
+            return value
+
+    cache = Loader(maxsize=2, ttl=2, timer=Clock())
+    cache["a"] = "old"
+    cache.timer.tick(3)
+    assert cache["a"] == "fresh a"
+    assert cache["a"] == "fresh a"
+
+
+def test_every_operation_reads_the_timer_once():
+    cache = TTLCache(maxsize=1, ttl=2, timer=Clock(auto=True))
+    cache[1] = 1
+    assert cache[1] == 1
+    cache[1] = 1
+    assert cache.get(1) == 1
+    cache[1] = 1
+    assert cache.pop(1) == 1
+    cache[1] = 1
+    assert cache.setdefault(1) == 1
+    cache[1] = 1
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_timer_freezes_time_in_a_with_block_and_nests():
+    clock = Clock(auto=True)
+    cache = TTLCache(maxsize=1, ttl=2, timer=clock)
+    assert isinstance(cache.timer, Timer)
+    with cache.timer as now:
+        assert cache.timer() == now
+        with cache.timer as inner:
+            assert inner == now and cache.timer() == now
+        assert cache.timer() == now
+    assert cache.timer() != now
+    assert cache.timer.tick and cache.timer.auto   # attributes of the wrapped timer
+
+
+def test_iteration_skips_what_expires_or_goes_and_never_raises():
+    cache = ttl_cache(maxsize=6, ttl=2)
+    cache.update({1: 1, 2: 2, 3: 3})
+    keys = []
+    for key in cache:
+        keys.append(key)
+        cache[key + 10] = key
+    assert keys == [1, 2, 3] and list(cache) == [1, 2, 3, 11, 12, 13]
+    keys = []
+    for key in cache:
+        keys.append(key)
+        cache.clear()
+    assert keys == [1]
+
+
+def test_iteration_sees_expiry_at_each_step():
+    cache = ttl_cache(maxsize=5, ttl=3)
+    cache[1] = 1
+    cache.timer.tick()
+    cache[2] = 2
+    cache.timer.tick()
+    seen = []
+    for key in cache:
+        seen.append(key)
+        cache.timer.tick()
+    assert seen == [1] or seen == [1, 2]
+    assert seen == [1, 2][: len(seen)]
+
+
+def test_copy_has_its_own_timer_use_and_data():
+    source = ttl_cache(maxsize=3, ttl=2)
+    source[1] = 1
+    source[2] = 2
+    source.timer.tick()
+    source[3] = 3
+    assert source[1] == 1
+    dup = copy.copy(source)
+    dup[4] = 4
+    assert list(dup) == [1, 3, 4] and list(source) == [1, 2, 3]
+    assert dup.timer is not source.timer
+    with source.timer:
+        dup.timer.tick()
+        assert (source.timer(), dup.timer()) == (1, 2)
+    assert list(dup) == [3, 4] and list(source) == [3]
+
+
+def test_pickle_keeps_deadlines_and_settings():
+    cache = TTLCache(maxsize=5, ttl=100, max_bytes=10_000)
+    cache["a"] = 1
+    restored = pickle.loads(pickle.dumps(cache))
+    assert restored == cache and restored.ttl == 100 and restored.maxbytes == 10_000
+    assert restored.expire(10**12) == [("a", 1)]
+
+
+def test_time_running_backwards_stays_consistent():
+    # cachetools can leave an item invisible to `in` yet counted by `len`; memleash's
+    # expiry is exact: len() counts exactly the visible items
+    clock = Clock()
+    cache = TTLCache(maxsize=10, ttl=5, timer=clock)
+    clock.time = 10
+    cache["late"] = 1          # deadline 15
+    clock.time = 0
+    cache["early"] = 2         # deadline 5
+    clock.time = 7
+    assert "early" not in cache and "late" in cache
+    assert len(cache) == 1 and list(cache) == ["late"]
+
+
+def test_non_numeric_times_are_refused_clearly():
+    import datetime
+
+    with pytest.raises(TypeError, match="ttl as an int"):
+        TTLCache(maxsize=2, ttl=datetime.timedelta(seconds=1), timer=datetime.datetime.now)
+    cache = TTLCache(maxsize=2, ttl=1, timer=lambda: "noon")
+    with pytest.raises(TypeError, match="times as an int"):
+        cache["k"] = 1
+    assert cache.expire(5) == []
+
+
+def test_timer_errors_propagate_and_change_nothing():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("clock")
+        return 0
+
+    cache = TTLCache(maxsize=2, ttl=5, timer=flaky)
+    cache["a"] = 1
+    for op in (lambda: cache.__setitem__("b", 2), lambda: cache["a"], lambda: "a" in cache,
+               lambda: cache.get("a"), lambda: len(cache), cache.popitem, lambda: cache.expire()):
+        with pytest.raises(OSError):
+            op()
+    assert cache.__getstate__()[6] == ["a", 1]
+
+
+def test_expired_value_whose_del_writes_to_the_cache():
+    cache = ttl_cache(maxsize=5, ttl=2)
+    cache["x"] = DelHook(lambda: cache.__setitem__("from-del", 1))
+    cache.timer.tick(3)
+    cache["y"] = 2           # expires "x" first; its __del__ stores into the cache
+    assert "from-del" in cache and "y" in cache
+    check_invariants(cache)
+
+
+def test_overridden_expire_sees_every_expiry():
+    seen = []
+
+    class Observed(TTLCache):
+        def expire(self, time=None):
+            expired = super().expire(time)
+            seen.extend(k for k, _ in expired)
+            return expired
+
+    cache = Observed(maxsize=5, ttl=2, timer=Clock())
+    cache["a"] = 1
+    cache.timer.tick(3)
+    cache["b"] = 2
+    assert seen == ["a"]
+
+
+def test_byte_budget_holds_with_expiry():
+    cache = ttl_cache(maxsize=100, ttl=3, max_bytes=300, sizeof=lambda k, v: 100)
+    for k in range(10):
+        cache[k] = k
+        cache.timer.tick()
+        assert cache.currbytes <= 300
+    assert len(cache) <= 3
+
+
+def test_eq_that_clears_during_timed_lookup():
+    cache = ttl_cache(maxsize=5, ttl=5)
+    cache[HashKey("k")] = 1
+    probe = EqHook("k", on_eq=cache.clear)   # a subclass: its __eq__ runs first
+    assert probe not in cache and len(cache) == 0
+    cache[EqHook("j", on_eq=cache.clear)] = 2
+    check_invariants(cache)
+
+
+# ---- TLRUCache ----
+
+def tlru(maxsize=3, **kw):
+    return TLRUCache(maxsize=maxsize, ttu=lambda k, v, now: now + v, timer=Clock(), **kw)
+
+
+def test_tlru_items_expire_by_their_own_deadline():
+    cache = tlru()
+    cache[1] = 1
+    cache[2] = 3
+    cache.timer.tick()
+    assert 1 not in cache and cache[2] == 3
+    assert cache.ttu(0, 2, 5) == 7
+
+
+def test_tlru_insert_already_expired_is_not_stored_and_replaces_nothing():
+    cache = tlru()
+    cache["k"] = 5
+    cache["k"] = 0          # deadline == now: expired on arrival
+    assert "k" not in cache and len(cache) == 0
+    cache["j"] = -1
+    assert len(cache) == 0
+
+
+def test_tlru_infinite_deadline_and_nan_deadline():
+    cache = TLRUCache(maxsize=3, ttu=lambda k, v, now: v, timer=Clock())
+    cache["forever"] = math.inf
+    cache["never"] = math.nan   # not (now < nan): expired on arrival
+    cache.timer.tick(10**9)
+    assert "forever" in cache and "never" not in cache
+
+
+def test_tlru_ttu_errors_propagate_and_change_nothing():
+    def ttu(k, v, now):
+        if v == "bad":
+            raise ValueError("no deadline")
+        if v == "odd":
+            return object()
+        return now + 10
+
+    cache = TLRUCache(maxsize=3, ttu=ttu, timer=Clock())
+    cache["ok"] = "fine"
+    with pytest.raises(ValueError):
+        cache["x"] = "bad"
+    with pytest.raises(TypeError):
+        cache["x"] = "odd"
+    assert dict(cache) == {"ok": "fine"}
+
+
+def test_tlru_expire_is_in_deadline_order_not_insertion_order():
+    cache = tlru(maxsize=10)
+    for k, v in [("c", 3), ("a", 1), ("b", 2)]:
+        cache[k] = v
+    assert cache.expire(10) == [("a", 1), ("b", 2), ("c", 3)]
+
+
+# ---- both against cachetools on the same script ----
+
+@pytest.mark.parametrize("make", [
+    lambda mod, clock: mod.TTLCache(maxsize=4, ttl=3, timer=clock),
+    lambda mod, clock: mod.TLRUCache(maxsize=4, ttu=lambda k, v, now: now + v % 5, timer=clock),
+])
+def test_same_script_same_results_as_cachetools(make):
+    ours_clock, theirs_clock = Clock(), Clock()
+    ours, theirs = make(__import__("memleash"), ours_clock), make(cachetools, theirs_clock)
+    script = [(k * 7 % 11, k % 3) for k in range(60)]
+    for k, step in script:
+        results = []
+        for cache, clock in ((ours, ours_clock), (theirs, theirs_clock)):
+            clock.tick(step)
+            cache[k] = k
+            r = [cache.get(k - 1), (k - 2) in cache, len(cache), repr(cache)]
+            try:
+                r.append(cache.pop(k - 3))
+            except KeyError:
+                r.append("KeyError")
+            r.append(cache.expire())
+            results.append(r)
+        assert results[0] == results[1]
+
+
+def test_timed_caches_are_caches_but_not_lru_caches():
+    cache = ttl_cache()
+    assert isinstance(cache, Cache) and not isinstance(cache, LRUCache)
