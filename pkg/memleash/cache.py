@@ -107,6 +107,11 @@ class _TimedCache(Cache):
         """The timer: ``timer()`` is the time; ``with timer as now:`` freezes it (nestable)."""
         return self._ml_timer
 
+    def _ml_init_timed(self, kind: int, ttl_or_ttu: Any, maxsize: float, timer: Any,
+                       getsizeof: Any, max_bytes: Optional[int], sizeof: Any) -> None:
+        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof)
+        self._ml_configure_timed(kind, ttl_or_ttu, timer)
+
 
 class TTLCache(_TimedCache):
     """LRU cache whose items expire ``ttl`` after they are set (cachetools.TTLCache).
@@ -127,8 +132,7 @@ class TTLCache(_TimedCache):
         max_bytes: Optional[int] = None,
         sizeof: Optional[Callable[[Any, Any], int]] = None,
     ) -> None:
-        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof)
-        self._ml_configure_timed(_core.TIMED_TTL, ttl, timer)
+        self._ml_init_timed(_core.TIMED_TTL, ttl, maxsize, timer, getsizeof, max_bytes, sizeof)
 
     @property
     def ttl(self) -> float:
@@ -155,8 +159,7 @@ class TLRUCache(_TimedCache):
         max_bytes: Optional[int] = None,
         sizeof: Optional[Callable[[Any, Any], int]] = None,
     ) -> None:
-        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof)
-        self._ml_configure_timed(_core.TIMED_TLRU, ttu, timer)
+        self._ml_init_timed(_core.TIMED_TLRU, ttu, maxsize, timer, getsizeof, max_bytes, sizeof)
 
     @property
     def ttu(self) -> Callable[[Any, Any, float], float]:
