@@ -225,15 +225,95 @@ def test_time_running_backwards_stays_consistent():
     assert len(cache) == 1 and list(cache) == ["late"]
 
 
-def test_non_numeric_times_are_refused_clearly():
-    import datetime
+class DateClock:
+    def __init__(self, start):
+        self.now = start
 
-    with pytest.raises(TypeError, match="ttl as an int"):
-        TTLCache(maxsize=2, ttl=datetime.timedelta(seconds=1), timer=datetime.datetime.now)
-    cache = TTLCache(maxsize=2, ttl=1, timer=lambda: "noon")
+    def __call__(self):
+        return self.now
+
+
+def test_datetime_timer_with_timedelta_ttl():
+    from datetime import datetime, timedelta
+
+    clock = DateClock(datetime(2026, 1, 1))
+    cache = TTLCache(maxsize=3, ttl=timedelta(seconds=10), timer=clock)
+    cache["a"] = 1
+    clock.now += timedelta(seconds=5)
+    cache["b"] = 2
+    clock.now += timedelta(seconds=5)
+    assert "a" not in cache and cache["b"] == 2 and len(cache) == 1
+    assert cache.expire(clock.now + timedelta(seconds=5)) == [("b", 2)]
+    assert cache.ttl == timedelta(seconds=10)
+
+
+def test_datetime_deadline_is_exact_to_the_microsecond():
+    from datetime import datetime, timedelta
+
+    clock = DateClock(datetime(2026, 1, 1))
+    cache = TTLCache(maxsize=3, ttl=timedelta(microseconds=3), timer=clock)
+    cache["k"] = 1
+    clock.now += timedelta(microseconds=2)
+    assert "k" in cache
+    clock.now += timedelta(microseconds=1)
+    assert "k" not in cache
+
+
+def test_aware_datetimes_and_tlru():
+    from datetime import datetime, timedelta, timezone
+
+    clock = DateClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    cache = TLRUCache(maxsize=3, ttu=lambda k, v, now: now + timedelta(seconds=v), timer=clock)
+    cache["x"] = 3
+    cache["y"] = 0
+    clock.now += timedelta(seconds=2)
+    assert list(cache) == ["x"]
+
+
+def test_datetime_overflow_raises_like_cachetools():
+    from datetime import datetime, timedelta
+
+    cache = TTLCache(maxsize=1, ttl=timedelta(days=1), timer=lambda: datetime.max)
+    with pytest.raises(OverflowError):
+        cache["overflow"] = 1
+    assert "overflow" not in cache and len(cache) == 0 and cache.currsize == 0
+    assert list(cache) == [] and cache.expire() == []
+
+
+def test_times_too_far_from_the_first_are_refused_not_rounded():
+    from datetime import datetime, timedelta
+
+    clock = DateClock(datetime(2000, 1, 1))
+    cache = TTLCache(maxsize=2, ttl=timedelta(seconds=1), timer=clock)
+    cache["k"] = 1
+    clock.now = datetime(2400, 1, 1)
+    with pytest.raises(OverflowError, match="285 years"):
+        "k" in cache
+
+
+def test_numbers_and_datetimes_do_not_mix():
+    from datetime import datetime, timedelta
+
+    cache = TTLCache(maxsize=2, ttl=timedelta(seconds=1), timer=lambda: datetime(2026, 1, 1))
+    cache["k"] = 1
+    with pytest.raises(TypeError, match="datetimes, not int"):
+        cache.expire(5)
+    with pytest.raises(TypeError, match="ttl must be"):
+        TTLCache(maxsize=2, ttl="soon")
+    odd = TTLCache(maxsize=2, ttl=1, timer=lambda: "noon")
     with pytest.raises(TypeError, match="times as an int"):
-        cache["k"] = 1
-    assert cache.expire(5) == []
+        odd["k"] = 1
+    assert len(odd.__getstate__()[6]) == 0
+
+
+def test_datetime_caches_pickle_with_their_origin():
+    from datetime import datetime, timedelta
+
+    cache = TTLCache(maxsize=3, ttl=timedelta(hours=1), timer=datetime.now)
+    cache["k"] = 1
+    restored = pickle.loads(pickle.dumps(cache))
+    assert restored["k"] == 1 and restored.ttl == timedelta(hours=1)
+    assert restored.expire(datetime.now() + timedelta(hours=2)) == [("k", 1)]
 
 
 def test_timer_errors_propagate_and_change_nothing():

@@ -38,8 +38,11 @@ typedef struct {
     PyObject *timer;        /* timed: the memleash._core.Timer around the user's timer */
     PyObject *ttl;          /* TTLCache: the ttl as given */
     PyObject *ttu;          /* TLRUCache: ttu(key, value, now) */
-    double ttl_d;           /* TTLCache: the ttl as a double */
+    double ttl_d;           /* TTLCache: the ttl as a double (microseconds for a timedelta) */
+    PyObject *origin;       /* datetime times: the first time seen; times are kept as
+                               microseconds since it. NULL while times are numbers */
     unsigned timed;         /* TIMED_* */
+    unsigned timed_numbers_seen;   /* a number was read as a time: no datetimes from now on */
     PyObject *dict;
     PyObject *weakreflist;
     uint64_t config_gen;    /* bumped by every (re)configuration */

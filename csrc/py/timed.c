@@ -14,8 +14,12 @@
  * so a timer that jumps backwards cannot leave an expired entry behind a live one (and
  * len() always counts the visible items).
  *
- * Time values are numbers (int or float, as time.monotonic gives), compared as doubles.
- * A timer returning anything else (datetime) is refused with TypeError for now.
+ * Times are numbers (int or float, as time.monotonic gives), compared as doubles — or
+ * datetimes (with ttl a timedelta, as in cachetools' docs), kept as the exact number of
+ * microseconds since the first time the cache saw (`origin`): an integer, so exact as a
+ * double within 2**53 microseconds (285 years) of it; beyond that the cache raises
+ * OverflowError rather than round. A TTL deadline is `now + ttl` computed by Python, so
+ * datetime overflow raises as in cachetools. Anything else is refused with TypeError.
  *
  * Note on re-entrancy: the timer, ttu and an overriding expire() run Python code. Deadlines
  * are computed before the entry is looked up (cache.c re-finds after every callback),
@@ -24,7 +28,36 @@
  */
 #include "py/cache.h"
 
+#include <datetime.h>
 #include <math.h>
+
+/* The datetime C API (a capsule pointer, set once by the first timed cache). */
+static int
+datetime_api(void)
+{
+    if (PyDateTimeAPI == NULL) {
+        PyDateTime_IMPORT;
+    }
+    return PyDateTimeAPI == NULL ? -1 : 0;
+}
+
+#define MAX_EXACT (9007199254740992.0)   /* 2**53 */
+
+/* A timedelta as microseconds (exact within 2**53). 0 or -1. */
+static int
+delta_us(PyObject *delta, double *out)
+{
+    double us = (double)PyDateTime_DELTA_GET_DAYS(delta) * 86400e6 +
+                (double)PyDateTime_DELTA_GET_SECONDS(delta) * 1e6 +
+                (double)PyDateTime_DELTA_GET_MICROSECONDS(delta);
+    if (fabs(us) > MAX_EXACT) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "timed cache: a time more than 2**53 microseconds (285 years) from the first one");
+        return -1;
+    }
+    *out = us;
+    return 0;
+}
 
 /* ------------------------------------------------------------------------------------
  * The Timer: cachetools' nestable frozen-time wrapper around the user's timer
@@ -211,13 +244,14 @@ PyType_Spec timer_spec = {
  * Time values and deadlines
  */
 
-/* A time value (or ttl, or ttu result) as a double: ints exactly up to 2**53. */
+/* A number as a double: floats as they are, ints exactly up to 2**53. 1 done, 0 not a
+ * number, -1 error. */
 static int
-time_to_double(PyObject *o, const char *what, double *out)
+number_to_double(PyObject *o, double *out)
 {
-    if (PyFloat_CheckExact(o)) {
+    if (PyFloat_Check(o)) {
         *out = PyFloat_AS_DOUBLE(o);
-        return 0;
+        return 1;
     }
     if (PyLong_Check(o)) {
         int overflow = 0;
@@ -227,16 +261,52 @@ time_to_double(PyObject *o, const char *what, double *out)
         }
         if (overflow == 0 && v <= (1LL << 53) && v >= -(1LL << 53)) {
             *out = (double)v;
-            return 0;
+            return 1;
         }
     }
-    else if (PyFloat_Check(o)) {
-        *out = PyFloat_AsDouble(o);
-        return 0;
+    return 0;
+}
+
+/* A time (a timer's value, a ttu result, an expire() argument) as a double: a number, or
+ * a datetime as microseconds since the cache's origin (the first datetime it sees, which
+ * must come while the cache is empty). 0 or -1. */
+static int
+time_to_double(CacheObject *self, PyObject *o, const char *what, double *out)
+{
+    int r = number_to_double(o, out);
+    if (r != 0) {
+        if (r > 0 && self->origin != NULL) {
+            PyErr_Format(PyExc_TypeError, "this timed cache's times are datetimes, not %.200s",
+                         Py_TYPE(o)->tp_name);
+            return -1;
+        }
+        return r < 0 ? -1 : 0;
+    }
+    if (datetime_api() < 0) {
+        return -1;
+    }
+    if (PyDateTime_Check(o)) {
+        if (self->origin == NULL) {
+            if (self->c.t.used != 0 || self->timed_numbers_seen) {
+                PyErr_SetString(PyExc_TypeError, "this timed cache's times are numbers, not datetimes");
+                return -1;
+            }
+            self->origin = Py_NewRef(o);
+        }
+        PyObject *delta = PyNumber_Subtract(o, self->origin);   /* TypeError: naive vs aware */
+        if (delta == NULL) {
+            return -1;
+        }
+        int rc = PyDelta_Check(delta) ? delta_us(delta, out) : -1;
+        if (rc < 0 && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "datetime subtraction did not give a timedelta");
+        }
+        Py_DECREF(delta);
+        return rc;
     }
     PyErr_Format(PyExc_TypeError,
-                 "memleash's timed caches take %s as an int (|n| <= 2**53) or a float, not %.200s",
-                 what, Py_TYPE(o)->tp_name);
+                 "memleash's timed caches take %s as an int (|n| <= 2**53), a float or a datetime, "
+                 "not %.200s", what, Py_TYPE(o)->tp_name);
     return -1;
 }
 
@@ -248,7 +318,10 @@ timed_enter(CacheObject *self, double *now)
     if (o == NULL) {
         return -1;
     }
-    int rc = time_to_double(o, "times", now);
+    int rc = time_to_double(self, o, "times", now);
+    if (rc == 0 && self->origin == NULL) {
+        self->timed_numbers_seen = 1;
+    }
     Py_DECREF(o);
     if (rc < 0) {
         timer_exit_obj(t);
@@ -266,11 +339,21 @@ timed_exit(CacheObject *self)
 int
 timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, double *when)
 {
-    if (self->timed == TIMED_TTL) {
-        *when = now + self->ttl_d;
-        return 0;
-    }
     TimerObject *t = (TimerObject *)self->timer;
+    if (self->timed == TIMED_TTL) {
+        if (self->origin == NULL || t->frozen == NULL) {
+            *when = now + self->ttl_d;
+            return 0;
+        }
+        /* datetimes: Python adds (and raises OverflowError past datetime.max) */
+        PyObject *deadline = PyNumber_Add(t->frozen, self->ttl);
+        if (deadline == NULL) {
+            return -1;
+        }
+        int rc = time_to_double(self, deadline, "deadlines", when);
+        Py_DECREF(deadline);
+        return rc;
+    }
     PyObject *nowobj = t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
     if (nowobj == NULL) {
         return -1;
@@ -282,7 +365,7 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
     if (r == NULL) {
         return -1;
     }
-    int rc = time_to_double(r, "ttu results", when);
+    int rc = time_to_double(self, r, "ttu results", when);
     Py_DECREF(r);
     return rc;
 }
@@ -383,7 +466,7 @@ cache_expire_method(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, 
         }
         timed_exit(self);
     }
-    else if (time_to_double(time, "times", &now) < 0) {
+    else if (time_to_double(self, time, "times", &now) < 0) {
         return NULL;
     }
     PyObject *pairs = NULL;
@@ -409,7 +492,20 @@ cache_configure_timed(CacheObject *self, PyObject *args)
     }
     double ttl_d = 0.0;
     if (kind == TIMED_TTL) {
-        if (time_to_double(param, "ttl", &ttl_d) < 0) {
+        int r = number_to_double(param, &ttl_d);
+        if (r == 0) {
+            if (datetime_api() < 0) {
+                return NULL;
+            }
+            if (!PyDelta_Check(param)) {
+                PyErr_Format(PyExc_TypeError,
+                             "ttl must be an int (|n| <= 2**53), a float or a timedelta, not %.200s",
+                             Py_TYPE(param)->tp_name);
+                return NULL;
+            }
+            r = delta_us(param, &ttl_d) < 0 ? -1 : 1;
+        }
+        if (r < 0) {
             return NULL;
         }
         if (isnan(ttl_d)) {
@@ -438,6 +534,8 @@ cache_configure_timed(CacheObject *self, PyObject *args)
         return NULL;
     }
     ml_cache_enable_deadlines(&self->c);
+    Py_CLEAR(self->origin);
+    self->timed_numbers_seen = 0;
     self->timed = (unsigned)kind;
     self->ttl_d = ttl_d;
     Py_XSETREF(self->timer, wrapped);
@@ -450,6 +548,7 @@ cache_configure_timed(CacheObject *self, PyObject *args)
 int
 timed_traverse(CacheObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(self->origin);
     Py_VISIT(self->timer);
     Py_VISIT(self->ttl);
     Py_VISIT(self->ttu);
@@ -459,6 +558,7 @@ timed_traverse(CacheObject *self, visitproc visit, void *arg)
 void
 timed_clear(CacheObject *self)
 {
+    Py_CLEAR(self->origin);
     Py_CLEAR(self->timer);
     Py_CLEAR(self->ttl);
     Py_CLEAR(self->ttu);
@@ -510,9 +610,10 @@ timed_getstate(CacheObject *self)
         }
         PyList_SET_ITEM(deadlines, i++, d);
     }
-    PyObject *r = Py_BuildValue("(iOON)", (int)self->timed,
+    PyObject *r = Py_BuildValue("(iOONO)", (int)self->timed,
                                 self->timed == TIMED_TTL ? self->ttl : self->ttu,
-                                ((TimerObject *)self->timer)->timer, deadlines);
+                                ((TimerObject *)self->timer)->timer, deadlines,
+                                self->origin ? self->origin : Py_None);
     return r;
 }
 
@@ -524,9 +625,10 @@ timed_setstate(CacheObject *self, PyObject *timed, Py_ssize_t n, PyObject **dead
         return 0;
     }
     int kind;
-    PyObject *param, *timer, *list;
+    PyObject *param, *timer, *list, *origin;
     if (!PyTuple_Check(timed) ||
-        !PyArg_ParseTuple(timed, "iOOO!:__setstate__", &kind, &param, &timer, &PyList_Type, &list)) {
+        !PyArg_ParseTuple(timed, "iOOO!O:__setstate__", &kind, &param, &timer, &PyList_Type, &list,
+                          &origin)) {
         return -1;
     }
     if (PyList_GET_SIZE(list) != n) {
@@ -543,6 +645,16 @@ timed_setstate(CacheObject *self, PyObject *timed, Py_ssize_t n, PyObject **dead
         return -1;
     }
     Py_DECREF(r);
+    if (origin != Py_None) {
+        if (datetime_api() < 0) {
+            return -1;
+        }
+        if (!PyDateTime_Check(origin)) {
+            PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
+            return -1;
+        }
+        Py_XSETREF(self->origin, Py_NewRef(origin));
+    }
     *deadlines = list;   /* borrowed from the state tuple, which the caller holds */
     return 0;
 }

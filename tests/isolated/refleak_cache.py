@@ -10,6 +10,7 @@ Exit status 0 when clean; otherwise prints what leaked. Two checks, as `regrtest
 """
 
 import array
+import datetime
 import gc
 import pickle
 import random
@@ -50,6 +51,7 @@ def make_caches():
         memleash.RRCache(64, choice=lambda keys: keys[len(keys) // 2]),
         memleash.RRCache(64, max_bytes=4000),
         memleash.TTLCache(64, ttl=0.0005),
+        memleash.TTLCache(64, ttl=datetime.timedelta(milliseconds=1), timer=datetime.datetime.now),
         memleash.TLRUCache(64, ttu=lambda k, v, now: now + (0.001 if isinstance(v, bytes) else -1)),
     ]
 
