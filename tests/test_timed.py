@@ -461,3 +461,56 @@ def test_same_script_same_results_as_cachetools(make):
 def test_timed_caches_are_caches_but_not_lru_caches():
     cache = ttl_cache()
     assert isinstance(cache, Cache) and not isinstance(cache, LRUCache)
+
+
+# ---- callbacks that reconfigure a timed cache in the middle of an operation ----
+
+def test_getsizeof_that_reinitialises_a_timed_cache_as_untimed():
+    cache = ttl_cache(maxsize=10, ttl=5)
+
+    def sizing(value):
+        Cache.__init__(cache, 10)     # no timer, no deadlines any more
+        return 1
+
+    cache.__init__(10, 5, Clock(), sizing)
+    cache["k"] = 1                    # sized again under the new (untimed) settings
+    assert "k" in cache and cache.maxsize == 10 and cache._ml_timer is None
+    check_invariants(cache)
+
+
+def test_ttu_that_reinitialises_the_cache():
+    cache = None
+
+    def ttu(key, value, now):
+        TTLCache.__init__(cache, 5, 100, Clock())
+        return now + 10
+
+    cache = TLRUCache(maxsize=5, ttu=ttu, timer=Clock())
+    cache["a"] = 1               # ttu reconfigures as a TTLCache: the assignment starts again
+    assert cache["a"] == 1 and cache._ml_ttl == 100
+    check_invariants(cache)
+
+
+def test_eq_that_reinitialises_during_a_timed_delete():
+    cache = ttl_cache(maxsize=5, ttl=5)
+    cache[HashKey("k")] = 1
+    probe = EqHook("k", on_eq=lambda: Cache.__init__(cache, 5))
+    with pytest.raises(KeyError):
+        del cache[probe]
+    check_invariants(cache)
+
+
+def test_the_entered_timer_is_always_left():
+    clock = Clock(auto=True)
+    cache = TTLCache(maxsize=5, ttl=50, timer=clock)
+    timer = cache.timer
+
+    def reinit(value):
+        Cache.__init__(cache, 5)
+        return 1
+
+    cache.__init__(5, 50, timer, reinit)
+    old = cache.timer
+    cache["k"] = 1
+    first, second = old(), old()
+    assert first != second        # not frozen: the timer entered was exited

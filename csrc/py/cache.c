@@ -420,12 +420,13 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
     for (;;) {
         uint64_t gen = self->config_gen;
         double units, now = 0.0, deadline = 0.0;
+        PyObject *tm = NULL;
         int is_float, rc = -1, timed = self->timed != TIMED_NONE;
         size_t bytes;
         if (timed) {
             /* as cachetools: time frozen for the whole assignment; TTL computes the
              * deadline, then expires; TLRU expires, then asks ttu */
-            if (timed_enter(self, &now) < 0) {
+            if (timed_enter(self, &now, &tm) < 0) {
                 return -1;
             }
             if (self->timed == TIMED_TTL && timed_deadline(self, key, value, now, &deadline) < 0) {
@@ -434,8 +435,16 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
             if (timed_expire_internal(self, now) < 0) {
                 goto next;
             }
+            if (gen != self->config_gen) {
+                rc = 1;   /* an overriding expire() reconfigured the cache: start again */
+                goto next;
+            }
             if (self->timed == TIMED_TLRU) {
                 if (timed_deadline(self, key, value, now, &deadline) < 0) {
+                    goto next;
+                }
+                if (gen != self->config_gen) {
+                    rc = 1;   /* ttu reconfigured the cache: start again */
                     goto next;
                 }
                 if (!(now < deadline)) {
@@ -460,14 +469,14 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
         if (gen == self->config_gen) {
             rc = cacheobj_store(self, key, h, value, units, bytes, is_float, deadline);
             if (timed) {
-                timed_exit(self);
+                timed_exit(tm);
             }
             return rc;
         }
         rc = 1;   /* reconfigured by a callback: size the entry again under the new settings */
     next:
         if (timed) {
-            timed_exit(self);
+            timed_exit(tm);
         }
         if (rc <= 0) {
             return rc;
@@ -483,8 +492,9 @@ cache_delitem(CacheObject *self, PyObject *key)
         return -1;
     }
     double now = 0.0;
+    PyObject *tm = NULL;
     int timed = self->timed != TIMED_NONE, alive = 1;
-    if (timed && timed_enter(self, &now) < 0) {
+    if (timed && timed_enter(self, &now, &tm) < 0) {
         return -1;
     }
     uint32_t id;
@@ -494,7 +504,7 @@ cache_delitem(CacheObject *self, PyObject *key)
             set_key_error(key);
         }
         if (timed) {
-            timed_exit(self);
+            timed_exit(tm);
         }
         return -1;
     }
@@ -507,7 +517,7 @@ cache_delitem(CacheObject *self, PyObject *key)
     Py_DECREF((PyObject *)k);   /* can re-enter */
     Py_DECREF((PyObject *)v);   /* can re-enter */
     if (timed) {
-        timed_exit(self);
+        timed_exit(tm);
     }
     if (!alive) {
         set_key_error(key);   /* as cachetools: an expired entry is removed, then KeyError */
@@ -555,7 +565,8 @@ static PyObject *
 timed_subscript(CacheObject *self, PyObject *key, Py_hash_t h)
 {
     double now;
-    if (timed_enter(self, &now) < 0) {
+    PyObject *tm;
+    if (timed_enter(self, &now, &tm) < 0) {
         return NULL;
     }
     uint32_t id;
@@ -567,7 +578,7 @@ timed_subscript(CacheObject *self, PyObject *key, Py_hash_t h)
             value = Py_NewRef((PyObject *)ENTS(self)[id].value);
         }
     }
-    timed_exit(self);
+    timed_exit(tm);
     if (value != NULL || found < 0) {
         return value;
     }
@@ -608,14 +619,15 @@ cache_contains(CacheObject *self, PyObject *key)
         return cache_find(self, key, h, &id);   /* can re-enter */
     }
     double now;
-    if (timed_enter(self, &now) < 0) {
+    PyObject *tm;
+    if (timed_enter(self, &now, &tm) < 0) {
         return -1;
     }
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found > 0) {
         found = timed_alive(self, id, now);
     }
-    timed_exit(self);
+    timed_exit(tm);
     return found;
 }
 
@@ -627,11 +639,12 @@ expire_now(CacheObject *self)
         return 0;
     }
     double now;
-    if (timed_enter(self, &now) < 0) {
+    PyObject *tm;
+    if (timed_enter(self, &now, &tm) < 0) {
         return -1;
     }
     int rc = timed_expire_internal(self, now);   /* can re-enter */
-    timed_exit(self);
+    timed_exit(tm);
     return rc;
 }
 
@@ -698,14 +711,15 @@ static PyObject *
 with_frozen_time(CacheObject *self, keyed_impl impl, PyObject *key, PyObject *dflt)
 {
     double now = 0.0;
+    PyObject *tm;
     if (self->timed == TIMED_NONE) {
         return impl(self, key, dflt, now);
     }
-    if (timed_enter(self, &now) < 0) {
+    if (timed_enter(self, &now, &tm) < 0) {
         return NULL;
     }
     PyObject *r = impl(self, key, dflt, now);
-    timed_exit(self);
+    timed_exit(tm);
     return r;
 }
 
@@ -912,11 +926,12 @@ cache_popitem(CacheObject *self, PyObject *Py_UNUSED(ignored))
         return popitem_impl(self);
     }
     double now;
-    if (timed_enter(self, &now) < 0) {
+    PyObject *tm;
+    if (timed_enter(self, &now, &tm) < 0) {
         return NULL;
     }
     PyObject *r = timed_expire_internal(self, now) < 0 ? NULL : popitem_impl(self);
-    timed_exit(self);
+    timed_exit(tm);
     return r;
 }
 

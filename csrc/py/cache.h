@@ -96,16 +96,19 @@ PyObject *cache_get_maxbytes(CacheObject *self, void *closure);
 /* timed.c — TTLCache / TLRUCache: time, deadlines, expiry (design note there) */
 
 /* Freezes the cache's timer (as `with cache.timer as now`) and reads the time as a
- * double; every timer() call until timed_exit returns the same time. 0 or -1 (then not
- * entered). */
-int timed_enter(CacheObject *self, double *now);
-void timed_exit(CacheObject *self);
+ * double; every timer() call until timed_exit returns the same time. *timer receives a
+ * new reference to the Timer entered, which the caller hands to timed_exit: a callback
+ * may reconfigure the cache meanwhile, but the same Timer is left. 0 or -1 (then not
+ * entered, *timer NULL). */
+int timed_enter(CacheObject *self, double *now, PyObject **timer);
+void timed_exit(PyObject *timer);
 
-/* @return whether live entry id is still alive at `now`: now < its deadline. */
+/* @return whether live entry id is still alive at `now`: now < its deadline (always, if
+ * a callback reconfigured the cache without deadlines). */
 static inline int
 timed_alive(const CacheObject *self, uint32_t id, double now)
 {
-    return now < ml_cache_deadline(&self->c, id);
+    return !self->c.deadlines_on || now < ml_cache_deadline(&self->c, id);
 }
 
 /* The deadline of (key, value) set at `now`: now + ttl, or ttu(key, value, now). NaN

@@ -60,8 +60,9 @@ cacheiter_next_timed(CacheIterObject *it)
     while (it->index < PyList_GET_SIZE(it->snapshot)) {
         PyObject *key = Py_NewRef(PyList_GET_ITEM(it->snapshot, it->index++));
         double now;
+        PyObject *tm;
         Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-        if (h == -1 || timed_enter(c, &now) < 0) {
+        if (h == -1 || timed_enter(c, &now, &tm) < 0) {
             Py_DECREF(key);
             return NULL;
         }
@@ -70,7 +71,7 @@ cacheiter_next_timed(CacheIterObject *it)
         if (found > 0) {
             found = timed_alive(c, id, now);
         }
-        timed_exit(c);
+        timed_exit(tm);
         if (found != 0) {
             if (found < 0) {
                 Py_CLEAR(key);

@@ -311,11 +311,17 @@ time_to_double(CacheObject *self, PyObject *o, const char *what, double *out)
 }
 
 int
-timed_enter(CacheObject *self, double *now)
+timed_enter(CacheObject *self, double *now, PyObject **timer)
 {
-    TimerObject *t = (TimerObject *)self->timer;
+    *timer = NULL;
+    if (self->timer == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (reconfigured?)");
+        return -1;
+    }
+    TimerObject *t = (TimerObject *)Py_NewRef(self->timer);
     PyObject *o = timer_enter_obj(t);   /* can re-enter */
     if (o == NULL) {
+        Py_DECREF(t);
         return -1;
     }
     int rc = time_to_double(self, o, "times", now);
@@ -325,21 +331,30 @@ timed_enter(CacheObject *self, double *now)
     Py_DECREF(o);
     if (rc < 0) {
         timer_exit_obj(t);
+        Py_DECREF(t);
         return -1;
     }
+    *timer = (PyObject *)t;
     return 0;
 }
 
 void
-timed_exit(CacheObject *self)
+timed_exit(PyObject *timer)
 {
-    timer_exit_obj((TimerObject *)self->timer);
+    if (timer != NULL) {
+        timer_exit_obj((TimerObject *)timer);
+        Py_DECREF(timer);
+    }
 }
 
 int
 timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, double *when)
 {
     TimerObject *t = (TimerObject *)self->timer;
+    if (t == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (reconfigured?)");
+        return -1;
+    }
     if (self->timed == TIMED_TTL) {
         if (self->origin == NULL || t->frozen == NULL) {
             *when = now + self->ttl_d;
@@ -421,7 +436,7 @@ timed_expire_internal(CacheObject *self, double now)
         return expire_entries(self, now, NULL);
     }
     TimerObject *t = (TimerObject *)self->timer;
-    PyObject *nowobj = t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
+    PyObject *nowobj = t && t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
     if (nowobj == NULL) {
         return -1;
     }
@@ -461,10 +476,11 @@ cache_expire_method(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, 
     }
     double now;
     if (time == Py_None) {
-        if (timed_enter(self, &now) < 0) {
+        PyObject *tm;
+        if (timed_enter(self, &now, &tm) < 0) {
             return NULL;
         }
-        timed_exit(self);
+        timed_exit(tm);
     }
     else if (time_to_double(self, time, "times", &now) < 0) {
         return NULL;
