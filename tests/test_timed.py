@@ -514,3 +514,14 @@ def test_the_entered_timer_is_always_left():
     cache["k"] = 1
     first, second = old(), old()
     assert first != second        # not frozen: the timer entered was exited
+
+
+def test_nan_times_and_deadlines_count_as_expired():
+    clock = Clock()
+    cache = TTLCache(maxsize=3, ttl=-math.inf, timer=clock)
+    clock.time = math.inf
+    cache["a"] = 1                 # inf + -inf: no deadline it could live before
+    assert "a" not in cache and len(cache) == 0
+    nan_clock = TTLCache(maxsize=3, ttl=5, timer=lambda: math.nan)
+    nan_clock["b"] = 2
+    assert "b" not in nan_clock and nan_clock.expire(0) == [("b", 2)]

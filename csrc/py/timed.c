@@ -358,6 +358,11 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
     if (self->timed == TIMED_TTL) {
         if (self->origin == NULL || t->frozen == NULL) {
             *when = now + self->ttl_d;
+            if (isnan(*when)) {
+                /* inf + -inf, or a NaN time: never `now < deadline`, so expired, as in
+                 * cachetools; -inf says the same and keeps the heap ordered */
+                *when = -INFINITY;
+            }
             return 0;
         }
         /* datetimes: Python adds (and raises OverflowError past datetime.max) */
