@@ -87,3 +87,13 @@ test-asan: apt venv
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
 compat: build
 	VPY=$(VPY) tools/compat.sh
+
+.PHONY: test-valgrind
+# valgrind memcheck over the C core's unit tests (built without sanitizers): clean or fail.
+CTEST_VG := build/ctest/test_core_vg
+$(CTEST_VG): $(CORE_SRC) $(wildcard csrc/core/*.h) $(wildcard tests/c/*.c tests/c/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g -Wall -Wextra -Wconversion -Wshadow -Werror -UNDEBUG -Icsrc -o $@ $(CORE_SRC) tests/c/*.c
+test-valgrind: $(CTEST_VG)
+	@tools/ensure-apt.sh valgrind
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q ./$(CTEST_VG)
