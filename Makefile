@@ -97,3 +97,8 @@ $(CTEST_VG): $(CORE_SRC) $(wildcard csrc/core/*.h) $(wildcard tests/c/*.c tests/
 test-valgrind: $(CTEST_VG)
 	@tools/ensure-apt.sh valgrind
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q ./$(CTEST_VG)
+
+.PHONY: bench
+# The benchmark suite against the peers; writes docs/benchmarks.md from its own output.
+bench: build
+	PYTHONPATH=pkg $(VPY) bench/run.py --out docs/benchmarks.md

@@ -1,0 +1,315 @@
+"""memleash's benchmark suite against the peers: `make bench` writes docs/benchmarks.md.
+
+Every figure is measured in this one run: for each workload the libraries are interleaved
+within every round (the machine is noisy), the median over the rounds is reported with its
+spread (max - min), and each table gives the ratio to memleash. Nothing in the output is
+edited by hand.
+
+    PYTHONPATH=pkg .venv/bin/python bench/run.py [--quick] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+
+import cachebox
+import cachetools
+import lru
+
+import memleash
+
+QUICK = False
+
+
+def rounds() -> int:
+    return 3 if QUICK else 7
+
+
+# ---- the libraries ----------------------------------------------------------------
+
+def lru_makers(n):
+    return {
+        "memleash.LRUCache": lambda: memleash.LRUCache(n),
+        "cachetools.LRUCache": lambda: cachetools.LRUCache(n),
+        "cachebox.LRUCache": lambda: cachebox.LRUCache(n),
+        "lru-dict LRU": lambda: lru.LRU(n),
+    }
+
+
+def policy_makers(n):
+    return {
+        **lru_makers(n),
+        "memleash.TTLCache": lambda: memleash.TTLCache(n, ttl=3600),
+        "cachetools.TTLCache": lambda: cachetools.TTLCache(n, ttl=3600),
+        "cachebox.TTLCache": lambda: cachebox.TTLCache(n, 3600),
+        "memleash.LFUCache": lambda: memleash.LFUCache(n),
+        "cachetools.LFUCache": lambda: cachetools.LFUCache(n),
+        "cachebox.LFUCache": lambda: cachebox.LFUCache(n),
+    }
+
+
+# ---- timing -----------------------------------------------------------------------
+
+def interleaved(makers, prepare, run, ops):
+    """For each round and each library: a fresh cache, prepare(c), then time run(c)."""
+    times = {name: [] for name in makers}
+    for _ in range(rounds()):
+        for name, make in makers.items():
+            c = make()
+            prepare(c)
+            gc.collect()
+            gc.disable()
+            t0 = time.perf_counter()
+            run(c)
+            dt = time.perf_counter() - t0
+            gc.enable()
+            times[name].append(dt / ops * 1e9)
+    return {name: (statistics.median(ts), max(ts) - min(ts)) for name, ts in times.items()}
+
+
+def table(title, results, base, unit="ns/op", extra=None):
+    b = results[base][0]
+    lines = [f"### {title}", "", f"| library | {unit} (median) | spread | ratio to memleash |"
+             + (f" {extra[0]} |" if extra else ""),
+             "|---|---:|---:|---:|" + ("---:|" if extra else "")]
+    for name, (med, spread) in sorted(results.items(), key=lambda kv: kv[1][0]):
+        row = f"| {name} | {med:.1f} | {spread:.1f} | {med / b:.2f} |"
+        if extra:
+            row += f" {extra[1][name]} |"
+        lines.append(row)
+    return "\n".join(lines) + "\n"
+
+
+# ---- workloads --------------------------------------------------------------------
+
+N = 10_000
+KEYS = [f"key-{i}" for i in range(200_000)]
+VALUE = b"x" * 100
+
+
+def fill(n):
+    def prepare(c):
+        for k in KEYS[:n]:
+            c[k] = VALUE
+    return prepare
+
+
+def workload_hit():
+    probe = KEYS[: N]
+    reps = 20 if QUICK else 50
+
+    def run(c):
+        for _ in range(reps):
+            for k in probe:
+                c[k]
+    makers = {"dict": dict, **policy_makers(N)}
+    return table(f"Hit `c[k]` ({N:,} str keys, all present)",
+                 interleaved(makers, fill(N), run, reps * N), "memleash.LRUCache")
+
+
+def workload_insert_evict():
+    stream = KEYS[N: N + 100_000]
+
+    def run(c):
+        for k in stream:
+            c[k] = VALUE
+    makers = {**policy_makers(N),
+              "memleash.LRUCache(max_bytes)": lambda: memleash.LRUCache(N, max_bytes=N * 400)}
+    return table(f"Miss + insert with eviction (full cache of {N:,}, 100,000 new keys)",
+                 interleaved(makers, fill(N), run, len(stream)), "memleash.LRUCache")
+
+
+def workload_get_miss():
+    absent = KEYS[N: N + 50_000]
+
+    def run(c):
+        for k in absent:
+            c.get(k)
+    makers = {"dict": dict, **policy_makers(N)}
+    return table("`get` miss (absent keys)", interleaved(makers, fill(N), run, len(absent)),
+                 "memleash.LRUCache")
+
+
+def workload_delete():
+    keys = KEYS[:N]
+
+    def run(c):
+        for k in keys:
+            del c[k]
+            c[k] = VALUE
+    makers = {"dict": dict, **lru_makers(N)}
+    return table("Delete then re-insert the same key", interleaved(makers, fill(N), run, N),
+                 "memleash.LRUCache")
+
+
+def zipf_trace(n_keys, n_requests, s=0.99, seed=1):
+    weights = [1.0 / (i ** s) for i in range(1, n_keys + 1)]
+    total = sum(weights)
+    cdf, acc = [], 0.0
+    for w in weights:
+        acc += w / total
+        cdf.append(acc)
+    rnd = random.Random(seed)
+    return [bisect.bisect_left(cdf, rnd.random()) for _ in range(n_requests)]
+
+
+def workload_zipf():
+    n_keys = 100_000 if QUICK else 1_000_000
+    capacity = n_keys // 10
+    trace = zipf_trace(n_keys, 300_000 if QUICK else 1_000_000)
+    hits = {}
+
+    def run_factory():
+        def run(c):
+            h = 0
+            for k in trace:
+                if c.get(k) is None:
+                    c[k] = VALUE
+                else:
+                    h += 1
+            run.hits = h
+        return run
+
+    runners = {}
+
+    def make_run(name):
+        r = runners.setdefault(name, run_factory())
+        return r
+
+    makers = {"dict (unbounded)": dict, **policy_makers(capacity)}
+    times = {name: [] for name in makers}
+    for _ in range(rounds()):
+        for name, make in makers.items():
+            c = make()
+            run = make_run(name)
+            gc.collect()
+            t0 = time.perf_counter()
+            run(c)
+            times[name].append((time.perf_counter() - t0) / len(trace) * 1e9)
+            hits[name] = f"{run.hits / len(trace):.1%}"
+    results = {n: (statistics.median(ts), max(ts) - min(ts)) for n, ts in times.items()}
+    return table(f"Zipf(0.99) trace: {len(trace):,} requests over {n_keys:,} keys, "
+                 f"capacity {capacity:,} (get, insert on miss)", results, "memleash.LRUCache",
+                 extra=("hit ratio", hits))
+
+
+def workload_scaling():
+    sizes = [1_000, 10_000, 100_000] if QUICK else [1_000, 10_000, 100_000, 1_000_000]
+    lines = ["### Scaling: hit time as a ratio to dict's at the same size", "",
+             "| entries | dict ns | memleash.LRUCache ns | ratio to dict |", "|---:|---:|---:|---:|"]
+    for n in sizes:
+        keys = [f"k{i}" for i in range(n)]
+        probe = [keys[(i * 7919) % n] for i in range(100_000)]
+
+        def prepare(c, keys=keys):
+            for k in keys:
+                c[k] = VALUE
+
+        def run(c, probe=probe):
+            for k in probe:
+                c[k]
+        r = interleaved({"dict": dict, "memleash.LRUCache": lambda n=n: memleash.LRUCache(n)},
+                        prepare, run, len(probe))
+        d, m = r["dict"][0], r["memleash.LRUCache"][0]
+        lines.append(f"| {n:,} | {d:.1f} | {m:.1f} | {m / d:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+MEMORY_SCRIPT = r"""
+import gc, sys
+N = int(sys.argv[2])
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+keys = list(range(10**9, 10**9 + N))
+import memleash, cachetools, lru, cachebox
+make = {
+    "dict": dict,
+    "memleash.LRUCache": lambda: memleash.LRUCache(N),
+    "memleash.LRUCache(max_bytes)": lambda: memleash.LRUCache(N, max_bytes=10**12),
+    "memleash.TTLCache": lambda: memleash.TTLCache(N, ttl=3600),
+    "cachetools.LRUCache": lambda: cachetools.LRUCache(N),
+    "cachebox.LRUCache": lambda: cachebox.LRUCache(N),
+    "lru-dict LRU": lambda: lru.LRU(N),
+}[sys.argv[1]]
+gc.collect(); before = rss()
+c = make()
+for k in keys:
+    c[k] = None
+gc.collect()
+print((rss() - before) / N)
+"""
+
+
+def workload_memory():
+    n = 200_000 if QUICK else 1_000_000
+    names = ["dict", "memleash.LRUCache", "memleash.LRUCache(max_bytes)", "memleash.TTLCache",
+             "cachetools.LRUCache", "cachebox.LRUCache", "lru-dict LRU"]
+    per = {}
+    for name in names:
+        vals = []
+        for _ in range(2 if QUICK else 3):
+            out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, name, str(n)], check=True,
+                                 capture_output=True, text=True, env={**os.environ}).stdout
+            vals.append(float(out))
+        per[name] = (statistics.median(vals), max(vals) - min(vals))
+    lines = [f"### Memory per entry beyond key and value (RSS delta, {n:,} entries, a fresh process each)",
+             "", "| library | bytes/entry (median) | spread | ratio to memleash |", "|---|---:|---:|---:|"]
+    base = per["memleash.LRUCache"][0]
+    for name, (v, spread) in sorted(per.items(), key=lambda kv: kv[1][0]):
+        lines.append(f"| {name} | {v:.1f} | {spread:.1f} | {v / base:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- report -----------------------------------------------------------------------
+
+def versions():
+    names = ["cachetools", "cachebox", "lru-dict"]
+    return ", ".join(f"{n} {metadata.version(n)}" for n in names)
+
+
+def main() -> None:
+    global QUICK
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    QUICK = args.quick
+    started = time.time()
+    sections = []
+    for w in (workload_hit, workload_insert_evict, workload_get_miss, workload_delete,
+              workload_zipf, workload_scaling, workload_memory):
+        print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
+        sections.append(w())
+    cpu = platform.processor() or platform.machine()
+    header = (
+        "# Benchmarks\n\n"
+        "Written by `make bench` (bench/run.py) from its own output; never edited by hand.\n"
+        "Libraries are interleaved within each round; the median of the rounds is shown\n"
+        "with its spread (max - min); ratios are to memleash's class in the same table.\n\n"
+        f"- machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}\n"
+        f"- Python {platform.python_version()}; memleash {memleash.__version__}; {versions()}\n"
+        f"- rounds per figure: {rounds()}{' (quick run)' if QUICK else ''}; "
+        f"run took {time.time() - started:.0f} s\n\n"
+        "Caches hold 100-byte `bytes` values under `str` keys unless a table says otherwise.\n\n"
+    )
+    report = header + "\n".join(sections)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
