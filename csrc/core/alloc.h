@@ -19,6 +19,10 @@ typedef struct ml_alloc {
     void *ctx;
 } ml_alloc;
 
+/* Resizes the array *arr to n cells of `cell` bytes through a. @return ML_OK (then *arr
+ * is the new block) or ML_ERR_NOMEM (then *arr is untouched and still valid). */
+int ml_grow(const ml_alloc *a, void **arr, size_t cell, size_t n);
+
 /* malloc/realloc/free of the C library; for core users outside Python. */
 extern const ml_alloc ml_alloc_libc;
 

@@ -81,18 +81,6 @@ ml_cache_free(ml_cache *c)
     c->policy = ML_LIST_EMPTY;
 }
 
-/* Grows a side array to n cells; on failure the old array stays valid. */
-static int
-side_grow(const ml_alloc *a, void **arr, size_t cell, uint32_t n)
-{
-    void *p = a->realloc(a->ctx, *arr, (size_t)n * cell);
-    if (p == NULL) {
-        return ML_ERR_NOMEM;
-    }
-    *arr = p;
-    return ML_OK;
-}
-
 int
 ml_cache_reserve(ml_cache *c)
 {
@@ -102,10 +90,10 @@ ml_cache_reserve(ml_cache *c)
     }
     uint32_t need = c->t.cap;
     if (need > c->side_cap) {
-        if (c->units_on && side_grow(c->t.alloc, (void **)&c->units, sizeof(double), need) != ML_OK) {
+        if (c->units_on && ml_grow(c->t.alloc, (void **)&c->units, sizeof(double), need) != ML_OK) {
             return ML_ERR_NOMEM;
         }
-        if (c->bytes_on && side_grow(c->t.alloc, (void **)&c->bytes, sizeof(size_t), need) != ML_OK) {
+        if (c->bytes_on && ml_grow(c->t.alloc, (void **)&c->bytes, sizeof(size_t), need) != ML_OK) {
             return ML_ERR_NOMEM;   /* units may have grown: harmless, side_cap still old */
         }
         c->side_cap = need;

@@ -25,16 +25,10 @@ ml_dense_reserve(ml_dense *d, const ml_alloc *a, uint32_t cap)
     if (cap <= d->cap) {
         return ML_OK;
     }
-    uint32_t *ids = a->realloc(a->ctx, d->ids, (size_t)cap * sizeof(uint32_t));
-    if (ids == NULL) {
-        return ML_ERR_NOMEM;
+    if (ml_grow(a, (void **)&d->ids, sizeof(uint32_t), cap) != ML_OK ||
+        ml_grow(a, (void **)&d->pos, sizeof(uint32_t), cap) != ML_OK) {
+        return ML_ERR_NOMEM;   /* whatever grew is valid; cap is still the old one */
     }
-    d->ids = ids;
-    uint32_t *pos = a->realloc(a->ctx, d->pos, (size_t)cap * sizeof(uint32_t));
-    if (pos == NULL) {
-        return ML_ERR_NOMEM;   /* ids grew, cap did not: still consistent */
-    }
-    d->pos = pos;
     d->cap = cap;
     return ML_OK;
 }

@@ -37,26 +37,12 @@ ml_heap_reserve(ml_heap *h, const ml_alloc *a, uint32_t cap)
     if (cap <= h->cap) {
         return ML_OK;
     }
-    uint32_t *ids = a->realloc(a->ctx, h->ids, (size_t)cap * sizeof(uint32_t));
-    if (ids == NULL) {
-        return ML_ERR_NOMEM;
+    if (ml_grow(a, (void **)&h->ids, sizeof(uint32_t), cap) != ML_OK ||
+        ml_grow(a, (void **)&h->pos, sizeof(uint32_t), cap) != ML_OK ||
+        ml_grow(a, (void **)&h->key, sizeof(double), cap) != ML_OK ||
+        ml_grow(a, (void **)&h->seq, sizeof(uint64_t), cap) != ML_OK) {
+        return ML_ERR_NOMEM;   /* whatever grew is valid; cap is still the old one */
     }
-    h->ids = ids;
-    uint32_t *pos = a->realloc(a->ctx, h->pos, (size_t)cap * sizeof(uint32_t));
-    if (pos == NULL) {
-        return ML_ERR_NOMEM;
-    }
-    h->pos = pos;
-    double *key = a->realloc(a->ctx, h->key, (size_t)cap * sizeof(double));
-    if (key == NULL) {
-        return ML_ERR_NOMEM;
-    }
-    h->key = key;
-    uint64_t *seq = a->realloc(a->ctx, h->seq, (size_t)cap * sizeof(uint64_t));
-    if (seq == NULL) {
-        return ML_ERR_NOMEM;
-    }
-    h->seq = seq;
     for (uint32_t i = h->cap; i < cap; i++) {
         h->pos[i] = ML_NIL;
     }

@@ -35,19 +35,15 @@ int
 ml_lfu_reserve(ml_lfu *l, const ml_alloc *a, uint32_t entry_cap)
 {
     if (entry_cap > l->side_cap) {
-        uint32_t *p = a->realloc(a->ctx, l->bucket_of, (size_t)entry_cap * sizeof(uint32_t));
-        if (p == NULL) {
+        if (ml_grow(a, (void **)&l->bucket_of, sizeof(uint32_t), entry_cap) != ML_OK) {
             return ML_ERR_NOMEM;
         }
-        l->bucket_of = p;
         l->side_cap = entry_cap;
     }
     if (entry_cap > l->cap) {
-        ml_lfu_bucket *b = a->realloc(a->ctx, l->b, (size_t)entry_cap * sizeof(ml_lfu_bucket));
-        if (b == NULL) {
+        if (ml_grow(a, (void **)&l->b, sizeof(ml_lfu_bucket), entry_cap) != ML_OK) {
             return ML_ERR_NOMEM;
         }
-        l->b = b;
         l->cap = entry_cap;
     }
     return ML_OK;

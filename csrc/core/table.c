@@ -154,11 +154,9 @@ ml_table_reserve(ml_table *t)
         if (ncap > (size_t)ML_TABLE_MAX_ENTRIES + 1u) {
             ncap = (size_t)ML_TABLE_MAX_ENTRIES + 1u;
         }
-        ml_entry *ents = t->alloc->realloc(t->alloc->ctx, t->ents, ncap * sizeof(ml_entry));
-        if (ents == NULL) {
+        if (ml_grow(t->alloc, (void **)&t->ents, sizeof(ml_entry), ncap) != ML_OK) {
             return ML_ERR_NOMEM;
         }
-        t->ents = ents;
         t->cap = (uint32_t)ncap;
     }
     if (t->slots == NULL || 3u * (t->fill + 1u) > 2u * (t->mask + 1u)) {
