@@ -61,8 +61,9 @@ def policy_makers(n):
 
 # ---- timing -----------------------------------------------------------------------
 
-def interleaved(makers, prepare, run, ops):
-    """For each round and each library: a fresh cache, prepare(c), then time run(c)."""
+def interleaved(makers, prepare, run, ops, last=None):
+    """For each round and each library: a fresh cache, prepare(c), then time run(c).
+    `last`, if given, receives each library's last run(c) result."""
     times = {name: [] for name in makers}
     for _ in range(rounds()):
         for name, make in makers.items():
@@ -71,10 +72,12 @@ def interleaved(makers, prepare, run, ops):
             gc.collect()
             gc.disable()
             t0 = time.perf_counter()
-            run(c)
+            result = run(c)
             dt = time.perf_counter() - t0
             gc.enable()
             times[name].append(dt / ops * 1e9)
+            if last is not None:
+                last[name] = result
     return {name: (statistics.median(ts), max(ts) - min(ts)) for name, ts in times.items()}
 
 
@@ -168,37 +171,20 @@ def workload_zipf():
     n_keys = 100_000 if QUICK else 1_000_000
     capacity = n_keys // 10
     trace = zipf_trace(n_keys, 300_000 if QUICK else 1_000_000)
-    hits = {}
 
-    def run_factory():
-        def run(c):
-            h = 0
-            for k in trace:
-                if c.get(k) is None:
-                    c[k] = VALUE
-                else:
-                    h += 1
-            run.hits = h
-        return run
-
-    runners = {}
-
-    def make_run(name):
-        r = runners.setdefault(name, run_factory())
-        return r
+    def run(c):
+        hits = 0
+        for k in trace:
+            if c.get(k) is None:
+                c[k] = VALUE
+            else:
+                hits += 1
+        return hits
 
     makers = {"dict (unbounded)": dict, **policy_makers(capacity)}
-    times = {name: [] for name in makers}
-    for _ in range(rounds()):
-        for name, make in makers.items():
-            c = make()
-            run = make_run(name)
-            gc.collect()
-            t0 = time.perf_counter()
-            run(c)
-            times[name].append((time.perf_counter() - t0) / len(trace) * 1e9)
-            hits[name] = f"{run.hits / len(trace):.1%}"
-    results = {n: (statistics.median(ts), max(ts) - min(ts)) for n, ts in times.items()}
+    hits = {}
+    results = interleaved(makers, lambda c: None, run, len(trace), last=hits)
+    hits = {name: f"{h / len(trace):.1%}" for name, h in hits.items()}
     return table(f"Zipf(0.99) trace: {len(trace):,} requests over {n_keys:,} keys, "
                  f"capacity {capacity:,} (get, insert on miss)", results, "memleash.LRUCache",
                  extra=("hit ratio", hits))
