@@ -8,7 +8,7 @@
  *   +-- policy   list through link[ML_LINK_POLICY]: recency (LRU) or arrival (FIFO)
  *   +-- lfu      frequency buckets, threading link[ML_LINK_POLICY] (LFU, lfu.c)
  *   +-- dense    packed live ids for random choice (RANDOM, dense.c)
- *   +-- deadlines  indexed min-heap of per-entry deadlines (TTL / TLRU, heap.c)
+ *   +-- deadlines  timer wheel of per-entry deadlines (TTL / TLRU, wheel.c)
  *   +-- units[]  side array by id, only when a getsizeof is in use
  *   +-- bytes[]  side array by id, only when bytes are accounted (max_bytes / sizeof)
  *   +-- budget   sums and limits (budget.c)
@@ -44,7 +44,7 @@ ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on, 
     c->policy = ML_LIST_EMPTY;
     ml_lfu_init(&c->lfu);
     ml_dense_init(&c->dense);
-    ml_heap_init(&c->deadlines);
+    ml_wheel_init(&c->deadlines);
     c->kind = kind;
     c->units_on = units_on != 0;
     c->bytes_on = bytes_on != 0;
@@ -75,7 +75,7 @@ ml_cache_free(ml_cache *c)
     side_free(c);
     ml_lfu_free(&c->lfu, c->t.alloc);
     ml_dense_free(&c->dense, c->t.alloc);
-    ml_heap_free(&c->deadlines, c->t.alloc);
+    ml_wheel_free(&c->deadlines, c->t.alloc);
     ml_table_free(&c->t);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
@@ -104,7 +104,7 @@ ml_cache_reserve(ml_cache *c)
     if (c->kind == ML_POLICY_RANDOM && ml_dense_reserve(&c->dense, c->t.alloc, need) != ML_OK) {
         return ML_ERR_NOMEM;
     }
-    if (c->deadlines_on && ml_heap_reserve(&c->deadlines, c->t.alloc, need) != ML_OK) {
+    if (c->deadlines_on && ml_wheel_reserve(&c->deadlines, c->t.alloc, need) != ML_OK) {
         return ML_ERR_NOMEM;
     }
     return ML_OK;
@@ -188,7 +188,7 @@ ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value)
         ml_dense_remove(&c->dense, id);
     }
     if (c->deadlines_on) {
-        ml_heap_remove(&c->deadlines, id);
+        ml_wheel_cancel(&c->deadlines, id);
     }
     ml_table_remove(&c->t, id);
     if (c->t.used == 0) {
@@ -207,7 +207,7 @@ void
 ml_cache_set_deadline(ml_cache *c, uint32_t id, double when)
 {
     assert(c->deadlines_on && !isnan(when));
-    ml_heap_set(&c->deadlines, id, when);
+    ml_wheel_schedule(&c->deadlines, id, when);
 }
 
 int
@@ -227,7 +227,7 @@ ml_cache_steal(ml_cache *c, ml_table *out)
     side_free(c);
     ml_lfu_free(&c->lfu, c->t.alloc);
     ml_dense_free(&c->dense, c->t.alloc);
-    ml_heap_free(&c->deadlines, c->t.alloc);
+    ml_wheel_free(&c->deadlines, c->t.alloc);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
     c->budget.units = 0.0;
@@ -246,7 +246,7 @@ ml_cache_sizeof(const ml_cache *c)
     }
     n += (size_t)c->lfu.cap * sizeof(ml_lfu_bucket) + (size_t)c->lfu.side_cap * sizeof(uint32_t);
     n += (size_t)c->dense.cap * 2u * sizeof(uint32_t);
-    n += (size_t)c->deadlines.cap * (2u * sizeof(uint32_t) + sizeof(double) + sizeof(uint64_t));
+    n += ml_wheel_sizeof(&c->deadlines);
     return n;
 }
 
@@ -259,7 +259,7 @@ ml_cache_entry_overhead(const ml_cache *c)
            (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t) +
            (c->kind == ML_POLICY_LFU ? sizeof(uint32_t) : 0) +
            (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0) +
-           (c->deadlines_on ? 2 * sizeof(uint32_t) + sizeof(double) + sizeof(uint64_t) : 0);
+           (c->deadlines_on ? ML_WHEEL_BYTES_PER_ID : 0);
 }
 
 #ifndef NDEBUG
@@ -314,16 +314,11 @@ ml_cache_check(const ml_cache *c)
         }
     }
     if (c->deadlines_on) {
-        const ml_heap *h = &c->deadlines;
-        if (h->n != t->used) {
+        if (ml_wheel_check(&c->deadlines) != t->used) {
             abort();
         }
-        for (uint32_t i = 0; i < h->n; i++) {
-            uint32_t id = h->ids[i];
-            if (id >= t->top || t->ents[id].key == NULL || h->pos[id] != i ||
-                (i > 0 && h->key[id] < h->key[h->ids[(i - 1) / 2]]) ||
-                (i > 0 && h->key[id] == h->key[h->ids[(i - 1) / 2]] &&
-                 h->seq[id] < h->seq[h->ids[(i - 1) / 2]])) {
+        for (uint32_t id = 0; id < t->top; id++) {
+            if ((t->ents[id].key != NULL) != ml_wheel_scheduled(&c->deadlines, id)) {
                 abort();
             }
         }

@@ -22,10 +22,10 @@
 
 #include "core/budget.h"
 #include "core/dense.h"
-#include "core/heap.h"
 #include "core/lfu.h"
 #include "core/list.h"
 #include "core/table.h"
+#include "core/wheel.h"
 
 typedef enum ml_policy {
     ML_POLICY_INSERTION = 0,
@@ -43,7 +43,7 @@ typedef struct ml_cache {
     ml_list policy;     /* LRU: least recent at head; FIFO: oldest at head */
     ml_lfu lfu;         /* LFU only */
     ml_dense dense;     /* RANDOM only */
-    ml_heap deadlines;  /* per-entry deadlines, only once ml_cache_enable_deadlines ran */
+    ml_wheel deadlines; /* per-entry deadlines, only once ml_cache_enable_deadlines ran */
     ml_policy kind;
     double *units;      /* per-id units, NULL while units are off (each entry counts 1) */
     size_t *bytes;      /* per-id bytes, NULL while bytes are off */
@@ -123,14 +123,16 @@ void ml_cache_set_deadline(ml_cache *c, uint32_t id, double when);
 static inline double
 ml_cache_deadline(const ml_cache *c, uint32_t id)
 {
-    return c->deadlines.key[id];
+    return c->deadlines.deadline[id];
 }
 
-/* @return the entry with the earliest deadline, or ML_NIL. @pre deadlines are on. */
+/* @return the entry expired at `time` (!(time < deadline)) with the earliest deadline
+ * (the earliest set among equals), or ML_NIL. Amortised O(1) (wheel.h). The entry stays
+ * in the cache: the caller removes it before asking again. @pre deadlines are on. */
 static inline uint32_t
-ml_cache_earliest(const ml_cache *c)
+ml_cache_next_expired(ml_cache *c, double time)
 {
-    return ml_heap_top(&c->deadlines);
+    return ml_wheel_next_due(&c->deadlines, time);
 }
 
 /* @return the units / bytes entry id is accounted for. */

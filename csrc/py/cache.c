@@ -1322,6 +1322,8 @@ static PyGetSetDef cache_getset[] = {
     {"_ml_timer", (getter)timed_get_timer, NULL, "A timed cache's Timer (TTLCache.timer).", NULL},
     {"_ml_ttl", (getter)timed_get_ttl, NULL, "TTLCache.ttl.", NULL},
     {"_ml_ttu", (getter)timed_get_ttu, NULL, "TLRUCache.ttu.", NULL},
+    {"_ml_expiry_work", (getter)timed_get_expiry_work, NULL,
+     "Entries the deadline wheel has filed, moved or unlinked so far (a cost counter).", NULL},
     {"_ml_choice", (getter)cache_get_choice, (setter)cache_set_choice,
      "RRCache's choice function (the public name is RRCache.choice).", NULL},
     {"maxsize", (getter)cache_get_maxsize, NULL, "The maximum size of the cache.", NULL},

@@ -127,6 +127,8 @@ void timed_clear(CacheObject *self);
 PyObject *timed_get_timer(CacheObject *self, void *closure);
 PyObject *timed_get_ttl(CacheObject *self, void *closure);
 PyObject *timed_get_ttu(CacheObject *self, void *closure);
+/* The wheel's expiry-cost counter (entries filed, moved or unlinked so far), for tests. */
+PyObject *timed_get_expiry_work(CacheObject *self, void *closure);
 extern PyType_Spec timer_spec;
 
 /* Pickling of the timed part: None, or (kind, ttl or ttu, timer, deadlines). */

@@ -29,6 +29,14 @@ module_exec(PyObject *module)
     INTERN(str_expire, "expire");
     INTERN(str_ml_expire, "_ml_expire");
 #undef INTERN
+#ifdef NDEBUG
+    int checked = 0;
+#else
+    int checked = 1;   /* every mutation runs the O(n) consistency validators */
+#endif
+    if (PyModule_AddIntConstant(module, "_CHECKED", checked) < 0) {
+        return -1;
+    }
     return ml_cache_module_exec(module, st);
 }
 

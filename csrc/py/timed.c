@@ -1,7 +1,7 @@
 /* timed.c — TTLCache and TLRUCache: time, deadlines and expiry on the cache engine.
  *
  * A timed cache is an LRU cache whose entries also carry a deadline in the engine's
- * deadline heap (core/heap.c). cachetools 8.0.2's rules, exactly:
+ * timer wheel (core/wheel.c). cachetools 8.0.2's rules, exactly:
  *   - an entry set at time t lives while `timer() < deadline`, deadline = t + ttl (TTL)
  *     or ttu(key, value, t) (TLRU); an expired entry is invisible to every read but stays
  *     until something expires it (lazily);
@@ -10,7 +10,7 @@
  *     deadlines were set); writes, len(), currsize and repr expire first;
  *   - the timer is wrapped in a Timer whose `with` block freezes the time; every cache
  *     operation runs inside one, so all its timer() calls see the same time.
- * Unlike cachetools, expiry is exact whatever the timer does: the heap orders deadlines,
+ * Unlike cachetools, expiry is exact whatever the timer does: the wheel orders deadlines,
  * so a timer that jumps backwards cannot leave an expired entry behind a live one (and
  * len() always counts the visible items).
  *
@@ -360,7 +360,7 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
             *when = now + self->ttl_d;
             if (isnan(*when)) {
                 /* inf + -inf, or a NaN time: never `now < deadline`, so expired, as in
-                 * cachetools; -inf says the same and keeps the heap ordered */
+                 * cachetools; -inf says the same and keeps the wheel ordered */
                 *when = -INFINITY;
             }
             return 0;
@@ -401,8 +401,8 @@ expire_entries(CacheObject *self, double now, PyObject **pairs)
     }
     int rc = 0;
     for (;;) {
-        uint32_t id = ml_cache_earliest(&self->c);
-        if (id == ML_NIL || timed_alive(self, id, now)) {
+        uint32_t id = ml_cache_next_expired(&self->c, now);
+        if (id == ML_NIL) {
             break;
         }
         PyObject *pair = PyTuple_New(2);
@@ -434,8 +434,7 @@ int
 timed_expire_internal(CacheObject *self, double now)
 {
     if (!(self->hooks & HOOK_EXPIRE)) {
-        uint32_t id = ml_cache_earliest(&self->c);
-        if (id == ML_NIL || timed_alive(self, id, now)) {
+        if (ml_cache_next_expired(&self->c, now) == ML_NIL) {
             return 0;   /* the fast path: nothing has expired */
         }
         return expire_entries(self, now, NULL);
@@ -607,6 +606,12 @@ PyObject *
 timed_get_ttu(CacheObject *self, void *Py_UNUSED(c))
 {
     return get_or_none(self->ttu);
+}
+
+PyObject *
+timed_get_expiry_work(CacheObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(self->c.deadlines.touched);
 }
 
 /* ------------------------------------------------------------------------------------

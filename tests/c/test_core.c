@@ -355,45 +355,137 @@ static void test_random_policy_keeps_a_dense_id_array(void) {
     ml_cache_free(&c);
 }
 
-static void test_heap_pops_in_ascending_order_after_any_updates(void) {
-    ml_heap h;
-    ml_heap_init(&h);
-    if (ml_heap_reserve(&h, &ml_alloc_libc, 500) != ML_OK) abort();
-    uint32_t seed = 12345;
-    for (uint32_t id = 0; id < 500; id++) {
-        seed = seed * 1103515245u + 12345u;
-        ml_heap_set(&h, id, (double)(seed % 1000));
-    }
-    for (uint32_t id = 0; id < 500; id += 3) ml_heap_remove(&h, id);          /* arbitrary removals */
-    for (uint32_t id = 1; id < 500; id += 7) ml_heap_set(&h, id, (double)(id % 13)); /* re-keys */
-    ml_heap_set(&h, 2, INFINITY);
-    double prev = -INFINITY;
-    uint32_t popped = 0, expected = h.n;
-    while (h.n) {
-        uint32_t top = ml_heap_top(&h);
-        CHECK(!(h.key[top] < prev));
-        prev = h.key[top];
-        ml_heap_remove(&h, top);
-        CHECK(h.pos[top] == ML_NIL);
-        popped++;
-    }
-    CHECK(popped == expected && prev == INFINITY);
-    ml_heap_free(&h, &ml_alloc_libc);
+/* ---- the timer wheel, against a brute-force model ---- */
+#define WN 300
+static double m_when[WN];
+static uint64_t m_seq[WN];
+static int m_on[WN];
+static uint64_t m_clock;
+
+static void m_schedule(ml_wheel *w, uint32_t id, double when) {
+    ml_wheel_schedule(w, id, when);
+    m_when[id] = when;
+    m_seq[id] = m_clock++;
+    m_on[id] = 1;
 }
 
-static void test_heap_equal_keys_come_out_in_set_order(void) {
-    ml_heap h;
-    ml_heap_init(&h);
-    if (ml_heap_reserve(&h, &ml_alloc_libc, 64) != ML_OK) abort();
+/* the model's answer: the due id with the smallest (deadline, set order), or ML_NIL */
+static uint32_t m_next_due(double time) {
+    uint32_t best = ML_NIL;
+    for (uint32_t id = 0; id < WN; id++) {
+        if (!m_on[id] || time < m_when[id]) continue;
+        if (best == ML_NIL || m_when[id] < m_when[best] ||
+            (m_when[id] == m_when[best] && m_seq[id] < m_seq[best])) {
+            best = id;
+        }
+    }
+    return best;
+}
+
+static uint32_t rng_state = 2463534242u;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+/* deadlines near the clock, equal ones, ±inf, -0.0, negative and huge values */
+static double any_deadline(double clock) {
+    switch (rnd() % 10) {
+    case 0: return INFINITY;
+    case 1: return -INFINITY;
+    case 2: return (rnd() & 1) ? -0.0 : 0.0;
+    case 3: return clock + (double)(rnd() % 4);          /* many equal deadlines */
+    case 4: return clock - (double)(rnd() % 50);          /* already late */
+    case 5: return (double)(int32_t)rnd() * 1e290;        /* far away, either sign */
+    default: return clock + (double)(rnd() % 100000) / 7.0;
+    }
+}
+
+static void test_wheel_yields_exactly_what_a_model_yields(void) {
+    ml_wheel w;
+    ml_wheel_init(&w);
+    if (ml_wheel_reserve(&w, &ml_alloc_libc, WN) != ML_OK) abort();
+    memset(m_on, 0, sizeof(m_on));
+    double clock = 1000.0;
+    long popped = 0;
+    for (int step = 0; step < 200000 && !g_current_failed; step++) {
+        uint32_t id = rnd() % WN, r = rnd() % 100;
+        if (r < 45) {
+            m_schedule(&w, id, any_deadline(clock));
+        }
+        else if (r < 60) {
+            ml_wheel_cancel(&w, id);
+            m_on[id] = 0;
+        }
+        else {
+            /* the clock mostly advances, sometimes jumps back, rarely is NaN or ±inf */
+            uint32_t how = rnd() % 100;
+            double time = how < 80 ? (clock += (double)(rnd() % 2000) / 3.0)
+                        : how < 95 ? (clock -= (double)(rnd() % 3000))
+                        : how < 97 ? NAN : how < 99 ? INFINITY : -INFINITY;
+            for (;;) {
+                uint32_t got = ml_wheel_next_due(&w, time), want = m_next_due(time);
+                CHECK(got == want);
+                if (got != want || got == ML_NIL) break;
+                ml_wheel_cancel(&w, got);
+                m_on[got] = 0;
+                popped++;
+            }
+        }
+        if (step % 997 == 0) {
+            uint32_t on = 0;
+            for (uint32_t i = 0; i < WN; i++) on += (uint32_t)m_on[i];
+            CHECK(ml_wheel_check(&w) == on);
+        }
+    }
+    CHECK(popped > 10000);
+    ml_wheel_free(&w, &ml_alloc_libc);
+}
+
+static void test_wheel_equal_deadlines_come_out_in_set_order(void) {
+    ml_wheel w;
+    ml_wheel_init(&w);
+    if (ml_wheel_reserve(&w, &ml_alloc_libc, 64) != ML_OK) abort();
     uint32_t order[] = {9, 3, 40, 1, 22, 7, 63, 0};
-    for (int i = 0; i < 8; i++) ml_heap_set(&h, order[i], 5.0);
-    ml_heap_set(&h, 3, 5.0);   /* set again: now the newest */
+    ml_wheel_schedule(&w, 50, 1.0);   /* keeps `now` low: the 5.0s go through cascades */
+    for (int i = 0; i < 8; i++) ml_wheel_schedule(&w, order[i], 5.0);
+    ml_wheel_schedule(&w, 3, 5.0);   /* set again: now the newest */
+    CHECK(ml_wheel_next_due(&w, 4.0) == 50);
+    ml_wheel_cancel(&w, 50);
+    CHECK(ml_wheel_next_due(&w, 4.999) == ML_NIL);
     uint32_t expect[] = {9, 40, 1, 22, 7, 63, 0, 3};
     for (int i = 0; i < 8; i++) {
-        CHECK(ml_heap_top(&h) == expect[i]);
-        ml_heap_remove(&h, ml_heap_top(&h));
+        CHECK(ml_wheel_next_due(&w, 5.0) == expect[i]);
+        ml_wheel_cancel(&w, expect[i]);
     }
-    ml_heap_free(&h, &ml_alloc_libc);
+    CHECK(ml_wheel_next_due(&w, INFINITY) == ML_NIL);
+    ml_wheel_free(&w, &ml_alloc_libc);
+}
+
+static void test_wheel_work_is_constant_per_entry(void) {
+    /* 100 000 random deadlines, drained by a clock in 1 000 steps: each entry is filed once,
+     * cascaded at most 10 times (a visit and a move each) and unlinked once */
+    enum { N = 100000 };
+    ml_wheel w;
+    ml_wheel_init(&w);
+    if (ml_wheel_reserve(&w, &ml_alloc_libc, N) != ML_OK) abort();
+    CHECK(ml_wheel_next_due(&w, 0.0) == ML_NIL);
+    for (uint32_t id = 0; id < N; id++) ml_wheel_schedule(&w, id, 1.0 + (double)(rnd() % 1000000) / 1000.0);
+    uint32_t n = 0;
+    for (double time = 0.0; time <= 1001.0; time += 1.0) {
+        double prev = -INFINITY;
+        for (uint32_t id; (id = ml_wheel_next_due(&w, time)) != ML_NIL; n++) {
+            CHECK(!(w.deadline[id] < prev) && !(time < w.deadline[id]));
+            prev = w.deadline[id];
+            ml_wheel_cancel(&w, id);
+        }
+    }
+    CHECK(n == N);
+    printf("  wheel work per entry: %.2f\n", (double)w.touched / N);
+    CHECK(w.touched <= 22u * N);   /* filed + 10 cascades (visit, move) + unlinked */
+    ml_wheel_free(&w, &ml_alloc_libc);
 }
 
 static void test_deadlines_follow_entries_out(void) {
@@ -405,16 +497,17 @@ static void test_deadlines_follow_entries_out(void) {
         ml_cache_set_deadline(&c, find(&c, k), (double)(100 - k));
     }
     ML_CACHE_CHECK(&c);
-    CHECK(c.t.ents[ml_cache_earliest(&c)].key == K(20));
+    CHECK(ml_cache_next_expired(&c, 79.0) == ML_NIL);
+    CHECK(c.t.ents[ml_cache_next_expired(&c, 80.0)].key == K(20));
     void *k, *v;
     ml_cache_remove(&c, find(&c, 20), &k, &v);
-    CHECK(c.t.ents[ml_cache_earliest(&c)].key == K(19));
+    CHECK(c.t.ents[ml_cache_next_expired(&c, INFINITY)].key == K(19));
     ml_cache_set_deadline(&c, find(&c, 3), 1.0);
-    CHECK(c.t.ents[ml_cache_earliest(&c)].key == K(3));
+    CHECK(c.t.ents[ml_cache_next_expired(&c, 1.0)].key == K(3));
     ML_CACHE_CHECK(&c);
     ml_table out;
     ml_cache_steal(&c, &out);
-    CHECK(ml_cache_earliest(&c) == ML_NIL);
+    CHECK(ml_cache_next_expired(&c, INFINITY) == ML_NIL);
     ml_table_free(&out);
     ml_cache_free(&c);
 }
@@ -437,8 +530,9 @@ int main(void) {
     RUN(test_lfu_buckets_never_outnumber_entries);
     RUN(test_lfu_append_rebuilds_in_order);
     RUN(test_random_policy_keeps_a_dense_id_array);
-    RUN(test_heap_pops_in_ascending_order_after_any_updates);
-    RUN(test_heap_equal_keys_come_out_in_set_order);
+    RUN(test_wheel_yields_exactly_what_a_model_yields);
+    RUN(test_wheel_equal_deadlines_come_out_in_set_order);
+    RUN(test_wheel_work_is_constant_per_entry);
     RUN(test_deadlines_follow_entries_out);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
