@@ -4,6 +4,7 @@
  * list the same fields in the same order, and module_free calls module_clear.
  */
 #include "py/module.h"
+#include "py/emitter.h"
 
 static void *pymem_malloc(void *ctx, size_t n) { (void)ctx; return PyMem_Malloc(n); }
 static void *pymem_realloc(void *ctx, void *p, size_t n) { (void)ctx; return PyMem_Realloc(p, n); }
@@ -28,6 +29,9 @@ module_exec(PyObject *module)
     INTERN(str_policy, "_ml_policy");
     INTERN(str_expire, "expire");
     INTERN(str_ml_expire, "_ml_expire");
+    INTERN(str_error, "error");
+    INTERN(str_new_listener, "new_listener");
+    INTERN(str_ml_add, "_ml_add");
 #undef INTERN
 #ifdef NDEBUG
     int checked = 0;
@@ -37,7 +41,10 @@ module_exec(PyObject *module)
     if (PyModule_AddIntConstant(module, "_CHECKED", checked) < 0) {
         return -1;
     }
-    return ml_cache_module_exec(module, st);
+    if (ml_cache_module_exec(module, st) < 0) {
+        return -1;
+    }
+    return ml_emitter_module_exec(module, st);
 }
 
 static int
@@ -58,6 +65,17 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->str_policy);
     Py_VISIT(st->str_expire);
     Py_VISIT(st->str_ml_expire);
+    Py_VISIT(st->EmitterType);
+    Py_VISIT(st->SlotRefType);
+    Py_VISIT(st->ReaperType);
+    Py_VISIT(st->PyeeException);
+    Py_VISIT(st->PyeeError);
+    Py_VISIT(st->ListenerLeakWarning);
+    Py_VISIT(st->partial);
+    Py_VISIT(st->allocate_lock);
+    Py_VISIT(st->str_error);
+    Py_VISIT(st->str_new_listener);
+    Py_VISIT(st->str_ml_add);
     return 0;
 }
 
@@ -79,6 +97,17 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_policy);
     Py_CLEAR(st->str_expire);
     Py_CLEAR(st->str_ml_expire);
+    Py_CLEAR(st->EmitterType);
+    Py_CLEAR(st->SlotRefType);
+    Py_CLEAR(st->ReaperType);
+    Py_CLEAR(st->PyeeException);
+    Py_CLEAR(st->PyeeError);
+    Py_CLEAR(st->ListenerLeakWarning);
+    Py_CLEAR(st->partial);
+    Py_CLEAR(st->allocate_lock);
+    Py_CLEAR(st->str_error);
+    Py_CLEAR(st->str_new_listener);
+    Py_CLEAR(st->str_ml_add);
     return 0;
 }
 

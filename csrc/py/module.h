@@ -13,6 +13,13 @@ typedef struct {
     PyTypeObject *CacheIterType;
     PyTypeObject *RRKeysType;       /* the key sequence an RRCache hands to choice() */
     PyTypeObject *TimerType;        /* memleash._core.Timer: a timed cache's frozen-time timer */
+    PyTypeObject *EmitterType;      /* memleash._core.EventEmitter */
+    PyTypeObject *SlotRefType;      /* weakref.ref subtype that knows its listener slot */
+    PyTypeObject *ReaperType;       /* an emitter's weakref callback */
+    PyObject *PyeeException, *PyeeError, *ListenerLeakWarning;
+    PyObject *partial;              /* functools.partial (the emitter's decorators) */
+    PyObject *allocate_lock;        /* _thread.allocate_lock (EventEmitter._lock) */
+    PyObject *str_error, *str_new_listener, *str_ml_add;
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
     PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;

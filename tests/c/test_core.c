@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/cache.h"
+#include "core/slots.h"
 #include "core/table.h"
 
 static int g_passed, g_failed, g_current_failed;
@@ -512,6 +513,53 @@ static void test_deadlines_follow_entries_out(void) {
     ml_cache_free(&c);
 }
 
+/* ---- listener slots ---- */
+static uint32_t add_slot(ml_slots *s, uintptr_t event) {
+    uint32_t ev = ML_NIL;
+    if (ml_slots_reserve(s) != ML_OK) abort();
+    if (ml_table_find(&s->events, weak_hash(event), K(event), int_eq, NULL, &ev) != ML_OK) {
+        ev = ml_slots_add_event(s, weak_hash(event), K(event));
+    }
+    return ml_slots_append(s, ev, 0);
+}
+
+static void test_slots_unlink_at_once_outside_emits(void) {
+    ml_slots s;
+    ml_slots_init(&s, &ml_alloc_libc);
+    uint32_t a = add_slot(&s, 1), b = add_slot(&s, 1);
+    uint32_t ev = s.s[a].event;
+    CHECK(ml_slots_unlink(&s, a, 0) == 1 && !ml_slots_event_gone(&s, ev));
+    CHECK(s.ev[ev].head == b && s.ev[ev].live == 1);
+    CHECK(ml_slots_unlink(&s, b, 0) == 1 && ml_slots_event_gone(&s, ev));
+    uint32_t c = add_slot(&s, 2);
+    CHECK(c == b && s.s[c].gen == 1);   /* reused, with a new generation */
+    ml_slots_check(&s);
+    ml_slots_free(&s);
+}
+
+static void test_slots_tombstones_keep_the_snapshot_until_compaction(void) {
+    ml_slots s;
+    ml_slots_init(&s, &ml_alloc_libc);
+    uint32_t a = add_slot(&s, 1), b = add_slot(&s, 1);
+    s.s[b].flags |= ML_SLOT_ONCE;
+    s.emitting = 1;
+    uint64_t start = s.clock;
+    CHECK(ml_slots_unlink(&s, a, 0) == 0);         /* removed during the emit: still runs */
+    CHECK(ml_slots_unlink(&s, b, 0) == 0);         /* a once listener removed: does not */
+    uint32_t c = add_slot(&s, 1);                  /* added during the emit: does not */
+    CHECK(ml_slots_runs(&s.s[a], start) && !ml_slots_runs(&s.s[b], start));
+    CHECK(!ml_slots_runs(&s.s[c], start));
+    CHECK(!ml_slots_runs(&s.s[a], s.clock));       /* a nested emit starting now: gone */
+    CHECK(ml_slots_pop_zombie(&s) == ML_NIL);      /* not while emitting */
+    ml_slots_check(&s);
+    s.emitting = 0;
+    uint32_t n = 0;
+    while (ml_slots_pop_zombie(&s) != ML_NIL) n++;
+    CHECK(n == 2 && s.used == 1 && s.ev[s.s[c].event].head == c);
+    ml_slots_check(&s);
+    ml_slots_free(&s);
+}
+
 int main(void) {
     RUN(test_table_insert_find_remove_many);
     RUN(test_removed_ids_are_reused);
@@ -534,6 +582,8 @@ int main(void) {
     RUN(test_wheel_equal_deadlines_come_out_in_set_order);
     RUN(test_wheel_work_is_constant_per_entry);
     RUN(test_deadlines_follow_entries_out);
+    RUN(test_slots_unlink_at_once_outside_emits);
+    RUN(test_slots_tombstones_keep_the_snapshot_until_compaction);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

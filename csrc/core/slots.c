@@ -1,0 +1,224 @@
+/* slots.c — listener slots (see slots.h).
+ *
+ *   events (table.h)        ev[id]: head ... tail          s[]: the slab
+ *   "data"  -> 0            [ 3 ] <-> [ 0 ] <-> [ 5 ]      3: live, 0: tombstone (gone, queued
+ *   "error" -> 1            [ 1 ]                             on `zombies`), 5: live
+ *
+ * Outside emits, unlink frees a slot at once, and an event whose list empties loses its
+ * record. Inside emits, unlink only marks and queues; ml_slots_pop_zombie does the rest
+ * when the last emit has returned.
+ */
+#include "core/slots.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+
+void
+ml_slots_init(ml_slots *s, const ml_alloc *a)
+{
+    memset(s, 0, sizeof(*s));
+    ml_table_init(&s->events, a);
+    s->free_head = ML_NIL;
+    s->zombies = ML_NIL;
+}
+
+void
+ml_slots_free(ml_slots *s)
+{
+    const ml_alloc *a = s->events.alloc;
+    a->free(a->ctx, s->s);
+    a->free(a->ctx, s->ev);
+    ml_table_free(&s->events);
+    ml_slots_init(s, a);
+}
+
+int
+ml_slots_reserve(ml_slots *s)
+{
+    const ml_alloc *a = s->events.alloc;
+    int rc = ml_table_reserve(&s->events);
+    if (rc != ML_OK) {
+        return rc;
+    }
+    if (s->events.cap > s->ev_cap) {
+        if (ml_grow(a, (void **)&s->ev, sizeof(ml_event), s->events.cap) != ML_OK) {
+            return ML_ERR_NOMEM;
+        }
+        s->ev_cap = s->events.cap;
+    }
+    if (s->free_head == ML_NIL && s->top == s->cap) {
+        if (s->cap >= ML_TABLE_MAX_ENTRIES) {
+            return ML_ERR_FULL;
+        }
+        uint32_t cap = s->cap < 8 ? 8 : (s->cap > ML_TABLE_MAX_ENTRIES / 2 ? ML_TABLE_MAX_ENTRIES
+                                                                            : s->cap * 2);
+        if (ml_grow(a, (void **)&s->s, sizeof(ml_slot), cap) != ML_OK) {
+            return ML_ERR_NOMEM;
+        }
+        s->cap = cap;
+    }
+    return ML_OK;
+}
+
+uint32_t
+ml_slots_add_event(ml_slots *s, uint64_t hash, void *key)
+{
+    uint32_t id = ml_table_insert(&s->events, hash, key, NULL);
+    assert(id < s->ev_cap);
+    s->ev[id] = (ml_event){ML_NIL, ML_NIL, 0, 0};
+    return id;
+}
+
+uint32_t
+ml_slots_append(ml_slots *s, uint32_t ev, uint32_t flags)
+{
+    uint32_t id, gen = 0;
+    if (s->free_head != ML_NIL) {
+        id = s->free_head;
+        s->free_head = s->s[id].next;
+        gen = s->s[id].gen;
+    }
+    else {
+        assert(s->top < s->cap);
+        id = s->top++;
+    }
+    ml_slot *sl = &s->s[id];
+    memset(sl, 0, sizeof(*sl));
+    sl->gen = gen;
+    sl->flags = flags & ML_SLOT_ONCE;
+    sl->added = s->clock++;
+    sl->event = ev;
+    sl->zombie = ML_NIL;
+    ml_event *e = &s->ev[ev];
+    sl->prev = e->tail;
+    sl->next = ML_NIL;
+    if (e->tail == ML_NIL) {
+        e->head = id;
+    }
+    else {
+        s->s[e->tail].next = id;
+    }
+    e->tail = id;
+    e->live++;
+    s->used++;
+    return id;
+}
+
+/* Takes slot id out of its event's list and frees it (and the event record when its
+ * list is now empty). */
+static void
+release(ml_slots *s, uint32_t id)
+{
+    ml_slot *sl = &s->s[id];
+    ml_event *e = &s->ev[sl->event];
+    if (sl->prev == ML_NIL) {
+        e->head = sl->next;
+    }
+    else {
+        s->s[sl->prev].next = sl->next;
+    }
+    if (sl->next == ML_NIL) {
+        e->tail = sl->prev;
+    }
+    else {
+        s->s[sl->next].prev = sl->prev;
+    }
+    if (e->head == ML_NIL) {
+        ml_table_remove(&s->events, sl->event);
+    }
+    sl->flags = ML_SLOT_FREE;
+    sl->gen++;
+    sl->next = s->free_head;
+    s->free_head = id;
+    s->used--;
+}
+
+int
+ml_slots_unlink(ml_slots *s, uint32_t id, int dead)
+{
+    ml_slot *sl = &s->s[id];
+    assert(id < s->top && !(sl->flags & (ML_SLOT_GONE | ML_SLOT_FREE)));
+    s->ev[sl->event].live--;
+    if (s->emitting == 0) {
+        release(s, id);
+        return 1;
+    }
+    sl->flags |= ML_SLOT_GONE | (dead ? ML_SLOT_DEAD : 0u);
+    sl->gone = s->clock++;
+    sl->zombie = s->zombies;
+    s->zombies = id;
+    return 0;
+}
+
+int
+ml_slots_event_gone(const ml_slots *s, uint32_t ev)
+{
+    return s->events.ents[ev].key == NULL;
+}
+
+uint32_t
+ml_slots_pop_zombie(ml_slots *s)
+{
+    uint32_t id = s->zombies;
+    if (id == ML_NIL || s->emitting != 0) {
+        return ML_NIL;
+    }
+    s->zombies = s->s[id].zombie;
+    release(s, id);
+    return id;
+}
+
+size_t
+ml_slots_sizeof(const ml_slots *s)
+{
+    return (size_t)s->cap * sizeof(ml_slot) + (size_t)s->ev_cap * sizeof(ml_event) +
+           ml_table_sizeof(&s->events);
+}
+
+#ifndef NDEBUG
+void
+ml_slots_check(const ml_slots *s)
+{
+    uint32_t in_lists = 0, events = 0;
+    for (uint32_t ev = 0; ev < s->events.top; ev++) {
+        if (s->events.ents[ev].key == NULL) {
+            continue;
+        }
+        events++;
+        const ml_event *e = &s->ev[ev];
+        uint32_t live = 0, prev = ML_NIL;
+        for (uint32_t id = e->head; id != ML_NIL; id = s->s[id].next) {
+            const ml_slot *sl = &s->s[id];
+            if (id >= s->top || sl->prev != prev || sl->event != ev || (sl->flags & ML_SLOT_FREE) ||
+                (prev != ML_NIL && s->s[prev].added >= sl->added)) {
+                abort();
+            }
+            live += !(sl->flags & ML_SLOT_GONE);
+            in_lists++;
+            prev = id;
+        }
+        if (e->tail != prev || e->head == ML_NIL || e->live != live) {
+            abort();
+        }
+    }
+    uint32_t zombies = 0;
+    for (uint32_t id = s->zombies; id != ML_NIL; id = s->s[id].zombie) {
+        if (!(s->s[id].flags & ML_SLOT_GONE) || ++zombies > s->used) {
+            abort();
+        }
+    }
+    uint32_t free_slots = 0;
+    for (uint32_t id = s->free_head; id != ML_NIL; id = s->s[id].next) {
+        if (!(s->s[id].flags & ML_SLOT_FREE) || ++free_slots > s->top) {
+            abort();
+        }
+    }
+    if (in_lists != s->used || free_slots + s->used != s->top || events != s->events.used ||
+        (s->emitting == 0 && zombies != 0)) {
+        abort();
+    }
+}
+#endif

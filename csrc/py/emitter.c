@@ -1,0 +1,1157 @@
+/* emitter.c — memleash._core.EventEmitter: pyee's API over listener slots (core/slots.c),
+ * with listeners that never keep their owners alive.
+ *
+ * A listener is one slot; its payload (p[]) depends on its kind:
+ *   KIND_STRONG   p[0] the callable (strong)                    a function, lambda, weak=False
+ *   KIND_METHOD   p[0] the function, p[1] a SlotRef to self     a bound method (the default)
+ *   KIND_WEAK     p[1] a SlotRef to the callable                weak=True on anything else
+ * A SlotRef is a weakref.ref subtype that remembers its slot (id, generation); its
+ * callback is the emitter's Reaper, which unlinks that slot in O(1) when the referent
+ * dies. The Reaper points back at the emitter without a reference (cleared when the
+ * emitter goes), so a subclass that subscribes its own methods makes no cycle.
+ *
+ * Emit walks the event's list in place: the core keeps unlinked slots as tombstones until
+ * the last emit returns and stamps every add and removal with a clock tick, so an emit
+ * runs exactly pyee's snapshot — added before it began, not removed before it began (a
+ * once listener runs once, and a listener whose owner died never runs).
+ *
+ * Re-entrancy: listeners, __eq__/__hash__ of events and listeners, weakref callbacks and
+ * warnings run Python code. No slot pointer is kept across a call (the slab may grow);
+ * ids stay valid because nothing is freed while an emit runs, and look-ups that compare
+ * with __eq__ restart when the clock moved.
+ */
+#include "py/emitter.h"
+
+#include <stddef.h>
+
+#include "core/status.h"
+#include "structmember.h"
+
+enum { KIND_STRONG = 0, KIND_METHOD = 1, KIND_WEAK = 2 };
+
+typedef struct {
+    PyWeakReference ref;
+    uint32_t slot, gen;     /* ML_NIL until the slot is appended */
+} SlotRefObject;
+
+typedef struct {
+    PyObject_HEAD
+    EmitterObject *owner;   /* borrowed; NULL once the emitter is gone */
+} ReaperObject;
+
+#define DEFAULT_MAX_LISTENERS 10
+
+/* ------------------------------------------------------------------------------------
+ * Payloads
+ */
+
+/* @return the referent of a SlotRef (borrowed), or NULL when it died. */
+static inline PyObject *
+referent(PyObject *ref)
+{
+    PyObject *o = PyWeakref_GET_OBJECT(ref);   /* borrowed */
+    return o == Py_None ? NULL : o;
+}
+
+/* Releases what slot payload p[] holds (the caller copied it out of the slab first). */
+static void
+payload_release(PyObject *p0, PyObject *p1)
+{
+    if (p1 != NULL) {
+        ((SlotRefObject *)p1)->slot = ML_NIL;   /* its callback must not touch a new tenant */
+    }
+    Py_XDECREF(p0);
+    Py_XDECREF(p1);
+}
+
+/* The callable a user registered, rebuilt for listeners(): a new reference, or NULL
+ * without an exception when its owner died. */
+static PyObject *
+slot_callable(const ml_slot *sl)
+{
+    switch (sl->kind) {
+    case KIND_METHOD: {
+        PyObject *self = referent(sl->p[1]);
+        return self ? PyMethod_New(sl->p[0], self) : NULL;
+    }
+    case KIND_WEAK: {
+        PyObject *f = referent(sl->p[1]);
+        return f ? Py_NewRef(f) : NULL;
+    }
+    default:
+        return Py_NewRef((PyObject *)sl->p[0]);
+    }
+}
+
+/* Releases tombstones once no emit runs (their payload decrefs can re-enter). */
+static void
+compact(EmitterObject *self)
+{
+    while (self->sl.emitting == 0 && self->sl.zombies != ML_NIL) {
+        const ml_slot *sl = &self->sl.s[self->sl.zombies];
+        uint32_t ev = sl->event;
+        PyObject *p0 = sl->p[0], *p1 = sl->p[1];
+        PyObject *evkey = self->sl.events.ents[ev].key;   /* borrowed until released */
+        (void)ml_slots_pop_zombie(&self->sl);
+        int gone = ml_slots_event_gone(&self->sl, ev);
+        payload_release(p0, p1);   /* can re-enter */
+        if (gone) {
+            Py_DECREF(evkey);      /* can re-enter */
+        }
+    }
+}
+
+/* Unlinks live slot id and releases what is no longer needed: the payload at once when
+ * no emit runs, else at compaction; the event key when its record went. Can re-enter. */
+static void
+unlink_slot(EmitterObject *self, uint32_t id, int dead)
+{
+    ml_slot *sl = &self->sl.s[id];
+    uint32_t ev = sl->event;
+    PyObject *p0 = sl->p[0], *p1 = sl->p[1];
+    PyObject *evkey = self->sl.events.ents[ev].key;   /* borrowed until released below */
+    if (ml_slots_unlink(&self->sl, id, dead)) {
+        int gone = ml_slots_event_gone(&self->sl, ev);
+        payload_release(p0, p1);   /* can re-enter */
+        if (gone) {
+            Py_DECREF(evkey);      /* can re-enter */
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------
+ * Look-ups
+ */
+static int
+event_eq(void *ctx, void *stored, void *key)
+{
+    (void)ctx;
+    return PyObject_RichCompareBool((PyObject *)stored, (PyObject *)key, Py_EQ);   /* can re-enter */
+}
+
+/* Finds event's id. 1 found, 0 not, -1 error. Can re-enter (__eq__). */
+static int
+find_event(EmitterObject *self, PyObject *event, Py_hash_t h, uint32_t *id)
+{
+    int rc = ml_table_find(&self->sl.events, (uint64_t)h, event, event_eq, NULL, id);
+    return rc == ML_OK ? 1 : rc == ML_NOT_FOUND ? 0 : -1;
+}
+
+/* Whether slot id holds listener f (hash h). 1, 0, or -1. Can re-enter (__eq__). */
+static int
+slot_is(EmitterObject *self, uint32_t id, PyObject *f, Py_hash_t h)
+{
+    const ml_slot *sl = &self->sl.s[id];
+    if (sl->hash != (uint64_t)h) {
+        return 0;
+    }
+    switch (sl->kind) {
+    case KIND_METHOD: {
+        PyObject *obj = referent(sl->p[1]);
+        return obj != NULL && PyMethod_Check(f) && PyMethod_GET_SELF(f) == obj &&
+               PyMethod_GET_FUNCTION(f) == sl->p[0];
+    }
+    case KIND_WEAK:
+        return referent(sl->p[1]) == f;
+    default: {
+        PyObject *g = Py_NewRef((PyObject *)sl->p[0]);
+        int eq = PyObject_RichCompareBool(g, f, Py_EQ);   /* can re-enter */
+        Py_DECREF(g);
+        return eq;
+    }
+    }
+}
+
+/* Finds f among event's live listeners: 1 (*event_id, *slot_id set), 0, or -1. Restarts
+ * when a comparison changed the emitter. Can re-enter. */
+static int
+find_listener(EmitterObject *self, PyObject *event, Py_hash_t eh, PyObject *f, Py_hash_t fh,
+              uint32_t *event_id, uint32_t *slot_id)
+{
+restart:;
+    *event_id = ML_NIL;
+    int found = find_event(self, event, eh, event_id);
+    if (found <= 0) {
+        *event_id = ML_NIL;
+        return found;
+    }
+    uint64_t clock = self->sl.clock;
+    for (uint32_t id = self->sl.ev[*event_id].head; id != ML_NIL; id = self->sl.s[id].next) {
+        if (self->sl.s[id].flags & ML_SLOT_GONE) {
+            continue;
+        }
+        int is = slot_is(self, id, f, fh);
+        if (is < 0) {
+            return -1;
+        }
+        if (self->sl.clock != clock) {
+            goto restart;   /* __eq__ added or removed listeners */
+        }
+        if (is) {
+            *slot_id = id;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Emit
+ */
+
+/* Calls the listener of slot id with args[1:] (args[0] is scratch space). 0 called, 1
+ * skipped (its owner died), -1 error. Can re-enter. */
+static int
+call_slot(EmitterObject *self, uint32_t id, PyObject **args, size_t nargs, PyObject *kwnames)
+{
+    const ml_slot *sl = &self->sl.s[id];
+    PyObject *fn, *res;
+    if (sl->kind == KIND_METHOD) {
+        PyObject *obj = referent(sl->p[1]);
+        if (obj == NULL) {
+            return 1;
+        }
+        fn = Py_NewRef((PyObject *)sl->p[0]);
+        args[0] = Py_NewRef(obj);
+        res = PyObject_Vectorcall(fn, args, nargs + 1, kwnames);   /* can re-enter */
+        Py_DECREF(args[0]);
+    }
+    else {
+        PyObject *f = sl->kind == KIND_WEAK ? referent(sl->p[1]) : (PyObject *)sl->p[0];
+        if (f == NULL) {
+            return 1;
+        }
+        fn = Py_NewRef(f);
+        res = PyObject_Vectorcall(fn, args + 1, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+    }
+    Py_DECREF(fn);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static PyObject *
+raise_unhandled_error(EmitterObject *self, PyObject *error)
+{
+    if (error != NULL && PyExceptionInstance_Check(error) &&
+        PyObject_TypeCheck(error, (PyTypeObject *)PyExc_Exception)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        return NULL;
+    }
+    PyObject *shown = error ? error : Py_None;
+    PyErr_Format(self->st->PyeeError, "Uncaught, unspecified 'error' event: %S", shown);
+    return NULL;
+}
+
+#define SMALL_ARGS 8
+
+/* The emit loop: 1 handled, 0 not, -1 error. */
+static int
+emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_t n,
+           PyObject *kwnames)
+{
+    Py_hash_t h = PyObject_Hash(event);
+    if (h == -1) {
+        return -1;
+    }
+    uint32_t ev;
+    int found = find_event(self, event, h, &ev);
+    if (found <= 0 || self->sl.ev[ev].live == 0) {
+        return found < 0 ? -1 : 0;
+    }
+    size_t nkw = kwnames ? (size_t)PyTuple_GET_SIZE(kwnames) : 0, total = n + nkw;
+    PyObject *small[SMALL_ARGS + 1], **args = small;
+    if (total + 1 > SMALL_ARGS + 1) {
+        args = PyMem_New(PyObject *, total + 1);
+        if (args == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < total; i++) {
+        args[i + 1] = payload[i];   /* borrowed: the caller holds them for the call */
+    }
+    Py_INCREF(self);
+    self->sl.emitting++;
+    uint64_t start = self->sl.clock;
+    int handled = 0, rc = 0;
+    for (uint32_t id = self->sl.ev[ev].head; id != ML_NIL; id = self->sl.s[id].next) {
+        ml_slot *sl = &self->sl.s[id];
+        if (sl->added >= start) {
+            break;   /* added during this emit, and so is everything after it */
+        }
+        if (!ml_slots_runs(sl, start)) {
+            continue;
+        }
+        if (sl->flags & ML_SLOT_ONCE && !(sl->flags & ML_SLOT_GONE)) {
+            (void)ml_slots_unlink(&self->sl, id, 0);   /* a tombstone: emitting > 0 */
+        }
+        int called = call_slot(self, id, args, n, kwnames);   /* can re-enter */
+        if (called < 0) {
+            rc = -1;
+            break;
+        }
+        handled |= called == 0;
+    }
+    self->sl.emitting--;
+    if (args != small) {
+        PyMem_Free(args);
+    }
+    if (self->sl.emitting == 0 && self->sl.zombies != ML_NIL) {
+        PyObject *et, *ev_, *tb;
+        PyErr_Fetch(&et, &ev_, &tb);
+        compact(self);   /* can re-enter */
+        PyErr_Restore(et, ev_, tb);
+    }
+    Py_DECREF(self);
+    return rc < 0 ? -1 : handled;
+}
+
+/* emit(event, *args, **kwargs) -> bool */
+static PyObject *
+emitter_emit(EmitterObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS((size_t)nargsf);
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "emit() missing required argument: 'event'");
+        return NULL;
+    }
+    int handled = emit_event(self, args[0], args + 1, (size_t)(nargs - 1), kwnames);
+    if (handled < 0) {
+        return NULL;
+    }
+    if (!handled) {
+        int is_error = PyObject_RichCompareBool(args[0], self->st->str_error, Py_EQ);
+        if (is_error < 0) {
+            return NULL;
+        }
+        if (is_error) {
+            return raise_unhandled_error(self, nargs > 1 ? args[1] : NULL);
+        }
+    }
+    return PyBool_FromLong(handled);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Adding and removing
+ */
+
+/* A SlotRef to obj with the Reaper as callback, or NULL: TypeError (obj cannot be weakly
+ * referenced) is left for the caller to turn into a warning. */
+static PyObject *
+new_slotref(EmitterObject *self, PyObject *obj)
+{
+    PyObject *ref = PyObject_CallFunctionObjArgs((PyObject *)self->st->SlotRefType, obj,
+                                                 self->reaper, NULL);
+    if (ref != NULL) {
+        ((SlotRefObject *)ref)->slot = ML_NIL;
+    }
+    return ref;
+}
+
+/* Prepares the payload of listener f: *kind, *p0, *p1 (new references). weak: -1 default,
+ * 0 strong, 1 weak. 0 or -1. */
+static int
+make_payload(EmitterObject *self, PyObject *f, int weak, uint32_t *kind, PyObject **p0,
+             PyObject **p1)
+{
+    *p0 = *p1 = NULL;
+    PyObject *owner = NULL;
+    if (weak != 0 && PyMethod_Check(f)) {
+        owner = PyMethod_GET_SELF(f);
+        *kind = KIND_METHOD;
+    }
+    else if (weak == 1) {
+        owner = f;
+        *kind = KIND_WEAK;
+    }
+    if (owner != NULL) {
+        *p1 = new_slotref(self, owner);
+        if (*p1 != NULL) {
+            *p0 = *kind == KIND_METHOD ? Py_NewRef(PyMethod_GET_FUNCTION(f)) : NULL;
+            return 0;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                             "memleash.EventEmitter: %.200s objects cannot be weakly referenced; "
+                             "the listener %R is held strongly", Py_TYPE(owner)->tp_name, f) < 0) {
+            return -1;
+        }
+    }
+    *kind = KIND_STRONG;
+    *p0 = Py_NewRef(f);
+    return 0;
+}
+
+static int
+warn_leak(EmitterObject *self, PyObject *event, uint32_t ev)
+{
+    ml_event *e = &self->sl.ev[ev];
+    if (self->max_listeners <= 0 || e->warned || (Py_ssize_t)e->live <= self->max_listeners) {
+        return 0;
+    }
+    e->warned = 1;
+    return PyErr_WarnFormat(self->st->ListenerLeakWarning, 1,
+                            "possible listener leak: %u listeners of event %R on %R "
+                            "(max %zd); use set_max_listeners() to raise the limit",
+                            (unsigned)e->live, event, (PyObject *)self, self->max_listeners);
+}
+
+/* The core of on/once/add_listener: pyee's _add_event_handler. Returns 0 or -1. */
+static int
+add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak)
+{
+    if (!PyCallable_Check(f)) {
+        PyErr_Format(PyExc_TypeError, "listener must be callable, not %.200s",
+                     Py_TYPE(f)->tp_name);
+        return -1;
+    }
+    Py_hash_t eh = PyObject_Hash(event), fh;
+    if (eh == -1 || (fh = PyObject_Hash(f)) == -1) {
+        return -1;
+    }
+    /* pyee fires new_listener before adding, every time */
+    PyObject *nl_args[2] = {event, f};
+    if (emit_event(self, self->st->str_new_listener, nl_args, 2, NULL) < 0) {
+        return -1;
+    }
+    uint32_t kind;
+    PyObject *p0, *p1;
+    if (make_payload(self, f, weak, &kind, &p0, &p1) < 0) {
+        return -1;
+    }
+    uint32_t ev, id;
+    int found = find_listener(self, event, eh, f, fh, &ev, &id);   /* can re-enter */
+    if (found < 0) {
+        payload_release(p0, p1);
+        return -1;
+    }
+    /* from here to the end of the mutation, no Python code runs */
+    PyObject *old0 = NULL, *old1 = NULL;
+    if (found) {
+        /* already registered: pyee replaces the entry in place, keeping its position */
+        ml_slot *sl = &self->sl.s[id];
+        old0 = sl->p[0];
+        old1 = sl->p[1];
+        sl->p[0] = p0;
+        sl->p[1] = p1;
+        sl->kind = kind;
+        sl->hash = (uint64_t)fh;
+        sl->flags = (sl->flags & ~(uint32_t)ML_SLOT_ONCE) | (once ? ML_SLOT_ONCE : 0u);
+    }
+    else {
+        int rc = ml_slots_reserve(&self->sl);
+        if (rc != ML_OK) {
+            payload_release(p0, p1);
+            if (rc == ML_ERR_FULL) {
+                PyErr_SetString(PyExc_OverflowError, "too many listeners");
+            }
+            else {
+                PyErr_NoMemory();
+            }
+            return -1;
+        }
+        if (ev == ML_NIL) {
+            /* find_listener saw no such event and nothing ran since: add its record */
+            ev = ml_slots_add_event(&self->sl, (uint64_t)eh, Py_NewRef(event));
+        }
+        id = ml_slots_append(&self->sl, ev, once ? ML_SLOT_ONCE : 0u);
+        ml_slot *sl = &self->sl.s[id];
+        sl->p[0] = p0;
+        sl->p[1] = p1;
+        sl->kind = kind;
+        sl->hash = (uint64_t)fh;
+    }
+    if (p1 != NULL) {
+        ((SlotRefObject *)p1)->slot = id;
+        ((SlotRefObject *)p1)->gen = self->sl.s[id].gen;
+    }
+#ifndef NDEBUG
+    ml_slots_check(&self->sl);
+#endif
+    if (p1 != NULL && referent(p1) == NULL) {
+        /* its owner died (a collection during the look-up) before the slot existed */
+        Py_XDECREF(old0);
+        Py_XDECREF(old1);
+        unlink_slot(self, id, 1);
+        return 0;
+    }
+    int rc = warn_leak(self, event, ev);
+    payload_release(old0, old1);   /* can re-enter */
+    return rc;
+}
+
+/* Parses one optional argument, positional or by keyword. 0 or -1. */
+static int
+parse_optional(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+               const char *const *kwlist, const char *fname, PyObject **out)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument", fname);
+        return -1;
+    }
+    if (nargs == 1) {
+        *out = args[0];
+    }
+    else if (nkw == 1) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) ||
+            !PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), kwlist[0]) == 0) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname,
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return -1;
+        }
+        *out = args[0];
+    }
+    return 0;
+}
+
+/* remove_listener(event, f): nothing for an unknown event, KeyError for an unknown f */
+static PyObject *
+emitter_remove_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!_PyArg_CheckPositional("remove_listener", nargs, 2, 2)) {
+        return NULL;
+    }
+    PyObject *event = args[0], *f = args[1];
+    Py_hash_t eh = PyObject_Hash(event), fh;
+    if (eh == -1) {
+        return NULL;
+    }
+    uint32_t ev, id;
+    int found = find_event(self, event, eh, &ev);
+    if (found <= 0 || self->sl.ev[ev].live == 0) {
+        return found < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if ((fh = PyObject_Hash(f)) == -1) {
+        return NULL;
+    }
+    found = find_listener(self, event, eh, f, fh, &ev, &id);
+    if (found < 0) {
+        return NULL;
+    }
+    if (!found) {
+        if (ev != ML_NIL) {
+            PyErr_SetObject(PyExc_KeyError, f);
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    unlink_slot(self, id, 0);   /* can re-enter */
+    Py_RETURN_NONE;
+}
+
+/* Unlinks every live slot of event ev. Can re-enter (payload releases): re-checks. */
+static void
+unlink_event(EmitterObject *self, uint32_t ev)
+{
+    void *key = self->sl.events.ents[ev].key;
+    for (;;) {
+        if (self->sl.events.ents[ev].key != key) {
+            return;   /* the record went with its last slot */
+        }
+        uint32_t id = self->sl.ev[ev].head;
+        while (id != ML_NIL && (self->sl.s[id].flags & ML_SLOT_GONE)) {
+            id = self->sl.s[id].next;
+        }
+        if (id == ML_NIL) {
+            return;
+        }
+        unlink_slot(self, id, 0);   /* can re-enter */
+    }
+}
+
+/* remove_all_listeners(event=None) */
+static PyObject *
+emitter_remove_all_listeners(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    static const char *const kwlist[] = {"event", NULL};
+    PyObject *event = Py_None;
+    if (parse_optional(args, nargs, kwnames, kwlist, "remove_all_listeners", &event) < 0) {
+        return NULL;
+    }
+    if (event != Py_None) {
+        Py_hash_t eh = PyObject_Hash(event);
+        uint32_t ev;
+        int found = eh == -1 ? -1 : find_event(self, event, eh, &ev);
+        if (found < 0) {
+            return NULL;
+        }
+        if (found) {
+            unlink_event(self, ev);
+        }
+        Py_RETURN_NONE;
+    }
+    for (uint32_t ev = 0; ev < self->sl.events.top;) {
+        if (self->sl.events.ents[ev].key != NULL && self->sl.ev[ev].live != 0) {
+            unlink_event(self, ev);   /* can re-enter: scan again from the start */
+            ev = 0;
+            continue;
+        }
+        ev++;
+    }
+    Py_RETURN_NONE;
+}
+
+/* listeners(event): the live listeners, as registered, in order */
+static PyObject *
+emitter_listeners(EmitterObject *self, PyObject *event)
+{
+    Py_hash_t eh = PyObject_Hash(event);
+    uint32_t ev;
+    int found = eh == -1 ? -1 : find_event(self, event, eh, &ev);
+    if (found < 0) {
+        return NULL;
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL || !found) {
+        return list;
+    }
+    /* building the list runs no Python code (PyMethod_New, PyList_Append), but allocation
+     * can collect: ids stay valid (a dying owner only tombstones or frees its own slot) */
+    uint64_t clock = self->sl.clock;
+    for (uint32_t id = self->sl.ev[ev].head; id != ML_NIL; id = self->sl.s[id].next) {
+        if (self->sl.s[id].flags & ML_SLOT_GONE) {
+            continue;
+        }
+        PyObject *f = slot_callable(&self->sl.s[id]);
+        if (f == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(list);
+                return NULL;
+            }
+            continue;
+        }
+        int rc = PyList_Append(list, f);
+        Py_DECREF(f);
+        if (rc < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        if (self->sl.clock != clock) {
+            Py_DECREF(list);   /* a collection changed the listeners: start over */
+            return emitter_listeners(self, event);
+        }
+    }
+    return list;
+}
+
+
+/* event_names(): the events with live listeners, as a set */
+static PyObject *
+emitter_event_names(EmitterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *names = PySet_New(NULL);
+    if (names == NULL) {
+        return NULL;
+    }
+    for (uint32_t ev = 0; ev < self->sl.events.top; ev++) {
+        PyObject *key = self->sl.events.ents[ev].key;
+        if (key != NULL && self->sl.ev[ev].live != 0) {
+            /* set insertion hashes the key: it was hashable when stored; a __hash__ or
+             * __eq__ that mutates the emitter only changes what later ids hold */
+            Py_INCREF(key);
+            int rc = PySet_Add(names, key);
+            Py_DECREF(key);
+            if (rc < 0) {
+                Py_DECREF(names);
+                return NULL;
+            }
+        }
+    }
+    return names;
+}
+
+/* listener_count(event) */
+static PyObject *
+emitter_listener_count(EmitterObject *self, PyObject *event)
+{
+    Py_hash_t eh = PyObject_Hash(event);
+    uint32_t ev;
+    int found = eh == -1 ? -1 : find_event(self, event, eh, &ev);
+    if (found < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(found ? self->sl.ev[ev].live : 0);
+}
+
+static PyObject *
+emitter_set_max_listeners(EmitterObject *self, PyObject *n)
+{
+    Py_ssize_t v = PyNumber_AsSsize_t(n, PyExc_OverflowError);
+    if (v == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (v < 0) {
+        PyErr_SetString(PyExc_ValueError, "max listeners must be >= 0 (0: unlimited)");
+        return NULL;
+    }
+    self->max_listeners = v;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+emitter_get_max_listeners(EmitterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->max_listeners);
+}
+
+/* Parses (event, f=None, *, weak=None) for on/once/add_listener/_ml_add. 0 or -1. */
+static int
+parse_add(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+          int f_required, PyObject **event, PyObject **f, int *weak)
+{
+    *event = *f = NULL;
+    *weak = -1;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 1 or 2 positional arguments (%zd given)",
+                     fname, nargs);
+        return -1;
+    }
+    *event = args[0];
+    if (nargs == 2) {
+        *f = args[1];
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i), *value = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(name, "weak") == 0) {
+            if (value != Py_None) {
+                int w = PyObject_IsTrue(value);
+                if (w < 0) {
+                    return -1;
+                }
+                *weak = w;
+            }
+        }
+        else if (PyUnicode_CompareWithASCIIString(name, "f") == 0 && *f == NULL) {
+            *f = value;
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname,
+                         name);
+            return -1;
+        }
+    }
+    if (*f == Py_None) {
+        *f = NULL;
+    }
+    if (f_required && *f == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required argument: 'f'", fname);
+        return -1;
+    }
+    return 0;
+}
+
+/* A decorator registering its argument: functools.partial(self._ml_add, event, once, weak) */
+static PyObject *
+make_decorator(EmitterObject *self, PyObject *event, int once, int weak)
+{
+    PyObject *add = PyObject_GetAttr((PyObject *)self, self->st->str_ml_add);
+    if (add == NULL) {
+        return NULL;
+    }
+    PyObject *w = weak < 0 ? Py_NewRef(Py_None) : PyBool_FromLong(weak);
+    PyObject *dec = PyObject_CallFunctionObjArgs(self->st->partial, add, event,
+                                                 once ? Py_True : Py_False, w, NULL);
+    Py_DECREF(w);
+    Py_DECREF(add);
+    return dec;
+}
+
+static PyObject *
+add_common(EmitterObject *self, const char *fname, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames, int once, int f_required)
+{
+    PyObject *event, *f;
+    int weak;
+    if (parse_add(fname, args, nargs, kwnames, f_required, &event, &f, &weak) < 0) {
+        return NULL;
+    }
+    if (f == NULL) {
+        return make_decorator(self, event, once, weak);
+    }
+    if (add_listener(self, event, f, once, weak) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(f);
+}
+
+static PyObject *
+emitter_on(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return add_common(self, "on", args, nargs, kwnames, 0, 0);
+}
+
+static PyObject *
+emitter_once(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return add_common(self, "once", args, nargs, kwnames, 1, 0);
+}
+
+static PyObject *
+emitter_add_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                     PyObject *kwnames)
+{
+    return add_common(self, "add_listener", args, nargs, kwnames, 0, 1);
+}
+
+static PyObject *
+emitter_listens_to(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                   PyObject *kwnames)
+{
+    PyObject *event, *f;
+    int weak;
+    if (nargs != 1 || parse_add("listens_to", args, nargs, kwnames, 0, &event, &f, &weak) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "listens_to() takes exactly 1 positional argument");
+        }
+        return NULL;
+    }
+    return make_decorator(self, event, 0, weak);
+}
+
+/* _ml_add(event, once, weak, f): the decorators' target; returns f */
+static PyObject *
+emitter_ml_add(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!_PyArg_CheckPositional("_ml_add", nargs, 4, 4)) {
+        return NULL;
+    }
+    int once = PyObject_IsTrue(args[1]);
+    int weak = args[2] == Py_None ? -1 : PyObject_IsTrue(args[2]);
+    if (once < 0 || weak == -2 || (args[2] != Py_None && weak < 0)) {
+        return NULL;
+    }
+    if (add_listener(self, args[0], args[3], once, weak) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(args[3]);
+}
+
+/* _lock: a threading-style lock, made on first use (pyee's subclasses take it) */
+static PyObject *
+emitter_get_lock(EmitterObject *self, void *Py_UNUSED(c))
+{
+    if (self->lock == NULL) {
+        self->lock = PyObject_CallNoArgs(self->st->allocate_lock);
+        if (self->lock == NULL) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(self->lock);
+}
+
+static PyObject *
+emitter_sizeof(EmitterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize + ml_slots_sizeof(&self->sl));
+}
+
+/* ------------------------------------------------------------------------------------
+ * Life cycle and GC
+ */
+static PyObject *
+emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
+{
+    ml_state *st = ml_state_of_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    EmitterObject *self = (EmitterObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->st = st;
+    ml_slots_init(&self->sl, &ml_alloc_pymem);
+    self->max_listeners = DEFAULT_MAX_LISTENERS;
+    ReaperObject *reaper = PyObject_New(ReaperObject, st->ReaperType);
+    if (reaper == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    reaper->owner = self;   /* borrowed: cleared in emitter_tp_clear */
+    self->reaper = (PyObject *)reaper;
+    return (PyObject *)self;
+}
+
+static int
+emitter_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        if (Py_TYPE(self)->tp_init == emitter_init) {
+            PyErr_SetString(PyExc_TypeError, "EventEmitter() takes no arguments");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+emitter_traverse(EmitterObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->dict);
+    Py_VISIT(self->lock);
+    for (uint32_t ev = 0; ev < self->sl.events.top; ev++) {
+        Py_VISIT((PyObject *)self->sl.events.ents[ev].key);
+    }
+    for (uint32_t id = 0; id < self->sl.top; id++) {
+        const ml_slot *sl = &self->sl.s[id];
+        if (!(sl->flags & ML_SLOT_FREE)) {
+            Py_VISIT((PyObject *)sl->p[0]);   /* strong listeners and methods' functions */
+            Py_VISIT((PyObject *)sl->p[1]);   /* the SlotRef, not its referent */
+        }
+    }
+    return 0;
+}
+
+static int
+emitter_tp_clear(EmitterObject *self)
+{
+    if (self->reaper != NULL) {
+        ((ReaperObject *)self->reaper)->owner = NULL;
+    }
+    /* steal everything first, release after: the releases can re-enter */
+    ml_slots old = self->sl;
+    ml_slots_init(&self->sl, &ml_alloc_pymem);
+    for (uint32_t id = 0; id < old.top; id++) {
+        ml_slot *sl = &old.s[id];
+        if (!(sl->flags & ML_SLOT_FREE)) {
+            payload_release(sl->p[0], sl->p[1]);
+        }
+    }
+    for (uint32_t ev = 0; ev < old.events.top; ev++) {
+        Py_XDECREF((PyObject *)old.events.ents[ev].key);
+    }
+    ml_slots_free(&old);
+    Py_CLEAR(self->reaper);
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->lock);
+    return 0;
+}
+
+static void
+emitter_dealloc(EmitterObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, emitter_dealloc)
+    if (self->reaper != NULL) {
+        /* its own methods' slots hold weakrefs to it: their callbacks must find no owner */
+        ((ReaperObject *)self->reaper)->owner = NULL;
+    }
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)emitter_tp_clear(self);
+    ml_slots_free(&self->sl);
+    tp->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+    Py_DECREF(tp);
+}
+
+/* ------------------------------------------------------------------------------------
+ * SlotRef and Reaper
+ */
+static void
+slotref_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_base->tp_dealloc(self);   /* weakref's dealloc frees the object */
+    Py_DECREF(tp);
+}
+
+static PyType_Slot slotref_slots[] = {
+    {Py_tp_dealloc, slotref_dealloc},
+    {Py_tp_doc, (void *)"A weak reference that knows its listener slot (internal)."},
+    {0, NULL},
+};
+
+PyType_Spec slotref_spec = {
+    .name = "memleash._core._SlotRef",
+    .basicsize = sizeof(SlotRefObject),
+    .flags = Py_TPFLAGS_DEFAULT,   /* GC support and traverse are inherited from weakref.ref */
+    .slots = slotref_slots,
+};
+
+/* The weakref callback: the owner of slot ref->slot died; unlink that slot. */
+static PyObject *
+reaper_call(ReaperObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *ref;
+    if (kwds != NULL || !PyArg_UnpackTuple(args, "reaper", 1, 1, &ref)) {
+        return NULL;
+    }
+    EmitterObject *em = self->owner;
+    if (em == NULL || !PyObject_TypeCheck(ref, em->st->SlotRefType)) {
+        Py_RETURN_NONE;
+    }
+    SlotRefObject *sr = (SlotRefObject *)ref;
+    uint32_t id = sr->slot;
+    if (id == ML_NIL || id >= em->sl.top || em->sl.s[id].gen != sr->gen ||
+        em->sl.s[id].p[1] != ref || (em->sl.s[id].flags & (ML_SLOT_GONE | ML_SLOT_FREE))) {
+        Py_RETURN_NONE;   /* already unlinked */
+    }
+    Py_INCREF(em);
+    unlink_slot(em, id, 1);   /* can re-enter */
+    Py_DECREF(em);
+    Py_RETURN_NONE;
+}
+
+static void
+reaper_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot reaper_slots[] = {
+    {Py_tp_call, reaper_call},
+    {Py_tp_dealloc, reaper_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec reaper_spec = {
+    .name = "memleash._core._Reaper",
+    .basicsize = sizeof(ReaperObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = reaper_slots,
+};
+
+/* ------------------------------------------------------------------------------------
+ * The EventEmitter type
+ */
+PyDoc_STRVAR(emitter_doc,
+"EventEmitter()\n--\n\n"
+"pyee's EventEmitter, in C, whose listeners never keep their owners alive: a bound\n"
+"method is held through a weak reference to its object and unlinked when it dies.");
+
+static PyMethodDef emitter_methods[] = {
+    {"emit", (PyCFunction)(void (*)(void))emitter_emit, METH_FASTCALL | METH_KEYWORDS,
+     "emit(event, *args, **kwargs) -> bool: call the listeners of event; True if any ran."},
+    {"on", (PyCFunction)(void (*)(void))emitter_on, METH_FASTCALL | METH_KEYWORDS,
+     "on(event, f=None, *, weak=None): register f (or decorate); returns f."},
+    {"add_listener", (PyCFunction)(void (*)(void))emitter_add_listener,
+     METH_FASTCALL | METH_KEYWORDS, "add_listener(event, f, *, weak=None): register f; returns f."},
+    {"listens_to", (PyCFunction)(void (*)(void))emitter_listens_to, METH_FASTCALL | METH_KEYWORDS,
+     "listens_to(event, *, weak=None): a decorator registering its function."},
+    {"once", (PyCFunction)(void (*)(void))emitter_once, METH_FASTCALL | METH_KEYWORDS,
+     "once(event, f=None, *, weak=None): like on(), removed when it first runs."},
+    {"_ml_add", (PyCFunction)(void (*)(void))emitter_ml_add, METH_FASTCALL,
+     "_ml_add(event, once, weak, f): the decorators' target."},
+    {"remove_listener", (PyCFunction)(void (*)(void))emitter_remove_listener, METH_FASTCALL,
+     "remove_listener(event, f): unregister f (KeyError if event has listeners but not f)."},
+    {"remove_all_listeners", (PyCFunction)(void (*)(void))emitter_remove_all_listeners,
+     METH_FASTCALL | METH_KEYWORDS, "remove_all_listeners(event=None)"},
+    {"listeners", (PyCFunction)emitter_listeners, METH_O,
+     "listeners(event): a list of the live listeners of event."},
+    {"event_names", (PyCFunction)emitter_event_names, METH_NOARGS,
+     "event_names(): the set of events with listeners."},
+    {"listener_count", (PyCFunction)emitter_listener_count, METH_O,
+     "listener_count(event): how many live listeners event has."},
+    {"set_max_listeners", (PyCFunction)emitter_set_max_listeners, METH_O,
+     "set_max_listeners(n): warn (ListenerLeakWarning) beyond n listeners of one event; 0: never."},
+    {"get_max_listeners", (PyCFunction)emitter_get_max_listeners, METH_NOARGS,
+     "get_max_listeners()"},
+    {"__sizeof__", (PyCFunction)emitter_sizeof, METH_NOARGS,
+     "Size in bytes: the object and the slot arrays it owns (not the listeners)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef emitter_getset[] = {
+    {"_lock", (getter)emitter_get_lock, NULL, "A lock, as pyee's emitters carry.", NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef emitter_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(EmitterObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(EmitterObject, dict), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot emitter_slots[] = {
+    {Py_tp_doc, (void *)emitter_doc},
+    {Py_tp_new, emitter_new},
+    {Py_tp_init, emitter_init},
+    {Py_tp_dealloc, emitter_dealloc},
+    {Py_tp_traverse, emitter_traverse},
+    {Py_tp_clear, emitter_tp_clear},
+    {Py_tp_methods, emitter_methods},
+    {Py_tp_getset, emitter_getset},
+    {Py_tp_members, emitter_members},
+    {0, NULL},
+};
+
+static PyType_Spec emitter_spec = {
+    .name = "memleash._core.EventEmitter",
+    .basicsize = sizeof(EmitterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = emitter_slots,
+};
+
+int
+ml_emitter_module_exec(PyObject *module, ml_state *st)
+{
+    PyObject *bases = PyTuple_Pack(1, (PyObject *)&_PyWeakref_RefType);
+    if (bases == NULL) {
+        return -1;
+    }
+    st->SlotRefType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &slotref_spec, bases);
+    Py_DECREF(bases);
+    if (st->SlotRefType == NULL) {
+        return -1;
+    }
+    st->ReaperType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &reaper_spec, NULL);
+    if (st->ReaperType == NULL) {
+        return -1;
+    }
+    st->EmitterType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &emitter_spec, NULL);
+    if (st->EmitterType == NULL || PyModule_AddType(module, st->EmitterType) < 0) {
+        return -1;
+    }
+    st->PyeeException = PyErr_NewExceptionWithDoc(
+        "memleash.PyeeException", "An exception internal to the emitter (pyee's name).",
+        NULL, NULL);
+    if (st->PyeeException == NULL ||
+        PyModule_AddObjectRef(module, "PyeeException", st->PyeeException) < 0) {
+        return -1;
+    }
+    st->PyeeError = PyErr_NewExceptionWithDoc(
+        "memleash.PyeeError", "An error internal to the emitter: an unhandled 'error' event "
+        "that is not an exception (pyee's name; EmitterError is an alias).",
+        st->PyeeException, NULL);
+    if (st->PyeeError == NULL || PyModule_AddObjectRef(module, "PyeeError", st->PyeeError) < 0) {
+        return -1;
+    }
+    st->ListenerLeakWarning = PyErr_NewExceptionWithDoc(
+        "memleash.ListenerLeakWarning",
+        "More live listeners on one event than get_max_listeners() allows: a likely leak.",
+        PyExc_RuntimeWarning, NULL);
+    if (st->ListenerLeakWarning == NULL ||
+        PyModule_AddObjectRef(module, "ListenerLeakWarning", st->ListenerLeakWarning) < 0) {
+        return -1;
+    }
+    PyObject *functools = PyImport_ImportModule("functools");
+    if (functools == NULL) {
+        return -1;
+    }
+    st->partial = PyObject_GetAttrString(functools, "partial");
+    Py_DECREF(functools);
+    PyObject *thread = PyImport_ImportModule("_thread");
+    if (st->partial == NULL || thread == NULL) {
+        Py_XDECREF(thread);
+        return -1;
+    }
+    st->allocate_lock = PyObject_GetAttrString(thread, "allocate_lock");
+    Py_DECREF(thread);
+    return st->allocate_lock == NULL ? -1 : 0;
+}

@@ -1,0 +1,22 @@
+/* emitter.h — memleash._core.EventEmitter (emitter.c). */
+#ifndef ML_PY_EMITTER_H
+#define ML_PY_EMITTER_H
+
+#include "py/module.h"
+#include "core/slots.h"
+
+typedef struct {
+    PyObject_HEAD
+    ml_slots sl;            /* listeners by event (core/slots.c) */
+    PyObject *reaper;       /* the weakref callback that unlinks dead owners' slots */
+    PyObject *dict;         /* instance __dict__ (pyee's uplift assigns attributes) */
+    PyObject *weakreflist;
+    PyObject *lock;         /* _lock, made on first use */
+    Py_ssize_t max_listeners;   /* 0: no leak warning */
+    ml_state *st;           /* borrowed: the module outlives its instances' type */
+} EmitterObject;
+
+/* Adds EventEmitter, its helper types and exceptions to module. 0 or -1. */
+int ml_emitter_module_exec(PyObject *module, ml_state *st);
+
+#endif

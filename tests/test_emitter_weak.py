@@ -1,0 +1,221 @@
+"""EventEmitter's listeners never keep their owners alive."""
+
+import functools  # noqa: F401
+import gc
+import sys
+import warnings
+import weakref
+
+import pytest
+
+from memleash import EventEmitter
+
+
+class Owner:
+    alive = 0
+
+    def __init__(self, log=None):
+        Owner.alive += 1
+        self.log = log if log is not None else []
+
+    def __del__(self):
+        Owner.alive -= 1
+
+    def handle(self, *args):
+        self.log.append(args)
+
+
+@pytest.fixture
+def no_gc():
+    """Owners must die by reference counting alone: no cycle may hold them."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def test_bound_method_does_not_keep_its_object_alive(no_gc):
+    ee, owner = EventEmitter(), Owner()
+    ref = weakref.ref(owner)
+    ee.on("e", owner.handle)
+    del owner
+    assert ref() is None
+    assert ee.listeners("e") == [] and ee.event_names() == set()
+    assert ee.emit("e") is False
+
+
+def test_a_hundred_thousand_subscribe_and_drop_cycles_retain_nothing(no_gc):
+    ee = EventEmitter()
+    start = Owner.alive
+    for i in range(100_000):
+        owner = Owner()
+        ee.on("tick", owner.handle)
+        del owner
+    assert Owner.alive == start
+    assert ee.listener_count("tick") == 0
+    assert sys.getsizeof(ee) < 4096            # the slots were reused, not piled up
+
+
+def test_once_listener_does_not_keep_its_object_alive(no_gc):
+    ee, owner = EventEmitter(), Owner()
+    ref = weakref.ref(owner)
+    ee.once("e", owner.handle)
+    del owner
+    assert ref() is None and ee.emit("e") is False
+
+
+def test_owner_that_dies_during_an_emit_is_not_called(no_gc):
+    ee, log = EventEmitter(), []
+    victim = Owner(log)
+    holder = [victim]
+    del victim
+    ee.on("e", lambda *a: holder.clear())   # drops the last reference to the victim
+    ee.on("e", holder[0].handle)
+    assert ee.emit("e", "x") is True
+    assert log == [] and ee.listeners("e")[1:] == []
+
+
+def test_emit_keeps_no_reference_to_its_arguments(no_gc):
+    ee, owner = EventEmitter(), Owner()
+    ee.on("e", owner.handle)
+    owner.log = None   # the handler below would keep args otherwise
+
+    class Payload:
+        pass
+
+    p = Payload()
+    ref = weakref.ref(p)
+    ee.on("e2", lambda *a, **k: None)
+    ee.emit("e2", p, key=p)
+    del p
+    assert ref() is None
+
+
+def test_emitter_subclass_subscribing_its_own_methods_is_collected_by_refcount(no_gc):
+    class Service(EventEmitter):
+        def __init__(self):
+            super().__init__()
+            self.on("ping", self.pong)
+
+        def pong(self):
+            pass
+
+    s = Service()
+    ref = weakref.ref(s)
+    s.emit("ping")
+    del s
+    assert ref() is None
+
+
+def test_functions_and_lambdas_are_held_strongly_by_default():
+    ee, seen = EventEmitter(), []
+    ee.on("e", lambda: seen.append(1))
+    gc.collect()
+    ee.emit("e")
+    assert seen == [1]
+
+
+def test_weak_true_holds_any_callable_weakly(no_gc):
+    class Callable_:
+        def __call__(self):
+            pass
+
+    ee, c = EventEmitter(), Callable_()
+    ref = weakref.ref(c)
+    ee.on("e", c, weak=True)
+    assert ee.listeners("e") == [c]
+    del c
+    assert ref() is None and ee.listeners("e") == []
+
+
+def test_weak_false_holds_a_bound_method_strongly(no_gc):
+    ee, owner = EventEmitter(), Owner()
+    ref = weakref.ref(owner)
+    ee.on("e", owner.handle, weak=False)
+    del owner
+    assert ref() is not None
+    ee.emit("e", 1)
+    assert ref().log == [(1,)]
+    ee.remove_all_listeners()
+    assert ref() is None
+
+
+def test_owner_that_cannot_be_weakly_referenced_is_held_strongly_with_a_warning():
+    class Slotted:
+        __slots__ = ()
+
+        def handle(self):
+            pass
+
+    ee, s = EventEmitter(), Slotted()
+    with pytest.warns(RuntimeWarning, match="cannot be weakly referenced"):
+        ee.on("e", s.handle)
+    assert ee.emit("e") is True
+
+
+def test_unreferenced_handler_object_never_fires_the_documented_difference():
+    class Handler:
+        def handle(self):
+            raise AssertionError("a method of a dead object ran")
+
+    ee = EventEmitter()
+    ee.on("x", Handler().handle)
+    assert ee.emit("x") is False
+    ee.on("x", Handler().handle, weak=False)
+    with pytest.raises(AssertionError):
+        ee.emit("x")
+
+
+def test_owner_whose_del_emits(no_gc):
+    ee, seen = EventEmitter(), []
+    ee.on("died", lambda: seen.append("died"))
+
+    class Noisy:
+        def handle(self):
+            pass
+
+        def __del__(self):
+            ee.emit("died")
+            ee.on("died", lambda: None)
+
+    n = Noisy()
+    ee.on("e", n.handle)
+    del n
+    assert seen == ["died"] and ee.listeners("e") == []
+
+
+def test_emitter_dying_before_its_listeners_owners():
+    ee, owner = EventEmitter(), Owner()
+    ee.on("e", owner.handle)
+    del ee
+    gc.collect()
+    del owner                       # its weakref callback finds no emitter: no crash
+
+
+def test_gc_sees_strong_listeners_and_collects_cycles_through_them():
+    ee = EventEmitter()
+    ee.on("e", lambda: ee)          # a cycle: emitter -> lambda -> emitter
+    ref = weakref.ref(ee)
+    assert any(callable(r) for r in gc.get_referents(ee))
+    del ee
+    gc.collect()
+    assert ref() is None
+
+
+def test_many_owners_dying_mid_emit_are_never_called(no_gc):
+    ee, called = EventEmitter(), []
+    ee.set_max_listeners(0)
+
+    class O:
+        def handle(self):
+            called.append(self)
+
+    owners = [O() for _ in range(50)]
+    ee.on("e", lambda: owners.clear())
+    for o in owners:
+        ee.on("e", o.handle)
+    del o
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ee.emit("e")
+    assert called == [] and ee.listener_count("e") == 1
