@@ -137,6 +137,14 @@ find_event(EmitterObject *self, PyObject *event, Py_hash_t h, uint32_t *id)
     return rc == ML_OK ? 1 : rc == ML_NOT_FOUND ? 0 : -1;
 }
 
+/* Hashes event and finds its id: 1 found, 0 not, -1 error. Can re-enter. */
+static int
+lookup_event(EmitterObject *self, PyObject *event, uint32_t *id)
+{
+    Py_hash_t eh = PyObject_Hash(event);
+    return eh == -1 ? -1 : find_event(self, event, eh, id);
+}
+
 /* Whether slot id holds listener f (hash h). 1, 0, or -1. Can re-enter (__eq__). */
 static int
 slot_is(EmitterObject *self, uint32_t id, PyObject *f, Py_hash_t h)
@@ -577,9 +585,8 @@ emitter_remove_all_listeners(EmitterObject *self, PyObject *const *args, Py_ssiz
         return NULL;
     }
     if (event != Py_None) {
-        Py_hash_t eh = PyObject_Hash(event);
         uint32_t ev;
-        int found = eh == -1 ? -1 : find_event(self, event, eh, &ev);
+        int found = lookup_event(self, event, &ev);
         if (found < 0) {
             return NULL;
         }
@@ -603,9 +610,8 @@ emitter_remove_all_listeners(EmitterObject *self, PyObject *const *args, Py_ssiz
 static PyObject *
 emitter_listeners(EmitterObject *self, PyObject *event)
 {
-    Py_hash_t eh = PyObject_Hash(event);
     uint32_t ev;
-    int found = eh == -1 ? -1 : find_event(self, event, eh, &ev);
+    int found = lookup_event(self, event, &ev);
     if (found < 0) {
         return NULL;
     }
@@ -672,9 +678,8 @@ emitter_event_names(EmitterObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 emitter_listener_count(EmitterObject *self, PyObject *event)
 {
-    Py_hash_t eh = PyObject_Hash(event);
     uint32_t ev;
-    int found = eh == -1 ? -1 : find_event(self, event, eh, &ev);
+    int found = lookup_event(self, event, &ev);
     if (found < 0) {
         return NULL;
     }
