@@ -72,8 +72,9 @@ ml_slots_add_event(ml_slots *s, uint64_t hash, void *key)
     return id;
 }
 
-uint32_t
-ml_slots_append(ml_slots *s, uint32_t ev, uint32_t flags)
+/* Takes a free slot id and initialises it as live in event ev (not linked yet). */
+static uint32_t
+take(ml_slots *s, uint32_t ev, uint32_t flags)
 {
     uint32_t id, gen = 0;
     if (s->free_head != ML_NIL) {
@@ -92,7 +93,17 @@ ml_slots_append(ml_slots *s, uint32_t ev, uint32_t flags)
     sl->added = s->clock++;
     sl->event = ev;
     sl->zombie = ML_NIL;
+    s->ev[ev].live++;
+    s->used++;
+    return id;
+}
+
+uint32_t
+ml_slots_append(ml_slots *s, uint32_t ev, uint32_t flags)
+{
+    uint32_t id = take(s, ev, flags);
     ml_event *e = &s->ev[ev];
+    ml_slot *sl = &s->s[id];
     sl->prev = e->tail;
     sl->next = ML_NIL;
     if (e->tail == ML_NIL) {
@@ -102,8 +113,23 @@ ml_slots_append(ml_slots *s, uint32_t ev, uint32_t flags)
         s->s[e->tail].next = id;
     }
     e->tail = id;
-    e->live++;
-    s->used++;
+    return id;
+}
+
+uint32_t
+ml_slots_insert_after(ml_slots *s, uint32_t after, uint32_t flags)
+{
+    uint32_t ev = s->s[after].event, id = take(s, ev, flags);
+    ml_slot *sl = &s->s[id];
+    sl->prev = after;
+    sl->next = s->s[after].next;
+    if (sl->next == ML_NIL) {
+        s->ev[ev].tail = id;
+    }
+    else {
+        s->s[sl->next].prev = id;
+    }
+    s->s[after].next = id;
     return id;
 }
 
@@ -192,8 +218,7 @@ ml_slots_check(const ml_slots *s)
         uint32_t live = 0, prev = ML_NIL;
         for (uint32_t id = e->head; id != ML_NIL; id = s->s[id].next) {
             const ml_slot *sl = &s->s[id];
-            if (id >= s->top || sl->prev != prev || sl->event != ev || (sl->flags & ML_SLOT_FREE) ||
-                (prev != ML_NIL && s->s[prev].added >= sl->added)) {
+            if (id >= s->top || sl->prev != prev || sl->event != ev || (sl->flags & ML_SLOT_FREE)) {
                 abort();
             }
             live += !(sl->flags & ML_SLOT_GONE);

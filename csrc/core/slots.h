@@ -11,6 +11,8 @@
  * event record, once empty) when the last emit returns. Every add and removal takes a
  * tick of one clock, so an emit that began at tick T runs exactly the slots added before
  * T and not gone before T — the snapshot semantics of pyee, without copying a snapshot.
+ * Slots added during an emit may sit anywhere in a list (a re-registration keeps its
+ * place), so emits skip them by their tick rather than stopping at them.
  *
  * The payload (four pointers and a hash) belongs to the binding; the core never
  * dereferences it.
@@ -74,6 +76,11 @@ uint32_t ml_slots_add_event(ml_slots *s, uint64_t hash, void *key);
 
 /* Appends a slot to event ev. @return its id; the caller fills p[], hash, kind. */
 uint32_t ml_slots_append(ml_slots *s, uint32_t ev, uint32_t flags);
+
+/* Inserts a new slot right after live slot `after`, in its event (a re-registration
+ * during an emit keeps its position). @return its id; the caller fills it. @pre
+ * ml_slots_reserve succeeded. */
+uint32_t ml_slots_insert_after(ml_slots *s, uint32_t after, uint32_t flags);
 
 /* Unlinks live slot id (dead: its owner died). @return 1 when the slot was freed at once
  * (the caller releases its payload, read before the call, and then, if the event's record

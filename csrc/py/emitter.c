@@ -253,6 +253,23 @@ raise_unhandled_error(EmitterObject *self, PyObject *error)
     return NULL;
 }
 
+/* The live registration, on event, of the callable that tombstone `gone` held: 1 with
+ * *id set, 0 (none, or its owner died), -1 error. Can re-enter. */
+static int
+current_registration(EmitterObject *self, PyObject *event, Py_hash_t eh, uint32_t gone,
+                     uint32_t *id)
+{
+    PyObject *f = slot_callable(&self->sl.s[gone]);
+    if (f == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_hash_t fh = PyObject_Hash(f);
+    uint32_t ev;
+    int found = fh == -1 ? -1 : find_listener(self, event, eh, f, fh, &ev, id);
+    Py_DECREF(f);
+    return found;
+}
+
 #define SMALL_ARGS 8
 
 /* The emit loop: 1 handled, 0 not, -1 error. */
@@ -287,16 +304,29 @@ emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_
     int handled = 0, rc = 0;
     for (uint32_t id = self->sl.ev[ev].head; id != ML_NIL; id = self->sl.s[id].next) {
         ml_slot *sl = &self->sl.s[id];
-        if (sl->added >= start) {
-            break;   /* added during this emit, and so is everything after it */
+        uint32_t run = id;
+        if ((sl->flags & (ML_SLOT_GONE | ML_SLOT_ONCE | ML_SLOT_DEAD)) ==
+                (ML_SLOT_GONE | ML_SLOT_ONCE) && sl->added < start && sl->gone >= start) {
+            /* a once entry of this emit's snapshot, removed or registered again since:
+             * like pyee's once wrapper, it runs if its callable is registered now, and
+             * removes that registration */
+            int now = current_registration(self, event, h, id, &run);   /* can re-enter */
+            if (now < 0) {
+                rc = -1;
+                break;
+            }
+            if (!now) {
+                continue;
+            }
+            (void)ml_slots_unlink(&self->sl, run, 0);
         }
-        if (!ml_slots_runs(sl, start)) {
-            continue;
+        else if (!ml_slots_runs(sl, start)) {
+            continue;   /* not in this emit's snapshot */
         }
-        if (sl->flags & ML_SLOT_ONCE && !(sl->flags & ML_SLOT_GONE)) {
+        else if (sl->flags & ML_SLOT_ONCE) {
             (void)ml_slots_unlink(&self->sl, id, 0);   /* a tombstone: emitting > 0 */
         }
-        int called = call_slot(self, id, args, n, kwnames);   /* can re-enter */
+        int called = call_slot(self, run, args, n, kwnames);   /* can re-enter */
         if (called < 0) {
             rc = -1;
             break;
@@ -410,6 +440,18 @@ warn_leak(EmitterObject *self, PyObject *event, uint32_t ev)
                             (unsigned)e->live, event, (PyObject *)self, self->max_listeners);
 }
 
+static int
+reserve_failed(int rc)
+{
+    if (rc == ML_ERR_FULL) {
+        PyErr_SetString(PyExc_OverflowError, "too many listeners");
+    }
+    else {
+        PyErr_NoMemory();
+    }
+    return -1;
+}
+
 /* The core of on/once/add_listener: pyee's _add_event_handler. Returns 0 or -1. */
 static int
 add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak)
@@ -441,7 +483,25 @@ add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int we
     }
     /* from here to the end of the mutation, no Python code runs */
     PyObject *old0 = NULL, *old1 = NULL;
-    if (found) {
+    if (found && self->sl.emitting != 0) {
+        /* re-registered during an emit: the emits in flight still see the old entry, as
+         * pyee's snapshots hold its old value, so the old slot becomes a tombstone and
+         * the new one takes its place in the list */
+        int rc = ml_slots_reserve(&self->sl);
+        if (rc != ML_OK) {
+            payload_release(p0, p1);
+            return reserve_failed(rc);
+        }
+        uint32_t old = id;
+        id = ml_slots_insert_after(&self->sl, old, once ? ML_SLOT_ONCE : 0u);
+        (void)ml_slots_unlink(&self->sl, old, 0);
+        ml_slot *sl = &self->sl.s[id];
+        sl->p[0] = p0;
+        sl->p[1] = p1;
+        sl->kind = kind;
+        sl->hash = (uint64_t)fh;
+    }
+    else if (found) {
         /* already registered: pyee replaces the entry in place, keeping its position */
         ml_slot *sl = &self->sl.s[id];
         old0 = sl->p[0];
@@ -456,13 +516,7 @@ add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int we
         int rc = ml_slots_reserve(&self->sl);
         if (rc != ML_OK) {
             payload_release(p0, p1);
-            if (rc == ML_ERR_FULL) {
-                PyErr_SetString(PyExc_OverflowError, "too many listeners");
-            }
-            else {
-                PyErr_NoMemory();
-            }
-            return -1;
+            return reserve_failed(rc);
         }
         if (ev == ML_NIL) {
             /* find_listener saw no such event and nothing ran since: add its record */
