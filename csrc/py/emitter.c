@@ -207,14 +207,57 @@ restart:;
  * Emit
  */
 
-/* Calls the listener of slot id with args[1:] (args[0] is scratch space). 0 called, 1
- * skipped (its owner died), -1 error. Can re-enter. */
+/* emit's arguments as pyee's hooks take them: (args tuple, kwargs dict), built once per
+ * emit on first need */
+typedef struct {
+    PyObject *args, *kwargs;
+} packed_args;
+
 static int
-call_slot(EmitterObject *self, uint32_t id, PyObject **args, size_t nargs, PyObject *kwnames)
+pack_args(packed_args *pk, PyObject *const *args, size_t nargs, PyObject *kwnames)
+{
+    if (pk->args != NULL) {
+        return 0;
+    }
+    pk->args = PyTuple_New((Py_ssize_t)nargs);
+    pk->kwargs = PyDict_New();
+    if (pk->args == NULL || pk->kwargs == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(pk->args, (Py_ssize_t)i, Py_NewRef(args[i]));
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        if (PyDict_SetItem(pk->kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + (size_t)i]) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Calls the listener of slot id with args[1:] (args[0] is scratch space), through the
+ * subclass's _emit_run when it has one. 0 called, 1 skipped (its owner died), -1 error.
+ * Can re-enter. */
+static int
+call_slot(EmitterObject *self, uint32_t id, PyObject **args, size_t nargs, PyObject *kwnames,
+          packed_args *pk)
 {
     const ml_slot *sl = &self->sl.s[id];
     PyObject *fn, *res;
-    if (sl->kind == KIND_METHOD) {
+    if (self->hooks & HOOK_EMIT_RUN) {
+        fn = slot_callable(sl);
+        if (fn == NULL) {
+            return PyErr_Occurred() ? -1 : 1;
+        }
+        if (pack_args(pk, args + 1, nargs, kwnames) < 0) {
+            Py_DECREF(fn);
+            return -1;
+        }
+        res = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_emit_run, fn, pk->args,
+                                         pk->kwargs, NULL);   /* can re-enter */
+    }
+    else if (sl->kind == KIND_METHOD) {
         PyObject *obj = referent(sl->p[1]);
         if (obj == NULL) {
             return 1;
@@ -298,6 +341,7 @@ emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_
     for (size_t i = 0; i < total; i++) {
         args[i + 1] = payload[i];   /* borrowed: the caller holds them for the call */
     }
+    packed_args pk = {NULL, NULL};
     Py_INCREF(self);
     self->sl.emitting++;
     uint64_t start = self->sl.clock;
@@ -326,7 +370,7 @@ emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_
         else if (sl->flags & ML_SLOT_ONCE) {
             (void)ml_slots_unlink(&self->sl, id, 0);   /* a tombstone: emitting > 0 */
         }
-        int called = call_slot(self, run, args, n, kwnames);   /* can re-enter */
+        int called = call_slot(self, run, args, n, kwnames, &pk);   /* can re-enter */
         if (called < 0) {
             rc = -1;
             break;
@@ -337,6 +381,8 @@ emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_
     if (args != small) {
         PyMem_Free(args);
     }
+    Py_XDECREF(pk.args);     /* can re-enter: the last references to emit's arguments */
+    Py_XDECREF(pk.kwargs);
     if (self->sl.emitting == 0 && self->sl.zombies != ML_NIL) {
         PyObject *et, *ev_, *tb;
         PyErr_Fetch(&et, &ev_, &tb);
@@ -345,6 +391,44 @@ emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_
     }
     Py_DECREF(self);
     return rc < 0 ? -1 : handled;
+}
+
+/* 1 handled, 0 not, -1 error: emit's handlers, through the subclass's _call_handlers
+ * when it has one. */
+static int
+run_handlers(EmitterObject *self, PyObject *event, PyObject *const *payload, size_t n,
+             PyObject *kwnames)
+{
+    if (!(self->hooks & HOOK_CALL_HANDLERS)) {
+        return emit_event(self, event, payload, n, kwnames);
+    }
+    packed_args pk = {NULL, NULL};
+    int rc = -1;
+    if (pack_args(&pk, payload, n, kwnames) == 0) {
+        PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_call_handlers,
+                                                 event, pk.args, pk.kwargs, NULL);
+        if (r != NULL) {
+            rc = PyObject_IsTrue(r);
+            Py_DECREF(r);
+        }
+    }
+    Py_XDECREF(pk.args);
+    Py_XDECREF(pk.kwargs);
+    return rc;
+}
+
+/* pyee's _emit_handle_potential_error: an unhandled "error" event raises. */
+static PyObject *
+handle_potential_error(EmitterObject *self, PyObject *event, PyObject *error)
+{
+    int is_error = PyObject_RichCompareBool(event, self->st->str_error, Py_EQ);
+    if (is_error < 0) {
+        return NULL;
+    }
+    if (is_error) {
+        return raise_unhandled_error(self, error == Py_None ? NULL : error);
+    }
+    Py_RETURN_NONE;
 }
 
 /* emit(event, *args, **kwargs) -> bool */
@@ -356,20 +440,98 @@ emitter_emit(EmitterObject *self, PyObject *const *args, Py_ssize_t nargsf, PyOb
         PyErr_SetString(PyExc_TypeError, "emit() missing required argument: 'event'");
         return NULL;
     }
-    int handled = emit_event(self, args[0], args + 1, (size_t)(nargs - 1), kwnames);
+    int handled = run_handlers(self, args[0], args + 1, (size_t)(nargs - 1), kwnames);
     if (handled < 0) {
         return NULL;
     }
     if (!handled) {
-        int is_error = PyObject_RichCompareBool(args[0], self->st->str_error, Py_EQ);
-        if (is_error < 0) {
+        PyObject *error = nargs > 1 ? args[1] : Py_None, *r;
+        if (self->hooks & HOOK_HANDLE_ERROR) {
+            r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_handle_error, args[0],
+                                           error, NULL);
+        }
+        else {
+            r = handle_potential_error(self, args[0], error);
+        }
+        if (r == NULL) {
             return NULL;
         }
-        if (is_error) {
-            return raise_unhandled_error(self, nargs > 1 ? args[1] : NULL);
-        }
+        Py_DECREF(r);
     }
     return PyBool_FromLong(handled);
+}
+
+/* _call_handlers(event, args, kwargs) -> bool: pyee's hook (uplift calls it directly) */
+static PyObject *
+emitter_call_handlers(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!_PyArg_CheckPositional("_call_handlers", nargs, 3, 3)) {
+        return NULL;
+    }
+    if (!PyTuple_Check(args[1]) || (args[2] != Py_None && !PyDict_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "_call_handlers(event, args: tuple, kwargs: dict)");
+        return NULL;
+    }
+    PyObject *tuple = args[1], *kw = args[2] == Py_None ? NULL : args[2];
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple), nkw = kw ? PyDict_GET_SIZE(kw) : 0;
+    PyObject **stack = PyMem_New(PyObject *, (size_t)(n + nkw + 1));
+    PyObject *kwnames = nkw ? PyTuple_New(nkw) : NULL;
+    PyObject *result = NULL;
+    if (stack == NULL || (nkw && kwnames == NULL)) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        stack[i] = Py_NewRef(PyTuple_GET_ITEM(tuple, i));
+    }
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+    while (kw && PyDict_Next(kw, &pos, &key, &value) && i < nkw) {
+        PyTuple_SET_ITEM(kwnames, i, Py_NewRef(key));
+        stack[n + i] = Py_NewRef(value);
+        i++;
+    }
+    int handled = emit_event(self, args[0], stack, (size_t)n, kwnames);
+    for (Py_ssize_t j = 0; j < n + i; j++) {
+        Py_DECREF(stack[j]);
+    }
+    if (handled >= 0) {
+        result = PyBool_FromLong(handled);
+    }
+error:
+    PyMem_Free(stack);
+    Py_XDECREF(kwnames);
+    return result;
+}
+
+/* _emit_run(f, args, kwargs): pyee's hook: f(*args, **kwargs) */
+static PyObject *
+emitter_emit_run(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (!_PyArg_CheckPositional("_emit_run", nargs, 3, 3)) {
+        return NULL;
+    }
+    if (!PyTuple_Check(args[1]) || (args[2] != Py_None && !PyDict_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "_emit_run(f, args: tuple, kwargs: dict)");
+        return NULL;
+    }
+    PyObject *r = PyObject_Call(args[0], args[1], args[2] == Py_None ? NULL : args[2]);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+/* _emit_handle_potential_error(event, error): pyee's hook */
+static PyObject *
+emitter_handle_error(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!_PyArg_CheckPositional("_emit_handle_potential_error", nargs, 2, 2)) {
+        return NULL;
+    }
+    return handle_potential_error(self, args[0], args[1]);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -928,6 +1090,20 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         return NULL;
     }
     self->st = st;
+    struct {
+        PyObject *name;
+        unsigned bit;
+    } hooks[] = {
+        {st->str_emit_run, HOOK_EMIT_RUN},
+        {st->str_call_handlers, HOOK_CALL_HANDLERS},
+        {st->str_handle_error, HOOK_HANDLE_ERROR},
+    };
+    for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
+        /* both borrowed; a plain MRO walk, no Python code runs */
+        if (_PyType_Lookup(type, hooks[i].name) != _PyType_Lookup(st->EmitterType, hooks[i].name)) {
+            self->hooks |= hooks[i].bit;
+        }
+    }
     ml_slots_init(&self->sl, &ml_alloc_pymem);
     self->max_listeners = DEFAULT_MAX_LISTENERS;
     ReaperObject *reaper = PyObject_New(ReaperObject, st->ReaperType);
@@ -1120,6 +1296,12 @@ static PyMethodDef emitter_methods[] = {
      "set_max_listeners(n): warn (ListenerLeakWarning) beyond n listeners of one event; 0: never."},
     {"get_max_listeners", (PyCFunction)emitter_get_max_listeners, METH_NOARGS,
      "get_max_listeners()"},
+    {"_call_handlers", (PyCFunction)(void (*)(void))emitter_call_handlers, METH_FASTCALL,
+     "_call_handlers(event, args, kwargs) -> bool: run event's listeners (pyee's hook)."},
+    {"_emit_run", (PyCFunction)(void (*)(void))emitter_emit_run, METH_FASTCALL,
+     "_emit_run(f, args, kwargs): call one listener (pyee's hook; override to schedule)."},
+    {"_emit_handle_potential_error", (PyCFunction)(void (*)(void))emitter_handle_error,
+     METH_FASTCALL, "_emit_handle_potential_error(event, error): raise for an unhandled 'error'."},
     {"__sizeof__", (PyCFunction)emitter_sizeof, METH_NOARGS,
      "Size in bytes: the object and the slot arrays it owns (not the listeners)."},
     {NULL, NULL, 0, NULL},

@@ -13,8 +13,15 @@ typedef struct {
     PyObject *weakreflist;
     PyObject *lock;         /* _lock, made on first use */
     Py_ssize_t max_listeners;   /* 0: no leak warning */
+    unsigned hooks;         /* HOOK_*: pyee hooks a subclass overrides (found once, in new) */
     ml_state *st;           /* borrowed: the module outlives its instances' type */
 } EmitterObject;
+
+enum {
+    HOOK_EMIT_RUN = 1u,         /* _emit_run: emit calls it for each listener */
+    HOOK_CALL_HANDLERS = 2u,    /* _call_handlers: emit calls it instead of its own loop */
+    HOOK_HANDLE_ERROR = 4u      /* _emit_handle_potential_error: called when unhandled */
+};
 
 /* Adds EventEmitter, its helper types and exceptions to module. 0 or -1. */
 int ml_emitter_module_exec(PyObject *module, ml_state *st);

@@ -32,6 +32,9 @@ module_exec(PyObject *module)
     INTERN(str_error, "error");
     INTERN(str_new_listener, "new_listener");
     INTERN(str_ml_add, "_ml_add");
+    INTERN(str_emit_run, "_emit_run");
+    INTERN(str_call_handlers, "_call_handlers");
+    INTERN(str_handle_error, "_emit_handle_potential_error");
 #undef INTERN
 #ifdef NDEBUG
     int checked = 0;
@@ -76,6 +79,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->str_error);
     Py_VISIT(st->str_new_listener);
     Py_VISIT(st->str_ml_add);
+    Py_VISIT(st->str_handle_error);
+    Py_VISIT(st->str_call_handlers);
+    Py_VISIT(st->str_emit_run);
     return 0;
 }
 
@@ -108,6 +114,9 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_error);
     Py_CLEAR(st->str_new_listener);
     Py_CLEAR(st->str_ml_add);
+    Py_CLEAR(st->str_handle_error);
+    Py_CLEAR(st->str_call_handlers);
+    Py_CLEAR(st->str_emit_run);
     return 0;
 }
 

@@ -6,10 +6,12 @@ drop-in for ``pyee``.
 """
 
 from .cache import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
-from .emitter import EmitterError, EventEmitter, ListenerLeakWarning, PyeeError, PyeeException
+from .emitter import (
+    AsyncIOEventEmitter, EmitterError, EventEmitter, ListenerLeakWarning, PyeeError, PyeeException,
+)
 
 __all__ = [
-    "Cache", "EmitterError", "EventEmitter", "FIFOCache", "LFUCache", "LRUCache",
+    "AsyncIOEventEmitter", "Cache", "EmitterError", "EventEmitter", "FIFOCache", "LFUCache", "LRUCache",
     "ListenerLeakWarning", "PyeeError", "PyeeException", "RRCache", "TLRUCache", "TTLCache",
     "Timer",
 ]
