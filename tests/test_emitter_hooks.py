@@ -141,3 +141,38 @@ def test_asyncio_emitter_method_listeners_stay_weak():
     ee.on("e", Owner().handle)
     gc.collect()
     assert ee.listeners("e") == []
+
+
+def test_overridden_add_event_handler_sees_on_and_once():
+    seen = []
+
+    class Watching(EventEmitter):
+        def _add_event_handler(self, event, k, v):
+            seen.append((event, k, v is k))
+            super()._add_event_handler(event, k, v)
+
+    ee, ran = Watching(), []
+
+    def f():
+        ran.append("f")
+
+    ee.on("a", f)
+    ee.once("b", f)
+    ee.emit("a")
+    ee.emit("b")
+    ee.emit("b")
+    assert seen == [("a", f, True), ("b", f, False)] and ran == ["f", "f"]
+
+
+def test_overridden_remove_listener_hook_is_used():
+    seen = []
+
+    class Watching(EventEmitter):
+        def _remove_listener(self, event, f):
+            seen.append(event)
+            super()._remove_listener(event, f)
+
+    ee = Watching()
+    ee.on("a", print)
+    ee.remove_listener("a", print)
+    assert seen == ["a"] and ee.event_names() == set()

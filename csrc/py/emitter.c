@@ -735,11 +735,12 @@ parse_optional(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     return 0;
 }
 
-/* remove_listener(event, f): nothing for an unknown event, KeyError for an unknown f */
+/* _remove_listener(event, f): pyee's naked removal, and remove_listener's work: nothing
+ * for an unknown event, KeyError for an unknown f */
 static PyObject *
-emitter_remove_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+emitter_naked_remove(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!_PyArg_CheckPositional("remove_listener", nargs, 2, 2)) {
+    if (!_PyArg_CheckPositional("_remove_listener", nargs, 2, 2)) {
         return NULL;
     }
     PyObject *event = args[0], *f = args[1];
@@ -768,6 +769,20 @@ emitter_remove_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t n
     }
     unlink_slot(self, id, 0);   /* can re-enter */
     Py_RETURN_NONE;
+}
+
+/* remove_listener(event, f): through the subclass's _remove_listener when it has one */
+static PyObject *
+emitter_remove_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!_PyArg_CheckPositional("remove_listener", nargs, 2, 2)) {
+        return NULL;
+    }
+    if (self->hooks & HOOK_REMOVE) {
+        return PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_remove_hook, args[0],
+                                          args[1], NULL);
+    }
+    return emitter_naked_remove(self, args, nargs);
 }
 
 /* Unlinks every live slot of event ev. Can re-enter (payload releases): re-checks. */
@@ -986,6 +1001,41 @@ make_decorator(EmitterObject *self, PyObject *event, int once, int weak)
     return dec;
 }
 
+/* Registers f: through the subclass's _add_event_handler(event, f, v) when it has one (v
+ * is f itself for on, a partial of f for once, as pyee passes its once wrapper). */
+static int
+register_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak)
+{
+    if (!(self->hooks & HOOK_ADD)) {
+        return add_listener(self, event, f, once, weak);
+    }
+    PyObject *v = once ? PyObject_CallOneArg(self->st->partial, f) : Py_NewRef(f);
+    if (v == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_add_hook, event, f,
+                                             v, NULL);
+    Py_DECREF(v);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* _add_event_handler(event, k, v): pyee's hook; registers k (once when v is not k) */
+static PyObject *
+emitter_add_event_handler(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!_PyArg_CheckPositional("_add_event_handler", nargs, 3, 3)) {
+        return NULL;
+    }
+    if (add_listener(self, args[0], args[1], args[2] != args[1], -1) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 add_common(EmitterObject *self, const char *fname, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames, int once, int f_required)
@@ -998,7 +1048,7 @@ add_common(EmitterObject *self, const char *fname, PyObject *const *args, Py_ssi
     if (f == NULL) {
         return make_decorator(self, event, once, weak);
     }
-    if (add_listener(self, event, f, once, weak) < 0) {
+    if (register_listener(self, event, f, once, weak) < 0) {
         return NULL;
     }
     return Py_NewRef(f);
@@ -1050,7 +1100,7 @@ emitter_ml_add(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (once < 0 || weak == -2 || (args[2] != Py_None && weak < 0)) {
         return NULL;
     }
-    if (add_listener(self, args[0], args[3], once, weak) < 0) {
+    if (register_listener(self, args[0], args[3], once, weak) < 0) {
         return NULL;
     }
     return Py_NewRef(args[3]);
@@ -1097,6 +1147,8 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         {st->str_emit_run, HOOK_EMIT_RUN},
         {st->str_call_handlers, HOOK_CALL_HANDLERS},
         {st->str_handle_error, HOOK_HANDLE_ERROR},
+        {st->str_add_hook, HOOK_ADD},
+        {st->str_remove_hook, HOOK_REMOVE},
     };
     for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
         /* both borrowed; a plain MRO walk, no Python code runs */
@@ -1300,6 +1352,10 @@ static PyMethodDef emitter_methods[] = {
      "_call_handlers(event, args, kwargs) -> bool: run event's listeners (pyee's hook)."},
     {"_emit_run", (PyCFunction)(void (*)(void))emitter_emit_run, METH_FASTCALL,
      "_emit_run(f, args, kwargs): call one listener (pyee's hook; override to schedule)."},
+    {"_add_event_handler", (PyCFunction)(void (*)(void))emitter_add_event_handler,
+     METH_FASTCALL, "_add_event_handler(event, k, v): register k (pyee's hook; once if v is not k)."},
+    {"_remove_listener", (PyCFunction)(void (*)(void))emitter_naked_remove, METH_FASTCALL,
+     "_remove_listener(event, f): remove f (pyee's hook)."},
     {"_emit_handle_potential_error", (PyCFunction)(void (*)(void))emitter_handle_error,
      METH_FASTCALL, "_emit_handle_potential_error(event, error): raise for an unhandled 'error'."},
     {"__sizeof__", (PyCFunction)emitter_sizeof, METH_NOARGS,

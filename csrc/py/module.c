@@ -35,6 +35,8 @@ module_exec(PyObject *module)
     INTERN(str_emit_run, "_emit_run");
     INTERN(str_call_handlers, "_call_handlers");
     INTERN(str_handle_error, "_emit_handle_potential_error");
+    INTERN(str_add_hook, "_add_event_handler");
+    INTERN(str_remove_hook, "_remove_listener");
 #undef INTERN
 #ifdef NDEBUG
     int checked = 0;
@@ -79,6 +81,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->str_error);
     Py_VISIT(st->str_new_listener);
     Py_VISIT(st->str_ml_add);
+    Py_VISIT(st->str_remove_hook);
+    Py_VISIT(st->str_add_hook);
     Py_VISIT(st->str_handle_error);
     Py_VISIT(st->str_call_handlers);
     Py_VISIT(st->str_emit_run);
@@ -114,6 +118,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_error);
     Py_CLEAR(st->str_new_listener);
     Py_CLEAR(st->str_ml_add);
+    Py_CLEAR(st->str_remove_hook);
+    Py_CLEAR(st->str_add_hook);
     Py_CLEAR(st->str_handle_error);
     Py_CLEAR(st->str_call_handlers);
     Py_CLEAR(st->str_emit_run);

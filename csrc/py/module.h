@@ -20,7 +20,7 @@ typedef struct {
     PyObject *partial;              /* functools.partial (the emitter's decorators) */
     PyObject *allocate_lock;        /* _thread.allocate_lock (EventEmitter._lock) */
     PyObject *str_error, *str_new_listener, *str_ml_add;
-    PyObject *str_emit_run, *str_call_handlers, *str_handle_error;
+    PyObject *str_emit_run, *str_call_handlers, *str_handle_error, *str_add_hook, *str_remove_hook;
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
     PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;
