@@ -219,3 +219,46 @@ def test_many_owners_dying_mid_emit_are_never_called(no_gc):
         warnings.simplefilter("error")
         ee.emit("e")
     assert called == [] and ee.listener_count("e") == 1
+
+
+def test_partial_of_a_bound_method_is_weak_on_the_object(no_gc):
+    import functools
+
+    ee, owner = EventEmitter(), Owner()
+    log = owner.log
+    ref = weakref.ref(owner)
+    ee.on("e", functools.partial(owner.handle, "tag"))
+    ee.emit("e", 1)
+    assert log == [("tag", 1)]
+    [listener] = ee.listeners("e")
+    assert isinstance(listener, functools.partial) and listener.args == ("tag",)
+    del listener, owner
+    assert ref() is None and ee.listeners("e") == []
+
+
+def test_partial_registered_and_removed_by_the_same_object():
+    import functools
+
+    ee, owner = EventEmitter(), Owner()
+    p = functools.partial(owner.handle, 1)
+    ee.on("e", p)
+    ee.on("e", p)                  # the same partial: one entry
+    assert ee.listener_count("e") == 1
+    ee.remove_listener("e", p)
+    assert ee.event_names() == set()
+
+
+def test_partial_keywords_are_merged_at_call_time():
+    import functools
+
+    seen = []
+
+    class O:
+        def handle(self, *a, **k):
+            seen.append((a, k))
+
+    o = O()
+    ee = EventEmitter()
+    ee.on("e", functools.partial(o.handle, 1, mode="a"))
+    ee.emit("e", 2, mode="b", extra=3)
+    assert seen == [((1, 2), {"mode": "b", "extra": 3})]

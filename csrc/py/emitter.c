@@ -5,6 +5,9 @@
  *   KIND_STRONG   p[0] the callable (strong)                    a function, lambda, weak=False
  *   KIND_METHOD   p[0] the function, p[1] a SlotRef to self     a bound method (the default)
  *   KIND_WEAK     p[1] a SlotRef to the callable                weak=True on anything else
+ *   KIND_PARTIAL  p[0] the function, p[1] a SlotRef to self,    functools.partial of a bound
+ *                 p[2] (args, keywords), p[3] a weakref to       method: weak on the method's
+ *                 the partial (its identity, while it lives)     object
  * A SlotRef is a weakref.ref subtype that remembers its slot (id, generation); its
  * callback is the emitter's Reaper, which unlinks that slot in O(1) when the referent
  * dies. The Reaper points back at the emitter without a reference (cleared when the
@@ -27,7 +30,13 @@
 #include "core/status.h"
 #include "structmember.h"
 
-enum { KIND_STRONG = 0, KIND_METHOD = 1, KIND_WEAK = 2 };
+enum { KIND_STRONG = 0, KIND_METHOD = 1, KIND_WEAK = 2, KIND_PARTIAL = 3 };
+
+/* A slot's payload, as the binding handles it outside the slab. */
+typedef struct {
+    PyObject *p[4];
+    uint32_t kind;
+} payload;
 
 typedef struct {
     PyWeakReference ref;
@@ -53,21 +62,69 @@ referent(PyObject *ref)
     return o == Py_None ? NULL : o;
 }
 
-/* Releases what slot payload p[] holds (the caller copied it out of the slab first). */
-static void
-payload_release(PyObject *p0, PyObject *p1)
+/* The payload of slot sl, copied out of the slab. */
+static inline payload
+payload_of(const ml_slot *sl)
 {
-    if (p1 != NULL) {
-        ((SlotRefObject *)p1)->slot = ML_NIL;   /* its callback must not touch a new tenant */
+    payload pl = {{sl->p[0], sl->p[1], sl->p[2], sl->p[3]}, sl->kind};
+    return pl;
+}
+
+static inline void
+payload_store(ml_slot *sl, const payload *pl)
+{
+    for (int i = 0; i < 4; i++) {
+        sl->p[i] = pl->p[i];
     }
-    Py_XDECREF(p0);
-    Py_XDECREF(p1);
+    sl->kind = pl->kind;
+}
+
+/* Releases what a payload holds (copied out of the slab first). Can re-enter. */
+static void
+payload_release(payload pl)
+{
+    if (pl.p[1] != NULL) {
+        ((SlotRefObject *)pl.p[1])->slot = ML_NIL;   /* its callback must not touch a new tenant */
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(pl.p[i]);
+    }
+}
+
+/* A KIND_PARTIAL slot's partial: the registered one while it lives, else an equal one
+ * rebuilt around a new bound method. New reference, or NULL (without an exception when
+ * the method's object died). */
+static PyObject *
+partial_callable(EmitterObject *owner, const ml_slot *sl)
+{
+    PyObject *self = referent(sl->p[1]);
+    if (self == NULL) {
+        return NULL;
+    }
+    PyObject *alive = PyWeakref_GET_OBJECT((PyObject *)sl->p[3]);   /* borrowed */
+    if (alive != Py_None) {
+        return Py_NewRef(alive);
+    }
+    PyObject *partial = owner->st->partial;
+    PyObject *method = PyMethod_New(sl->p[0], self), *r = NULL;
+    if (method != NULL) {
+        PyObject *bound = PyTuple_GET_ITEM((PyObject *)sl->p[2], 0);
+        PyObject *kw = PyTuple_GET_ITEM((PyObject *)sl->p[2], 1);
+        PyObject *head = PyTuple_Pack(1, method), *args = head ? PySequence_Concat(head, bound) : NULL;
+        if (args != NULL) {
+            r = PyObject_Call(partial, args, kw);
+        }
+        Py_XDECREF(head);
+        Py_XDECREF(args);
+    }
+    Py_XDECREF(method);
+    return r;
 }
 
 /* The callable a user registered, rebuilt for listeners(): a new reference, or NULL
  * without an exception when its owner died. */
 static PyObject *
-slot_callable(const ml_slot *sl)
+slot_callable(EmitterObject *owner, const ml_slot *sl)
 {
     switch (sl->kind) {
     case KIND_METHOD: {
@@ -78,6 +135,8 @@ slot_callable(const ml_slot *sl)
         PyObject *f = referent(sl->p[1]);
         return f ? Py_NewRef(f) : NULL;
     }
+    case KIND_PARTIAL:
+        return partial_callable(owner, sl);
     default:
         return Py_NewRef((PyObject *)sl->p[0]);
     }
@@ -90,11 +149,11 @@ compact(EmitterObject *self)
     while (self->sl.emitting == 0 && self->sl.zombies != ML_NIL) {
         const ml_slot *sl = &self->sl.s[self->sl.zombies];
         uint32_t ev = sl->event;
-        PyObject *p0 = sl->p[0], *p1 = sl->p[1];
+        payload pl = payload_of(sl);
         PyObject *evkey = self->sl.events.ents[ev].key;   /* borrowed until released */
         (void)ml_slots_pop_zombie(&self->sl);
         int gone = ml_slots_event_gone(&self->sl, ev);
-        payload_release(p0, p1);   /* can re-enter */
+        payload_release(pl);   /* can re-enter */
         if (gone) {
             Py_DECREF(evkey);      /* can re-enter */
         }
@@ -108,11 +167,11 @@ unlink_slot(EmitterObject *self, uint32_t id, int dead)
 {
     ml_slot *sl = &self->sl.s[id];
     uint32_t ev = sl->event;
-    PyObject *p0 = sl->p[0], *p1 = sl->p[1];
+    payload pl = payload_of(sl);
     PyObject *evkey = self->sl.events.ents[ev].key;   /* borrowed until released below */
     if (ml_slots_unlink(&self->sl, id, dead)) {
         int gone = ml_slots_event_gone(&self->sl, ev);
-        payload_release(p0, p1);   /* can re-enter */
+        payload_release(pl);   /* can re-enter */
         if (gone) {
             Py_DECREF(evkey);      /* can re-enter */
         }
@@ -161,6 +220,8 @@ slot_is(EmitterObject *self, uint32_t id, PyObject *f, Py_hash_t h)
     }
     case KIND_WEAK:
         return referent(sl->p[1]) == f;
+    case KIND_PARTIAL:
+        return referent(sl->p[1]) != NULL && referent(sl->p[3]) == f;
     default: {
         PyObject *g = Py_NewRef((PyObject *)sl->p[0]);
         int eq = PyObject_RichCompareBool(g, f, Py_EQ);   /* can re-enter */
@@ -246,7 +307,7 @@ call_slot(EmitterObject *self, uint32_t id, PyObject **args, size_t nargs, PyObj
     const ml_slot *sl = &self->sl.s[id];
     PyObject *fn, *res;
     if (self->hooks & HOOK_EMIT_RUN) {
-        fn = slot_callable(sl);
+        fn = slot_callable(self, sl);
         if (fn == NULL) {
             return PyErr_Occurred() ? -1 : 1;
         }
@@ -256,6 +317,13 @@ call_slot(EmitterObject *self, uint32_t id, PyObject **args, size_t nargs, PyObj
         }
         res = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_emit_run, fn, pk->args,
                                          pk->kwargs, NULL);   /* can re-enter */
+    }
+    else if (sl->kind == KIND_PARTIAL) {
+        fn = slot_callable(self, sl);   /* the partial itself while it lives */
+        if (fn == NULL) {
+            return PyErr_Occurred() ? -1 : 1;
+        }
+        res = PyObject_Vectorcall(fn, args + 1, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
     }
     else if (sl->kind == KIND_METHOD) {
         PyObject *obj = referent(sl->p[1]);
@@ -302,7 +370,7 @@ static int
 current_registration(EmitterObject *self, PyObject *event, Py_hash_t eh, uint32_t gone,
                      uint32_t *id)
 {
-    PyObject *f = slot_callable(&self->sl.s[gone]);
+    PyObject *f = slot_callable(self, &self->sl.s[gone]);
     if (f == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
@@ -317,7 +385,7 @@ current_registration(EmitterObject *self, PyObject *event, Py_hash_t eh, uint32_
 
 /* The emit loop: 1 handled, 0 not, -1 error. */
 static int
-emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_t n,
+emit_event(EmitterObject *self, PyObject *event, PyObject *const *pargs, size_t n,
            PyObject *kwnames)
 {
     Py_hash_t h = PyObject_Hash(event);
@@ -339,7 +407,7 @@ emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_
         }
     }
     for (size_t i = 0; i < total; i++) {
-        args[i + 1] = payload[i];   /* borrowed: the caller holds them for the call */
+        args[i + 1] = pargs[i];   /* borrowed: the caller holds them for the call */
     }
     packed_args pk = {NULL, NULL};
     Py_INCREF(self);
@@ -396,15 +464,15 @@ emit_event(EmitterObject *self, PyObject *event, PyObject *const *payload, size_
 /* 1 handled, 0 not, -1 error: emit's handlers, through the subclass's _call_handlers
  * when it has one. */
 static int
-run_handlers(EmitterObject *self, PyObject *event, PyObject *const *payload, size_t n,
+run_handlers(EmitterObject *self, PyObject *event, PyObject *const *pargs, size_t n,
              PyObject *kwnames)
 {
     if (!(self->hooks & HOOK_CALL_HANDLERS)) {
-        return emit_event(self, event, payload, n, kwnames);
+        return emit_event(self, event, pargs, n, kwnames);
     }
     packed_args pk = {NULL, NULL};
     int rc = -1;
-    if (pack_args(&pk, payload, n, kwnames) == 0) {
+    if (pack_args(&pk, pargs, n, kwnames) == 0) {
         PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_call_handlers,
                                                  event, pk.args, pk.kwargs, NULL);
         if (r != NULL) {
@@ -551,26 +619,70 @@ new_slotref(EmitterObject *self, PyObject *obj)
     return ref;
 }
 
-/* Prepares the payload of listener f: *kind, *p0, *p1 (new references). weak: -1 default,
- * 0 strong, 1 weak. 0 or -1. */
+/* A partial of a bound method: its payload, weak on the method's object. 1 done, 0 not
+ * such a partial (or weak=False), -1 error. */
 static int
-make_payload(EmitterObject *self, PyObject *f, int weak, uint32_t *kind, PyObject **p0,
-             PyObject **p1)
+partial_payload(EmitterObject *self, PyObject *f, int weak, payload *pl)
 {
-    *p0 = *p1 = NULL;
+    PyObject *partial_type = self->st->partial;
+    if (weak == 0 || !PyObject_TypeCheck(f, (PyTypeObject *)partial_type)) {
+        return 0;
+    }
+    PyObject *func = PyObject_GetAttrString(f, "func");
+    if (func == NULL || !PyMethod_Check(func)) {
+        Py_XDECREF(func);
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *args = PyObject_GetAttrString(f, "args");
+    PyObject *kw = args ? PyObject_GetAttrString(f, "keywords") : NULL;
+    PyObject *bound = kw ? PyTuple_Pack(2, args, kw) : NULL;
+    PyObject *me = bound ? PyWeakref_NewRef(f, NULL) : NULL;
+    PyObject *ref = me ? new_slotref(self, PyMethod_GET_SELF(func)) : NULL;
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    if (ref == NULL) {
+        Py_DECREF(func);
+        Py_XDECREF(bound);
+        Py_XDECREF(me);
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            return 0;   /* not weakly referenceable: held strongly, as a whole */
+        }
+        return -1;
+    }
+    pl->p[0] = Py_NewRef(PyMethod_GET_FUNCTION(func));
+    pl->p[1] = ref;
+    pl->p[2] = bound;
+    pl->p[3] = me;
+    pl->kind = KIND_PARTIAL;
+    Py_DECREF(func);
+    return 1;
+}
+
+/* Prepares the payload of listener f (new references). weak: -1 default, 0 strong, 1
+ * weak. 0 or -1. */
+static int
+make_payload(EmitterObject *self, PyObject *f, int weak, payload *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    int rc = partial_payload(self, f, weak, pl);
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
+    }
     PyObject *owner = NULL;
     if (weak != 0 && PyMethod_Check(f)) {
         owner = PyMethod_GET_SELF(f);
-        *kind = KIND_METHOD;
+        pl->kind = KIND_METHOD;
     }
     else if (weak == 1) {
         owner = f;
-        *kind = KIND_WEAK;
+        pl->kind = KIND_WEAK;
     }
     if (owner != NULL) {
-        *p1 = new_slotref(self, owner);
-        if (*p1 != NULL) {
-            *p0 = *kind == KIND_METHOD ? Py_NewRef(PyMethod_GET_FUNCTION(f)) : NULL;
+        pl->p[1] = new_slotref(self, owner);
+        if (pl->p[1] != NULL) {
+            pl->p[0] = pl->kind == KIND_METHOD ? Py_NewRef(PyMethod_GET_FUNCTION(f)) : NULL;
             return 0;
         }
         if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
@@ -583,8 +695,8 @@ make_payload(EmitterObject *self, PyObject *f, int weak, uint32_t *kind, PyObjec
             return -1;
         }
     }
-    *kind = KIND_STRONG;
-    *p0 = Py_NewRef(f);
+    pl->kind = KIND_STRONG;
+    pl->p[0] = Py_NewRef(f);
     return 0;
 }
 
@@ -632,52 +744,40 @@ add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int we
     if (emit_event(self, self->st->str_new_listener, nl_args, 2, NULL) < 0) {
         return -1;
     }
-    uint32_t kind;
-    PyObject *p0, *p1;
-    if (make_payload(self, f, weak, &kind, &p0, &p1) < 0) {
+    payload pl, old = {{NULL, NULL, NULL, NULL}, 0};
+    if (make_payload(self, f, weak, &pl) < 0) {
         return -1;
     }
     uint32_t ev, id;
     int found = find_listener(self, event, eh, f, fh, &ev, &id);   /* can re-enter */
     if (found < 0) {
-        payload_release(p0, p1);
+        payload_release(pl);
         return -1;
     }
     /* from here to the end of the mutation, no Python code runs */
-    PyObject *old0 = NULL, *old1 = NULL;
     if (found && self->sl.emitting != 0) {
         /* re-registered during an emit: the emits in flight still see the old entry, as
          * pyee's snapshots hold its old value, so the old slot becomes a tombstone and
          * the new one takes its place in the list */
         int rc = ml_slots_reserve(&self->sl);
         if (rc != ML_OK) {
-            payload_release(p0, p1);
+            payload_release(pl);
             return reserve_failed(rc);
         }
-        uint32_t old = id;
-        id = ml_slots_insert_after(&self->sl, old, once ? ML_SLOT_ONCE : 0u);
-        (void)ml_slots_unlink(&self->sl, old, 0);
-        ml_slot *sl = &self->sl.s[id];
-        sl->p[0] = p0;
-        sl->p[1] = p1;
-        sl->kind = kind;
-        sl->hash = (uint64_t)fh;
+        uint32_t was = id;
+        id = ml_slots_insert_after(&self->sl, was, once ? ML_SLOT_ONCE : 0u);
+        (void)ml_slots_unlink(&self->sl, was, 0);
     }
     else if (found) {
         /* already registered: pyee replaces the entry in place, keeping its position */
         ml_slot *sl = &self->sl.s[id];
-        old0 = sl->p[0];
-        old1 = sl->p[1];
-        sl->p[0] = p0;
-        sl->p[1] = p1;
-        sl->kind = kind;
-        sl->hash = (uint64_t)fh;
+        old = payload_of(sl);
         sl->flags = (sl->flags & ~(uint32_t)ML_SLOT_ONCE) | (once ? ML_SLOT_ONCE : 0u);
     }
     else {
         int rc = ml_slots_reserve(&self->sl);
         if (rc != ML_OK) {
-            payload_release(p0, p1);
+            payload_release(pl);
             return reserve_failed(rc);
         }
         if (ev == ML_NIL) {
@@ -685,28 +785,25 @@ add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int we
             ev = ml_slots_add_event(&self->sl, (uint64_t)eh, Py_NewRef(event));
         }
         id = ml_slots_append(&self->sl, ev, once ? ML_SLOT_ONCE : 0u);
-        ml_slot *sl = &self->sl.s[id];
-        sl->p[0] = p0;
-        sl->p[1] = p1;
-        sl->kind = kind;
-        sl->hash = (uint64_t)fh;
     }
-    if (p1 != NULL) {
-        ((SlotRefObject *)p1)->slot = id;
-        ((SlotRefObject *)p1)->gen = self->sl.s[id].gen;
+    ml_slot *sl = &self->sl.s[id];
+    payload_store(sl, &pl);
+    sl->hash = (uint64_t)fh;
+    if (pl.p[1] != NULL) {
+        ((SlotRefObject *)pl.p[1])->slot = id;
+        ((SlotRefObject *)pl.p[1])->gen = sl->gen;
     }
 #ifndef NDEBUG
     ml_slots_check(&self->sl);
 #endif
-    if (p1 != NULL && referent(p1) == NULL) {
+    if (pl.p[1] != NULL && referent(pl.p[1]) == NULL) {
         /* its owner died (a collection during the look-up) before the slot existed */
-        Py_XDECREF(old0);
-        Py_XDECREF(old1);
+        payload_release(old);
         unlink_slot(self, id, 1);
         return 0;
     }
     int rc = warn_leak(self, event, ev);
-    payload_release(old0, old1);   /* can re-enter */
+    payload_release(old);   /* can re-enter */
     return rc;
 }
 
@@ -857,7 +954,7 @@ emitter_listeners(EmitterObject *self, PyObject *event)
         if (self->sl.s[id].flags & ML_SLOT_GONE) {
             continue;
         }
-        PyObject *f = slot_callable(&self->sl.s[id]);
+        PyObject *f = slot_callable(self, &self->sl.s[id]);
         if (f == NULL) {
             if (PyErr_Occurred()) {
                 Py_DECREF(list);
@@ -1192,8 +1289,11 @@ emitter_traverse(EmitterObject *self, visitproc visit, void *arg)
     for (uint32_t id = 0; id < self->sl.top; id++) {
         const ml_slot *sl = &self->sl.s[id];
         if (!(sl->flags & ML_SLOT_FREE)) {
-            Py_VISIT((PyObject *)sl->p[0]);   /* strong listeners and methods' functions */
-            Py_VISIT((PyObject *)sl->p[1]);   /* the SlotRef, not its referent */
+            for (int i = 0; i < 4; i++) {
+                /* strong listeners, functions, partials' arguments and weakrefs: never
+                 * a weak listener's object itself */
+                Py_VISIT((PyObject *)sl->p[i]);
+            }
         }
     }
     return 0;
@@ -1211,7 +1311,7 @@ emitter_tp_clear(EmitterObject *self)
     for (uint32_t id = 0; id < old.top; id++) {
         ml_slot *sl = &old.s[id];
         if (!(sl->flags & ML_SLOT_FREE)) {
-            payload_release(sl->p[0], sl->p[1]);
+            payload_release(payload_of(sl));
         }
     }
     for (uint32_t ev = 0; ev < old.events.top; ev++) {
