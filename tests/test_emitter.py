@@ -1,6 +1,6 @@
 """EventEmitter: pyee 14.0.0's documented behaviour, each pinned by a test."""
 
-import pickle  # noqa: F401  (kept for the pickling tests that follow the emitter's hooks)
+import pickle
 import threading
 
 import pytest
@@ -397,3 +397,72 @@ def test_threads_emitting_and_subscribing_never_corrupt_it():
     assert errors == []
     for event in ee.event_names():
         assert ee.listener_count(event) == len(ee.listeners(event))
+
+
+# ---- pickling and _events ----
+
+def module_level_listener(*args):
+    return args
+
+
+class Tagged(EventEmitter):
+    pass
+
+
+def test_pickle_keeps_strong_listeners_their_order_once_and_settings():
+    ee = Tagged()
+    ee.name = "bus"
+    ee.set_max_listeners(3)
+    ee.on("a", module_level_listener)
+    ee.once("a", print)
+    ee.on("b", len)
+    clone = pickle.loads(pickle.dumps(ee))
+    assert type(clone) is Tagged and clone.name == "bus" and clone.get_max_listeners() == 3
+    assert clone.listeners("a") == [module_level_listener, print]
+    assert clone.listeners("b") == [len]
+    clone.emit("a")
+    assert clone.listeners("a") == [module_level_listener]   # print was a once listener
+
+
+def test_pickle_drops_weak_listeners_with_one_warning():
+    class Owner:
+        def handle(self):
+            pass
+
+        def __call__(self):
+            pass
+
+    ee, owner = EventEmitter(), Owner()
+    ee.on("a", owner.handle)
+    ee.on("a", owner, weak=True)
+    ee.on("b", len)
+    with pytest.warns(RuntimeWarning, match="2 weakly held listener") as rec:
+        data = pickle.dumps(ee)
+    assert len(rec) == 1
+    clone = pickle.loads(data)
+    assert clone.event_names() == {"b"}
+
+
+def test_pickling_an_unpicklable_listener_fails_as_pyee_would():
+    ee = EventEmitter()
+    ee.on("a", lambda: None)
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps(ee)
+
+
+def test_setstate_rejects_garbage_and_changes_nothing():
+    ee = EventEmitter()
+    ee.on("a", len)
+    with pytest.raises(TypeError):
+        ee.__setstate__("nonsense")
+    assert ee.listeners("a") == [len]
+
+
+def test_events_is_a_read_only_view_of_live_listeners():
+    ee = EventEmitter()
+    ee.on("a", len)
+    ee.once("a", print)
+    assert dict(ee._events) == {"a": {len: len, print: print}}
+    assert list(ee._events["a"]) == [len, print]
+    with pytest.raises(TypeError):
+        ee._events["b"] = {}

@@ -726,9 +726,19 @@ reserve_failed(int rc)
     return -1;
 }
 
+static int add_listener_ex(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak,
+                           int notify);
+
 /* The core of on/once/add_listener: pyee's _add_event_handler. Returns 0 or -1. */
 static int
 add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak)
+{
+    return add_listener_ex(self, event, f, once, weak, 1);
+}
+
+/* add_listener, with notify=0 for restoring a pickled emitter (no new_listener events). */
+static int
+add_listener_ex(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak, int notify)
 {
     if (!PyCallable_Check(f)) {
         PyErr_Format(PyExc_TypeError, "listener must be callable, not %.200s",
@@ -741,7 +751,7 @@ add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int we
     }
     /* pyee fires new_listener before adding, every time */
     PyObject *nl_args[2] = {event, f};
-    if (emit_event(self, self->st->str_new_listener, nl_args, 2, NULL) < 0) {
+    if (notify && emit_event(self, self->st->str_new_listener, nl_args, 2, NULL) < 0) {
         return -1;
     }
     payload pl, old = {{NULL, NULL, NULL, NULL}, 0};
@@ -1222,6 +1232,170 @@ emitter_sizeof(EmitterObject *self, PyObject *Py_UNUSED(ignored))
     return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize + ml_slots_sizeof(&self->sl));
 }
 
+/* _events: a read-only snapshot, event -> read-only {listener: listener}, for code that
+ * inspects pyee's attribute (live listeners only; once-ness is not shown) */
+static PyObject *
+emitter_get_events(EmitterObject *self, void *Py_UNUSED(c))
+{
+    PyObject *events = PyDict_New();
+    if (events == NULL) {
+        return NULL;
+    }
+    PyObject *names = emitter_event_names(self, NULL);
+    PyObject *it = names ? PyObject_GetIter(names) : NULL, *event;
+    Py_XDECREF(names);
+    if (it == NULL) {
+        goto error;
+    }
+    while ((event = PyIter_Next(it)) != NULL) {
+        PyObject *fs = emitter_listeners(self, event), *inner = NULL, *proxy = NULL;
+        if (fs != NULL && (inner = PyDict_New()) != NULL) {
+            Py_ssize_t i = 0;
+            for (; i < PyList_GET_SIZE(fs); i++) {
+                PyObject *f = PyList_GET_ITEM(fs, i);
+                if (PyDict_SetItem(inner, f, f) < 0) {
+                    break;
+                }
+            }
+            if (i == PyList_GET_SIZE(fs)) {
+                proxy = PyDictProxy_New(inner);
+            }
+        }
+        int rc = proxy ? PyDict_SetItem(events, event, proxy) : -1;
+        Py_XDECREF(proxy);
+        Py_XDECREF(inner);
+        Py_XDECREF(fs);
+        Py_DECREF(event);
+        if (rc < 0) {
+            Py_DECREF(it);
+            goto error;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        goto error;
+    }
+    PyObject *view = PyDictProxy_New(events);
+    Py_DECREF(events);
+    return view;
+error:
+    Py_DECREF(events);
+    return NULL;
+}
+
+/* __getstate__: (instance dict, max listeners, [(event, [(listener, once), ...]), ...]).
+ * Strongly held listeners only: a weak one's object would die on unpickling anyway, so
+ * weak listeners are dropped, with one warning. */
+static PyObject *
+emitter_getstate(EmitterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *events = PyList_New(0);
+    if (events == NULL) {
+        return NULL;
+    }
+    Py_ssize_t dropped = 0;
+    for (uint32_t ev = 0; ev < self->sl.events.top; ev++) {
+        PyObject *event = self->sl.events.ents[ev].key;
+        if (event == NULL || self->sl.ev[ev].live == 0) {
+            continue;
+        }
+        PyObject *fs = PyList_New(0);
+        if (fs == NULL) {
+            goto error;
+        }
+        /* no Python code runs in this loop: tuples and lists of existing objects */
+        for (uint32_t id = self->sl.ev[ev].head; id != ML_NIL; id = self->sl.s[id].next) {
+            const ml_slot *sl = &self->sl.s[id];
+            if (sl->flags & ML_SLOT_GONE) {
+                continue;
+            }
+            if (sl->kind != KIND_STRONG) {
+                dropped++;
+                continue;
+            }
+            PyObject *item = Py_BuildValue("(OO)", (PyObject *)sl->p[0],
+                                           (sl->flags & ML_SLOT_ONCE) ? Py_True : Py_False);
+            if (item == NULL || PyList_Append(fs, item) < 0) {
+                Py_XDECREF(item);
+                Py_DECREF(fs);
+                goto error;
+            }
+            Py_DECREF(item);
+        }
+        PyObject *pair = PyTuple_Pack(2, event, fs);
+        Py_DECREF(fs);
+        if (pair == NULL || PyList_Append(events, pair) < 0) {
+            Py_XDECREF(pair);
+            goto error;
+        }
+        Py_DECREF(pair);
+    }
+    if (dropped && PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                                    "memleash.EventEmitter: %zd weakly held listener(s) not "
+                                    "pickled (their objects would not outlive unpickling)",
+                                    dropped) < 0) {
+        goto error;
+    }
+    PyObject *dict = self->dict && PyDict_GET_SIZE(self->dict) ? self->dict : Py_None;
+    PyObject *state = Py_BuildValue("(OnO)", dict, self->max_listeners, events);
+    Py_DECREF(events);
+    return state;
+error:
+    Py_DECREF(events);
+    return NULL;
+}
+
+static PyObject *
+emitter_setstate(EmitterObject *self, PyObject *state)
+{
+    PyObject *dict, *events;
+    Py_ssize_t max_listeners;
+    if (!PyTuple_Check(state) ||
+        !PyArg_ParseTuple(state, "OnO!:EventEmitter.__setstate__", &dict, &max_listeners,
+                          &PyList_Type, &events)) {
+        if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "invalid EventEmitter state");
+        }
+        return NULL;
+    }
+    if (max_listeners < 0) {
+        PyErr_SetString(PyExc_ValueError, "invalid EventEmitter state");
+        return NULL;
+    }
+    Py_INCREF(events);
+    if (dict != Py_None) {
+        PyObject *mine = PyObject_GenericGetDict((PyObject *)self, NULL);
+        int rc = mine ? PyDict_Update(mine, dict) : -1;
+        Py_XDECREF(mine);
+        if (rc < 0) {
+            goto error;
+        }
+    }
+    self->max_listeners = max_listeners;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+        PyObject *pair = PyList_GET_ITEM(events, i), *event, *fs;
+        if (!PyArg_ParseTuple(pair, "OO!", &event, &PyList_Type, &fs)) {
+            goto error;
+        }
+        Py_INCREF(fs);
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(fs); j++) {
+            PyObject *f, *once;
+            if (!PyArg_ParseTuple(PyList_GET_ITEM(fs, j), "OO", &f, &once) ||
+                add_listener_ex(self, event, f, PyObject_IsTrue(once) == 1, 0, 0) < 0) {
+                Py_DECREF(fs);
+                goto error;
+            }
+        }
+        Py_DECREF(fs);
+    }
+    Py_DECREF(events);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(events);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------
  * Life cycle and GC
  */
@@ -1458,6 +1632,9 @@ static PyMethodDef emitter_methods[] = {
      "_remove_listener(event, f): remove f (pyee's hook)."},
     {"_emit_handle_potential_error", (PyCFunction)(void (*)(void))emitter_handle_error,
      METH_FASTCALL, "_emit_handle_potential_error(event, error): raise for an unhandled 'error'."},
+    {"__getstate__", (PyCFunction)emitter_getstate, METH_NOARGS,
+     "The strongly held listeners, settings and instance dict (weak listeners are dropped)."},
+    {"__setstate__", (PyCFunction)emitter_setstate, METH_O, "Restores __getstate__'s state."},
     {"__sizeof__", (PyCFunction)emitter_sizeof, METH_NOARGS,
      "Size in bytes: the object and the slot arrays it owns (not the listeners)."},
     {NULL, NULL, 0, NULL},
@@ -1466,6 +1643,8 @@ static PyMethodDef emitter_methods[] = {
 static PyGetSetDef emitter_getset[] = {
     {"_lock", (getter)emitter_get_lock, NULL, "A lock, as pyee's emitters carry.", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"_events", (getter)emitter_get_events, NULL,
+     "A read-only snapshot: event -> {listener: listener}, live listeners in order.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
