@@ -1,4 +1,4 @@
-"""No reference or memory leaks over many mixed operations (isolated subprocess)."""
+"""No reference or memory leaks over many mixed operations (isolated subprocesses)."""
 
 import os
 import subprocess
@@ -10,9 +10,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.leaks
-def test_mixed_cache_operations_leak_nothing():
+@pytest.mark.parametrize("script", ["refleak_cache.py", "refleak_emitter.py"])
+def test_mixed_operations_leak_nothing(script):
     proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "isolated", "refleak_cache.py"), HERE, "100000"],
+        [sys.executable, os.path.join(HERE, "isolated", script), HERE, "100000"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -9,15 +9,15 @@ Exit status 0 when clean; otherwise prints what leaked. Two checks, as `regrtest
     at least 10 blocks a round. regrtest -R likewise ignores tiny deltas.
 """
 
-import array
 import datetime
-import gc
+import os
 import pickle
 import random
 import sys
-import tracemalloc
 
 sys.path.insert(0, sys.argv[1])   # tests/ (hostile.py)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import leakcheck  # noqa: E402
 import memleash  # noqa: E402
 from hostile import DelHook, EqHook, RaisingEq, RaisingHash  # noqa: E402
 
@@ -61,7 +61,6 @@ def make_caches():
 # one kind of operation alone or with cachetools as the pickled cache. A leak does not
 # shrink: it grows by the same amount every round.
 WARMUP = 4
-ROUNDS = WARMUP + 3
 BLOCK_FLOOR = 10
 BYTE_FLOOR = 4096
 PICKLED = 3   # the one cache that is pickled; it never holds hostile keys
@@ -126,28 +125,8 @@ def one_round(rnd, caches):
 def main():
     rnd = random.Random(1234)
     caches = make_caches()
-    before = [sys.getrefcount(o) for o in KEYS + VALUES]
-    tracemalloc.start()
-    # preallocated raw storage: keeping the readings must not allocate (an int object
-    # kept per round would itself show up as one block of growth per round)
-    blocks, traced = array.array("q", [0] * ROUNDS), array.array("q", [0] * ROUNDS)
-    for r in range(ROUNDS):   # WARMUP rounds, then the measured ones
-        one_round(rnd, caches)
-        gc.collect()
-        after = [sys.getrefcount(o) for o in KEYS + VALUES]
-        bad = [(o, b, a) for o, b, a in zip(KEYS + VALUES, before, after) if a != b]
-        if bad:
-            print("reference counts changed:", bad[:5])
-            return 1
-        blocks[r] = sys.getallocatedblocks()
-        traced[r] = tracemalloc.get_traced_memory()[0]
-    deltas_b = [blocks[i] - blocks[i - 1] for i in range(WARMUP, ROUNDS)]
-    deltas_t = [traced[i] - traced[i - 1] for i in range(WARMUP, ROUNDS)]
-    print("allocated-block deltas:", deltas_b, "traced-byte deltas:", deltas_t)
-    if all(d >= BLOCK_FLOOR for d in deltas_b) or all(d >= BYTE_FLOOR for d in deltas_t):
-        print("memory grows in every round: leak")
-        return 1
-    return 0
+    return leakcheck.run(lambda: one_round(rnd, caches), KEYS + VALUES, WARMUP, BLOCK_FLOOR,
+                         BYTE_FLOOR)
 
 
 if __name__ == "__main__":
