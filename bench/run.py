@@ -29,6 +29,9 @@ import lru
 
 import memleash
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import emitters  # noqa: E402
+
 QUICK = False
 
 
@@ -260,8 +263,20 @@ def workload_memory():
 
 # ---- report -----------------------------------------------------------------------
 
+def workload_emit():
+    return emitters.workload_emit(interleaved, table, QUICK)
+
+
+def workload_subscribe():
+    return emitters.workload_subscribe(interleaved, table, QUICK)
+
+
+def workload_owner_death():
+    return emitters.workload_owner_death(interleaved, table, QUICK)
+
+
 def versions():
-    names = ["cachetools", "cachebox", "lru-dict"]
+    names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
@@ -275,7 +290,8 @@ def main() -> None:
     started = time.time()
     sections = []
     for w in (workload_hit, workload_insert_evict, workload_get_miss, workload_delete,
-              workload_zipf, workload_scaling, workload_memory):
+              workload_zipf, workload_scaling, workload_memory, workload_emit,
+              workload_subscribe, workload_owner_death):
         print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
         sections.append(w())
     cpu = platform.processor() or platform.machine()

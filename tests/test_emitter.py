@@ -466,3 +466,73 @@ def test_events_is_a_read_only_view_of_live_listeners():
     assert list(ee._events["a"]) == [len, print]
     with pytest.raises(TypeError):
         ee._events["b"] = {}
+
+
+# ---- many listeners, colliding hashes, hostile equality ----
+
+class SameHash:
+    """Callable objects whose hashes all collide; equal only to themselves."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __hash__(self):
+        return 7
+
+    def __eq__(self, other):
+        return self is other
+
+    def __call__(self, *a):
+        pass
+
+
+def test_thousands_of_listeners_with_colliding_hashes_are_found_and_removed():
+    ee = EventEmitter()
+    ee.set_max_listeners(0)
+    fs = [SameHash(i) for i in range(2000)]
+    for f in fs:
+        ee.on("e", f)
+    for f in fs[::2]:
+        ee.remove_listener("e", f)
+    assert ee.listeners("e") == fs[1::2]
+    with pytest.raises(KeyError):
+        ee.remove_listener("e", fs[0])
+
+
+def test_listener_eq_that_clears_the_emitter_during_a_lookup():
+    ee = EventEmitter()
+
+    class Evil:
+        def __hash__(self):
+            return 1
+
+        def __eq__(self, other):
+            ee.remove_all_listeners()
+            return False
+
+        def __call__(self):
+            pass
+
+    first, second = Evil(), Evil()
+    ee.on("e", first)
+    ee.on("e", second)          # compares with first: the emitter is cleared meanwhile
+    assert ee.listeners("e") in ([second], [])
+    for event in ee.event_names():
+        assert ee.listener_count(event) == len(ee.listeners(event))
+
+
+def test_event_eq_that_raises_propagates_and_changes_nothing():
+    class BadEvent:
+        def __hash__(self):
+            return hash("e")
+
+        def __eq__(self, other):
+            raise ZeroDivisionError
+
+    ee = EventEmitter()
+    ee.on("e", print)
+    with pytest.raises(ZeroDivisionError):
+        ee.on(BadEvent(), len)
+    with pytest.raises(ZeroDivisionError):
+        ee.emit(BadEvent())
+    assert ee.listeners("e") == [print]

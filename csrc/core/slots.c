@@ -21,6 +21,7 @@ ml_slots_init(ml_slots *s, const ml_alloc *a)
 {
     memset(s, 0, sizeof(*s));
     ml_table_init(&s->events, a);
+    ml_table_init(&s->index, a);
     s->free_head = ML_NIL;
     s->zombies = ML_NIL;
 }
@@ -32,6 +33,7 @@ ml_slots_free(ml_slots *s)
     a->free(a->ctx, s->s);
     a->free(a->ctx, s->ev);
     ml_table_free(&s->events);
+    ml_table_free(&s->index);
     ml_slots_init(s, a);
 }
 
@@ -40,6 +42,9 @@ ml_slots_reserve(ml_slots *s)
 {
     const ml_alloc *a = s->events.alloc;
     int rc = ml_table_reserve(&s->events);
+    if (rc == ML_OK) {
+        rc = ml_table_reserve(&s->index);
+    }
     if (rc != ML_OK) {
         return rc;
     }
@@ -93,6 +98,7 @@ take(ml_slots *s, uint32_t ev, uint32_t flags)
     sl->added = s->clock++;
     sl->event = ev;
     sl->zombie = ML_NIL;
+    sl->indexed = ML_NIL;
     s->ev[ev].live++;
     s->used++;
     return id;
@@ -133,6 +139,43 @@ ml_slots_insert_after(ml_slots *s, uint32_t after, uint32_t flags)
     return id;
 }
 
+/* The index's hash of a listener hash under event ev. */
+static inline uint64_t
+index_hash(uint32_t ev, uint64_t hash)
+{
+    return hash ^ ((uint64_t)(ev + 1) * 0x9E3779B97F4A7C15u);
+}
+
+void
+ml_slots_index(ml_slots *s, uint32_t id)
+{
+    ml_slot *sl = &s->s[id];
+    assert(sl->indexed == ML_NIL);
+    sl->indexed = ml_table_insert(&s->index, index_hash(sl->event, sl->hash),
+                                  (void *)((uintptr_t)id + 1), NULL);
+}
+
+int
+ml_slots_find(ml_slots *s, uint32_t ev, uint64_t hash, ml_eq_fn eq, void *ctx,
+              const void *query, uint32_t *id)
+{
+    uint32_t entry;
+    int rc = ml_table_find(&s->index, index_hash(ev, hash), query, eq, ctx, &entry);
+    if (rc == ML_OK) {
+        *id = (uint32_t)((uintptr_t)s->index.ents[entry].key - 1);
+    }
+    return rc;
+}
+
+static void
+unindex(ml_slots *s, ml_slot *sl)
+{
+    if (sl->indexed != ML_NIL) {
+        ml_table_remove(&s->index, sl->indexed);
+        sl->indexed = ML_NIL;
+    }
+}
+
 /* Takes slot id out of its event's list and frees it (and the event record when its
  * list is now empty). */
 static void
@@ -168,6 +211,7 @@ ml_slots_unlink(ml_slots *s, uint32_t id, int dead)
     ml_slot *sl = &s->s[id];
     assert(id < s->top && !(sl->flags & (ML_SLOT_GONE | ML_SLOT_FREE)));
     s->ev[sl->event].live--;
+    unindex(s, sl);
     if (s->emitting == 0) {
         release(s, id);
         return 1;
@@ -201,14 +245,14 @@ size_t
 ml_slots_sizeof(const ml_slots *s)
 {
     return (size_t)s->cap * sizeof(ml_slot) + (size_t)s->ev_cap * sizeof(ml_event) +
-           ml_table_sizeof(&s->events);
+           ml_table_sizeof(&s->events) + ml_table_sizeof(&s->index);
 }
 
 #ifndef NDEBUG
 void
 ml_slots_check(const ml_slots *s)
 {
-    uint32_t in_lists = 0, events = 0;
+    uint32_t in_lists = 0, events = 0, indexed = 0;
     for (uint32_t ev = 0; ev < s->events.top; ev++) {
         if (s->events.ents[ev].key == NULL) {
             continue;
@@ -222,6 +266,13 @@ ml_slots_check(const ml_slots *s)
                 abort();
             }
             live += !(sl->flags & ML_SLOT_GONE);
+            if ((sl->flags & ML_SLOT_GONE) ? sl->indexed != ML_NIL
+                                           : (sl->indexed == ML_NIL ||
+                                              s->index.ents[sl->indexed].key !=
+                                                  (void *)((uintptr_t)id + 1))) {
+                abort();
+            }
+            indexed += !(sl->flags & ML_SLOT_GONE);
             in_lists++;
             prev = id;
         }
@@ -242,6 +293,7 @@ ml_slots_check(const ml_slots *s)
         }
     }
     if (in_lists != s->used || free_slots + s->used != s->top || events != s->events.used ||
+        indexed != s->index.used ||
         (s->emitting == 0 && zombies != 0)) {
         abort();
     }

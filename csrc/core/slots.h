@@ -14,6 +14,10 @@
  * Slots added during an emit may sit anywhere in a list (a re-registration keeps its
  * place), so emits skip them by their tick rather than stopping at them.
  *
+ * Live slots are also indexed by (event, listener identity) in a second table, so that
+ * finding a listener (to replace or remove it) costs O(1) whatever the number of
+ * listeners; the identity test is the binding's callback.
+ *
  * The payload (four pointers and a hash) belongs to the binding; the core never
  * dereferences it.
  */
@@ -43,6 +47,7 @@ typedef struct ml_slot {
     uint32_t gen;           /* bumped each time the slot is freed */
     uint32_t kind;          /* binding-defined */
     uint32_t zombie;        /* next tombstone awaiting compaction */
+    uint32_t indexed;       /* its entry in the listener index, ML_NIL when not indexed */
 } ml_slot;
 
 typedef struct ml_event {
@@ -57,6 +62,7 @@ typedef struct ml_slots {
     ml_table events;        /* event objects; ids index ev */
     ml_event *ev;
     uint32_t ev_cap;
+    ml_table index;         /* live slots by (event, identity); keys are slot id + 1 */
     uint32_t emitting;      /* emits in progress */
     uint32_t zombies;       /* head of the tombstones' queue */
     uint64_t clock;
@@ -81,6 +87,16 @@ uint32_t ml_slots_append(ml_slots *s, uint32_t ev, uint32_t flags);
  * during an emit keeps its position). @return its id; the caller fills it. @pre
  * ml_slots_reserve succeeded. */
 uint32_t ml_slots_insert_after(ml_slots *s, uint32_t after, uint32_t flags);
+
+/* Adds live slot id to the listener index under its event and s->s[id].hash (set it
+ * first). @pre ml_slots_reserve succeeded since the last add or append. */
+void ml_slots_index(ml_slots *s, uint32_t id);
+
+/* Finds the live slot of event ev whose listener is `query`: the index's candidates with
+ * the same hash are passed to eq(ctx, (void *)(slot id + 1), query). ML_OK (*id set),
+ * ML_NOT_FOUND or ML_ERR_CALLBACK; eq may mutate s (the probe then restarts). */
+int ml_slots_find(ml_slots *s, uint32_t ev, uint64_t hash, ml_eq_fn eq, void *ctx,
+                  const void *query, uint32_t *id);
 
 /* Unlinks live slot id (dead: its owner died). @return 1 when the slot was freed at once
  * (the caller releases its payload, read before the call, and then, if the event's record

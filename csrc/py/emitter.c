@@ -231,37 +231,51 @@ slot_is(EmitterObject *self, uint32_t id, PyObject *f, Py_hash_t h)
     }
 }
 
-/* Finds f among event's live listeners: 1 (*event_id, *slot_id set), 0, or -1. Restarts
+typedef struct {
+    EmitterObject *self;
+    PyObject *f;
+    Py_hash_t fh;
+    uint32_t ev;
+} listener_query;
+
+/* The listener index's equality: slot (stored as id + 1) against the queried listener. */
+static int
+listener_eq(void *ctx, void *stored, void *query)
+{
+    (void)ctx;
+    const listener_query *q = query;
+    uint32_t id = (uint32_t)((uintptr_t)stored - 1);
+    if (q->self->sl.s[id].event != q->ev) {
+        return 0;
+    }
+    return slot_is(q->self, id, q->f, q->fh);   /* can re-enter */
+}
+
+/* Finds f among event's live listeners: 1 (*event_id, *slot_id set), 0 (*event_id is
+ * ML_NIL when the event has no record), or -1. O(1) through the listener index; restarts
  * when a comparison changed the emitter. Can re-enter. */
 static int
 find_listener(EmitterObject *self, PyObject *event, Py_hash_t eh, PyObject *f, Py_hash_t fh,
               uint32_t *event_id, uint32_t *slot_id)
 {
-restart:;
-    *event_id = ML_NIL;
-    int found = find_event(self, event, eh, event_id);
-    if (found <= 0) {
+    for (;;) {
         *event_id = ML_NIL;
-        return found;
-    }
-    uint64_t clock = self->sl.clock;
-    for (uint32_t id = self->sl.ev[*event_id].head; id != ML_NIL; id = self->sl.s[id].next) {
-        if (self->sl.s[id].flags & ML_SLOT_GONE) {
-            continue;
+        int found = find_event(self, event, eh, event_id);
+        if (found <= 0) {
+            *event_id = ML_NIL;
+            return found;
         }
-        int is = slot_is(self, id, f, fh);
-        if (is < 0) {
+        uint64_t clock = self->sl.clock;
+        listener_query q = {self, f, fh, *event_id};
+        int rc = ml_slots_find(&self->sl, *event_id, (uint64_t)fh, listener_eq, NULL, &q, slot_id);
+        if (rc == ML_ERR_CALLBACK) {
             return -1;
         }
-        if (self->sl.clock != clock) {
-            goto restart;   /* __eq__ added or removed listeners */
+        if (self->sl.clock == clock) {
+            return rc == ML_OK;
         }
-        if (is) {
-            *slot_id = id;
-            return 1;
-        }
+        /* __eq__ added or removed listeners: the event's record may have changed too */
     }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -779,7 +793,8 @@ add_listener_ex(EmitterObject *self, PyObject *event, PyObject *f, int once, int
         (void)ml_slots_unlink(&self->sl, was, 0);
     }
     else if (found) {
-        /* already registered: pyee replaces the entry in place, keeping its position */
+        /* already registered: pyee replaces the entry in place, keeping its position (and
+         * its place in the index: an equal listener has the same hash) */
         ml_slot *sl = &self->sl.s[id];
         old = payload_of(sl);
         sl->flags = (sl->flags & ~(uint32_t)ML_SLOT_ONCE) | (once ? ML_SLOT_ONCE : 0u);
@@ -798,7 +813,10 @@ add_listener_ex(EmitterObject *self, PyObject *event, PyObject *f, int once, int
     }
     ml_slot *sl = &self->sl.s[id];
     payload_store(sl, &pl);
-    sl->hash = (uint64_t)fh;
+    if (sl->indexed == ML_NIL) {
+        sl->hash = (uint64_t)fh;
+        ml_slots_index(&self->sl, id);   /* reserved above */
+    }
     if (pl.p[1] != NULL) {
         ((SlotRefObject *)pl.p[1])->slot = id;
         ((SlotRefObject *)pl.p[1])->gen = sl->gen;

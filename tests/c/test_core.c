@@ -514,13 +514,22 @@ static void test_deadlines_follow_entries_out(void) {
 }
 
 /* ---- listener slots ---- */
+/* identity: the slot's id (stored as id + 1) against the queried id */
+static int slot_eq(void *ctx, void *stored, void *query) {
+    (void)ctx;
+    return (uintptr_t)stored - 1 == (uintptr_t)query;
+}
+
 static uint32_t add_slot(ml_slots *s, uintptr_t event) {
     uint32_t ev = ML_NIL;
     if (ml_slots_reserve(s) != ML_OK) abort();
     if (ml_table_find(&s->events, weak_hash(event), K(event), int_eq, NULL, &ev) != ML_OK) {
         ev = ml_slots_add_event(s, weak_hash(event), K(event));
     }
-    return ml_slots_append(s, ev, 0);
+    uint32_t id = ml_slots_append(s, ev, 0);
+    s->s[id].hash = id;   /* the listener's identity, as the tests see it */
+    ml_slots_index(s, id);
+    return id;
 }
 
 static void test_slots_unlink_at_once_outside_emits(void) {
@@ -531,8 +540,11 @@ static void test_slots_unlink_at_once_outside_emits(void) {
     CHECK(ml_slots_unlink(&s, a, 0) == 1 && !ml_slots_event_gone(&s, ev));
     CHECK(s.ev[ev].head == b && s.ev[ev].live == 1);
     CHECK(ml_slots_unlink(&s, b, 0) == 1 && ml_slots_event_gone(&s, ev));
-    uint32_t c = add_slot(&s, 2);
+    uint32_t c = add_slot(&s, 2), found = ML_NIL;
     CHECK(c == b && s.s[c].gen == 1);   /* reused, with a new generation */
+    CHECK(ml_slots_find(&s, s.s[c].event, c, slot_eq, NULL, K(c), &found) == ML_OK &&
+          found == c);
+    CHECK(ml_slots_find(&s, s.s[c].event, a, slot_eq, NULL, K(a), &found) == ML_NOT_FOUND);
     ml_slots_check(&s);
     ml_slots_free(&s);
 }
