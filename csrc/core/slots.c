@@ -212,12 +212,13 @@ ml_slots_unlink(ml_slots *s, uint32_t id, int dead)
     assert(id < s->top && !(sl->flags & (ML_SLOT_GONE | ML_SLOT_FREE)));
     s->ev[sl->event].live--;
     unindex(s, sl);
+    uint64_t tick = s->clock++;   /* every removal ticks: callers detect mutation by it */
     if (s->emitting == 0) {
         release(s, id);
         return 1;
     }
     sl->flags |= ML_SLOT_GONE | (dead ? ML_SLOT_DEAD : 0u);
-    sl->gone = s->clock++;
+    sl->gone = tick;
     sl->zombie = s->zombies;
     s->zombies = id;
     return 0;
