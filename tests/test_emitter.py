@@ -536,3 +536,10 @@ def test_event_eq_that_raises_propagates_and_changes_nothing():
     with pytest.raises(ZeroDivisionError):
         ee.emit(BadEvent())
     assert ee.listeners("e") == [print]
+
+
+def test_setstate_rejects_malformed_entries_with_type_error():
+    for state in [(None, 10, ["not a pair"]), (None, 10, [("e", ["not a pair"])]),
+                  (None, 10, [("e", [(print,)])])]:
+        with pytest.raises(TypeError):
+            EventEmitter().__setstate__(state)

@@ -1393,19 +1393,34 @@ emitter_setstate(EmitterObject *self, PyObject *state)
     self->max_listeners = max_listeners;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
         PyObject *pair = PyList_GET_ITEM(events, i), *event, *fs;
-        if (!PyArg_ParseTuple(pair, "OO!", &event, &PyList_Type, &fs)) {
+        if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "OO!", &event, &PyList_Type, &fs)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "invalid EventEmitter state");
             goto error;
         }
+        Py_INCREF(pair);   /* event is borrowed from it across Python code */
         Py_INCREF(fs);
         for (Py_ssize_t j = 0; j < PyList_GET_SIZE(fs); j++) {
-            PyObject *f, *once;
-            if (!PyArg_ParseTuple(PyList_GET_ITEM(fs, j), "OO", &f, &once) ||
-                add_listener_ex(self, event, f, PyObject_IsTrue(once) == 1, 0, 0) < 0) {
+            PyObject *f, *once, *item = PyList_GET_ITEM(fs, j);
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+                PyErr_SetString(PyExc_TypeError, "invalid EventEmitter state");
                 Py_DECREF(fs);
+                Py_DECREF(pair);
+                goto error;
+            }
+            f = PyTuple_GET_ITEM(item, 0);
+            once = PyTuple_GET_ITEM(item, 1);
+            Py_INCREF(item);   /* f and once are borrowed from it across Python code */
+            int rc = add_listener_ex(self, event, f, PyObject_IsTrue(once) == 1, 0, 0);
+            Py_DECREF(item);
+            if (rc < 0) {
+                Py_DECREF(fs);
+                Py_DECREF(pair);
                 goto error;
             }
         }
         Py_DECREF(fs);
+        Py_DECREF(pair);
     }
     Py_DECREF(events);
     Py_RETURN_NONE;
