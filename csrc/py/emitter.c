@@ -142,6 +142,18 @@ slot_callable(EmitterObject *owner, const ml_slot *sl)
     }
 }
 
+/* After the core freed a slot of event ev: releases its payload, and the event key
+ * (read before the core call) if the event's record went with it. Can re-enter. */
+static void
+release_freed(EmitterObject *self, payload pl, uint32_t ev, PyObject *evkey)
+{
+    int gone = ml_slots_event_gone(&self->sl, ev);
+    payload_release(pl);   /* can re-enter */
+    if (gone) {
+        Py_DECREF(evkey);  /* can re-enter */
+    }
+}
+
 /* Releases tombstones once no emit runs (their payload decrefs can re-enter). */
 static void
 compact(EmitterObject *self)
@@ -152,11 +164,7 @@ compact(EmitterObject *self)
         payload pl = payload_of(sl);
         PyObject *evkey = self->sl.events.ents[ev].key;   /* borrowed until released */
         (void)ml_slots_pop_zombie(&self->sl);
-        int gone = ml_slots_event_gone(&self->sl, ev);
-        payload_release(pl);   /* can re-enter */
-        if (gone) {
-            Py_DECREF(evkey);      /* can re-enter */
-        }
+        release_freed(self, pl, ev, evkey);
     }
 }
 
@@ -170,11 +178,7 @@ unlink_slot(EmitterObject *self, uint32_t id, int dead)
     payload pl = payload_of(sl);
     PyObject *evkey = self->sl.events.ents[ev].key;   /* borrowed until released below */
     if (ml_slots_unlink(&self->sl, id, dead)) {
-        int gone = ml_slots_event_gone(&self->sl, ev);
-        payload_release(pl);   /* can re-enter */
-        if (gone) {
-            Py_DECREF(evkey);      /* can re-enter */
-        }
+        release_freed(self, pl, ev, evkey);
     }
 }
 
@@ -740,19 +744,10 @@ reserve_failed(int rc)
     return -1;
 }
 
-static int add_listener_ex(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak,
-                           int notify);
-
-/* The core of on/once/add_listener: pyee's _add_event_handler. Returns 0 or -1. */
+/* The core of on/once/add_listener: pyee's _add_event_handler. notify: emit new_listener
+ * first (0 only when restoring a pickled emitter). Returns 0 or -1. */
 static int
-add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak)
-{
-    return add_listener_ex(self, event, f, once, weak, 1);
-}
-
-/* add_listener, with notify=0 for restoring a pickled emitter (no new_listener events). */
-static int
-add_listener_ex(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak, int notify)
+add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak, int notify)
 {
     if (!PyCallable_Check(f)) {
         PyErr_Format(PyExc_TypeError, "listener must be callable, not %.200s",
@@ -1132,7 +1127,7 @@ static int
 register_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak)
 {
     if (!(self->hooks & HOOK_ADD)) {
-        return add_listener(self, event, f, once, weak);
+        return add_listener(self, event, f, once, weak, 1);
     }
     PyObject *v = once ? PyObject_CallOneArg(self->st->partial, f) : Py_NewRef(f);
     if (v == NULL) {
@@ -1155,7 +1150,7 @@ emitter_add_event_handler(EmitterObject *self, PyObject *const *args, Py_ssize_t
     if (!_PyArg_CheckPositional("_add_event_handler", nargs, 3, 3)) {
         return NULL;
     }
-    if (add_listener(self, args[0], args[1], args[2] != args[1], -1) < 0) {
+    if (add_listener(self, args[0], args[1], args[2] != args[1], -1, 1) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1222,7 +1217,7 @@ emitter_ml_add(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int once = PyObject_IsTrue(args[1]);
     int weak = args[2] == Py_None ? -1 : PyObject_IsTrue(args[2]);
-    if (once < 0 || weak == -2 || (args[2] != Py_None && weak < 0)) {
+    if (once < 0 || (args[2] != Py_None && weak < 0)) {
         return NULL;
     }
     if (register_listener(self, args[0], args[3], once, weak) < 0) {
@@ -1411,7 +1406,7 @@ emitter_setstate(EmitterObject *self, PyObject *state)
             f = PyTuple_GET_ITEM(item, 0);
             once = PyTuple_GET_ITEM(item, 1);
             Py_INCREF(item);   /* f and once are borrowed from it across Python code */
-            int rc = add_listener_ex(self, event, f, PyObject_IsTrue(once) == 1, 0, 0);
+            int rc = add_listener(self, event, f, PyObject_IsTrue(once) == 1, 0, 0);
             Py_DECREF(item);
             if (rc < 0) {
                 Py_DECREF(fs);
