@@ -26,19 +26,18 @@ def unlimited_emitter():
 
 
 def adapters():
-    """Per library: (make, subscribe(bus, f), unsubscribe(bus, f), emit(bus, arg))."""
+    """Per library: (make, subscribe(bus, f), unsubscribe(bus, f)); emit_loop calls each."""
     return {
         "memleash.EventEmitter": (unlimited_emitter, lambda b, f: b.on("e", f),
-                                  lambda b, f: b.remove_listener("e", f),
-                                  lambda b: b.emit),
+                                  lambda b, f: b.remove_listener("e", f)),
         "pyee.EventEmitter": (pyee.EventEmitter, lambda b, f: b.on("e", f),
-                              lambda b, f: b.remove_listener("e", f), lambda b: b.emit),
+                              lambda b, f: b.remove_listener("e", f)),
         "blinker.Signal": (blinker.Signal, lambda b, f: b.connect(f),
-                           lambda b, f: b.disconnect(f), lambda b: None),
+                           lambda b, f: b.disconnect(f)),
         "psygnal emit": (PsygnalHost, lambda b, f: b.changed.connect(f),
-                         lambda b, f: b.changed.disconnect(f), lambda b: None),
+                         lambda b, f: b.changed.disconnect(f)),
         "psygnal emit_fast": (PsygnalHost, lambda b, f: b.changed.connect(f),
-                              lambda b, f: b.changed.disconnect(f), lambda b: None),
+                              lambda b, f: b.changed.disconnect(f)),
     }
 
 
@@ -71,7 +70,7 @@ def workload_emit(interleaved, table, quick):
         reps = (2_000 if quick else 20_000) // max(1, n // 10)
         owners = [Owner() for _ in range(n)]
         buses, runs = {}, {}
-        for name, (make, subscribe, _, _) in adapters().items():
+        for name, (make, subscribe, _) in adapters().items():
             bus = make()
             for o in owners:
                 subscribe(bus, o.handle)
@@ -89,7 +88,7 @@ def workload_subscribe(interleaved, table, quick):
     owners = [Owner() for _ in range(n)]
     methods = [o.handle for o in owners]
     makers, runs = {}, {}
-    for name, (make, subscribe, unsubscribe, _) in adapters().items():
+    for name, (make, subscribe, unsubscribe) in adapters().items():
         if name.endswith("emit_fast"):
             continue
         name = name.replace(" emit", "")
@@ -110,7 +109,7 @@ def workload_subscribe(interleaved, table, quick):
 def workload_owner_death(interleaved, table, quick):
     n = 2_000 if quick else 10_000
     makers, runs = {}, {}
-    for name, (make, subscribe, _, _) in adapters().items():
+    for name, (make, subscribe, _) in adapters().items():
         if name.startswith("pyee") or name.endswith("emit_fast"):
             continue   # pyee holds owners strongly: they never die while subscribed
         name = name.replace(" emit", "")
