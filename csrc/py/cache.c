@@ -323,6 +323,7 @@ evict_via_popitem(CacheObject *self)
     /* judged while r still holds what was evicted: releasing it may run a __del__ that
      * stores something new, which is no failure of popitem() */
     int freed = self->c.t.used < used || self->c.budget.units < units || self->c.budget.bytes < bytes;
+    self->evictions += (uint64_t)freed;
     Py_DECREF(r);   /* can re-enter */
     if (!freed) {
         PyErr_Format(PyExc_RuntimeError,
@@ -371,6 +372,7 @@ restart:;
         }
         void *k, *v;
         ml_cache_remove(&self->c, victim, &k, &v);
+        self->evictions++;
         d.objs[d.n++] = (PyObject *)k;   /* released below, once consistent */
         d.objs[d.n++] = (PyObject *)v;
         if (d.n + 2 > DEFER_MAX && !ml_cache_fits(&self->c, id, units, bytes)) {
@@ -454,6 +456,7 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
                     if (rc > 0) {
                         void *k, *v;
                         ml_cache_remove(&self->c, id, &k, &v);
+                        self->expirations++;
                         Py_DECREF((PyObject *)k);   /* can re-enter */
                         Py_DECREF((PyObject *)v);   /* can re-enter */
                     }
@@ -580,8 +583,10 @@ timed_subscript(CacheObject *self, PyObject *key, Py_hash_t h)
     }
     timed_exit(tm);
     if (value != NULL || found < 0) {
+        self->hits += value != NULL;
         return value;
     }
+    self->misses++;
     return cache_missing(self, key, h, 0);
 }
 
@@ -598,12 +603,14 @@ cache_subscript(CacheObject *self, PyObject *key)
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found > 0) {
+        self->hits++;
         ml_cache_touch(&self->c, id);
         return Py_NewRef((PyObject *)ENTS(self)[id].value);
     }
     if (found < 0) {
         return NULL;
     }
+    self->misses++;
     return cache_missing(self, key, h, 1);
 }
 
@@ -740,10 +747,15 @@ get_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found > 0 && PRESENT(self, id, now)) {
+        self->hits++;
         ml_cache_touch(&self->c, id);
         return Py_NewRef((PyObject *)ENTS(self)[id].value);
     }
-    return found < 0 ? NULL : Py_NewRef(dflt);
+    if (found < 0) {
+        return NULL;
+    }
+    self->misses++;
+    return Py_NewRef(dflt);
 }
 
 static PyObject *
@@ -1003,6 +1015,53 @@ cache_sizeof(CacheObject *self, PyObject *Py_UNUSED(ignored))
     return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize + ml_cache_sizeof(&self->c));
 }
 
+/* _ml_stats(): what memleash.report() shows of this cache, read without side effects
+ * (nothing expires): a dict of plain values. Can re-enter (the default byte sizing calls
+ * sys.getsizeof on every key and value when the cache does not account as it goes). */
+static PyObject *cache_get_currbytes(CacheObject *self, void *closure);
+static PyObject *units_held(CacheObject *self);
+
+static PyObject *
+cache_stats(CacheObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *currbytes = NULL, *currsize = NULL, *maxbytes = NULL, *dict = NULL;
+    currbytes = cache_get_currbytes(self, NULL);   /* can re-enter */
+    if (currbytes == NULL) {
+        goto error;
+    }
+    currsize = units_held(self);
+    maxbytes = currsize ? cache_get_maxbytes(self, NULL) : NULL;
+    if (maxbytes == NULL) {
+        goto error;
+    }
+    dict = Py_BuildValue(
+        "{s:n,s:O,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:K,s:O}",
+        "entries", (Py_ssize_t)self->c.t.used,
+        "currsize", currsize,
+        "maxsize", self->maxsize,
+        "currbytes", currbytes,
+        "maxbytes", maxbytes,
+        "own_bytes", (Py_ssize_t)((size_t)Py_TYPE(self)->tp_basicsize + ml_cache_sizeof(&self->c)),
+        "hits", (unsigned long long)self->hits,
+        "misses", (unsigned long long)self->misses,
+        "evictions", (unsigned long long)self->evictions,
+        "expirations", (unsigned long long)self->expirations,
+        "timed", self->timed != TIMED_NONE ? Py_True : Py_False);
+    if (dict == NULL || ml_reg_describe(&self->reg, dict) < 0) {
+        goto error;
+    }
+    Py_DECREF(currbytes);
+    Py_DECREF(currsize);
+    Py_DECREF(maxbytes);
+    return dict;
+error:
+    Py_XDECREF(currbytes);
+    Py_XDECREF(currsize);
+    Py_XDECREF(maxbytes);
+    Py_XDECREF(dict);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------
  * Properties
  */
@@ -1012,12 +1071,10 @@ cache_get_maxsize(CacheObject *self, void *Py_UNUSED(closure))
     return Py_NewRef(self->maxsize);
 }
 
-PyObject *
-cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
+/* currsize as it stands (expired entries of a timed cache included). New reference. */
+static PyObject *
+units_held(CacheObject *self)
 {
-    if (self->timed != TIMED_NONE && expire_now(self) < 0) {
-        return NULL;
-    }
     if (!self->c.units_on) {
         return PyLong_FromUnsignedLong(self->c.t.used);
     }
@@ -1026,6 +1083,15 @@ cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
         return PyFloat_FromDouble(u);
     }
     return PyLong_FromDouble(u);
+}
+
+PyObject *
+cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (self->timed != TIMED_NONE && expire_now(self) < 0) {
+        return NULL;
+    }
+    return units_held(self);
 }
 
 PyObject *
@@ -1116,6 +1182,7 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
     ml_cache_init(&self->c, &ml_alloc_pymem, kind, 0, 0, 0.0, SIZE_MAX);
     self->maxsize = Py_NewRef(Py_None);   /* until __init__ / __setstate__ */
     detect_hooks(self, st);
+    ml_reg_link(st, &self->reg, (PyObject *)self);
     return (PyObject *)self;
 }
 
@@ -1192,11 +1259,15 @@ cacheobj_resolve_getsizeof(CacheObject *self)
 static int
 cache_init(CacheObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"maxsize", "getsizeof", "max_bytes", "sizeof", NULL};
+    static char *kwlist[] = {"maxsize", "getsizeof", "max_bytes", "sizeof", "name", NULL};
     PyObject *maxsize, *getsizeof = Py_None, *max_bytes = Py_None, *sizeof_fn = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OO:Cache", kwlist, &maxsize, &getsizeof,
-                                     &max_bytes, &sizeof_fn)) {
+    PyObject *name = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOO:Cache", kwlist, &maxsize, &getsizeof,
+                                     &max_bytes, &sizeof_fn, &name)) {
         return -1;
+    }
+    if (name != Py_None && !PyUnicode_Check(name)) {
+        return ml_reg_set_name(&self->reg, name);   /* the TypeError, before any change */
     }
     if (getsizeof != Py_None && !PyCallable_Check(getsizeof)) {
         PyErr_Format(PyExc_TypeError, "getsizeof must be callable or None, not %.200s",
@@ -1210,6 +1281,9 @@ cache_init(CacheObject *self, PyObject *args, PyObject *kwds)
     /* as cachetools: a getsizeof argument becomes an instance attribute */
     if (getsizeof != Py_None &&
         PyObject_SetAttr((PyObject *)self, self->st->str_getsizeof, getsizeof) < 0) {
+        return -1;
+    }
+    if (ml_reg_set_name(&self->reg, name) < 0) {
         return -1;
     }
     return cacheobj_resolve_getsizeof(self);
@@ -1257,6 +1331,7 @@ static void
 cache_dealloc(CacheObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    ml_reg_unlink(self->st, &self->reg);   /* first: report() must not find it dying */
     PyObject_GC_UnTrack(self);
     Py_TRASHCAN_BEGIN(self, cache_dealloc)
     if (self->weakreflist != NULL) {
@@ -1292,6 +1367,8 @@ static PyMethodDef cache_methods[] = {
      "Return the size of a cache element's value (1 unless overridden or given)."},
     {"__sizeof__", (PyCFunction)cache_sizeof, METH_NOARGS,
      "Bytes the cache itself owns (not its keys and values)."},
+    {"_ml_stats", (PyCFunction)cache_stats, METH_NOARGS,
+     "What memleash.report() shows of this cache (a dict; nothing expires)."},
     {"_ml_expire", (PyCFunction)(void (*)(void))cache_expire_method, METH_FASTCALL | METH_KEYWORDS,
      "expire(time=None): remove the items expired at `time` (now by default) and return the\n"
      "removed (key, value) pairs, earliest deadline first."},

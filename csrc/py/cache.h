@@ -48,6 +48,10 @@ typedef struct {
     uint64_t config_gen;    /* bumped by every (re)configuration */
     unsigned hooks;
     unsigned units_float;   /* a float size was stored: currsize is a float until clear() */
+    ml_reg reg;             /* registry node: memleash.report() (module.h) */
+    /* statistics for report(): reads by c[key] and get(), entries removed to make room,
+     * entries removed because their deadline passed */
+    uint64_t hits, misses, evictions, expirations;
 } CacheObject;
 
 

@@ -177,6 +177,7 @@ unlink_slot(EmitterObject *self, uint32_t id, int dead)
     uint32_t ev = sl->event;
     payload pl = payload_of(sl);
     PyObject *evkey = self->sl.events.ents[ev].key;   /* borrowed until released below */
+    self->reaped += (uint64_t)(dead != 0);
     if (ml_slots_unlink(&self->sl, id, dead)) {
         release_freed(self, pl, ev, evkey);
     }
@@ -726,6 +727,7 @@ warn_leak(EmitterObject *self, PyObject *event, uint32_t ev)
         return 0;
     }
     e->warned = 1;
+    self->leak_warnings++;
     return PyErr_WarnFormat(self->st->ListenerLeakWarning, 1,
                             "possible listener leak: %u listeners of event %R on %R "
                             "(max %zd); use set_max_listeners() to raise the limit",
@@ -1245,6 +1247,37 @@ emitter_sizeof(EmitterObject *self, PyObject *Py_UNUSED(ignored))
     return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize + ml_slots_sizeof(&self->sl));
 }
 
+/* _ml_stats(): what memleash.report() shows of this emitter, as a dict of plain values. */
+static PyObject *
+emitter_stats(EmitterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    size_t events = 0, live = 0, weak = 0;
+    for (uint32_t ev = 0; ev < self->sl.events.top; ev++) {
+        if (self->sl.events.ents[ev].key != NULL && self->sl.ev[ev].live > 0) {
+            events++;
+            live += self->sl.ev[ev].live;
+        }
+    }
+    for (uint32_t id = 0; id < self->sl.top; id++) {
+        const ml_slot *sl = &self->sl.s[id];
+        weak += !(sl->flags & (ML_SLOT_FREE | ML_SLOT_GONE)) && sl->p[1] != NULL;
+    }
+    PyObject *dict = Py_BuildValue(
+        "{s:n,s:n,s:n,s:K,s:K,s:n,s:n}",
+        "events", (Py_ssize_t)events,
+        "listeners", (Py_ssize_t)live,
+        "weak_listeners", (Py_ssize_t)weak,
+        "listeners_removed", (unsigned long long)self->reaped,
+        "leak_warnings", (unsigned long long)self->leak_warnings,
+        "max_listeners", self->max_listeners,
+        "own_bytes", (Py_ssize_t)((size_t)Py_TYPE(self)->tp_basicsize + ml_slots_sizeof(&self->sl)));
+    if (dict == NULL || ml_reg_describe(&self->reg, dict) < 0) {
+        Py_XDECREF(dict);
+        return NULL;
+    }
+    return dict;
+}
+
 /* _events: a read-only snapshot, event -> read-only {listener: listener}, for code that
  * inspects pyee's attribute (live listeners only; once-ness is not shown) */
 static PyObject *
@@ -1464,19 +1497,31 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
     }
     reaper->owner = self;   /* borrowed: cleared in emitter_tp_clear */
     self->reaper = (PyObject *)reaper;
+    ml_reg_link(st, &self->reg, (PyObject *)self);
     return (PyObject *)self;
 }
 
+/* EventEmitter(*, name=None). A subclass's own __init__ may take other arguments (its
+ * constructor call reaches here only through super().__init__). */
 static int
 emitter_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+    EmitterObject *em = (EmitterObject *)self;
+    PyObject *name = NULL;   /* borrowed from kwds */
+    Py_ssize_t nkw = kwds != NULL ? PyDict_GET_SIZE(kwds) : 0;
+    if (nkw > 0 && (name = PyDict_GetItemWithError(kwds, em->st->str_name)) == NULL &&
+        PyErr_Occurred()) {
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(args) != 0 || nkw > (name != NULL)) {
         if (Py_TYPE(self)->tp_init == emitter_init) {
-            PyErr_SetString(PyExc_TypeError, "EventEmitter() takes no arguments");
+            PyErr_SetString(PyExc_TypeError,
+                            "EventEmitter() takes no positional arguments and only the "
+                            "keyword argument 'name'");
             return -1;
         }
     }
-    return 0;
+    return name != NULL ? ml_reg_set_name(&em->reg, name) : 0;
 }
 
 static int
@@ -1530,6 +1575,7 @@ static void
 emitter_dealloc(EmitterObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    ml_reg_unlink(self->st, &self->reg);   /* first: report() must not find it dying */
     PyObject_GC_UnTrack(self);
     Py_TRASHCAN_BEGIN(self, emitter_dealloc)
     if (self->reaper != NULL) {
@@ -1663,6 +1709,8 @@ static PyMethodDef emitter_methods[] = {
     {"__getstate__", (PyCFunction)emitter_getstate, METH_NOARGS,
      "The strongly held listeners, settings and instance dict (weak listeners are dropped)."},
     {"__setstate__", (PyCFunction)emitter_setstate, METH_O, "Restores __getstate__'s state."},
+    {"_ml_stats", (PyCFunction)emitter_stats, METH_NOARGS,
+     "What memleash.report() shows of this emitter (a dict)."},
     {"__sizeof__", (PyCFunction)emitter_sizeof, METH_NOARGS,
      "Size in bytes: the object and the slot arrays it owns (not the listeners)."},
     {NULL, NULL, 0, NULL},

@@ -15,6 +15,9 @@ typedef struct {
     Py_ssize_t max_listeners;   /* 0: no leak warning */
     unsigned hooks;         /* HOOK_*: pyee hooks a subclass overrides (found once, in new) */
     ml_state *st;           /* borrowed: the module outlives its instances' type */
+    ml_reg reg;             /* registry node: memleash.report() (module.h) */
+    uint64_t reaped;        /* listeners unlinked because their owner died */
+    uint64_t leak_warnings; /* ListenerLeakWarnings issued */
 } EmitterObject;
 
 enum {

@@ -1,7 +1,13 @@
-/* module.c — memleash._core: multi-phase init, module state, the PyMem allocator.
+/* module.c — memleash._core: multi-phase init, module state, the PyMem allocator, and the
+ * registry of live objects behind memleash.report().
  *
  * The state holds the heap types and interned names; module_traverse and module_clear
  * list the same fields in the same order, and module_free calls module_clear.
+ *
+ * The registry is a ring of nodes embedded in the objects themselves: creating an object
+ * links it, its dealloc unlinks it first thing, and nothing on a hot path touches it. It
+ * holds no references (a registered object dies as it would without it); _live() takes
+ * strong references to every live object in one walk during which no Python code runs.
  */
 #include "py/module.h"
 #include "py/emitter.h"
@@ -12,10 +18,165 @@ static void pymem_free(void *ctx, void *p) { (void)ctx; PyMem_Free(p); }
 
 const ml_alloc ml_alloc_pymem = {pymem_malloc, pymem_realloc, pymem_free, NULL};
 
+/* ------------------------------------------------------------------------------------
+ * The registry of live objects
+ */
+enum { SITE_MAX_DEPTH = 16 };   /* frames looked at for one outside the package */
+
+static int
+in_package(ml_state *st, PyCodeObject *code)
+{
+    if (st->pkg_dir == NULL) {
+        return 0;
+    }
+    PyObject *file = code->co_filename;   /* borrowed */
+    return PyUnicode_Check(file) &&
+           PyUnicode_Tailmatch(file, st->pkg_dir, 0, PY_SSIZE_T_MAX, -1) == 1;
+}
+
+void
+ml_reg_link(ml_state *st, ml_reg *r, PyObject *owner)
+{
+    r->owner = owner;
+    r->prev = &st->live;
+    r->next = st->live.next;
+    st->live.next->prev = r;
+    st->live.next = r;
+    st->nlive++;
+    PyFrameObject *f = PyEval_GetFrame();   /* borrowed; NULL without a Python frame */
+    Py_XINCREF(f);
+    for (int depth = 0; f != NULL && depth < SITE_MAX_DEPTH; depth++) {
+        PyCodeObject *code = PyFrame_GetCode(f);   /* new reference */
+        if (!in_package(st, code)) {
+            r->site_code = (PyObject *)code;   /* the reference moves to the node */
+            r->site_lasti = PyFrame_GetLasti(f);
+            break;
+        }
+        Py_DECREF(code);
+        Py_SETREF(f, PyFrame_GetBack(f));   /* new reference or NULL (no error set) */
+    }
+    Py_XDECREF(f);
+}
+
+void
+ml_reg_unlink(ml_state *st, ml_reg *r)
+{
+    if (r->next == NULL) {
+        return;
+    }
+    r->prev->next = r->next;
+    r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    st->nlive--;
+    Py_CLEAR(r->name);
+    Py_CLEAR(r->site_code);
+}
+
+int
+ml_reg_set_name(ml_reg *r, PyObject *name)
+{
+    if (name != Py_None && !PyUnicode_Check(name)) {
+        PyErr_Format(PyExc_TypeError, "name must be a str or None, not %.200s",
+                     Py_TYPE(name)->tp_name);
+        return -1;
+    }
+    Py_XSETREF(r->name, name == Py_None ? NULL : Py_NewRef(name));
+    return 0;
+}
+
+int
+ml_reg_describe(const ml_reg *r, PyObject *dict)
+{
+    if (PyDict_SetItemString(dict, "name", r->name ? r->name : Py_None) < 0) {
+        return -1;
+    }
+    PyObject *site = Py_None;
+    if (r->site_code != NULL) {
+        PyCodeObject *code = (PyCodeObject *)r->site_code;
+        int line = PyCode_Addr2Line(code, r->site_lasti);
+        site = Py_BuildValue("(OiO)", code->co_filename, line, code->co_qualname);
+        if (site == NULL) {
+            return -1;
+        }
+    } else {
+        Py_INCREF(site);
+    }
+    int rc = PyDict_SetItemString(dict, "site", site);
+    Py_DECREF(site);
+    return rc;
+}
+
+/* _live(): a list of every live memleash object (strong references), newest first. */
+static PyObject *
+module_live(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    ml_state *st = PyModule_GetState(module);
+    Py_ssize_t n = st->nlive;
+    /* PyMem_Malloc runs no Python code (unlike creating a list, which can collect): the
+     * ring cannot change between here and the end of the walk */
+    PyObject **objs = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(PyObject *));
+    if (objs == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t i = 0;
+    for (ml_reg *r = st->live.next; r != &st->live && i < n; r = r->next) {
+        objs[i++] = Py_NewRef(r->owner);   /* alive: a dying object is unlinked already */
+    }
+    PyObject *list = PyList_New(i);
+    if (list == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t j = 0; j < i; j++) {
+        PyList_SET_ITEM(list, j, objs[j]);   /* steals */
+    }
+    PyMem_Free(objs);
+    return list;
+error:
+    for (Py_ssize_t j = 0; j < i; j++) {
+        Py_DECREF(objs[j]);
+    }
+    PyMem_Free(objs);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"_live", module_live, METH_NOARGS,
+     "_live(): every live memleash object (what memleash.report() describes), newest first."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* The package directory (dirname of this module's __file__, separator included), or NULL
+ * with no error when unknown. */
+static PyObject *
+package_dir(PyObject *module)
+{
+    PyObject *file = PyModule_GetFilenameObject(module);
+    if (file == NULL) {
+        PyErr_Clear();   /* no __file__ (an embedded build): sites skip no frame */
+        return NULL;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(file), cut = -1;
+    for (Py_ssize_t i = len; i-- > 0;) {
+        Py_UCS4 ch = PyUnicode_READ_CHAR(file, i);
+        if (ch == '/' || ch == '\\') {
+            cut = i + 1;
+            break;
+        }
+    }
+    PyObject *dir = cut > 0 ? PyUnicode_Substring(file, 0, cut) : NULL;
+    Py_DECREF(file);
+    return dir;
+}
+
 static int
 module_exec(PyObject *module)
 {
     ml_state *st = PyModule_GetState(module);
+    st->live.prev = st->live.next = &st->live;
+    st->pkg_dir = package_dir(module);
+    if (st->pkg_dir == NULL && PyErr_Occurred()) {
+        return -1;
+    }
 #define INTERN(field, text)                                  \
     if ((st->field = PyUnicode_InternFromString(text)) == NULL) \
         return -1;
@@ -30,6 +191,7 @@ module_exec(PyObject *module)
     INTERN(str_expire, "expire");
     INTERN(str_ml_expire, "_ml_expire");
     INTERN(str_error, "error");
+    INTERN(str_name, "name");
     INTERN(str_new_listener, "new_listener");
     INTERN(str_ml_add, "_ml_add");
     INTERN(str_emit_run, "_emit_run");
@@ -56,6 +218,7 @@ static int
 module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     ml_state *st = PyModule_GetState(module);
+    Py_VISIT(st->pkg_dir);
     Py_VISIT(st->CacheType);
     Py_VISIT(st->CacheIterType);
     Py_VISIT(st->RRKeysType);
@@ -79,6 +242,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->partial);
     Py_VISIT(st->allocate_lock);
     Py_VISIT(st->str_error);
+    Py_VISIT(st->str_name);
     Py_VISIT(st->str_new_listener);
     Py_VISIT(st->str_ml_add);
     Py_VISIT(st->str_remove_hook);
@@ -93,6 +257,7 @@ static int
 module_clear(PyObject *module)
 {
     ml_state *st = PyModule_GetState(module);
+    Py_CLEAR(st->pkg_dir);
     Py_CLEAR(st->CacheType);
     Py_CLEAR(st->CacheIterType);
     Py_CLEAR(st->RRKeysType);
@@ -116,6 +281,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->partial);
     Py_CLEAR(st->allocate_lock);
     Py_CLEAR(st->str_error);
+    Py_CLEAR(st->str_name);
     Py_CLEAR(st->str_new_listener);
     Py_CLEAR(st->str_ml_add);
     Py_CLEAR(st->str_remove_hook);
@@ -142,6 +308,7 @@ PyModuleDef ml_module_def = {
     .m_name = "memleash._core",
     .m_doc = "memleash's C core: the cache engine and its Python types.",
     .m_size = sizeof(ml_state),
+    .m_methods = module_methods,
     .m_slots = module_slots,
     .m_traverse = module_traverse,
     .m_clear = module_clear,

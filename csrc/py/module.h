@@ -7,8 +7,23 @@
 
 #include "core/alloc.h"
 
+/* A live memleash object's node in the registry behind memleash.report(): a link in its
+ * module's ring of live objects, holding no reference to the object (its dealloc unlinks
+ * it before anything else), plus its name= and where it was created. */
+typedef struct ml_reg {
+    struct ml_reg *prev, *next;     /* NULL while not linked */
+    PyObject *owner;                /* borrowed: the object the node is embedded in */
+    PyObject *name;                 /* name= as given (a str), or NULL */
+    PyObject *site_code;            /* the creating frame's code object, or NULL */
+    int site_lasti;                 /* its instruction offset, for the line number */
+} ml_reg;
+
 /* Per-module state (multi-phase init: no process-wide mutable globals). */
 typedef struct {
+    ml_reg live;                    /* the ring's head; live.owner is NULL */
+    Py_ssize_t nlive;
+    PyObject *pkg_dir;              /* the memleash package's directory + separator: creation
+                                       sites skip its frames. NULL if unknown */
     PyTypeObject *CacheType;        /* memleash._core.Cache */
     PyTypeObject *CacheIterType;
     PyTypeObject *RRKeysType;       /* the key sequence an RRCache hands to choice() */
@@ -19,7 +34,7 @@ typedef struct {
     PyObject *PyeeException, *PyeeError, *ListenerLeakWarning;
     PyObject *partial;              /* functools.partial (the emitter's decorators) */
     PyObject *allocate_lock;        /* _thread.allocate_lock (EventEmitter._lock) */
-    PyObject *str_error, *str_new_listener, *str_ml_add;
+    PyObject *str_error, *str_new_listener, *str_ml_add, *str_name;
     PyObject *str_emit_run, *str_call_handlers, *str_handle_error, *str_add_hook, *str_remove_hook;
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
@@ -35,6 +50,23 @@ ml_state_of_type(PyTypeObject *type)
     PyObject *mod = PyType_GetModuleByDef(type, &ml_module_def);   /* borrowed */
     return mod ? (ml_state *)PyModule_GetState(mod) : NULL;
 }
+
+/* Links r (embedded in owner) into st's registry and records the creation site: the
+ * innermost Python frame outside the memleash package. Cannot fail. */
+void ml_reg_link(ml_state *st, ml_reg *r, PyObject *owner);
+
+/* Unlinks r and releases its name and site; a no-op when not linked. Call it first in
+ * dealloc, before anything that can run Python code: report() must never see a dying
+ * object. */
+void ml_reg_unlink(ml_state *st, ml_reg *r);
+
+/* Sets r's name from a name= argument: a str, or None for the creation site. 0 or -1
+ * (TypeError). */
+int ml_reg_set_name(ml_reg *r, PyObject *name);
+
+/* Adds "name" (str or None) and "site" ((filename, lineno, qualname) or None) to dict.
+ * 0 or -1. */
+int ml_reg_describe(const ml_reg *r, PyObject *dict);
 
 /* PyMem_* behind the core's ml_alloc: tracemalloc and memray see every byte. */
 extern const ml_alloc ml_alloc_pymem;

@@ -412,6 +412,7 @@ expire_entries(CacheObject *self, double now, PyObject **pairs)
         }
         void *k, *v;
         ml_cache_remove(&self->c, id, &k, &v);
+        self->expirations++;
         PyTuple_SET_ITEM(pair, 0, (PyObject *)k);   /* steals the cache's references */
         PyTuple_SET_ITEM(pair, 1, (PyObject *)v);
         rc = PyList_Append(list, pair);

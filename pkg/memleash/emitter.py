@@ -34,8 +34,9 @@ class AsyncIOEventEmitter(EventEmitter):
     from its coroutine, is emitted as an ``error`` event instead of propagating.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__()
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *,
+                 name: str | None = None) -> None:
+        super().__init__(name=name)
         self._loop = loop
         self._waiting: set[asyncio.Future[Any]] = set()
 
