@@ -81,7 +81,7 @@ test-asan: apt venv
 	$(call variant,asan,MEMLEASH_SANITIZE=1 MEMLEASH_DEBUG=1)
 	PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
-	  $(VPY) -m pytest -q -p no:cacheprovider
+	  $(VPY) -m pytest -q -p no:cacheprovider -m "not memray"
 
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).

@@ -1,8 +1,12 @@
-"""The leak detectors see memleash objects as they are: tracemalloc, sys.getsizeof, gc,
-objgraph and guppy3 (issue 8's integration tests; pympler and memray are still to come)."""
+"""The leak detectors see memleash objects as they are: tracemalloc, sys.getsizeof,
+pympler, gc, objgraph, guppy3 and memray (issue 8's integration tests, with the real
+packages)."""
 
 import gc
+import json
 import linecache
+import os
+import subprocess
 import sys
 import tracemalloc
 
@@ -133,3 +137,129 @@ def test_guppy_sizes_memleash_objects_as_getsizeof_does():
     ee.on("e", print)
     assert hp.iso(cache).size == sys.getsizeof(cache)
     assert hp.iso(ee).size == sys.getsizeof(ee)
+
+
+def test_pympler_asizeof_counts_the_keys_and_values_of_a_cache():
+    from pympler import asizeof
+
+    cache = memleash.LRUCache(2_000)
+    for i in range(1_000):
+        cache[f"key-{i}"] = bytes(1024)
+    total = asizeof.asizeof(cache)
+    assert total >= 1_000 * 1024 + sys.getsizeof(cache)
+    # and no more than the items, the cache and the transient list pympler walks
+    items = sum(asizeof.asizeof(k) + asizeof.asizeof(v) for k, v in cache.items())
+    assert total <= items + sys.getsizeof(cache) + sys.getsizeof([None] * 2_000) + 4_096
+
+
+def test_pympler_asizeof_follows_a_subclass_and_a_timed_cache():
+    from pympler import asizeof
+
+    class Sessions(memleash.TTLCache):
+        pass
+
+    cache = Sessions(100, ttl=3600)
+    cache["s"] = bytes(50_000)
+    assert asizeof.asizeof(cache) >= 50_000 + sys.getsizeof(cache)
+
+
+def test_pympler_asizeof_counts_strong_listeners_but_not_weak_owners():
+    from pympler import asizeof
+
+    class Owner:
+        def __init__(self):
+            self.payload = bytes(100_000)
+
+        def handle(self):
+            pass
+
+    class Handler:           # a callable object: held strongly, like a function
+        def __init__(self):
+            self.table = [0] * 20_000
+
+        def __call__(self):
+            pass
+
+    ee, owner = memleash.EventEmitter(), Owner()
+    ee.on("strong", Handler())
+    base = asizeof.asizeof(ee)
+    assert base >= 20_000 * 8
+    ee.on("weak", owner.handle)
+    assert asizeof.asizeof(ee) < base + 10_000     # the owner's 100 kB is not the emitter's
+
+
+def test_pickling_ignores_the_referents_declaration():
+    import pickle
+
+    cache = memleash.LRUCache(10)
+    cache["a"] = 1
+    copy = pickle.loads(pickle.dumps(cache))
+    assert dict(copy) == {"a": 1} and not hasattr(copy, "__dict__") or copy.__dict__ == {}
+
+
+MEMRAY_SCRIPT = """\
+import gc, json, sys
+import memleash
+
+def main(out):
+    cache = memleash.LRUCache(10**6, max_bytes=10 * 2**20)
+    for i in range(30_000):
+        cache[f"key-{i:06d}"] = bytes(1000)      # FILL
+    info = {"currbytes": cache.currbytes, "own": sys.getsizeof(cache), "len": len(cache)}
+    cache.clear()
+    del cache
+    gc.collect()
+    with open(out, "w") as f:
+        json.dump(info, f)
+
+main(sys.argv[1])
+"""
+
+
+def _memleash_frame(frame):
+    function, filename = frame[0], frame[1]
+    return filename.startswith("csrc/") or function.startswith(("ml_", "cache_", "cacheobj_"))
+
+
+def _by_memleash_after_import(rec):
+    """Allocated by memleash's C code, but not the module's own import-time state (types,
+    interned names), which lives as long as the process."""
+    stack = rec.native_stack_trace()
+    return (any(_memleash_frame(f) for f in stack)
+            and not any(f[0].endswith("module_exec") or f[0] == "package_dir" for f in stack))
+
+
+@pytest.mark.memray
+def test_memray_attributes_a_filled_cache_to_its_filling_line_and_sees_no_leak(tmp_path):
+    from memray import FileReader
+
+    script, capture, info_file = tmp_path / "fill.py", tmp_path / "out.bin", tmp_path / "info.json"
+    script.write_text(MEMRAY_SCRIPT)
+    fill_line = MEMRAY_SCRIPT.splitlines().index(
+        next(line for line in MEMRAY_SCRIPT.splitlines() if "# FILL" in line)) + 1
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    subprocess.run([sys.executable, "-m", "memray", "run", "--native", "--trace-python-allocators",
+                    "-q", "-o", str(capture), str(script), str(info_file)],
+                   check=True, env=env, cwd=tmp_path, timeout=300)
+    info = json.loads(info_file.read_text())
+    assert info["currbytes"] > 9 * 2**20            # the budget is nearly full
+
+    reader = FileReader(str(capture))
+    peak = list(reader.get_high_watermark_allocation_records(merge_threads=True))
+
+    def at_fill(rec):
+        top = rec.stack_trace()[:1]
+        return bool(top) and top[0][1].endswith("fill.py") and top[0][2] == fill_line
+
+    # keys, values and the cache's own buffers, all attributed to the filling line
+    assert sum(r.size for r in peak if at_fill(r)) >= 0.99 * info["currbytes"]
+    # what memleash's C code allocated at the peak: the cache's buffers, at that line
+    ours = [r for r in peak if _by_memleash_after_import(r)]
+    ours_at_fill = sum(r.size for r in ours if at_fill(r))
+    assert ours_at_fill >= 0.99 * sum(r.size for r in ours)
+    assert ours_at_fill >= 0.9 * info["own"]
+
+    # after clear(): nothing memleash allocated is left, but the module's import-time state
+    leaked = [r for r in reader.get_leaked_allocation_records(merge_threads=True)
+              if _by_memleash_after_import(r)]
+    assert leaked == [], [(r.size, r.native_stack_trace()[:6]) for r in leaked]

@@ -1378,6 +1378,16 @@ static PyMethodDef cache_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* _ml_referents: the keys and values, flat ([k0, v0, k1, v1, ...]), for
+ * pympler.asizeof. pympler sizes an unknown instance's __dict__ and the attributes its
+ * classes name in __slots__, never tp_traverse's referents; so the type lists this
+ * attribute in a class-level __slots__ (added in module exec, with no slot behind it). */
+static PyObject *
+cache_get_referents(CacheObject *self, void *Py_UNUSED(closure))
+{
+    return cacheobj_snapshot(self);
+}
+
 static PyObject *
 cache_get_choice(CacheObject *self, void *Py_UNUSED(closure))
 {
@@ -1403,6 +1413,8 @@ static PyGetSetDef cache_getset[] = {
      "Entries the deadline wheel has filed, moved or unlinked so far (a cost counter).", NULL},
     {"_ml_choice", (getter)cache_get_choice, (setter)cache_set_choice,
      "RRCache's choice function (the public name is RRCache.choice).", NULL},
+    {"_ml_referents", (getter)cache_get_referents, NULL,
+     "The keys and values, flat: what pympler.asizeof follows (see __slots__).", NULL},
     {"maxsize", (getter)cache_get_maxsize, NULL, "The maximum size of the cache.", NULL},
     {"currsize", (getter)cache_get_currsize, NULL, "The current size of the cache.", NULL},
     {"maxbytes", (getter)cache_get_maxbytes, NULL, "The byte budget (max_bytes), or None.", NULL},
@@ -1449,6 +1461,9 @@ ml_cache_module_exec(PyObject *module, ml_state *st)
 {
     st->CacheType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &cache_spec, NULL);
     if (st->CacheType == NULL || PyModule_AddType(module, st->CacheType) < 0) {
+        return -1;
+    }
+    if (ml_declare_referents(st->CacheType) < 0) {
         return -1;
     }
     st->CacheIterType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &cacheiter_spec, NULL);

@@ -1278,6 +1278,40 @@ emitter_stats(EmitterObject *self, PyObject *Py_UNUSED(ignored))
     return dict;
 }
 
+/* _ml_referents: what the emitter holds (event keys, listeners, functions, weakrefs —
+ * never a weak listener's object), as a list, for pympler.asizeof (module.h). */
+static PyObject *
+emitter_get_referents(EmitterObject *self, void *Py_UNUSED(c))
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    /* borrowed pointers are appended one by one: PyList_Append runs no Python code, so
+     * the emitter cannot change during the walk */
+    for (uint32_t ev = 0; ev < self->sl.events.top; ev++) {
+        PyObject *key = self->sl.events.ents[ev].key;
+        if (key != NULL && PyList_Append(list, key) < 0) {
+            goto error;
+        }
+    }
+    for (uint32_t id = 0; id < self->sl.top; id++) {
+        const ml_slot *sl = &self->sl.s[id];
+        if (sl->flags & ML_SLOT_FREE) {
+            continue;
+        }
+        for (int i = 0; i < 4; i++) {
+            if (sl->p[i] != NULL && PyList_Append(list, (PyObject *)sl->p[i]) < 0) {
+                goto error;
+            }
+        }
+    }
+    return list;
+error:
+    Py_DECREF(list);
+    return NULL;
+}
+
 /* _events: a read-only snapshot, event -> read-only {listener: listener}, for code that
  * inspects pyee's attribute (live listeners only; once-ness is not shown) */
 static PyObject *
@@ -1718,6 +1752,8 @@ static PyMethodDef emitter_methods[] = {
 
 static PyGetSetDef emitter_getset[] = {
     {"_lock", (getter)emitter_get_lock, NULL, "A lock, as pyee's emitters carry.", NULL},
+    {"_ml_referents", (getter)emitter_get_referents, NULL,
+     "What the emitter holds, as a list: what pympler.asizeof follows (see __slots__).", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"_events", (getter)emitter_get_events, NULL,
      "A read-only snapshot: event -> {listener: listener}, live listeners in order.", NULL},
@@ -1767,7 +1803,8 @@ ml_emitter_module_exec(PyObject *module, ml_state *st)
         return -1;
     }
     st->EmitterType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &emitter_spec, NULL);
-    if (st->EmitterType == NULL || PyModule_AddType(module, st->EmitterType) < 0) {
+    if (st->EmitterType == NULL || PyModule_AddType(module, st->EmitterType) < 0 ||
+        ml_declare_referents(st->EmitterType) < 0) {
         return -1;
     }
     st->PyeeException = PyErr_NewExceptionWithDoc(

@@ -106,6 +106,18 @@ ml_reg_describe(const ml_reg *r, PyObject *dict)
     return rc;
 }
 
+int
+ml_declare_referents(PyTypeObject *type)
+{
+    PyObject *names = Py_BuildValue("(s)", "_ml_referents");
+    if (names == NULL) {
+        return -1;
+    }
+    int rc = PyObject_SetAttrString((PyObject *)type, "__slots__", names);
+    Py_DECREF(names);
+    return rc;
+}
+
 /* _live(): a list of every live memleash object (strong references), newest first. */
 static PyObject *
 module_live(PyObject *module, PyObject *Py_UNUSED(ignored))

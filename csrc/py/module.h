@@ -68,6 +68,11 @@ int ml_reg_set_name(ml_reg *r, PyObject *name);
  * 0 or -1. */
 int ml_reg_describe(const ml_reg *r, PyObject *dict);
 
+/* Sets type.__slots__ = ("_ml_referents",): how pympler.asizeof finds what an instance
+ * holds (it reads the attributes named in its classes' __slots__). The type must define
+ * a _ml_referents getter; the class attribute creates no slot. 0 or -1. */
+int ml_declare_referents(PyTypeObject *type);
+
 /* PyMem_* behind the core's ml_alloc: tracemalloc and memray see every byte. */
 extern const ml_alloc ml_alloc_pymem;
 

@@ -1,6 +1,12 @@
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 
+from .report import CacheReport as CacheReport
+from .report import EmitterReport as EmitterReport
+from .report import PrometheusCollector as PrometheusCollector
+from .report import Report as Report
+from .report import report as report
+
 _KT = TypeVar("_KT")
 _VT = TypeVar("_VT")
 _T = TypeVar("_T")
@@ -149,7 +155,8 @@ class AsyncIOEventEmitter(EventEmitter):
     def complete(self) -> bool: ...
 
 __all__ = [
-    "AsyncIOEventEmitter", "Cache", "EmitterError", "EventEmitter", "FIFOCache", "LFUCache", "LRUCache",
-    "ListenerLeakWarning", "PyeeError", "PyeeException", "RRCache", "TLRUCache", "TTLCache",
-    "Timer",
+    "AsyncIOEventEmitter", "Cache", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
+    "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
+    "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
+    "report",
 ]

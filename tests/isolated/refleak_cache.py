@@ -113,7 +113,10 @@ def one_round(rnd, caches):
             elif op < 98:
                 repr(c)
             elif op < 99:
-                c.currbytes
+                c.currbytes, c._ml_referents, c._ml_stats()    # what report() and pympler read
+                if op == 98 and rnd.random() < 0.1:
+                    memleash.report().to_dict()
+                    memleash.LRUCache(4, name="transient")["k"] = v
             else:
                 c.clear()
         except (KeyError, ValueError, ZeroDivisionError, ArithmeticError):

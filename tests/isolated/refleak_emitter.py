@@ -88,6 +88,9 @@ def one_round(rnd, emitters):
                 ee.remove_all_listeners(event)
             elif op < 88:
                 ee.on([], f)                                    # unhashable event
+            elif op < 89:
+                ee._ml_referents, memleash.report().to_prometheus()   # the report's reads
+                memleash.EventEmitter(name=event if isinstance(event, str) else None)
             else:
                 ee.listener_count(event)
         except (KeyError, ValueError, TypeError, memleash.PyeeError, RuntimeWarning):
