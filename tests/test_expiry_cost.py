@@ -4,18 +4,12 @@ between levels or unlinked) proves that expiry never scans the cache."""
 import random
 
 from memleash import TLRUCache, TTLCache, _core
+from clock import Clock
 
 # a million live items; builds with the O(n)-per-mutation validators (test-debug, test-asan)
 # use fewer, or they would take hours
 N = 2_000 if _core._CHECKED else 1_000_000
 
-
-class Clock:
-    def __init__(self):
-        self.time = 0.0
-
-    def __call__(self):
-        return self.time
 
 
 def big_tlru_with_one_doomed_key():

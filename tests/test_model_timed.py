@@ -7,17 +7,11 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import memleash
+from clock import Clock
 
 KEYS = st.integers(0, 9)
 VALUES = st.integers(0, 9)
 
-
-class Clock:
-    def __init__(self):
-        self.time = 0
-
-    def __call__(self):
-        return self.time
 
 
 def ttu(key, value, now):

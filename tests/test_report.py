@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import memleash
+from clock import Clock
 
 
 def line_here():
@@ -31,13 +32,6 @@ def emitter_named(name, rep=None):
     (found,) = [e for e in rep.emitters if e.name == name]
     return found
 
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,7 +189,7 @@ def test_expirations_count_and_reporting_expires_nothing():
     cache = memleash.TTLCache(10, ttl=5, timer=clock, name="timed")
     for i in range(4):
         cache[i] = i
-    clock.now = 10
+    clock.time = 10
     rep = cache_named("timed")
     assert rep.entries == 4 and rep.expirations == 0    # held until removed: still memory
     assert cache.expire() and cache_named("timed").expirations == 4
@@ -205,7 +199,7 @@ def test_lazy_expiry_counts_as_expiration():
     clock = Clock()
     cache = memleash.TTLCache(10, ttl=5, timer=clock, name="lazy")
     cache["a"] = 1
-    clock.now = 6
+    clock.time = 6
     cache["b"] = 2                                 # a write removes what expired
     assert cache_named("lazy").expirations == 1
 

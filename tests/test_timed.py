@@ -9,22 +9,8 @@ import pytest
 
 from hostile import DelHook, EqHook, HashKey, check_invariants
 from memleash import Cache, LRUCache, TLRUCache, TTLCache, Timer
+from clock import Clock
 
-
-class Clock:
-    """A fake timer: `tick()` advances it; with auto=True every call advances it."""
-
-    def __init__(self, auto=False):
-        self.time = 0
-        self.auto = auto
-
-    def __call__(self):
-        if self.auto:
-            self.time += 1
-        return self.time
-
-    def tick(self, n=1):
-        self.time += n
 
 
 def ttl_cache(maxsize=3, ttl=2, **kw):
