@@ -60,7 +60,7 @@ def make_cache(variant: str):
     if variant == "leaky":
         return {}                                                     # the leak
     from memleash import LRUCache
-    return LRUCache(maxsize=1_000_000, max_bytes=BUDGET)              # the fix
+    return LRUCache(maxsize=1_000_000, max_bytes=BUDGET, name="responses")   # the fix
 
 
 def run_variant(variant: str) -> None:
@@ -75,6 +75,9 @@ def run_variant(variant: str) -> None:
             print(json.dumps({"requests": n, "traced": current, "entries": len(service.cache),
                               "hits": service.hits,
                               "accounted": getattr(service.cache, "currbytes", None)}), flush=True)
+    if variant == "memleash":
+        import memleash
+        print(json.dumps({"report": str(memleash.report())}), flush=True)
 
 
 def main() -> int:
@@ -82,7 +85,9 @@ def main() -> int:
     for variant in ("leaky", "memleash"):
         proc = subprocess.run([sys.executable, __file__, "--variant", variant],
                               capture_output=True, text=True, check=True)
-        results[variant] = [json.loads(line) for line in proc.stdout.splitlines()]
+        lines = [json.loads(line) for line in proc.stdout.splitlines()]
+        results[variant] = [line for line in lines if "report" not in line]
+        reports = [line["report"] for line in lines if "report" in line]
 
     print(f"memleash demo: {REQUESTS:,} requests to a page-caching service")
     print(f"  leaky:    responses = {{}}")
@@ -100,6 +105,9 @@ def main() -> int:
           f"(hit ratio {leaky['hits'] / REQUESTS:.0%})")
     print(f"LRUCache: {fixed['traced'] / MiB:.1f} MiB, accounted bytes never above the "
           f"{BUDGET // MiB} MiB budget at any sample (hit ratio {fixed['hits'] / REQUESTS:.0%})")
+    print()
+    print("memleash.report() at the end of the memleash run:")
+    print(reports[-1])
     ok = all(s["accounted"] <= BUDGET for s in results["memleash"])
     ok = ok and fixed["traced"] < leaky["traced"] / 4
     if not ok:
