@@ -263,3 +263,10 @@ def test_memray_attributes_a_filled_cache_to_its_filling_line_and_sees_no_leak(t
     leaked = [r for r in reader.get_leaked_allocation_records(merge_threads=True)
               if _by_memleash_after_import(r)]
     assert leaked == [], [(r.size, r.native_stack_trace()[:6]) for r in leaked]
+
+
+def test_guppy_reaches_the_items_through_the_cache():
+    guppy = pytest.importorskip("guppy")
+    cache, value = memleash.LRUCache(10), ["payload"]
+    cache["k"] = value
+    assert any(node is value for node in guppy.hpy().iso(cache).referents.nodes)
