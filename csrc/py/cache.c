@@ -419,6 +419,12 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
     if (h == -1) {
         return -1;
     }
+    return cacheobj_setitem_hashed(self, key, h, value);
+}
+
+int
+cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value)
+{
     for (;;) {
         uint64_t gen = self->config_gen;
         double units, now = 0.0, deadline = 0.0;

@@ -87,6 +87,10 @@ int cacheobj_to_units(PyObject *o, double *out, int *is_float);
 int cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units,
                    size_t bytes, int units_is_float, double deadline);
 
+/* self[key] = value with key's hash h known (the whole of __setitem__ after hashing:
+ * timed caches' deadline and expiry, sizing, eviction). 0 or -1. Can re-enter. */
+int cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value);
+
 /* Validates the limits, then empties the cache and applies them. 0 or -1. Can re-enter. */
 int cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes,
                        PyObject *sizeof_fn);

@@ -154,6 +154,13 @@ error:
 static PyMethodDef module_methods[] = {
     {"_live", module_live, METH_NOARGS,
      "_live(): every live memleash object (what memleash.report() describes), newest first."},
+#define KEYFN(name, doc) \
+    {#name, (PyCFunction)(void (*)(void))ml_##name, METH_FASTCALL | METH_KEYWORDS, doc},
+    KEYFN(hashkey, "Return a cache key for the specified hashable arguments.")
+    KEYFN(typedkey, "Return a typed cache key for the specified hashable arguments.")
+    KEYFN(methodkey, "Return a cache key for use with cached methods (self left out).")
+    KEYFN(typedmethodkey, "Return a typed cache key for use with cached methods (self left out).")
+#undef KEYFN
     {NULL, NULL, 0, NULL},
 };
 
@@ -204,6 +211,7 @@ module_exec(PyObject *module)
     INTERN(str_ml_expire, "_ml_expire");
     INTERN(str_error, "error");
     INTERN(str_name, "name");
+    INTERN(str_clear, "clear");
     INTERN(str_new_listener, "new_listener");
     INTERN(str_ml_add, "_ml_add");
     INTERN(str_emit_run, "_emit_run");
@@ -220,7 +228,7 @@ module_exec(PyObject *module)
     if (PyModule_AddIntConstant(module, "_CHECKED", checked) < 0) {
         return -1;
     }
-    if (ml_cache_module_exec(module, st) < 0) {
+    if (ml_cache_module_exec(module, st) < 0 || ml_call_module_exec(module, st) < 0) {
         return -1;
     }
     return ml_emitter_module_exec(module, st);
@@ -255,6 +263,10 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->allocate_lock);
     Py_VISIT(st->str_error);
     Py_VISIT(st->str_name);
+    Py_VISIT(st->str_clear);
+    Py_VISIT(st->CallType);
+    Py_VISIT(st->kwd_mark);
+    Py_VISIT(st->KeywordMark);
     Py_VISIT(st->str_new_listener);
     Py_VISIT(st->str_ml_add);
     Py_VISIT(st->str_remove_hook);
@@ -294,6 +306,10 @@ module_clear(PyObject *module)
     Py_CLEAR(st->allocate_lock);
     Py_CLEAR(st->str_error);
     Py_CLEAR(st->str_name);
+    Py_CLEAR(st->str_clear);
+    Py_CLEAR(st->CallType);
+    Py_CLEAR(st->kwd_mark);
+    Py_CLEAR(st->KeywordMark);
     Py_CLEAR(st->str_new_listener);
     Py_CLEAR(st->str_ml_add);
     Py_CLEAR(st->str_remove_hook);

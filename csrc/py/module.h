@@ -31,6 +31,10 @@ typedef struct {
     PyTypeObject *EmitterType;      /* memleash._core.EventEmitter */
     PyTypeObject *SlotRefType;      /* weakref.ref subtype that knows its listener slot */
     PyTypeObject *ReaperType;       /* an emitter's weakref callback */
+    PyTypeObject *CallType;         /* memleash._core._CachedFunction (call.c) */
+    PyObject *kwd_mark;             /* functools' key: between positional and keyword args */
+    PyObject *KeywordMark;          /* memleash.keys' marker (a class, as cachetools') */
+    PyObject *str_clear;
     PyObject *PyeeException, *PyeeError, *ListenerLeakWarning;
     PyObject *partial;              /* functools.partial (the emitter's decorators) */
     PyObject *allocate_lock;        /* _thread.allocate_lock (EventEmitter._lock) */
@@ -78,5 +82,15 @@ extern const ml_alloc ml_alloc_pymem;
 
 /* Adds the cache types to module (called from module exec). @return 0 or -1. */
 int ml_cache_module_exec(PyObject *module, ml_state *st);
+
+/* Adds the memoized-function type (call.c). @return 0 or -1. */
+int ml_call_module_exec(PyObject *module, ml_state *st);
+
+/* memleash.keys' functions (call.c): module functions, METH_FASTCALL | METH_KEYWORDS. */
+PyObject *ml_hashkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ml_typedkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ml_methodkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ml_typedmethodkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames);
 
 #endif

@@ -2,20 +2,25 @@
 
 Bounded caches with hard memory budgets (``LRUCache(maxsize, max_bytes=...)``), drop-in
 for ``cachetools``; an ``EventEmitter`` whose listeners never keep their owners alive,
-drop-in for ``pyee``; ``report()``, one snapshot of every live memleash object (a table,
+drop-in for ``pyee``; memoizing decorators whose hit path runs in C (``lru_cache`` and
+``cache`` as functools', ``cached``, ``cachedmethod`` and ``func.*`` as cachetools');
+``report()``, one snapshot of every live memleash object (a table,
 plain data, or Prometheus metrics).
 """
 
-from .cache import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
+from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
+from . import func, keys
+from .decorators import CacheInfo, cache, cached, cachedmethod, lru_cache
+from .func import ttl_cache
 from .report import CacheReport, EmitterReport, PrometheusCollector, Report, report
 from .emitter import (
     AsyncIOEventEmitter, EmitterError, EventEmitter, ListenerLeakWarning, PyeeError, PyeeException,
 )
 
 __all__ = [
-    "AsyncIOEventEmitter", "Cache", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
+    "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
-    "report",
+    "cache", "cached", "cachedmethod", "func", "keys", "lru_cache", "report", "ttl_cache",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,781 @@
+/* call.c — the memoizing call wrapper behind memleash.lru_cache and memleash.cached.
+ *
+ * A call builds the key, hashes it once, probes the cache and returns the stored value:
+ * all in C, with no Python frame of ours. When the cache is a memleash cache whose type
+ * overrides none of the mapping hooks and that is not timed, the probe goes straight to
+ * the engine (cacheobj_find with the known hash, then the policy's touch); any other
+ * mapping is read with cache[key], a KeyError meaning a miss, as cachetools does.
+ *
+ * Keys:
+ *   KEY_FUNCTOOLS(_TYPED)  functools._make_key: the positional arguments, then a marker
+ *                          and each keyword's name and value in call order, then (typed)
+ *                          every argument's type; a lone exact int or str is its own key.
+ *   KEY_HASH(_TYPED)       memleash.keys.hashkey / typedkey (cachetools' keys), built here
+ *                          without calling them: the arguments, then a marker and the
+ *                          (name, value) pairs sorted by name, then (typed) the types.
+ *   KEY_CALLABLE           key(*args, **kwargs), any other key function.
+ *   KEY_UNCACHED           functools' maxsize=0: no key, no look-up, every call a miss.
+ *
+ * A wrapper made for one instance (cachedmethod) gets its function and key function bound
+ * to the instance by the Python layer, and its cache from a getter called on every call
+ * (cachetools' cache(instance)): `cache_getter`.
+ *
+ * A "loader" takes over every miss (cachetools' lock and condition variants): it is
+ * called as loader(key, args, kwargs) and returns (value, was_hit), was_hit meaning that
+ * it found the key stored after all (another thread stored it). With `lock`, the look-up
+ * runs inside `with lock:` (as cachetools'); with `loader_only`, there is no look-up
+ * here at all: the loader does it (cachetools' condition variant waits for a pending
+ * key before looking).
+ *
+ * Re-entrancy: hashing and comparing the key, the user function, and storing can all run
+ * Python code that calls the wrapper again, clears the cache or replaces it. Nothing is
+ * held across those calls but strong references (the cache is held for the whole call),
+ * and no lock is held while the user function runs: recursion on one key just computes
+ * it twice. After the call, the functools flavour does not overwrite a value that was
+ * stored for the key meanwhile (as CPython's lru_cache); the cachetools flavour stores
+ * (as its cache[key] = value). A ValueError while storing means "too large to cache".
+ */
+#include "py/module.h"
+#include "py/cache.h"
+
+#include <stddef.h>
+#include <structmember.h>
+
+enum {
+    KEY_FUNCTOOLS = 0,
+    KEY_FUNCTOOLS_TYPED = 1,
+    KEY_HASH = 2,
+    KEY_HASH_TYPED = 3,
+    KEY_CALLABLE = 4,
+    KEY_UNCACHED = 5
+};
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *func;         /* the user function */
+    PyObject *cache;        /* the mapping; None for KEY_UNCACHED */
+    PyObject *keyfunc;      /* the key function given, or NULL (functools' key) */
+    PyObject *loader;       /* takes over misses (see above), or NULL */
+    PyObject *lock;         /* cache_clear() and cache_info() run under `with lock:`, and
+                               so does the look-up unless lock_lookup is 0; or NULL */
+    int lock_lookup;
+    PyObject *info;         /* cache_info() is info(cache, hits, misses); NULL: none */
+    int loader_only;        /* every call goes to the loader once the key is built */
+    int mode;               /* KEY_* */
+    int cache_getter;       /* self->cache is a getter: cache() gives the cache */
+    int keep_existing;      /* do not overwrite what the call stored meanwhile */
+    Py_ssize_t hits, misses;
+    PyObject *dict;         /* __wrapped__, __name__, ... (functools.update_wrapper) */
+    PyObject *weakreflist;
+    ml_state *st;           /* borrowed: the type keeps the module alive */
+} CallObject;
+
+/* functools' key. New reference, or NULL with an exception. */
+static PyObject *
+functools_key(CallObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    int typed = self->mode == KEY_FUNCTOOLS_TYPED;
+    if (!typed && nkw == 0 && nargs == 1 &&
+        (PyUnicode_CheckExact(args[0]) || PyLong_CheckExact(args[0]))) {
+        return Py_NewRef(args[0]);
+    }
+    Py_ssize_t n = nargs + (nkw ? 1 + 2 * nkw : 0) + (typed ? nargs + nkw : 0);
+    PyObject *key = PyTuple_New(n);
+    if (key == NULL) {
+        return NULL;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(key, at++, Py_NewRef(args[i]));
+    }
+    if (nkw) {
+        PyTuple_SET_ITEM(key, at++, Py_NewRef(self->st->kwd_mark));
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            PyTuple_SET_ITEM(key, at++, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+            PyTuple_SET_ITEM(key, at++, Py_NewRef(args[nargs + i]));
+        }
+    }
+    if (typed) {
+        for (Py_ssize_t i = 0; i < nargs + nkw; i++) {
+            PyTuple_SET_ITEM(key, at++, Py_NewRef((PyObject *)Py_TYPE(args[i])));
+        }
+    }
+    return key;
+}
+
+/* cachetools' hashkey (typed: typedkey) of (args, kwnames). New reference. */
+static PyObject *
+hash_key(ml_state *st, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int typed)
+{
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *items = NULL, *key = NULL;
+    if (nkw) {
+        items = PyList_New(nkw);
+        if (items == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            PyObject *pair = PyTuple_Pack(2, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]);
+            if (pair == NULL) {
+                goto error;
+            }
+            PyList_SET_ITEM(items, i, pair);
+        }
+        /* names are distinct str: sorting compares names only, and runs no user code */
+        if (PyList_Sort(items) < 0) {
+            goto error;
+        }
+    }
+    key = PyTuple_New(nargs + (nkw ? 1 + nkw : 0) + (typed ? nkw + nargs : 0));
+    if (key == NULL) {
+        goto error;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(key, at++, Py_NewRef(args[i]));
+    }
+    if (nkw) {
+        PyTuple_SET_ITEM(key, at++, Py_NewRef(st->KeywordMark));
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            PyTuple_SET_ITEM(key, at++, Py_NewRef(PyList_GET_ITEM(items, i)));
+        }
+    }
+    if (typed) {
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1);
+            PyTuple_SET_ITEM(key, at++, Py_NewRef((PyObject *)Py_TYPE(value)));
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            PyTuple_SET_ITEM(key, at++, Py_NewRef((PyObject *)Py_TYPE(args[i])));
+        }
+    }
+    Py_XDECREF(items);
+    return key;
+error:
+    Py_XDECREF(items);
+    return NULL;
+}
+
+/* hashkey(*args, **kwargs) and its kin, as module functions (memleash.keys). */
+static PyObject *
+key_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+             int typed, int method, const char *name)
+{
+    ml_state *st = PyModule_GetState(module);
+    if (method) {
+        if (nargs < 1) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() missing 1 required positional argument: 'self'", name);
+            return NULL;
+        }
+        args++;
+        nargs--;
+    }
+    return hash_key(st, args, nargs, kwnames, typed);
+}
+
+PyObject *
+ml_hashkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_function(m, args, nargs, kwnames, 0, 0, "hashkey");
+}
+
+PyObject *
+ml_typedkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_function(m, args, nargs, kwnames, 1, 0, "typedkey");
+}
+
+PyObject *
+ml_methodkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_function(m, args, nargs, kwnames, 0, 1, "methodkey");
+}
+
+PyObject *
+ml_typedmethodkey(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_function(m, args, nargs, kwnames, 1, 1, "typedmethodkey");
+}
+
+/* The memleash cache whose engine can be probed directly, or NULL. */
+static CacheObject *
+engine_of(CallObject *self, PyObject *cache)
+{
+    if (!PyObject_TypeCheck(cache, self->st->CacheType)) {
+        return NULL;
+    }
+    CacheObject *c = (CacheObject *)cache;
+    return c->hooks == 0 && c->timed == TIMED_NONE ? c : NULL;
+}
+
+/* 1 found (*value a new reference), 0 absent, -1 error. Can re-enter. */
+static int
+lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value)
+{
+    CacheObject *c = engine_of(self, cache);
+    if (c != NULL) {
+        uint32_t id;
+        int found = cacheobj_find(c, key, h, &id);   /* can re-enter (__eq__) */
+        if (found > 0) {
+            /* id is valid: nothing ran since cacheobj_find returned */
+            ml_cache_touch(&c->c, id);
+            c->hits++;
+            *value = Py_NewRef((PyObject *)ENTS(c)[id].value);
+        }
+        else if (found == 0) {
+            c->misses++;
+        }
+        return found;
+    }
+    *value = PyObject_GetItem(cache, key);   /* can re-enter */
+    if (*value != NULL) {
+        return 1;
+    }
+    if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
+/* `with lock:` from C: lock_enter, then lock_exit (which keeps an exception already set,
+ * as a with statement does when __exit__ returns false). 0 or -1. Can re-enter. */
+static int
+lock_enter(PyObject *lock)
+{
+    PyObject *r = PyObject_CallMethod(lock, "__enter__", NULL);
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
+static int
+lock_exit(PyObject *lock)
+{
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);   /* the with body's exception, if any */
+    PyObject *r = PyObject_CallMethod(lock, "__exit__", "OOO", Py_None, Py_None, Py_None);
+    if (r == NULL) {
+        Py_XDECREF(type);
+        Py_XDECREF(exc);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(type, exc, tb);
+    return type != NULL ? -1 : 0;
+}
+
+/* lookup() inside `with self->lock:`. */
+static int
+locked_lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value)
+{
+    PyObject *lock = Py_NewRef(self->lock);
+    if (lock_enter(lock) < 0) {
+        Py_DECREF(lock);
+        return -1;
+    }
+    int found = lookup(self, cache, key, h, value);   /* can re-enter */
+    if (lock_exit(lock) < 0 && found > 0) {
+        Py_CLEAR(*value);
+        found = -1;
+    }
+    Py_DECREF(lock);
+    return found;
+}
+
+/* Stores value under key. 0 (stored, or too large to cache) or -1. Can re-enter. */
+static int
+store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *value)
+{
+    int rc;
+    if (PyObject_TypeCheck(cache, self->st->CacheType) && ((CacheObject *)cache)->hooks == 0) {
+        CacheObject *c = (CacheObject *)cache;
+        if (self->keep_existing) {
+            uint32_t id;
+            rc = cacheobj_find(c, key, h, &id);   /* can re-enter */
+            if (rc != 0) {
+                return rc < 0 ? -1 : 0;   /* stored during the call: kept */
+            }
+        }
+        rc = cacheobj_setitem_hashed(c, key, h, value);   /* can re-enter */
+    }
+    else {
+        rc = PyObject_SetItem(cache, key, value);   /* can re-enter */
+    }
+    if (rc < 0 && PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyErr_Clear();   /* too large to cache: the result is returned all the same */
+        rc = 0;
+    }
+    return rc;
+}
+
+/* The cache of this call (a getter's result, or the cache). New reference. */
+static PyObject *
+current_cache(CallObject *self)
+{
+    return self->cache_getter ? PyObject_CallNoArgs(self->cache)   /* can re-enter */
+                              : Py_NewRef(self->cache);
+}
+
+/* The key of a call. New reference. */
+static PyObject *
+make_key(CallObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    switch (self->mode) {
+    case KEY_FUNCTOOLS:
+    case KEY_FUNCTOOLS_TYPED:
+        return functools_key(self, args, nargs, kwnames);
+    case KEY_HASH:
+    case KEY_HASH_TYPED:
+        return hash_key(self->st, args, nargs, kwnames, self->mode == KEY_HASH_TYPED);
+    default:
+        return PyObject_Vectorcall(self->keyfunc, args, nargsf, kwnames);   /* can re-enter */
+    }
+}
+
+/* A miss handed to the loader: (value, was_hit) = loader(key, args, kwargs). */
+static PyObject *
+load(CallObject *self, PyObject *key, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *targs = PyTuple_New(nargs), *kwargs = NULL, *r = NULL, *value = NULL;
+    if (targs == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(targs, i, Py_NewRef(args[i]));
+    }
+    if ((kwargs = PyDict_New()) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            goto done;
+        }
+    }
+    r = PyObject_CallFunctionObjArgs(self->loader, key, targs, kwargs, NULL);   /* can re-enter */
+    if (r == NULL) {
+        goto done;
+    }
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) {
+        PyErr_SetString(PyExc_TypeError, "loader must return (value, was_hit)");
+        goto done;
+    }
+    int was_hit = PyObject_IsTrue(PyTuple_GET_ITEM(r, 1));
+    if (was_hit < 0) {
+        goto done;
+    }
+    if (was_hit) {
+        self->hits++;
+    }
+    else {
+        self->misses++;
+    }
+    value = Py_NewRef(PyTuple_GET_ITEM(r, 0));
+done:
+    Py_XDECREF(r);
+    Py_DECREF(targs);
+    Py_XDECREF(kwargs);
+    return value;
+}
+
+static PyObject *
+call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (self->func == NULL) {
+        /* tp_clear ran (a garbage cycle), yet a member of the cycle calls it */
+        PyErr_SetString(PyExc_RuntimeError, "memoized function already cleared");
+        return NULL;
+    }
+    if (self->mode == KEY_UNCACHED) {
+        self->misses++;
+        return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
+    }
+    /* held for the whole call: a callback may drop every other reference to it */
+    PyObject *cache = current_cache(self);   /* can re-enter */
+    if (cache == NULL) {
+        return NULL;
+    }
+    PyObject *value = NULL, *key = make_key(self, args, nargsf, kwnames);   /* can re-enter */
+    if (key == NULL) {
+        goto error;
+    }
+    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+    if (h == -1) {
+        goto error;
+    }
+    int found = 0;
+    if (!self->loader_only) {
+        found = self->lock && self->lock_lookup ? locked_lookup(self, cache, key, h, &value)
+                           : lookup(self, cache, key, h, &value);   /* can re-enter */
+        if (found < 0) {
+            goto error;
+        }
+    }
+    if (found) {
+        self->hits++;
+        goto done;
+    }
+    if (self->loader != NULL) {
+        value = load(self, key, args, nargsf, kwnames);   /* can re-enter */
+        if (value == NULL) {
+            goto error;
+        }
+        goto done;
+    }
+    self->misses++;
+    value = PyObject_Vectorcall(self->func, args, nargsf, kwnames);   /* can re-enter */
+    if (value == NULL || store(self, cache, key, h, value) < 0) {
+        Py_CLEAR(value);
+        goto error;
+    }
+done:
+    Py_DECREF(key);
+    Py_DECREF(cache);
+    return value;
+error:
+    Py_XDECREF(key);
+    Py_DECREF(cache);
+    return NULL;
+}
+
+/* _CachedFunction(func, cache, key=None, *, typed=False, uncached=False,
+ *                 keep_existing=False, cache_getter=False, loader=None) */
+static PyObject *
+call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"func", "cache", "key", "typed", "uncached", "keep_existing",
+                             "cache_getter", "loader", "lock", "loader_only", "info",
+                             "lock_lookup", NULL};
+    PyObject *func, *cache, *keyfunc = Py_None, *loader = Py_None, *lock = Py_None;
+    PyObject *info = Py_None;
+    int typed = 0, uncached = 0, keep_existing = 0, cache_getter = 0, loader_only = 0;
+    int lock_lookup = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOp:_CachedFunction", kwlist,
+                                     &func, &cache, &keyfunc, &typed, &uncached,
+                                     &keep_existing, &cache_getter, &loader, &lock,
+                                     &loader_only, &info, &lock_lookup)) {
+        return NULL;
+    }
+    if (loader_only && loader == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "loader_only needs a loader");
+        return NULL;
+    }
+    if (!PyCallable_Check(func)) {
+        PyErr_SetString(PyExc_TypeError, "the first argument must be callable");
+        return NULL;
+    }
+    if ((keyfunc != Py_None && !PyCallable_Check(keyfunc)) ||
+        (loader != Py_None && !PyCallable_Check(loader))) {
+        PyErr_SetString(PyExc_TypeError, "key and loader must be callable");
+        return NULL;
+    }
+    if (cache_getter ? !PyCallable_Check(cache) : !uncached && !PyMapping_Check(cache)) {
+        PyErr_Format(PyExc_TypeError, "cache must be a %s, not %.200s",
+                     cache_getter ? "callable" : "mapping", Py_TYPE(cache)->tp_name);
+        return NULL;
+    }
+    ml_state *st = ml_state_of_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    CallObject *self = (CallObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->st = st;
+    self->vectorcall = (vectorcallfunc)call_vectorcall;
+    self->func = Py_NewRef(func);
+    self->cache = Py_NewRef(cache);
+    self->keyfunc = keyfunc != Py_None ? Py_NewRef(keyfunc) : NULL;
+    self->loader = loader != Py_None ? Py_NewRef(loader) : NULL;
+    self->lock = lock != Py_None ? Py_NewRef(lock) : NULL;
+    self->loader_only = loader_only;
+    self->lock_lookup = lock_lookup;
+    self->info = info != Py_None ? Py_NewRef(info) : NULL;
+    self->cache_getter = cache_getter;
+    self->keep_existing = keep_existing;
+    /* memleash's own key functions are built here instead of called; a bound one
+     * (cachedmethod's methodkey) leaves the instance out, so it is the hashkey of the
+     * arguments */
+    PyObject *kf = keyfunc;
+    if (PyMethod_Check(kf) &&
+        (PyCFunction_Check(PyMethod_GET_FUNCTION(kf)) &&
+         (PyCFunction_GET_FUNCTION(PyMethod_GET_FUNCTION(kf)) == (PyCFunction)(void (*)(void))ml_methodkey ||
+          PyCFunction_GET_FUNCTION(PyMethod_GET_FUNCTION(kf)) == (PyCFunction)(void (*)(void))ml_typedmethodkey))) {
+        kf = PyMethod_GET_FUNCTION(kf);
+    }
+    PyCFunction c = PyCFunction_Check(kf) ? PyCFunction_GET_FUNCTION(kf) : NULL;
+    int bound_method_key = kf != keyfunc;
+    if (uncached) {
+        self->mode = KEY_UNCACHED;
+    }
+    else if (keyfunc == Py_None) {
+        self->mode = typed ? KEY_FUNCTOOLS_TYPED : KEY_FUNCTOOLS;
+    }
+    else if (c == (PyCFunction)(void (*)(void))ml_hashkey ||
+             (bound_method_key && c == (PyCFunction)(void (*)(void))ml_methodkey)) {
+        self->mode = KEY_HASH;
+    }
+    else if (c == (PyCFunction)(void (*)(void))ml_typedkey ||
+             (bound_method_key && c == (PyCFunction)(void (*)(void))ml_typedmethodkey)) {
+        self->mode = KEY_HASH_TYPED;
+    }
+    else {
+        self->mode = KEY_CALLABLE;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+call_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+/* cache_clear(): empties the cache and zeroes the hit and miss counts (under the lock). */
+static PyObject *
+call_cache_clear(CallObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->cache == NULL) {
+        Py_RETURN_NONE;   /* cleared as garbage */
+    }
+    if (self->mode == KEY_UNCACHED) {
+        self->hits = self->misses = 0;
+        Py_RETURN_NONE;
+    }
+    PyObject *lock = self->lock ? Py_NewRef(self->lock) : NULL, *cache = NULL, *r = NULL;
+    if (lock != NULL && lock_enter(lock) < 0) {
+        Py_DECREF(lock);
+        return NULL;
+    }
+    cache = current_cache(self);
+    if (cache != NULL) {
+        r = PyObject_CallMethodNoArgs(cache, self->st->str_clear);   /* can re-enter */
+        self->hits = self->misses = 0;
+    }
+    if (lock != NULL && lock_exit(lock) < 0) {
+        Py_CLEAR(r);
+    }
+    Py_XDECREF(lock);
+    Py_XDECREF(cache);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+/* cache_info(): info(cache, hits, misses), under the lock. */
+static PyObject *
+call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->info == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cache_info");
+        return NULL;
+    }
+    PyObject *lock = self->lock ? Py_NewRef(self->lock) : NULL, *cache = NULL, *r = NULL;
+    if (lock != NULL && lock_enter(lock) < 0) {
+        Py_DECREF(lock);
+        return NULL;
+    }
+    cache = self->mode == KEY_UNCACHED ? Py_NewRef(Py_None) : current_cache(self);
+    if (cache != NULL) {
+        r = PyObject_CallFunction(self->info, "Onn", cache, self->hits, self->misses);
+    }
+    if (lock != NULL && lock_exit(lock) < 0) {
+        Py_CLEAR(r);
+    }
+    Py_XDECREF(lock);
+    Py_XDECREF(cache);
+    return r;
+}
+
+static PyMethodDef cache_info_def = {
+    "cache_info", (PyCFunction)call_cache_info, METH_NOARGS,
+    "The cache's statistics: (hits, misses, maxsize, currsize)."};
+
+/* The cache_info attribute: a method when the wrapper was made with info, else absent. */
+static PyObject *
+call_get_cache_info(CallObject *self, void *Py_UNUSED(closure))
+{
+    if (self->info == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute 'cache_info'",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return PyCFunction_New(&cache_info_def, (PyObject *)self);
+}
+
+/* _ml_counts(): (hits, misses) since creation or the last cache_clear(). */
+static PyObject *
+call_counts(CallObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(nn)", self->hits, self->misses);
+}
+
+/* Pickled by qualified name, as functools' wrapper: the module attribute is the wrapper. */
+static PyObject *
+call_reduce(CallObject *self, PyObject *Py_UNUSED(ignored))
+{
+    /* a cachedmethod wrapper: how its descriptor binds it again (set by the Python layer) */
+    PyObject *how = self->dict ? PyDict_GetItemString(self->dict, "_ml_reduce") : NULL;
+    if (how != NULL) {
+        return Py_NewRef(how);   /* borrowed from the dict until here */
+    }
+    return PyObject_GetAttrString((PyObject *)self, "__qualname__");
+}
+
+static PyObject *
+call_copy(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+call_deepcopy(PyObject *self, PyObject *Py_UNUSED(memo))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+call_get_cache(CallObject *self, void *Py_UNUSED(closure))
+{
+    if (self->cache == NULL) {
+        Py_RETURN_NONE;   /* cleared as garbage */
+    }
+    return current_cache(self);   /* a cachedmethod's cache(instance), asked now */
+}
+
+static PyObject *
+call_get_key(CallObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->keyfunc ? self->keyfunc : Py_None);
+}
+
+static int
+call_traverse(CallObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->func);
+    Py_VISIT(self->cache);
+    Py_VISIT(self->keyfunc);
+    Py_VISIT(self->loader);
+    Py_VISIT(self->lock);
+    Py_VISIT(self->info);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+call_clear(CallObject *self)
+{
+    Py_CLEAR(self->func);
+    Py_CLEAR(self->cache);
+    Py_CLEAR(self->keyfunc);
+    Py_CLEAR(self->loader);
+    Py_CLEAR(self->lock);
+    Py_CLEAR(self->info);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+call_dealloc(CallObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)call_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+call_repr(CallObject *self)
+{
+    return PyUnicode_FromFormat("<memleash cached %R>", self->func ? self->func : Py_None);
+}
+
+static PyMethodDef call_methods[] = {
+    {"cache_clear", (PyCFunction)call_cache_clear, METH_NOARGS,
+     "Empty the cache and zero the hit and miss counts."},
+    {"_ml_counts", (PyCFunction)call_counts, METH_NOARGS, "(hits, misses)."},
+    {"__reduce__", (PyCFunction)call_reduce, METH_NOARGS, NULL},
+    {"__copy__", (PyCFunction)call_copy, METH_NOARGS, NULL},
+    {"__deepcopy__", (PyCFunction)call_deepcopy, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef call_getset[] = {
+    {"cache", (getter)call_get_cache, NULL, "The cache the results are stored in.", NULL},
+    {"cache_key", (getter)call_get_key, NULL, "The key function (None: functools' key).", NULL},
+    {"cache_info", (getter)call_get_cache_info, NULL,
+     "cache_info(): (hits, misses, maxsize, currsize), when made with info.", NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef call_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(CallObject, vectorcall), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(CallObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(CallObject, dict), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot call_slots[] = {
+    {Py_tp_doc, (void *)"A memoized function (memleash.lru_cache, memleash.cached)."},
+    {Py_tp_new, call_new},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_descr_get, call_descr_get},
+    {Py_tp_dealloc, call_dealloc},
+    {Py_tp_traverse, call_traverse},
+    {Py_tp_clear, call_clear},
+    {Py_tp_repr, call_repr},
+    {Py_tp_methods, call_methods},
+    {Py_tp_getset, call_getset},
+    {Py_tp_members, call_members},
+    {0, NULL},
+};
+
+static PyType_Spec call_spec = {
+    .name = "memleash._core._CachedFunction",
+    .basicsize = sizeof(CallObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+             Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .slots = call_slots,
+};
+
+int
+ml_call_module_exec(PyObject *module, ml_state *st)
+{
+    st->CallType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &call_spec, NULL);
+    if (st->CallType == NULL || PyModule_AddType(module, st->CallType) < 0) {
+        return -1;
+    }
+    /* functools' separator between positional and keyword arguments: a unique object */
+    st->kwd_mark = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    if (st->kwd_mark == NULL) {
+        return -1;
+    }
+    /* memleash.keys' separator between positional and keyword arguments: a class, so
+     * that it is unique and keeps its identity through pickling */
+    st->KeywordMark = PyObject_CallFunction((PyObject *)&PyType_Type, "s(O){ssss}",
+                                            "_KeywordMark", (PyObject *)&PyBaseObject_Type,
+                                            "__module__", "memleash._core", "__doc__",
+                                            "Marks where keyword arguments start in a key.");
+    if (st->KeywordMark == NULL || PyModule_AddObjectRef(module, "_KeywordMark", st->KeywordMark) < 0) {
+        return -1;
+    }
+    return 0;
+}

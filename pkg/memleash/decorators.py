@@ -1,0 +1,344 @@
+"""Memoizing decorators whose hit path runs in C.
+
+- ``lru_cache`` and ``cache``: drop-ins for ``functools.lru_cache`` / ``functools.cache``
+  (same keys, ``cache_info()``, ``cache_clear()``, ``cache_parameters()``), over a
+  ``memleash.LRUCache`` that can also take a byte budget (``max_bytes=``).
+- ``cached`` and ``cachedmethod``: drop-ins for ``cachetools.cached`` /
+  ``cachetools.cachedmethod`` (same arguments, wrapper attributes and semantics).
+
+The wrapper is ``memleash._core._CachedFunction``: a call builds the key, probes the cache
+and returns the stored value without running any Python code of ours. This module only
+assembles wrappers and, for cachetools' ``lock`` and ``condition`` variants, supplies the
+miss handling ("loaders") that needs a lock held across Python calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import types
+from collections import namedtuple
+from collections.abc import Callable, MutableMapping
+from typing import Any, Optional, TypeVar
+
+from . import _core
+from .caches import Cache, LRUCache
+from .keys import hashkey, methodkey, typedmethodkey
+
+__all__ = ["CacheInfo", "cache", "cached", "cachedmethod", "lru_cache"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class CacheInfo(namedtuple("CacheInfo", "hits misses maxsize currsize")):
+    """``cache_info()`` of ``cached(..., info=True)``: as ``cachetools.CacheInfo``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def _make_info(cls, cache: Any, hits: int, misses: int) -> "CacheInfo":
+        if isinstance(cache, Cache):
+            return cls(hits, misses, cache.maxsize, cache.currsize)
+        return cls(hits, misses, None, len(cache))
+
+
+def _label(flavour: str, func: Any) -> str:
+    """The name a decorator's cache has in memleash.report()."""
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None) or repr(func)
+    return f"{flavour}({module}.{qualname})" if module else f"{flavour}({qualname})"
+
+
+# ---------------------------------------------------------------------------------------
+# functools flavour
+
+def _functools_info(maxsize: Optional[int], cache: Any, hits: int, misses: int) -> Any:
+    return functools._CacheInfo(hits, misses, maxsize,   # type: ignore[attr-defined]
+                                0 if cache is None else len(cache))
+
+
+def _lru_wrapper(func: Any, maxsize: Optional[int], typed: bool,
+                 max_bytes: Optional[int]) -> Any:
+    if maxsize == 0:
+        cache = None                         # functools: no caching, every call a miss
+    else:
+        cache = LRUCache(math.inf if maxsize is None else maxsize, max_bytes=max_bytes,
+                         name=_label("lru_cache", func))
+    wrapper = _core._CachedFunction(func, cache, typed=typed, uncached=cache is None,
+                                    keep_existing=True,
+                                    info=functools.partial(_functools_info, maxsize))
+    functools.update_wrapper(wrapper, func)
+    wrapper.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
+    return wrapper
+
+
+def lru_cache(maxsize: Any = 128, typed: bool = False, *,
+              max_bytes: Optional[int] = None) -> Any:
+    """Least-recently-used cache decorator, as ``functools.lru_cache``.
+
+    ``maxsize=None`` is unbounded in entries (``max_bytes`` still bounds the bytes),
+    ``maxsize=0`` caches nothing. ``typed=True`` caches arguments of different types
+    apart. ``max_bytes`` bounds the accounted bytes of the results and their keys; a
+    result larger than the budget alone is returned without being cached. The
+    decorated function may run more than once for one key when threads race on it
+    (as with functools); a value stored meanwhile is kept, not overwritten.
+    """
+    if isinstance(maxsize, int):
+        if maxsize < 0:
+            maxsize = 0
+    elif callable(maxsize) and isinstance(typed, bool):
+        return _lru_wrapper(maxsize, 128, typed, max_bytes)   # bare @lru_cache
+    elif maxsize is not None:
+        raise TypeError("Expected first argument to be an integer, a callable, or None")
+
+    def decorating_function(user_function: _F) -> _F:
+        return _lru_wrapper(user_function, maxsize, typed, max_bytes)   # type: ignore[no-any-return]
+
+    return decorating_function
+
+
+def cache(user_function: _F, /) -> _F:
+    """Simple unbounded cache, as ``functools.cache``: ``lru_cache(maxsize=None)``."""
+    return lru_cache(maxsize=None)(user_function)   # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------
+# cachetools flavour
+
+class _Loader:
+    """What a loader knows: the function, and the cache or (``getter``) how to get it."""
+
+    __slots__ = ("func", "cache", "getter", "lock")
+
+    def __init__(self, func: Any, cache: Any, getter: bool, lock: Any) -> None:
+        self.func, self.cache, self.getter, self.lock = func, cache, getter, lock
+
+    def current_cache(self) -> Any:
+        return self.cache() if self.getter else self.cache
+
+
+class _LockedLoader(_Loader):
+    """cachetools' miss with ``lock``: call unlocked, then keep the first value stored."""
+
+    __slots__ = ()
+
+    def __call__(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        value = self.func(*args, **kwargs)
+        cache = self.current_cache()
+        with self.lock:
+            try:
+                return cache.setdefault(key, value), False
+            except ValueError:
+                return value, False          # too large to cache
+
+
+class _ConditionLoader(_Loader):
+    """cachetools' ``condition`` variant: while one call computes a key, calls for the
+    same key wait, then read what it stored. One call computes at a time per key.
+
+    A call that needs the key it is computing itself (same thread) would wait forever
+    (cachetools hangs); here it raises RuntimeError.
+    """
+
+    __slots__ = ("cond", "pending")
+
+    def __init__(self, func: Any, cache: Any, getter: bool, lock: Any, cond: Any) -> None:
+        super().__init__(func, cache, getter, lock)
+        self.cond = cond
+        self.pending: dict[Any, int] = {}     # key -> the computing thread's ident
+
+    def __call__(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        cache = self.current_cache()
+        me = threading.get_ident()
+        with self.lock:
+            while key in self.pending:
+                if self.pending[key] == me:
+                    raise RuntimeError(
+                        "recursive call with the same key while computing it "
+                        "(cached with condition= would wait for itself forever)")
+                self.cond.wait()
+            try:
+                return cache[key], True
+            except KeyError:
+                self.pending[key] = me
+        try:
+            value = self.func(*args, **kwargs)
+            with self.lock:
+                try:
+                    cache[key] = value
+                except ValueError:
+                    pass                     # too large to cache
+                return value, False
+        finally:
+            with self.lock:
+                del self.pending[key]
+                self.cond.notify_all()
+
+
+def _make_cached(func: Any, cache: Any, key: Any, lock: Any, condition: Any, info: bool,
+                 *, cache_getter: bool = False) -> Any:
+    """The wrapper cachetools' _wrapper would make, as a _CachedFunction."""
+    make_info = CacheInfo._make_info if info else None
+    if condition is not None:
+        lock = lock if lock is not None else condition
+        loader: Any = _ConditionLoader(func, cache, cache_getter, lock, condition)
+        wrapper = _core._CachedFunction(func, cache, key, cache_getter=cache_getter,
+                                        loader=loader, loader_only=True, lock=lock,
+                                        info=make_info)
+    elif lock is not None:
+        wrapper = _core._CachedFunction(func, cache, key, cache_getter=cache_getter,
+                                        loader=_LockedLoader(func, cache, cache_getter, lock),
+                                        lock=lock, info=make_info)
+    else:
+        wrapper = _core._CachedFunction(func, cache, key, cache_getter=cache_getter,
+                                        info=make_info)
+    return wrapper, lock
+
+
+def cached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey,
+           lock: Any = None, condition: Any = None, info: bool = False) -> Callable[[_F], _F]:
+    """Decorator to wrap a function with a memoizing callable that saves results in a
+    cache, as ``cachetools.cached``.
+
+    Without ``lock`` the wrapper needs none for a memleash cache (its operations are
+    atomic); with ``lock`` every look-up runs under it and the function runs unlocked,
+    the first value stored winning; with ``condition``, concurrent calls for one missing
+    key run the function once. A ``ValueError`` while storing means "not cached".
+    """
+    if cache is None:   # unsupported since cachetools 8.0.0
+        raise TypeError("cache must not be None")
+
+    def decorator(func: _F) -> _F:
+        wrapper, cache_lock = _make_cached(func, cache, key, lock, condition, info)
+        # update first, so that func.__dict__ cannot override the wrapper's state
+        functools.update_wrapper(wrapper, func)
+        wrapper.cache_lock = cache_lock
+        wrapper.cache_condition = condition
+        return wrapper   # type: ignore[no-any-return]
+
+    return decorator
+
+
+def cachedmethod(cache: Callable[[Any], MutableMapping[Any, Any]],
+                 key: Callable[..., Any] = methodkey, lock: Any = None,
+                 condition: Any = None, info: bool = False) -> Callable[[_F], Any]:
+    """Decorator to wrap a method with a memoizing callable that saves results in a
+    cache, as ``cachetools.cachedmethod``: ``cache``, ``lock`` and ``condition`` are
+    callables of ``self``."""
+    if not callable(cache):
+        raise TypeError("cache must be callable")
+
+    def decorator(method: _F) -> Any:
+        def make(obj: Any, descriptor: Any) -> Any:
+            bound_lock = lock(obj) if lock is not None else None
+            bound_cond = condition(obj) if condition is not None else None
+            # methodkey / typedmethodkey bound as methods are built in C (self left out)
+            bound_key = (types.MethodType(key, obj) if key in (methodkey, typedmethodkey)
+                         else functools.partial(key, obj))
+            wrapper, cache_lock = _make_cached(
+                types.MethodType(method, obj), _CacheOf(cache, obj), bound_key,
+                bound_lock, bound_cond, info, cache_getter=True)
+            functools.update_wrapper(wrapper, method)
+            wrapper.cache_lock = cache_lock
+            wrapper.cache_condition = bound_cond
+            # pickled and copied as the descriptor's binding to obj (as cachetools)
+            wrapper.__dict__["_ml_reduce"] = (descriptor.__get__, (obj,))
+            return wrapper
+
+        return _MethodDescriptor(method, make)
+
+    return decorator
+
+
+class _CacheOf:
+    """cache(obj), asked anew on every call, as cachetools does."""
+
+    __slots__ = ("cache", "obj")
+
+    def __init__(self, cache: Any, obj: Any) -> None:
+        self.cache, self.obj = cache, obj
+
+    def __call__(self) -> Any:
+        return self.cache(self.obj)
+
+
+class _MethodDescriptor:
+    """The class attribute ``cachedmethod`` makes: on first access through an instance it
+    stores that instance's wrapper in the instance's ``__dict__`` under its own name."""
+
+    def __init__(self, method: Any, make: Any) -> None:
+        functools.update_wrapper(self, method)
+        self._make = make
+        self._owner: Any = None
+        self._name: Optional[str] = None
+        self._unbound: Optional[_Unbound] = None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if self._name is None:
+            self._owner, self._name = owner, name
+        elif name != self._name:
+            raise TypeError(
+                "Cannot assign the same descriptor to two different names "
+                f"({self._name!r} and {name!r}).")
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        name = self._name
+        if name is None:
+            raise TypeError("Cannot use descriptor instance without calling __set_name__ on it")
+        if obj is None:
+            if self._unbound is None:
+                self._unbound = _Unbound(self)
+            return self._unbound
+        owner = next((cls.__dict__[name] for cls in type(obj).__mro__ if name in cls.__dict__),
+                     None)
+        try:
+            if owner is self:
+                return obj.__dict__.setdefault(name, self._make(obj, self))
+            wrappers = obj.__dict__.setdefault("__memleash_cachedmethods", {})
+        except AttributeError:
+            raise TypeError(f"No '__dict__' attribute on {type(obj).__name__!r} instance "
+                            f"to cache {name!r}") from None
+        except TypeError:
+            raise TypeError(f"The '__dict__' attribute on {type(obj).__name__!r} instance "
+                            f"does not support item assignment for caching {name!r}") from None
+        wrapper = wrappers.get(self)
+        if wrapper is None:
+            wrapper = wrappers.setdefault(self, self._make(obj, self))
+        return wrapper
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "Cannot call @cachedmethod descriptor directly: @cachedmethod must be the "
+            "outermost decorator, and decorating class methods, static methods or "
+            "properties is not supported")
+
+    def __reduce__(self) -> Any:
+        return (_lookup_descriptor, (self._owner, self._name))
+
+
+def _lookup_descriptor(owner: type, name: str) -> Any:
+    return owner.__dict__[name]
+
+
+class _Unbound:
+    """What ``Class.method`` gives for a cachedmethod: ``Class.method(obj, *args)`` calls
+    obj's wrapper."""
+
+    def __init__(self, descriptor: _MethodDescriptor) -> None:
+        functools.update_wrapper(self, descriptor.__wrapped__)   # type: ignore[attr-defined]
+        self._descriptor = descriptor
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else self._descriptor.__get__(obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args:
+            raise TypeError("Cannot call @cachedmethod through the class without an instance")
+        return self._descriptor.__get__(args[0])(*args[1:], **kwargs)
+
+    def __reduce__(self) -> Any:
+        return (self._descriptor.__get__, (None,))
+
+    def __repr__(self) -> str:
+        return f"<cachedmethod {self.__wrapped__!r}>"   # type: ignore[attr-defined]
