@@ -17,12 +17,14 @@
  *   KEY_UNCACHED           functools' maxsize=0: no key, no look-up, every call a miss.
  *
  * A wrapper made for one instance (cachedmethod) gets its function and key function bound
- * to the instance by the Python layer, and its cache from a getter called on every call
- * (cachetools' cache(instance)): `cache_getter`.
+ * to the instance by the Python layer, and with `getters` its cache, lock and condition
+ * are zero-argument getters, asked whenever they are needed (cachetools' cache(instance),
+ * lock(instance), condition(instance)).
  *
  * A "loader" takes over every miss (cachetools' lock and condition variants): it is
  * called as loader(key, args, kwargs) and returns (value, was_hit), was_hit meaning that
- * it found the key stored after all (another thread stored it). With `lock`, the look-up
+ * it found the key stored after all (another thread stored it; the miss counted before
+ * the call becomes a hit). With `lock`, the look-up
  * runs inside `with lock:` (as cachetools'); with `loader_only`, there is no look-up
  * here at all: the loader does it (cachetools' condition variant waits for a pending
  * key before looking).
@@ -60,10 +62,11 @@ typedef struct {
     PyObject *lock;         /* cache_clear() and cache_info() run under `with lock:`, and
                                so does the look-up unless lock_lookup is 0; or NULL */
     int lock_lookup;
+    PyObject *cond;         /* the condition (cache_condition), or NULL */
     PyObject *info;         /* cache_info() is info(cache, hits, misses); NULL: none */
     int loader_only;        /* every call goes to the loader once the key is built */
     int mode;               /* KEY_* */
-    int cache_getter;       /* self->cache is a getter: cache() gives the cache */
+    int getters;            /* cache, lock and cond are getters: cache() is the cache */
     int keep_existing;      /* do not overwrite what the call stored meanwhile */
     Py_ssize_t hits, misses;
     PyObject *dict;         /* __wrapped__, __name__, ... (functools.update_wrapper) */
@@ -268,11 +271,25 @@ lock_exit(PyObject *lock)
     return type != NULL ? -1 : 0;
 }
 
-/* lookup() inside `with self->lock:`. */
+/* The current value of field (the cache, lock or condition): the getter's result, or the
+ * field itself. New reference; None for a NULL field. Can re-enter. */
+static PyObject *
+current(CallObject *self, PyObject *field)
+{
+    if (field == NULL) {
+        Py_RETURN_NONE;
+    }
+    return self->getters ? PyObject_CallNoArgs(field) : Py_NewRef(field);
+}
+
+/* lookup() inside `with lock:` (the current lock). */
 static int
 locked_lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value)
 {
-    PyObject *lock = Py_NewRef(self->lock);
+    PyObject *lock = current(self, self->lock);   /* can re-enter */
+    if (lock == NULL) {
+        return -1;
+    }
     if (lock_enter(lock) < 0) {
         Py_DECREF(lock);
         return -1;
@@ -316,8 +333,7 @@ store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *v
 static PyObject *
 current_cache(CallObject *self)
 {
-    return self->cache_getter ? PyObject_CallNoArgs(self->cache)   /* can re-enter */
-                              : Py_NewRef(self->cache);
+    return current(self, self->cache);   /* can re-enter */
 }
 
 /* The key of a call. New reference. */
@@ -370,11 +386,9 @@ load(CallObject *self, PyObject *key, PyObject *const *args, size_t nargsf, PyOb
     if (was_hit < 0) {
         goto done;
     }
-    if (was_hit) {
+    if (was_hit) {   /* counted as a miss when the loader was called */
+        self->misses--;
         self->hits++;
-    }
-    else {
-        self->misses++;
     }
     value = Py_NewRef(PyTuple_GET_ITEM(r, 0));
 done:
@@ -422,6 +436,7 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
         goto done;
     }
     if (self->loader != NULL) {
+        self->misses++;   /* as cachetools: counted before the function runs, or raises */
         value = load(self, key, args, nargsf, kwnames);   /* can re-enter */
         if (value == NULL) {
             goto error;
@@ -445,21 +460,22 @@ error:
 }
 
 /* _CachedFunction(func, cache, key=None, *, typed=False, uncached=False,
- *                 keep_existing=False, cache_getter=False, loader=None) */
+ *                 keep_existing=False, getters=False, loader=None, lock=None,
+ *                 loader_only=False, info=None, lock_lookup=True, condition=None) */
 static PyObject *
 call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"func", "cache", "key", "typed", "uncached", "keep_existing",
-                             "cache_getter", "loader", "lock", "loader_only", "info",
-                             "lock_lookup", NULL};
+                             "getters", "loader", "lock", "loader_only", "info",
+                             "lock_lookup", "condition", NULL};
     PyObject *func, *cache, *keyfunc = Py_None, *loader = Py_None, *lock = Py_None;
-    PyObject *info = Py_None;
-    int typed = 0, uncached = 0, keep_existing = 0, cache_getter = 0, loader_only = 0;
+    PyObject *info = Py_None, *cond = Py_None;
+    int typed = 0, uncached = 0, keep_existing = 0, getters = 0, loader_only = 0;
     int lock_lookup = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOp:_CachedFunction", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOpO:_CachedFunction", kwlist,
                                      &func, &cache, &keyfunc, &typed, &uncached,
-                                     &keep_existing, &cache_getter, &loader, &lock,
-                                     &loader_only, &info, &lock_lookup)) {
+                                     &keep_existing, &getters, &loader, &lock,
+                                     &loader_only, &info, &lock_lookup, &cond)) {
         return NULL;
     }
     if (loader_only && loader == Py_None) {
@@ -475,9 +491,9 @@ call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "key and loader must be callable");
         return NULL;
     }
-    if (cache_getter ? !PyCallable_Check(cache) : !uncached && !PyMapping_Check(cache)) {
+    if (getters ? !PyCallable_Check(cache) : !uncached && !PyMapping_Check(cache)) {
         PyErr_Format(PyExc_TypeError, "cache must be a %s, not %.200s",
-                     cache_getter ? "callable" : "mapping", Py_TYPE(cache)->tp_name);
+                     getters ? "callable" : "mapping", Py_TYPE(cache)->tp_name);
         return NULL;
     }
     ml_state *st = ml_state_of_type(type);
@@ -495,10 +511,11 @@ call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->keyfunc = keyfunc != Py_None ? Py_NewRef(keyfunc) : NULL;
     self->loader = loader != Py_None ? Py_NewRef(loader) : NULL;
     self->lock = lock != Py_None ? Py_NewRef(lock) : NULL;
+    self->cond = cond != Py_None ? Py_NewRef(cond) : NULL;
     self->loader_only = loader_only;
     self->lock_lookup = lock_lookup;
     self->info = info != Py_None ? Py_NewRef(info) : NULL;
-    self->cache_getter = cache_getter;
+    self->getters = getters;
     self->keep_existing = keep_existing;
     /* memleash's own key functions are built here instead of called; a bound one
      * (cachedmethod's methodkey) leaves the instance out, so it is the hashkey of the
@@ -552,8 +569,14 @@ call_cache_clear(CallObject *self, PyObject *Py_UNUSED(ignored))
         self->hits = self->misses = 0;
         Py_RETURN_NONE;
     }
-    PyObject *lock = self->lock ? Py_NewRef(self->lock) : NULL, *cache = NULL, *r = NULL;
-    if (lock != NULL && lock_enter(lock) < 0) {
+    PyObject *lock = current(self, self->lock), *cache = NULL, *r = NULL;   /* can re-enter */
+    if (lock == NULL) {
+        return NULL;
+    }
+    if (lock == Py_None) {
+        Py_CLEAR(lock);
+    }
+    else if (lock_enter(lock) < 0) {
         Py_DECREF(lock);
         return NULL;
     }
@@ -582,8 +605,14 @@ call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_AttributeError, "cache_info");
         return NULL;
     }
-    PyObject *lock = self->lock ? Py_NewRef(self->lock) : NULL, *cache = NULL, *r = NULL;
-    if (lock != NULL && lock_enter(lock) < 0) {
+    PyObject *lock = current(self, self->lock), *cache = NULL, *r = NULL;   /* can re-enter */
+    if (lock == NULL) {
+        return NULL;
+    }
+    if (lock == Py_None) {
+        Py_CLEAR(lock);
+    }
+    else if (lock_enter(lock) < 0) {
         Py_DECREF(lock);
         return NULL;
     }
@@ -656,6 +685,18 @@ call_get_cache(CallObject *self, void *Py_UNUSED(closure))
 }
 
 static PyObject *
+call_get_lock(CallObject *self, void *Py_UNUSED(closure))
+{
+    return current(self, self->lock);
+}
+
+static PyObject *
+call_get_cond(CallObject *self, void *Py_UNUSED(closure))
+{
+    return current(self, self->cond);
+}
+
+static PyObject *
 call_get_key(CallObject *self, void *Py_UNUSED(closure))
 {
     return Py_NewRef(self->keyfunc ? self->keyfunc : Py_None);
@@ -670,6 +711,7 @@ call_traverse(CallObject *self, visitproc visit, void *arg)
     Py_VISIT(self->keyfunc);
     Py_VISIT(self->loader);
     Py_VISIT(self->lock);
+    Py_VISIT(self->cond);
     Py_VISIT(self->info);
     Py_VISIT(self->dict);
     return 0;
@@ -683,6 +725,7 @@ call_clear(CallObject *self)
     Py_CLEAR(self->keyfunc);
     Py_CLEAR(self->loader);
     Py_CLEAR(self->lock);
+    Py_CLEAR(self->cond);
     Py_CLEAR(self->info);
     Py_CLEAR(self->dict);
     return 0;
@@ -701,10 +744,22 @@ call_dealloc(CallObject *self)
     Py_DECREF(tp);
 }
 
+/* cachetools' repr: <cached f>; a cachedmethod wrapper's is set by the Python layer. */
 static PyObject *
 call_repr(CallObject *self)
 {
-    return PyUnicode_FromFormat("<memleash cached %R>", self->func ? self->func : Py_None);
+    PyObject *text = self->dict ? PyDict_GetItemString(self->dict, "_ml_repr") : NULL;
+    if (text != NULL) {
+        return PyObject_Str(text);   /* text: borrowed from the dict until here */
+    }
+    PyObject *wrapped = self->dict ? PyDict_GetItemString(self->dict, "__wrapped__") : NULL;
+    if (wrapped == NULL) {
+        wrapped = self->func ? self->func : Py_None;
+    }
+    Py_INCREF(wrapped);   /* the format below can run Python code */
+    PyObject *r = PyUnicode_FromFormat("<cached %R>", wrapped);
+    Py_DECREF(wrapped);
+    return r;
 }
 
 static PyMethodDef call_methods[] = {
@@ -720,6 +775,10 @@ static PyMethodDef call_methods[] = {
 static PyGetSetDef call_getset[] = {
     {"cache", (getter)call_get_cache, NULL, "The cache the results are stored in.", NULL},
     {"cache_key", (getter)call_get_key, NULL, "The key function (None: functools' key).", NULL},
+    {"cache_lock", (getter)call_get_lock, NULL, "The lock (cachetools' cache_lock), or None.",
+     NULL},
+    {"cache_condition", (getter)call_get_cond, NULL,
+     "The condition (cachetools' cache_condition), or None.", NULL},
     {"cache_info", (getter)call_get_cache_info, NULL,
      "cache_info(): (hits, misses, maxsize, currsize), when made with info.", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},

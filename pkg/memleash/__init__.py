@@ -21,6 +21,6 @@ __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
-    "cache", "cached", "cachedmethod", "func", "keys", "lru_cache", "report", "ttl_cache",
+    "cache", "cached", "cachedmethod", "lru_cache", "report", "ttl_cache",
 ]
 __version__ = "0.1.0"

@@ -1,6 +1,14 @@
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 
+from . import func as func
+from . import keys as keys
+from .decorators import CacheInfo as CacheInfo
+from .decorators import cache as cache
+from .decorators import cached as cached
+from .decorators import cachedmethod as cachedmethod
+from .decorators import lru_cache as lru_cache
+from .func import ttl_cache as ttl_cache
 from .report import CacheReport as CacheReport
 from .report import EmitterReport as EmitterReport
 from .report import PrometheusCollector as PrometheusCollector
@@ -155,8 +163,8 @@ class AsyncIOEventEmitter(EventEmitter):
     def complete(self) -> bool: ...
 
 __all__ = [
-    "AsyncIOEventEmitter", "Cache", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
+    "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
-    "report",
+    "cache", "cached", "cachedmethod", "lru_cache", "report", "ttl_cache",
 ]

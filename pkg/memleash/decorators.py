@@ -107,15 +107,20 @@ def cache(user_function: _F, /) -> _F:
 # cachetools flavour
 
 class _Loader:
-    """What a loader knows: the function, and the cache or (``getter``) how to get it."""
+    """What a loader knows: the function, and the cache, lock and condition, or (with
+    ``getters``) functions that give them (a cachedmethod's, asked anew every time)."""
 
-    __slots__ = ("func", "cache", "getter", "lock")
+    __slots__ = ("func", "cache", "lock", "cond", "getters")
 
-    def __init__(self, func: Any, cache: Any, getter: bool, lock: Any) -> None:
-        self.func, self.cache, self.getter, self.lock = func, cache, getter, lock
+    def __init__(self, func: Any, cache: Any, lock: Any, cond: Any, getters: bool) -> None:
+        self.func, self.cache, self.lock, self.cond = func, cache, lock, cond
+        self.getters = getters
 
-    def current_cache(self) -> Any:
-        return self.cache() if self.getter else self.cache
+    def current(self) -> tuple[Any, Any, Any]:
+        if self.getters:
+            return (self.cache(), self.lock() if self.lock else None,
+                    self.cond() if self.cond else None)
+        return self.cache, self.lock, self.cond
 
 
 class _LockedLoader(_Loader):
@@ -125,8 +130,8 @@ class _LockedLoader(_Loader):
 
     def __call__(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         value = self.func(*args, **kwargs)
-        cache = self.current_cache()
-        with self.lock:
+        cache, lock, _ = self.current()
+        with lock:
             try:
                 return cache.setdefault(key, value), False
             except ValueError:
@@ -141,59 +146,53 @@ class _ConditionLoader(_Loader):
     (cachetools hangs); here it raises RuntimeError.
     """
 
-    __slots__ = ("cond", "pending")
+    __slots__ = ("pending",)
 
-    def __init__(self, func: Any, cache: Any, getter: bool, lock: Any, cond: Any) -> None:
-        super().__init__(func, cache, getter, lock)
-        self.cond = cond
+    def __init__(self, func: Any, cache: Any, lock: Any, cond: Any, getters: bool) -> None:
+        super().__init__(func, cache, lock, cond, getters)
         self.pending: dict[Any, int] = {}     # key -> the computing thread's ident
 
     def __call__(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        cache = self.current_cache()
+        cache, lock, cond = self.current()
         me = threading.get_ident()
-        with self.lock:
+        with lock:
             while key in self.pending:
                 if self.pending[key] == me:
                     raise RuntimeError(
                         "recursive call with the same key while computing it "
                         "(cached with condition= would wait for itself forever)")
-                self.cond.wait()
+                cond.wait()
             try:
                 return cache[key], True
             except KeyError:
                 self.pending[key] = me
         try:
             value = self.func(*args, **kwargs)
-            with self.lock:
+            with lock:
                 try:
                     cache[key] = value
                 except ValueError:
                     pass                     # too large to cache
                 return value, False
         finally:
-            with self.lock:
+            with lock:
                 del self.pending[key]
-                self.cond.notify_all()
+                cond.notify_all()
 
 
 def _make_cached(func: Any, cache: Any, key: Any, lock: Any, condition: Any, info: bool,
-                 *, cache_getter: bool = False) -> Any:
-    """The wrapper cachetools' _wrapper would make, as a _CachedFunction."""
+                 *, getters: bool = False) -> Any:
+    """The wrapper cachetools' _wrapper would make, as a _CachedFunction. With
+    ``getters``, cache, lock and condition are zero-argument functions giving them."""
     make_info = CacheInfo._make_info if info else None
+    kw: dict[str, Any] = {"getters": getters, "info": make_info, "condition": condition}
     if condition is not None:
         lock = lock if lock is not None else condition
-        loader: Any = _ConditionLoader(func, cache, cache_getter, lock, condition)
-        wrapper = _core._CachedFunction(func, cache, key, cache_getter=cache_getter,
-                                        loader=loader, loader_only=True, lock=lock,
-                                        info=make_info)
+        kw.update(loader=_ConditionLoader(func, cache, lock, condition, getters),
+                  loader_only=True, lock=lock)
     elif lock is not None:
-        wrapper = _core._CachedFunction(func, cache, key, cache_getter=cache_getter,
-                                        loader=_LockedLoader(func, cache, cache_getter, lock),
-                                        lock=lock, info=make_info)
-    else:
-        wrapper = _core._CachedFunction(func, cache, key, cache_getter=cache_getter,
-                                        info=make_info)
-    return wrapper, lock
+        kw.update(loader=_LockedLoader(func, cache, lock, None, getters), lock=lock)
+    return _core._CachedFunction(func, cache, key, **kw)
 
 
 def cached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey,
@@ -201,20 +200,16 @@ def cached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey,
     """Decorator to wrap a function with a memoizing callable that saves results in a
     cache, as ``cachetools.cached``.
 
-    Without ``lock`` the wrapper needs none for a memleash cache (its operations are
-    atomic); with ``lock`` every look-up runs under it and the function runs unlocked,
-    the first value stored winning; with ``condition``, concurrent calls for one missing
-    key run the function once. A ``ValueError`` while storing means "not cached".
+    With ``lock`` every look-up runs under it and the function runs unlocked, the first
+    value stored winning; with ``condition``, concurrent calls for one missing key run
+    the function once. A ``ValueError`` while storing means "not cached".
     """
     if cache is None:   # unsupported since cachetools 8.0.0
         raise TypeError("cache must not be None")
 
     def decorator(func: _F) -> _F:
-        wrapper, cache_lock = _make_cached(func, cache, key, lock, condition, info)
-        # update first, so that func.__dict__ cannot override the wrapper's state
+        wrapper = _make_cached(func, cache, key, lock, condition, info)
         functools.update_wrapper(wrapper, func)
-        wrapper.cache_lock = cache_lock
-        wrapper.cache_condition = condition
         return wrapper   # type: ignore[no-any-return]
 
     return decorator
@@ -225,25 +220,25 @@ def cachedmethod(cache: Callable[[Any], MutableMapping[Any, Any]],
                  condition: Any = None, info: bool = False) -> Callable[[_F], Any]:
     """Decorator to wrap a method with a memoizing callable that saves results in a
     cache, as ``cachetools.cachedmethod``: ``cache``, ``lock`` and ``condition`` are
-    callables of ``self``."""
+    callables of ``self``, asked whenever they are needed."""
     if not callable(cache):
         raise TypeError("cache must be callable")
 
     def decorator(method: _F) -> Any:
         def make(obj: Any, descriptor: Any) -> Any:
-            bound_lock = lock(obj) if lock is not None else None
-            bound_cond = condition(obj) if condition is not None else None
             # methodkey / typedmethodkey bound as methods are built in C (self left out)
             bound_key = (types.MethodType(key, obj) if key in (methodkey, typedmethodkey)
                          else functools.partial(key, obj))
-            wrapper, cache_lock = _make_cached(
-                types.MethodType(method, obj), _CacheOf(cache, obj), bound_key,
-                bound_lock, bound_cond, info, cache_getter=True)
+            wrapper = _make_cached(
+                types.MethodType(method, obj), _Of(cache, obj), bound_key,
+                _Of(lock, obj) if lock is not None else None,
+                _Of(condition, obj) if condition is not None else None, info, getters=True)
             functools.update_wrapper(wrapper, method)
-            wrapper.cache_lock = cache_lock
-            wrapper.cache_condition = bound_cond
-            # pickled and copied as the descriptor's binding to obj (as cachetools)
-            wrapper.__dict__["_ml_reduce"] = (descriptor.__get__, (obj,))
+            # pickled and deep-copied as the descriptor's binding to (a copy of) obj
+            wrapper.__dict__.update(
+                _ml_reduce=(descriptor.__get__, (obj,)),
+                _ml_repr=f"<cachedmethod {method!r} of {object.__repr__(obj)}>",
+                __deepcopy__=functools.partial(_deepcopy_bound, descriptor, obj))
             return wrapper
 
         return _MethodDescriptor(method, make)
@@ -251,16 +246,22 @@ def cachedmethod(cache: Callable[[Any], MutableMapping[Any, Any]],
     return decorator
 
 
-class _CacheOf:
-    """cache(obj), asked anew on every call, as cachetools does."""
+def _deepcopy_bound(descriptor: Any, obj: Any, memo: dict[int, Any]) -> Any:
+    import copy
 
-    __slots__ = ("cache", "obj")
+    return descriptor.__get__(copy.deepcopy(obj, memo))
 
-    def __init__(self, cache: Any, obj: Any) -> None:
-        self.cache, self.obj = cache, obj
+
+class _Of:
+    """fn(obj), asked anew whenever needed (cachetools' cache(self), lock(self))."""
+
+    __slots__ = ("fn", "obj")
+
+    def __init__(self, fn: Any, obj: Any) -> None:
+        self.fn, self.obj = fn, obj
 
     def __call__(self) -> Any:
-        return self.cache(self.obj)
+        return self.fn(self.obj)
 
 
 class _MethodDescriptor:
@@ -285,20 +286,30 @@ class _MethodDescriptor:
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         name = self._name
         if name is None:
+            if isinstance(obj, type):   # wrapped by classmethod (no __set_name__ before 3.13)
+                self()
             raise TypeError("Cannot use descriptor instance without calling __set_name__ on it")
         if obj is None:
             if self._unbound is None:
                 self._unbound = _Unbound(self)
             return self._unbound
-        owner = next((cls.__dict__[name] for cls in type(obj).__mro__ if name in cls.__dict__),
+        found = next((cls.__dict__[name] for cls in type(obj).__mro__ if name in cls.__dict__),
                      None)
         try:
-            if owner is self:
-                return obj.__dict__.setdefault(name, self._make(obj, self))
-            wrappers = obj.__dict__.setdefault("__memleash_cachedmethods", {})
+            instance_dict = obj.__dict__
         except AttributeError:
             raise TypeError(f"No '__dict__' attribute on {type(obj).__name__!r} instance "
                             f"to cache {name!r}") from None
+        try:
+            if found is self:
+                # the wrapper replaces the descriptor in the instance dict; if another
+                # thread got there first, its wrapper is kept
+                wrapper = instance_dict.get(name)
+                if wrapper is None:
+                    wrapper = instance_dict.setdefault(name, self._make(obj, self))
+                return wrapper
+            # through super(): a wrapper of its own per descriptor, kept apart
+            wrappers = instance_dict.setdefault(_WRAPPERS, {})
         except TypeError:
             raise TypeError(f"The '__dict__' attribute on {type(obj).__name__!r} instance "
                             f"does not support item assignment for caching {name!r}") from None
@@ -317,6 +328,11 @@ class _MethodDescriptor:
         return (_lookup_descriptor, (self._owner, self._name))
 
 
+#: where an instance keeps the wrappers reached through super() (cachetools' name, so code
+#: and tests that look there find them)
+_WRAPPERS = "__cachetools_cachedmethods"
+
+
 def _lookup_descriptor(owner: type, name: str) -> Any:
     return owner.__dict__[name]
 
@@ -332,10 +348,24 @@ class _Unbound:
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else self._descriptor.__get__(obj)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not args:
-            raise TypeError("Cannot call @cachedmethod through the class without an instance")
-        return self._descriptor.__get__(args[0])(*args[1:], **kwargs)
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            obj, args = args[0], args[1:]
+        else:   # the receiver by keyword, as a plain function allows
+            receiver = self._receiver_name()
+            if receiver is None or receiver not in kwargs:
+                raise TypeError("Cannot call @cachedmethod through the class without an instance")
+            obj = kwargs.pop(receiver)
+        return self._descriptor.__get__(obj)(*args, **kwargs)
+
+    def _receiver_name(self) -> Optional[str]:
+        import inspect
+
+        try:
+            first = next(iter(inspect.signature(self.__wrapped__).parameters.values()))   # type: ignore[attr-defined]
+        except (ValueError, TypeError, StopIteration):
+            return None
+        return first.name if first.kind is first.POSITIONAL_OR_KEYWORD else None
 
     def __reduce__(self) -> Any:
         return (self._descriptor.__get__, (None,))

@@ -53,11 +53,9 @@ def _cache(cache: Any, maxsize: Optional[int], typed: bool) -> Callable[[Any], A
         cond = threading.Condition()
         key = typedkey if typed else hashkey
         wrapper = _core._CachedFunction(
-            func, cache, key, loader=_ConditionLoader(func, cache, False, cond, cond),
-            lock=cond, lock_lookup=False, info=CacheInfo._make_info)
+            func, cache, key, loader=_ConditionLoader(func, cache, cond, cond, False),
+            lock=cond, condition=cond, lock_lookup=False, info=CacheInfo._make_info)
         functools.update_wrapper(wrapper, func)
-        wrapper.cache_lock = cond
-        wrapper.cache_condition = cond
         wrapper.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
         return wrapper
 
