@@ -1156,8 +1156,10 @@ detect_hooks(CacheObject *self, ml_state *st)
             self->hooks |= names[i].bit;
         }
     }
-    /* timed classes publish the C _ml_expire as `expire`; anything else there overrides it */
-    if (_PyType_Lookup(type, st->str_expire) != _PyType_Lookup(base, st->str_ml_expire)) {
+    /* timed classes publish the C _ml_expire as `expire`; anything else there overrides it
+     * (a class without `expire`, untimed, overrides nothing) */
+    PyObject *expire = _PyType_Lookup(type, st->str_expire);   /* borrowed */
+    if (expire != NULL && expire != _PyType_Lookup(base, st->str_ml_expire)) {
         self->hooks |= HOOK_EXPIRE;
     }
 }

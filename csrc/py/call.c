@@ -1,10 +1,11 @@
 /* call.c — the memoizing call wrapper behind memleash.lru_cache and memleash.cached.
  *
  * A call builds the key, hashes it once, probes the cache and returns the stored value:
- * all in C, with no Python frame of ours. When the cache is a memleash cache whose type
- * overrides none of the mapping hooks and that is not timed, the probe goes straight to
- * the engine (cacheobj_find with the known hash, then the policy's touch); any other
- * mapping is read with cache[key], a KeyError meaning a miss, as cachetools does.
+ * all in C, with no Python frame of ours. When the cache is an untimed memleash cache
+ * whose type overrides neither __getitem__ nor __missing__, the probe goes straight to the
+ * engine (cacheobj_find with the known hash, then the policy's touch); any other mapping
+ * is read with cache[key], a KeyError meaning a miss, as cachetools does. Likewise a
+ * store goes to the engine unless the type overrides __setitem__.
  *
  * Keys:
  *   KEY_FUNCTOOLS(_TYPED)  functools._make_key: the positional arguments, then a marker
@@ -211,7 +212,8 @@ engine_of(CallObject *self, PyObject *cache)
         return NULL;
     }
     CacheObject *c = (CacheObject *)cache;
-    return c->hooks == 0 && c->timed == TIMED_NONE ? c : NULL;
+    /* cache[key] would call an overriding __getitem__ or __missing__ */
+    return !(c->hooks & (HOOK_GETITEM | HOOK_MISSING)) && c->timed == TIMED_NONE ? c : NULL;
 }
 
 /* 1 found (*value a new reference), 0 absent, -1 error. Can re-enter. */
@@ -308,7 +310,10 @@ static int
 store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *value)
 {
     int rc;
-    if (PyObject_TypeCheck(cache, self->st->CacheType) && ((CacheObject *)cache)->hooks == 0) {
+    /* cacheobj_setitem_hashed is __setitem__ whole (getsizeof and popitem overrides
+     * included): only an overriding __setitem__ must be called instead */
+    if (PyObject_TypeCheck(cache, self->st->CacheType) &&
+        !(((CacheObject *)cache)->hooks & HOOK_SETITEM)) {
         CacheObject *c = (CacheObject *)cache;
         if (self->keep_existing) {
             uint32_t id;
@@ -558,53 +563,11 @@ call_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
     return PyMethod_New(self, obj);
 }
 
-/* cache_clear(): empties the cache and zeroes the hit and miss counts (under the lock). */
+/* Runs body(self, cache) inside `with lock:` (the current lock, when there is one), the
+ * cache being the current one (None for KEY_UNCACHED). New reference or NULL. */
 static PyObject *
-call_cache_clear(CallObject *self, PyObject *Py_UNUSED(ignored))
+under_lock(CallObject *self, PyObject *(*body)(CallObject *, PyObject *))
 {
-    if (self->cache == NULL) {
-        Py_RETURN_NONE;   /* cleared as garbage */
-    }
-    if (self->mode == KEY_UNCACHED) {
-        self->hits = self->misses = 0;
-        Py_RETURN_NONE;
-    }
-    PyObject *lock = current(self, self->lock), *cache = NULL, *r = NULL;   /* can re-enter */
-    if (lock == NULL) {
-        return NULL;
-    }
-    if (lock == Py_None) {
-        Py_CLEAR(lock);
-    }
-    else if (lock_enter(lock) < 0) {
-        Py_DECREF(lock);
-        return NULL;
-    }
-    cache = current_cache(self);
-    if (cache != NULL) {
-        r = PyObject_CallMethodNoArgs(cache, self->st->str_clear);   /* can re-enter */
-        self->hits = self->misses = 0;
-    }
-    if (lock != NULL && lock_exit(lock) < 0) {
-        Py_CLEAR(r);
-    }
-    Py_XDECREF(lock);
-    Py_XDECREF(cache);
-    if (r == NULL) {
-        return NULL;
-    }
-    Py_DECREF(r);
-    Py_RETURN_NONE;
-}
-
-/* cache_info(): info(cache, hits, misses), under the lock. */
-static PyObject *
-call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->info == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cache_info");
-        return NULL;
-    }
     PyObject *lock = current(self, self->lock), *cache = NULL, *r = NULL;   /* can re-enter */
     if (lock == NULL) {
         return NULL;
@@ -618,7 +581,7 @@ call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
     }
     cache = self->mode == KEY_UNCACHED ? Py_NewRef(Py_None) : current_cache(self);
     if (cache != NULL) {
-        r = PyObject_CallFunction(self->info, "Onn", cache, self->hits, self->misses);
+        r = body(self, cache);   /* can re-enter */
     }
     if (lock != NULL && lock_exit(lock) < 0) {
         Py_CLEAR(r);
@@ -626,6 +589,48 @@ call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
     Py_XDECREF(lock);
     Py_XDECREF(cache);
     return r;
+}
+
+static PyObject *
+clear_body(CallObject *self, PyObject *cache)
+{
+    self->hits = self->misses = 0;
+    if (cache == Py_None) {
+        Py_RETURN_NONE;
+    }
+    return PyObject_CallMethodNoArgs(cache, self->st->str_clear);   /* can re-enter */
+}
+
+static PyObject *
+info_body(CallObject *self, PyObject *cache)
+{
+    return PyObject_CallFunction(self->info, "Onn", cache, self->hits, self->misses);
+}
+
+/* cache_clear(): empties the cache and zeroes the hit and miss counts (under the lock). */
+static PyObject *
+call_cache_clear(CallObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->cache == NULL) {
+        Py_RETURN_NONE;   /* cleared as garbage */
+    }
+    PyObject *r = under_lock(self, clear_body);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+/* cache_info(): info(cache, hits, misses), under the lock. */
+static PyObject *
+call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->info == NULL || self->cache == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cache_info");
+        return NULL;
+    }
+    return under_lock(self, info_body);
 }
 
 static PyMethodDef cache_info_def = {
