@@ -366,3 +366,164 @@ def test_func_is_a_one_line_swap_for_cachetools_func():
     t = memleash.ttl_cache(maxsize=None, ttl=60)(lambda x: x)
     t(1), t(1)
     assert t.cache_info() == (1, 1, None, 1)
+
+
+# ---------------------------------------------------------------------------------------
+# method_cache
+
+class Account:
+    __slots__ = ("balance", "__weakref__")       # no __dict__ needed
+
+    def __init__(self, balance):
+        self.balance = balance
+
+    @memleash.method_cache(maxsize=4)
+    def projected(self, years, rate=0.05):
+        return [self.balance * (1 + rate) ** years]
+
+
+def test_method_cache_caches_per_instance():
+    a, b = Account(100), Account(200)
+    assert a.projected(1) is a.projected(1)
+    assert b.projected(1)[0] != a.projected(1)[0]
+    assert a.projected.cache_info() == (2, 1, 4, 1)
+    assert Account.projected.cache_info() == (2, 2, 4, 2)
+    a.projected.cache_clear()
+    assert a.projected.cache_info() == (0, 0, 4, 0) and b.projected.cache_info().currsize == 1
+    Account.projected.cache_clear()
+    assert Account.projected.cache_info() == (0, 0, 4, 0)
+
+
+def test_method_cache_lets_100_000_instances_go_unlike_functools():
+    class Leaky:
+        @functools.lru_cache(maxsize=None)
+        def value(self):
+            return 1
+
+    class Fixed:
+        @memleash.method_cache(maxsize=None)
+        def value(self):
+            return 1
+
+    def churn(cls, n):
+        refs = []
+        for _ in range(n):
+            obj = cls()
+            obj.value()
+            refs.append(weakref.ref(obj))
+        del obj
+        gc.collect()
+        return sum(r() is not None for r in refs)
+
+    assert churn(Leaky, 1_000) == 1_000          # functools keeps every self alive (B019)
+    assert churn(Fixed, 100_000) == 0
+    assert Fixed.value.cache_info().currsize == 0 and not Fixed.value._wrappers
+
+
+def test_method_cache_bare_and_with_ttl():
+    class Clocked:
+        @memleash.method_cache
+        def a(self, x):
+            return [x]
+
+        @memleash.method_cache(ttl=3600, typed=True)
+        def b(self, x):
+            return [x]
+
+    c = Clocked()
+    assert c.a(1) is c.a(1) and c.b(1) is c.b(1) and c.b(1.0) is not c.b(1)
+    assert Clocked.a.cache_parameters() == {"maxsize": 128, "typed": False}
+
+
+def test_method_cache_needs_weak_references():
+    class Rigid:
+        __slots__ = ()
+
+        @memleash.method_cache
+        def f(self):
+            return 1
+
+    with pytest.raises(TypeError, match="__weakref__"):
+        Rigid().f()
+
+
+def test_method_cache_with_unhashable_instances():
+    class Record(dict):                          # unhashable, compares by content
+        @memleash.method_cache
+        def size(self):
+            return len(self)
+
+    r1, r2 = Record(a=1), Record(a=1)
+    assert r1.size() == 1 and r2.size() == 1
+    assert Record.size.cache_info().misses == 2  # equal instances, separate caches
+
+
+# ---------------------------------------------------------------------------------------
+# acached
+
+def run(coro):
+    import asyncio
+    return asyncio.run(coro)
+
+
+def test_acached_runs_the_coroutine_once_for_concurrent_awaits():
+    import asyncio
+
+    calls = []
+
+    @memleash.acached(memleash.LRUCache(10), info=True)
+    async def fetch(key):
+        calls.append(key)
+        await asyncio.sleep(0.01)
+        return key.upper()
+
+    async def main():
+        return await asyncio.gather(*(fetch("a") for _ in range(20)))
+
+    assert run(main()) == ["A"] * 20 and calls == ["a"]
+    assert fetch.cache_info().misses == 1
+
+
+def test_acached_exception_reaches_every_waiter_and_is_not_cached():
+    import asyncio
+
+    calls = []
+
+    @memleash.acached(memleash.LRUCache(10))
+    async def fail(key):
+        calls.append(key)
+        await asyncio.sleep(0.01)
+        raise LookupError(key)
+
+    async def main():
+        return await asyncio.gather(*(fail("k") for _ in range(5)), return_exceptions=True)
+
+    results = run(main())
+    assert all(isinstance(r, LookupError) for r in results) and calls == ["k"]
+    assert len(fail.cache) == 0
+    run(main())
+    assert calls == ["k", "k"]                   # not cached: the next await runs it again
+
+
+def test_acached_a_waiter_takes_over_when_the_leader_is_cancelled():
+    import asyncio
+
+    calls = []
+
+    @memleash.acached(memleash.LRUCache(10))
+    async def compute(key):
+        calls.append(key)
+        await asyncio.sleep(0.05)
+        return key * 2
+
+    async def main():
+        leader = asyncio.ensure_future(compute(2))
+        await asyncio.sleep(0)                   # the leader starts computing
+        waiters = [asyncio.ensure_future(compute(2)) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        leader.cancel()
+        results = await asyncio.gather(*waiters)
+        return leader.cancelled(), results
+
+    cancelled, results = run(main())
+    assert cancelled and results == [4, 4, 4] and calls == [2, 2]

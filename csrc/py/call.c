@@ -68,6 +68,7 @@ typedef struct {
     int loader_only;        /* every call goes to the loader once the key is built */
     int mode;               /* KEY_* */
     int getters;            /* cache, lock and cond are getters: cache() is the cache */
+    int skip_self;          /* a built-in key leaves out the first argument (method_cache) */
     int keep_existing;      /* do not overwrite what the call stored meanwhile */
     Py_ssize_t hits, misses;
     PyObject *dict;         /* __wrapped__, __name__, ... (functools.update_wrapper) */
@@ -346,6 +347,14 @@ static PyObject *
 make_key(CallObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (self->skip_self && self->mode != KEY_CALLABLE) {
+        if (nargs < 1) {
+            PyErr_SetString(PyExc_TypeError, "a cached method needs its instance argument");
+            return NULL;
+        }
+        args++;
+        nargs--;
+    }
     switch (self->mode) {
     case KEY_FUNCTOOLS:
     case KEY_FUNCTOOLS_TYPED:
@@ -472,15 +481,15 @@ call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"func", "cache", "key", "typed", "uncached", "keep_existing",
                              "getters", "loader", "lock", "loader_only", "info",
-                             "lock_lookup", "condition", NULL};
+                             "lock_lookup", "condition", "skip_self", NULL};
     PyObject *func, *cache, *keyfunc = Py_None, *loader = Py_None, *lock = Py_None;
     PyObject *info = Py_None, *cond = Py_None;
     int typed = 0, uncached = 0, keep_existing = 0, getters = 0, loader_only = 0;
-    int lock_lookup = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOpO:_CachedFunction", kwlist,
+    int lock_lookup = 1, skip_self = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOpOp:_CachedFunction", kwlist,
                                      &func, &cache, &keyfunc, &typed, &uncached,
                                      &keep_existing, &getters, &loader, &lock,
-                                     &loader_only, &info, &lock_lookup, &cond)) {
+                                     &loader_only, &info, &lock_lookup, &cond, &skip_self)) {
         return NULL;
     }
     if (loader_only && loader == Py_None) {
@@ -521,6 +530,7 @@ call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->lock_lookup = lock_lookup;
     self->info = info != Py_None ? Py_NewRef(info) : NULL;
     self->getters = getters;
+    self->skip_self = skip_self;
     self->keep_existing = keep_existing;
     /* memleash's own key functions are built here instead of called; a bound one
      * (cachedmethod's methodkey) leaves the instance out, so it is the hashkey of the

@@ -10,7 +10,7 @@ plain data, or Prometheus metrics).
 
 from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
 from . import func, keys
-from .decorators import CacheInfo, cache, cached, cachedmethod, lru_cache
+from .decorators import CacheInfo, acached, cache, cached, cachedmethod, lru_cache, method_cache
 from .func import ttl_cache
 from .report import CacheReport, EmitterReport, PrometheusCollector, Report, report
 from .emitter import (
@@ -21,6 +21,7 @@ __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
-    "cache", "cached", "cachedmethod", "lru_cache", "report", "ttl_cache",
+    "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "report",
+    "ttl_cache",
 ]
 __version__ = "0.1.0"

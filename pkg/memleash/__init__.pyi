@@ -4,6 +4,8 @@ from typing import Any, ClassVar, TypeVar, overload
 from . import func as func
 from . import keys as keys
 from .decorators import CacheInfo as CacheInfo
+from .decorators import acached as acached
+from .decorators import method_cache as method_cache
 from .decorators import cache as cache
 from .decorators import cached as cached
 from .decorators import cachedmethod as cachedmethod
@@ -166,5 +168,6 @@ __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
-    "cache", "cached", "cachedmethod", "lru_cache", "report", "ttl_cache",
+    "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "report",
+    "ttl_cache",
 ]

@@ -18,15 +18,17 @@ import functools
 import math
 import threading
 import types
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, MutableMapping
 from typing import Any, Optional, TypeVar
 
 from . import _core
-from .caches import Cache, LRUCache
+from .caches import Cache, LRUCache, TTLCache
 from .keys import hashkey, methodkey, typedmethodkey
 
-__all__ = ["CacheInfo", "cache", "cached", "cachedmethod", "lru_cache"]
+__all__ = ["CacheInfo", "acached", "cache", "cached", "cachedmethod", "lru_cache",
+           "method_cache"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -372,3 +374,203 @@ class _Unbound:
 
     def __repr__(self) -> str:
         return f"<cachedmethod {self.__wrapped__!r}>"   # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
+# method_cache: functools.lru_cache for methods, without the leak (flake8-bugbear B019)
+
+class method_cache:   # noqa: N801 (a decorator, named as functools' are)
+    """``lru_cache`` for methods, without its leak: each instance gets a cache of its own,
+    which goes when the instance goes.
+
+    ``functools.lru_cache`` on a method keeps every ``self`` it has seen alive for as
+    long as the class lives (the shared cache's keys hold them: flake8-bugbear's B019).
+    Here the instance is never part of a key and never held: its cache is found through
+    its identity, and a weak reference's callback drops it when the instance dies. The
+    instance needs no ``__dict__`` (only weak-referenceability: ``__weakref__`` in
+    ``__slots__``).
+
+    ``method_cache(maxsize=128, typed=False, *, ttl=None, max_bytes=None)``, or bare
+    ``@method_cache``: per instance at most ``maxsize`` results (``None``: unbounded),
+    each for ``ttl`` seconds if given, within ``max_bytes`` accounted bytes if given.
+    ``obj.method.cache_info()`` / ``cache_clear()`` act on one instance's cache;
+    ``Class.method.cache_info()`` sums over the live instances and
+    ``Class.method.cache_clear()`` clears them all. The hit itself runs in C.
+    """
+
+    def __init__(self, maxsize: Any = 128, typed: bool = False, *, ttl: Optional[float] = None,
+                 max_bytes: Optional[int] = None) -> None:
+        if callable(maxsize) and isinstance(typed, bool):   # bare @method_cache
+            self._configure(128, typed, ttl, max_bytes)
+            self._bind(maxsize)
+            return
+        if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 0):
+            raise TypeError("maxsize must be a non-negative integer or None")
+        self._configure(maxsize, typed, ttl, max_bytes)
+        self._method: Any = None
+
+    def _configure(self, maxsize: Optional[int], typed: bool, ttl: Optional[float],
+                   max_bytes: Optional[int]) -> None:
+        self._maxsize, self._typed, self._ttl, self._max_bytes = maxsize, typed, ttl, max_bytes
+        self._wrappers: dict[int, tuple[Any, Any]] = {}   # id(obj) -> (weakref, wrapper)
+        self._lock = threading.Lock()
+
+    def _bind(self, method: Any) -> None:
+        self._method = method
+        functools.update_wrapper(self, method)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._method is None:   # @method_cache(...) applied to the method
+            (method,) = args
+            self._bind(method)
+            return self
+        raise TypeError("a method_cache is called through an instance: obj.method(...)")
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        entry = self._wrappers.get(id(obj))
+        if entry is None or entry[0]() is not obj:
+            entry = self._new_entry(obj)
+        return types.MethodType(entry[1], obj)
+
+    def _new_entry(self, obj: Any) -> tuple[Any, Any]:
+        key = id(obj)
+        wrappers = self._wrappers
+
+        def forget(ref: Any, key: int = key) -> None:
+            entry = wrappers.get(key)
+            if entry is not None and entry[0] is ref:
+                del wrappers[key]
+
+        try:
+            ref = weakref.ref(obj, forget)
+        except TypeError:
+            raise TypeError(f"method_cache needs weak references to {type(obj).__name__!r} "
+                            "instances: add '__weakref__' to its __slots__") from None
+        bound = math.inf if self._maxsize is None else self._maxsize
+        name = _label("method_cache", self._method)
+        if self._ttl is None:
+            cache: Any = LRUCache(bound, max_bytes=self._max_bytes, name=name)
+        else:
+            cache = TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=name)
+        wrapper = _core._CachedFunction(
+            self._method, cache, typed=self._typed, uncached=self._maxsize == 0,
+            keep_existing=True, skip_self=True,
+            info=functools.partial(_functools_info, self._maxsize))
+        functools.update_wrapper(wrapper, self._method)
+        with self._lock:   # two threads binding one new instance: the first entry wins
+            entry = wrappers.get(key)
+            if entry is None or entry[0]() is not obj:
+                entry = wrappers[key] = (ref, wrapper)
+        return entry
+
+    def cache_info(self) -> Any:
+        """The statistics of every live instance's cache, summed."""
+        hits = misses = currsize = 0
+        for ref, wrapper in list(self._wrappers.values()):
+            info = wrapper.cache_info()
+            hits, misses, currsize = hits + info.hits, misses + info.misses, currsize + info.currsize
+        return functools._CacheInfo(hits, misses, self._maxsize, currsize)   # type: ignore[attr-defined]
+
+    def cache_clear(self) -> None:
+        """Clears every live instance's cache."""
+        for ref, wrapper in list(self._wrappers.values()):
+            wrapper.cache_clear()
+
+    def cache_parameters(self) -> dict[str, Any]:
+        return {"maxsize": self._maxsize, "typed": self._typed}
+
+
+# ---------------------------------------------------------------------------------------
+# acached: coroutine functions, one computation per missing key
+
+def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, *,
+            lock: Any = None, info: bool = False) -> Callable[[_F], _F]:
+    """``cached`` for coroutine functions, with single flight per key.
+
+    Concurrent awaits of one missing key run the coroutine once; the others wait for its
+    result. If the call computing it is cancelled, one of the waiters computes it
+    instead. An exception reaches every waiter of that computation and is not cached.
+    ``lock`` (a ``threading`` lock, for a cache shared with other threads) is held around
+    each cache access, never across an ``await``. ``info=True`` adds ``cache_info()``.
+    """
+    import asyncio
+
+    if cache is None:
+        raise TypeError("cache must not be None")
+
+    def decorator(func: _F) -> _F:
+        pending: dict[Any, asyncio.Future[Any]] = {}
+        counts = [0, 0]   # hits, misses
+        guard = lock if lock is not None else _NoLock()
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            k = key(*args, **kwargs)
+            while True:
+                with guard:
+                    try:
+                        value = cache[k]
+                    except KeyError:
+                        pass
+                    else:
+                        counts[0] += 1
+                        return value
+                leader = pending.get(k)
+                if leader is None:
+                    break
+                try:
+                    return await asyncio.shield(leader)
+                except asyncio.CancelledError:
+                    if not leader.cancelled():
+                        raise            # this waiter itself was cancelled
+                    # the computing call was cancelled: look again, maybe compute
+            counts[1] += 1
+            future = asyncio.get_running_loop().create_future()
+            pending[k] = future
+            try:
+                value = await func(*args, **kwargs)
+            except BaseException as exc:
+                del pending[k]
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+                    future.exception()   # retrieved: no "never retrieved" warning
+                raise
+            with guard:
+                try:
+                    cache[k] = value
+                except ValueError:
+                    pass                 # too large to cache
+            del pending[k]
+            future.set_result(value)
+            return value
+
+        def cache_clear() -> None:
+            with guard:
+                cache.clear()
+                counts[0] = counts[1] = 0
+
+        functools.update_wrapper(wrapper, func)
+        wrapper.cache = cache                     # type: ignore[attr-defined]
+        wrapper.cache_key = key                   # type: ignore[attr-defined]
+        wrapper.cache_lock = lock                 # type: ignore[attr-defined]
+        wrapper.cache_clear = cache_clear         # type: ignore[attr-defined]
+        if info:
+            def cache_info() -> CacheInfo:
+                with guard:
+                    return CacheInfo._make_info(cache, counts[0], counts[1])
+
+            wrapper.cache_info = cache_info       # type: ignore[attr-defined]
+        return wrapper   # type: ignore[return-value]
+
+    return decorator
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
