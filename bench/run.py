@@ -30,6 +30,7 @@ import lru
 import memleash
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import decorators  # noqa: E402
 import emitters  # noqa: E402
 
 QUICK = False
@@ -275,6 +276,14 @@ def workload_owner_death():
     return emitters.workload_owner_death(interleaved, table, QUICK)
 
 
+def workload_decorated_hit():
+    return decorators.workload_hit(interleaved, table, QUICK)
+
+
+def workload_decorated_miss():
+    return decorators.workload_miss(interleaved, table, QUICK)
+
+
 def versions():
     names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
@@ -290,7 +299,8 @@ def main() -> None:
     started = time.time()
     sections = []
     for w in (workload_hit, workload_insert_evict, workload_get_miss, workload_delete,
-              workload_zipf, workload_scaling, workload_memory, workload_emit,
+              workload_zipf, workload_scaling, workload_memory, workload_decorated_hit,
+              workload_decorated_miss, workload_emit,
               workload_subscribe, workload_owner_death):
         print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
         sections.append(w())
