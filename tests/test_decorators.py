@@ -175,16 +175,51 @@ def test_max_bytes_bounds_the_cache_and_a_too_large_result_is_returned_uncached(
     assert len(f(50_000)) == 50_000 and f.cache_info().currsize < 100
 
 
-def test_a_hit_runs_no_python_frame():
-    f = memleash.lru_cache()(lambda x: x)
-    f(1)
+class Holder:
+    def __init__(self):
+        self.store = memleash.LRUCache(10)
+
+    @memleash.cachedmethod(lambda self: self.store)
+    def get(self, x):
+        return x
+
+    @memleash.method_cache
+    def get2(self, x):
+        return x
+
+
+HIT_PATHS = {
+    "lru_cache": lambda: memleash.lru_cache()(lambda x: x),
+    "cached": lambda: memleash.cached(memleash.LRUCache(10))(lambda x: x),
+    "cached(typedkey)": lambda: memleash.cached(memleash.LFUCache(10), key=keys.typedkey)(
+        lambda x: x),
+    "func.lru_cache": lambda: memleash.func.lru_cache()(lambda x: x),
+}
+
+
+def python_calls_during(f, *args):
     events = []
     sys.setprofile(lambda frame, event, arg: events.append((event, frame.f_code.co_name)))
     try:
-        f(1)
+        f(*args)
     finally:
         sys.setprofile(None)
-    assert [e for e in events if e[0] == "call"] == []
+    return [e for e in events if e[0] == "call"]
+
+
+@pytest.mark.parametrize("make", HIT_PATHS.values(), ids=HIT_PATHS.keys())
+def test_a_hit_runs_no_python_frame(make):
+    f = make()
+    f(1)
+    assert python_calls_during(f, 1) == []
+
+
+def test_a_cachedmethod_hit_runs_only_the_users_cache_getter():
+    h = Holder()
+    h.get(1), h.get2(1)
+    assert [name for _, name in python_calls_during(h.get, 1)] == ["<lambda>"]   # self.store
+    bound = h.get2                       # method_cache: its __get__ is Python, the hit is not
+    assert python_calls_during(bound, 1) == []
 
 
 def test_threads_keep_the_counts_and_the_cache_consistent():

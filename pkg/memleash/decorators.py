@@ -231,10 +231,13 @@ def cachedmethod(cache: Callable[[Any], MutableMapping[Any, Any]],
             # methodkey / typedmethodkey bound as methods are built in C (self left out)
             bound_key = (types.MethodType(key, obj) if key in (methodkey, typedmethodkey)
                          else functools.partial(key, obj))
+            # cache(obj), lock(obj), condition(obj), asked anew whenever needed (partial
+            # is C: a hit runs no Python frame of ours)
             wrapper = _make_cached(
-                types.MethodType(method, obj), _Of(cache, obj), bound_key,
-                _Of(lock, obj) if lock is not None else None,
-                _Of(condition, obj) if condition is not None else None, info, getters=True)
+                types.MethodType(method, obj), functools.partial(cache, obj), bound_key,
+                functools.partial(lock, obj) if lock is not None else None,
+                functools.partial(condition, obj) if condition is not None else None, info,
+                getters=True)
             functools.update_wrapper(wrapper, method)
             # pickled and deep-copied as the descriptor's binding to (a copy of) obj
             wrapper.__dict__.update(
@@ -252,18 +255,6 @@ def _deepcopy_bound(descriptor: Any, obj: Any, memo: dict[int, Any]) -> Any:
     import copy
 
     return descriptor.__get__(copy.deepcopy(obj, memo))
-
-
-class _Of:
-    """fn(obj), asked anew whenever needed (cachetools' cache(self), lock(self))."""
-
-    __slots__ = ("fn", "obj")
-
-    def __init__(self, fn: Any, obj: Any) -> None:
-        self.fn, self.obj = fn, obj
-
-    def __call__(self) -> Any:
-        return self.fn(self.obj)
 
 
 class _MethodDescriptor:
