@@ -306,9 +306,25 @@ locked_lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyO
     return found;
 }
 
-/* Stores value under key. 0 (stored, or too large to cache) or -1. Can re-enter. */
+/* Where a memleash cache stood when a look-up missed: if nothing was inserted or
+ * reconfigured since, the key cannot have been stored meanwhile. */
+typedef struct {
+    uint64_t version, config_gen;
+} stamp;
+
+static stamp
+stamp_of(PyObject *cache)
+{
+    CacheObject *c = (CacheObject *)cache;
+    stamp s = {c->c.t.version, c->config_gen};
+    return s;
+}
+
+/* Stores value under key; `before` is stamp_of(cache) at the miss (for a memleash
+ * cache). 0 (stored, or too large to cache) or -1. Can re-enter. */
 static int
-store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *value)
+store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *value,
+      stamp before)
 {
     int rc;
     /* cacheobj_setitem_hashed is __setitem__ whole (getsizeof and popitem overrides
@@ -316,7 +332,10 @@ store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *v
     if (PyObject_TypeCheck(cache, self->st->CacheType) &&
         !(((CacheObject *)cache)->hooks & HOOK_SETITEM)) {
         CacheObject *c = (CacheObject *)cache;
-        if (self->keep_existing) {
+        stamp now = stamp_of(cache);
+        /* (a timed cache's entry found here may have expired: that one is replaced) */
+        if (self->keep_existing && c->timed == TIMED_NONE &&
+            (now.version != before.version || now.config_gen != before.config_gen)) {
             uint32_t id;
             rc = cacheobj_find(c, key, h, &id);   /* can re-enter */
             if (rc != 0) {
@@ -458,8 +477,10 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
         goto done;
     }
     self->misses++;
+    stamp before = PyObject_TypeCheck(cache, self->st->CacheType) ? stamp_of(cache)
+                                                                   : (stamp){0, 0};
     value = PyObject_Vectorcall(self->func, args, nargsf, kwnames);   /* can re-enter */
-    if (value == NULL || store(self, cache, key, h, value) < 0) {
+    if (value == NULL || store(self, cache, key, h, value, before) < 0) {
         Py_CLEAR(value);
         goto error;
     }
