@@ -5,7 +5,7 @@ PYTHON   ?= python3
 VENV     := .venv
 VPY      := $(VENV)/bin/python
 PINS     := requirements/pins.txt
-APT_PKGS := libxxhash-dev
+APT_PKGS := libxxhash-dev libbenchmark-dev g++
 EXT      := pkg/memleash/_core$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 CSRC     := $(wildcard csrc/core/*.c csrc/core/*.h csrc/py/*.c csrc/py/*.h)
 CORE_SRC := $(wildcard csrc/core/*.c)
@@ -13,7 +13,7 @@ CTEST    := build/ctest/test_core
 CFLAGS_CORE := -std=c11 -O1 -g -Wall -Wextra -Wconversion -Wshadow -Werror -UNDEBUG \
                -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all demo test test-c test-py apt venv build clean
+.PHONY: all demo test test-c test-py bench-core apt venv build clean
 
 all: build
 
@@ -46,10 +46,24 @@ $(CTEST): $(CORE_SRC) $(wildcard csrc/core/*.h) $(wildcard tests/c/*.c tests/c/*
 test-c: $(CTEST)
 	./$(CTEST)
 
+# Google Benchmark over the pure-C core (bench/core): built by `make test` so it never
+# rots, run by `make bench`.
+BENCH_CORE := build/bench/bench_core
+$(BENCH_CORE): $(CORE_SRC) $(wildcard csrc/core/*.h) bench/core/shim.c bench/core/shim.h bench/core/bench_core.cc
+	@mkdir -p build/bench
+	$(CC) -std=c11 -O2 -DNDEBUG -Wall -Wextra -Werror -Icsrc -c bench/core/shim.c -o build/bench/shim.o
+	for f in $(CORE_SRC); do \
+	  $(CC) -std=c11 -O2 -DNDEBUG -Wall -Wextra -Werror -Icsrc -c $$f -o build/bench/$$(basename $$f .c).o || exit 1; \
+	done
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Ibench/core -o $@ bench/core/bench_core.cc \
+	  build/bench/*.o -lbenchmark -lpthread
+
+bench-core: apt $(BENCH_CORE)
+
 test-py: build
 	PYTHONPATH=pkg $(VPY) -m pytest -q
 
-test: apt test-c test-py
+test: apt test-c bench-core test-py
 
 demo: build
 	PYTHONPATH=pkg $(VPY) demo/demo.py
@@ -100,5 +114,5 @@ test-valgrind: $(CTEST_VG)
 
 .PHONY: bench
 # The benchmark suite against the peers; writes docs/benchmarks.md from its own output.
-bench: build
-	PYTHONPATH=pkg $(VPY) bench/run.py --out docs/benchmarks.md
+bench: build bench-core
+	PYTHONPATH=pkg $(VPY) bench/run.py --core $(BENCH_CORE) --out docs/benchmarks.md

@@ -284,6 +284,44 @@ def workload_decorated_miss():
     return decorators.workload_miss(interleaved, table, QUICK)
 
 
+CORE_LABELS = {
+    "BM_TableLookup": "table look-up (hit)",
+    "BM_TableDeleteInsert": "table delete + insert",
+    "BM_LRUTouch": "LRU hit: look-up + touch",
+    "BM_LRUEvictInsert": "LRU evict + insert (full)",
+    "BM_LFUTouch": "LFU hit: look-up + touch",
+    "BM_LFUEvictInsert": "LFU evict + insert (full)",
+    "BM_WheelAdvance": "timer wheel: next due + reschedule",
+    "BM_WheelReschedule": "timer wheel: reschedule",
+    "BM_SlotAppendUnlink": "listener slot: append + unlink",
+}
+
+
+def workload_core(binary):
+    """Google Benchmark over the pure-C core (bench/core): ns/op by structure size."""
+    min_time = "0.05" if QUICK else "0.3"
+    out = subprocess.run([binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
+                         check=True, capture_output=True, text=True).stdout
+    rows: dict = {}
+    sizes: list = []
+    for b in json.loads(out)["benchmarks"]:
+        name, size = b["name"].split("/")
+        scale = {"ns": 1, "us": 1e3, "ms": 1e6}[b["time_unit"]]
+        rows.setdefault(name, {})[int(size)] = b["cpu_time"] * scale
+        if int(size) not in sizes:
+            sizes.append(int(size))
+    sizes.sort()
+    lines = ["### The C core alone (Google Benchmark, bench/core): ns per operation by size", "",
+             "No Python: the engine's own cost, through bench/core/shim.h. The listener "
+             "slots' sizes are listeners on one event.", "",
+             "| operation | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for name, by_size in rows.items():
+        cells = [f"{by_size[n]:.1f}" if n in by_size else "" for n in sizes]
+        lines.append(f"| {CORE_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def versions():
     names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
@@ -294,6 +332,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--core", default=None, help="bench/core's Google Benchmark binary")
     args = ap.parse_args()
     QUICK = args.quick
     started = time.time()
@@ -304,6 +343,9 @@ def main() -> None:
               workload_subscribe, workload_owner_death):
         print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
         sections.append(w())
+    if args.core:
+        print("bench: core (Google Benchmark) ...", file=sys.stderr, flush=True)
+        sections.append(workload_core(args.core))
     cpu = platform.processor() or platform.machine()
     header = (
         "# Benchmarks\n\n"

@@ -84,3 +84,25 @@ def test_expire_removes_in_deadline_order_with_scattered_deadlines():
     want = sorted((k for k, d in deadlines.items() if d <= 60.0), key=lambda k: (deadlines[k], k))
     assert [k for k, _ in got] == want
     assert len(cache) == sum(d > 60.0 for d in deadlines.values())
+
+
+DEADLINES = {}
+
+
+def ttu_from_table(key, value, now):
+    return DEADLINES[key]
+
+
+def test_unpickling_scattered_deadlines_files_each_entry_once():
+    import pickle
+
+    rng = random.Random(11)
+    n = N // 10
+    DEADLINES.clear()
+    DEADLINES.update({k: 1.0 + rng.random() * 1e6 for k in range(n)})
+    cache = TLRUCache(maxsize=n, ttu=ttu_from_table, timer=Clock())
+    for k in DEADLINES:
+        cache[k] = k
+    copy = pickle.loads(pickle.dumps(cache))   # deadlines filed before the wheel saw a time
+    assert copy._ml_expiry_work <= 2 * n       # was a sorted insertion each: O(n**2)
+    assert len(copy) == n

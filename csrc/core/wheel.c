@@ -126,7 +126,7 @@ void
 ml_wheel_init(ml_wheel *w)
 {
     memset(w, 0, sizeof(*w));
-    w->now = UINT64_MAX;   /* the first deadline filed sets it (see schedule) */
+    w->now = UINT64_MAX;   /* no clock seen yet: the first schedule sets it (see there) */
     w->late = w->never = ML_NIL;
 }
 
@@ -181,7 +181,10 @@ ml_wheel_schedule(ml_wheel *w, uint32_t id, double when)
     }
     uint64_t k = key_of(when);
     if (when != -INFINITY && w->count == 0 && w->late == ML_NIL) {
-        w->now = k < w->now ? k : w->now;   /* nothing else is filed: `now` may go back */
+        /* nothing else is filed: `now` may go back. With no clock seen yet (next_due
+         * never ran), to the bottom of key space: were this deadline the base, every
+         * earlier one filed after it would count as late (a sorted insertion each) */
+        w->now = w->now == UINT64_MAX ? 0 : (k < w->now ? k : w->now);
     }
     if (when == -INFINITY || k < w->now) {
         file_late(w, id);
