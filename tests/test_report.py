@@ -204,6 +204,21 @@ def test_lazy_expiry_counts_as_expiration():
     assert cache_named("lazy").expirations == 1
 
 
+def test_a_value_whose_sizeof_raises_leaves_the_report_whole():
+    class Unsizable:
+        def __sizeof__(self):
+            raise RuntimeError("no size")
+
+    broken = memleash.LRUCache(10, name="unsizable")
+    broken["k"] = Unsizable()
+    fine = memleash.LRUCache(10, name="sizable")
+    fine["k"] = "v"
+    rep = memleash.report()
+    assert cache_named("unsizable", rep).currbytes is None
+    assert cache_named("sizable", rep).currbytes == fine.currbytes
+    str(rep), rep.to_prometheus(), rep.to_dict()
+
+
 def test_an_unbounded_cache_reports_an_infinite_maxsize():
     cache = memleash.LRUCache(math.inf, name="unbounded")
     assert cache_named("unbounded").maxsize == math.inf

@@ -1023,7 +1023,8 @@ cache_sizeof(CacheObject *self, PyObject *Py_UNUSED(ignored))
 
 /* _ml_stats(): what memleash.report() shows of this cache, read without side effects
  * (nothing expires): a dict of plain values. Can re-enter (the default byte sizing calls
- * sys.getsizeof on every key and value when the cache does not account as it goes). */
+ * sys.getsizeof on every key and value when the cache does not account as it goes; if
+ * that raises, currbytes is None). */
 static PyObject *cache_get_currbytes(CacheObject *self, void *closure);
 static PyObject *units_held(CacheObject *self);
 
@@ -1033,7 +1034,12 @@ cache_stats(CacheObject *self, PyObject *Py_UNUSED(ignored))
     PyObject *currbytes = NULL, *currsize = NULL, *maxbytes = NULL, *dict = NULL;
     currbytes = cache_get_currbytes(self, NULL);   /* can re-enter */
     if (currbytes == NULL) {
-        goto error;
+        if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+            goto error;
+        }
+        /* a key or value whose __sizeof__ raises: the report goes on, without this figure */
+        PyErr_Clear();
+        currbytes = Py_NewRef(Py_None);
     }
     currsize = units_held(self);
     maxbytes = currsize ? cache_get_maxbytes(self, NULL) : NULL;

@@ -38,7 +38,8 @@ class CacheReport:
     entries: int            #: entries held (expired ones not yet removed included)
     currsize: Number        #: size units held (``getsizeof`` units; entries by default)
     maxsize: Number         #: the size limit (``math.inf`` for none)
-    currbytes: int          #: accounted bytes: keys, values and per-entry overhead
+    currbytes: Optional[int]   #: accounted bytes: keys, values and per-entry overhead;
+    #: None when a cache without max_bytes holds an object whose __sizeof__ raises
     maxbytes: Optional[int]  #: ``max_bytes``, or None
     own_bytes: int          #: ``__sizeof__()``: the object and the buffers it owns
     hits: int               #: ``cache[key]`` and ``get(key)`` that found the key
@@ -80,7 +81,7 @@ class Report:
     @property
     def accounted_bytes(self) -> int:
         """The caches' accounted bytes, summed."""
-        return sum(c.currbytes for c in self.caches)
+        return sum(c.currbytes or 0 for c in self.caches)
 
     @property
     def own_bytes(self) -> int:
@@ -139,7 +140,7 @@ def report() -> Report:
             caches.append(CacheReport(kind=kind, name=name, site=site, **stats))
         else:
             emitters.append(EmitterReport(kind=kind, name=name, site=site, **stats))
-    caches.sort(key=lambda c: (-c.currbytes, -c.entries, c.name))
+    caches.sort(key=lambda c: (-(c.currbytes or 0), -c.entries, c.name))
     emitters.sort(key=lambda e: (-e.listeners, e.name))
     return Report(tuple(caches), tuple(emitters))
 
