@@ -97,6 +97,24 @@ test-asan: apt venv
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
 	  $(VPY) -m pytest -q -p no:cacheprovider -m "not memray"
 
+.PHONY: test-refleaks
+# The isolated leak scripts (tests/isolated) on Debian's debug interpreter, python3.11-dbg,
+# with the extension built for it: besides the pooled reference counts and allocated
+# blocks, sys.gettotalrefcount must not grow in every measured round (regrtest -R's rule),
+# which catches a reference leaked to any object, None included.
+DBG_VENV := build/dbg-venv
+test-refleaks:
+	@tools/ensure-apt.sh python3.11-dbg python3.11-dev python3.11-venv
+	test -x $(DBG_VENV)/bin/python || python3.11-dbg -m venv $(DBG_VENV)
+	$(DBG_VENV)/bin/python -m pip install -q "$$(grep '^setuptools==' $(PINS))"
+	rm -rf build/dbg && mkdir -p build/dbg/memleash
+	$(DBG_VENV)/bin/python setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg/tmp --force
+	cp pkg/memleash/*.py build/dbg/memleash/
+	for s in refleak_cache refleak_emitter refleak_decorators; do \
+	  echo "test-refleaks: $$s"; \
+	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
+	done
+
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
 compat: build

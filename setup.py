@@ -13,7 +13,11 @@ from setuptools import Extension, setup
 
 WARN = ["-Wall", "-Wextra", "-Wconversion", "-Wshadow", "-Wstrict-prototypes"]
 # The interpreter's headers are a system directory for us: warnings there are not ours.
-cflags = ["-std=c11", "-isystem", sysconfig.get_paths()["include"], *WARN]
+# Not for a debug interpreter (make test-refleaks): Debian's symlinks its headers to the
+# release ones, and through -isystem GCC would then read the release pyconfig.h, whose
+# Py_INCREF does not count in sys.gettotalrefcount.
+isystem = [] if sysconfig.get_config_var("Py_DEBUG") else ["-isystem", sysconfig.get_paths()["include"]]
+cflags = ["-std=c11", *isystem, *WARN]
 ldflags = []
 undef = []
 if os.environ.get("MEMLEASH_WERROR") == "1":
