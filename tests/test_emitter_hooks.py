@@ -176,3 +176,28 @@ def test_overridden_remove_listener_hook_is_used():
     ee.on("a", print)
     ee.remove_listener("a", print)
     assert seen == ["a"] and ee.event_names() == set()
+
+
+def test_new_listener_is_announced_through_an_overriding_emit():
+    seen = []
+
+    class Loud(EventEmitter):
+        def emit(self, event, *args, **kwargs):
+            seen.append((event, args))
+            return super().emit(event, *args, **kwargs)
+
+    ee = Loud()
+    ee.on("x", print)
+    assert seen == [("new_listener", ("x", print))]
+
+
+def test_new_listener_is_announced_through_an_emit_set_on_the_instance():
+    # what pyee.uplift does: it replaces `emit` on the instance
+    ee, seen = EventEmitter(), []
+    plain_emit = ee.emit
+    ee.emit = lambda event, *args: seen.append(event) or plain_emit(event, *args)
+    ee.on("x", print)
+    assert seen == ["new_listener"]
+    del ee.emit
+    ee.on("y", print)
+    assert seen == ["new_listener"]            # back to the emit loop in C

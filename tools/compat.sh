@@ -7,6 +7,11 @@
 # memleash caches too); its test suite then runs as shipped. Nothing of it is committed.
 # A second pass aliases everything: the caches, cached, cachedmethod, CacheInfo, keys
 # and func are all memleash's, so cachetools' decorator tests run against memleash's.
+#
+# pyee: its sdist (the pinned version) likewise; a copy of its package whose
+# EventEmitter, PyeeException, PyeeError and AsyncIOEventEmitter are memleash's (pyee's
+# other emitters, trio's, twisted's, the executor's, then subclass memleash's), and its
+# test suite run as shipped, with its own test dependencies (requirements/compat-pyee.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VPY=${VPY:-.venv/bin/python}
@@ -58,3 +63,45 @@ cd "$src"
 PYTHONPATH="$OLDPWD/$shim:$OLDPWD/pkg" "$OLDPWD/$VPY" -m pytest -q -p no:cacheprovider tests
 PYTHONPATH="$OLDPWD/$full:$OLDPWD/pkg" "$OLDPWD/$VPY" -m pytest -q -p no:cacheprovider tests \
   ${COMPAT_DESELECT:-}
+
+# ---- pyee -------------------------------------------------------------------------
+cd "$OLDPWD"
+pversion=$(sed -n 's/^pyee==//p' requirements/pins.txt)
+psrc=$work/pyee-$pversion
+if [ ! -d "$psrc/tests" ]; then
+  "$VPY" -m pip download -q --no-deps --ignore-requires-python --no-binary :all: \
+    -d "$work" "pyee==$pversion"
+  tar -xzf "$work/pyee-$pversion.tar.gz" -C "$work"
+fi
+psite=$work/pyee-site
+if [ ! -f "$psite/.installed" ] || [ requirements/compat-pyee.txt -nt "$psite/.installed" ]; then
+  rm -rf "$psite"
+  "$VPY" -m pip install -q --no-deps --target "$psite" -r requirements/compat-pyee.txt
+  touch "$psite/.installed"
+fi
+pshim=$work/pyee-shim
+rm -rf "$pshim" && mkdir -p "$pshim"
+cp -r "$psrc/pyee" "$pshim/"
+cat >> "$pshim/pyee/base.py" <<'PY'
+
+# --- memleash compat alias (added by tools/compat.sh) ---
+from memleash import EventEmitter, PyeeError, PyeeException  # noqa: E402,F401,F811
+PY
+cat >> "$pshim/pyee/asyncio.py" <<'PY'
+
+# --- memleash compat alias (added by tools/compat.sh) ---
+from memleash import AsyncIOEventEmitter  # noqa: E402,F401,F811
+PY
+# the tests run outside the sdist, so that its own pyee/ is not what they import
+prun=$work/pyee-run
+rm -rf "$prun" && mkdir -p "$prun"
+cp -r "$psrc/tests" "$psrc/pyproject.toml" "$prun/"
+ppath="$PWD/$pshim:$PWD/pkg:$PWD/$psite"
+PYTHONPATH="$ppath" "$VPY" -c '
+import pyee, pyee.asyncio, pyee.trio, memleash
+assert pyee.EventEmitter is memleash.EventEmitter and pyee.PyeeError is memleash.PyeeError
+assert pyee.asyncio.AsyncIOEventEmitter is memleash.AsyncIOEventEmitter
+assert issubclass(pyee.trio.TrioEventEmitter, memleash.EventEmitter)
+print("compat: pyee", "'"$pversion"'", "aliased to memleash", memleash.__version__)'
+cd "$prun"
+PYTHONPATH="$ppath" "$OLDPWD/$VPY" -m pytest -q -p no:cacheprovider tests

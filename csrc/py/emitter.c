@@ -746,6 +746,29 @@ reserve_failed(int rc)
     return -1;
 }
 
+/* pyee announces a listener with self.emit("new_listener", event, f): through an
+ * overriding emit, or one set on the instance (pyee.uplift does that), when there is one;
+ * else straight into the emit loop. 0 or -1. Can re-enter. */
+static int
+announce_listener(EmitterObject *self, PyObject *event, PyObject *f)
+{
+    int patched = 0;
+    if (!(self->hooks & HOOK_EMIT) && self->dict != NULL) {
+        patched = PyDict_Contains(self->dict, self->st->str_emit);
+        if (patched < 0) {
+            return -1;
+        }
+    }
+    if (!(self->hooks & HOOK_EMIT) && !patched) {
+        PyObject *nl_args[2] = {event, f};
+        return emit_event(self, self->st->str_new_listener, nl_args, 2, NULL) < 0 ? -1 : 0;
+    }
+    PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_emit,
+                                             self->st->str_new_listener, event, f, NULL);
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
 /* The core of on/once/add_listener: pyee's _add_event_handler. notify: emit new_listener
  * first (0 only when restoring a pickled emitter). Returns 0 or -1. */
 static int
@@ -761,8 +784,7 @@ add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int we
         return -1;
     }
     /* pyee fires new_listener before adding, every time */
-    PyObject *nl_args[2] = {event, f};
-    if (notify && emit_event(self, self->st->str_new_listener, nl_args, 2, NULL) < 0) {
+    if (notify && announce_listener(self, event, f) < 0) {   /* can re-enter */
         return -1;
     }
     payload pl, old = {{NULL, NULL, NULL, NULL}, 0};
@@ -1515,6 +1537,7 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         {st->str_handle_error, HOOK_HANDLE_ERROR},
         {st->str_add_hook, HOOK_ADD},
         {st->str_remove_hook, HOOK_REMOVE},
+        {st->str_emit, HOOK_EMIT},
     };
     for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
         /* both borrowed; a plain MRO walk, no Python code runs */

@@ -25,7 +25,8 @@ enum {
     HOOK_CALL_HANDLERS = 2u,    /* _call_handlers: emit calls it instead of its own loop */
     HOOK_HANDLE_ERROR = 4u,     /* _emit_handle_potential_error: called when unhandled */
     HOOK_ADD = 8u,              /* _add_event_handler: on/once/add_listener go through it */
-    HOOK_REMOVE = 16u           /* _remove_listener: remove_listener goes through it */
+    HOOK_REMOVE = 16u,          /* _remove_listener: remove_listener goes through it */
+    HOOK_EMIT = 32u             /* emit: new_listener is announced through self.emit */
 };
 
 /* Adds EventEmitter, its helper types and exceptions to module. 0 or -1. */

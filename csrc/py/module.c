@@ -212,6 +212,7 @@ module_exec(PyObject *module)
     INTERN(str_error, "error");
     INTERN(str_name, "name");
     INTERN(str_clear, "clear");
+    INTERN(str_emit, "emit");
     INTERN(str_new_listener, "new_listener");
     INTERN(str_ml_add, "_ml_add");
     INTERN(str_emit_run, "_emit_run");
@@ -264,6 +265,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->str_error);
     Py_VISIT(st->str_name);
     Py_VISIT(st->str_clear);
+    Py_VISIT(st->str_emit);
     Py_VISIT(st->CallType);
     Py_VISIT(st->kwd_mark);
     Py_VISIT(st->KeywordMark);
@@ -307,6 +309,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_error);
     Py_CLEAR(st->str_name);
     Py_CLEAR(st->str_clear);
+    Py_CLEAR(st->str_emit);
     Py_CLEAR(st->CallType);
     Py_CLEAR(st->kwd_mark);
     Py_CLEAR(st->KeywordMark);

@@ -38,7 +38,7 @@ typedef struct {
     PyObject *PyeeException, *PyeeError, *ListenerLeakWarning;
     PyObject *partial;              /* functools.partial (the emitter's decorators) */
     PyObject *allocate_lock;        /* _thread.allocate_lock (EventEmitter._lock) */
-    PyObject *str_error, *str_new_listener, *str_ml_add, *str_name;
+    PyObject *str_error, *str_new_listener, *str_ml_add, *str_name, *str_emit;
     PyObject *str_emit_run, *str_call_handlers, *str_handle_error, *str_add_hook, *str_remove_hook;
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
