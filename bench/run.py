@@ -195,7 +195,7 @@ def workload_zipf():
 
 
 def workload_scaling():
-    sizes = [1_000, 10_000, 100_000] if QUICK else [1_000, 10_000, 100_000, 1_000_000]
+    sizes = [1_000, 10_000, 100_000] if QUICK else [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
     lines = ["### Scaling: hit time as a ratio to dict's at the same size", "",
              "| entries | dict ns | memleash.LRUCache ns | ratio to dict |", "|---:|---:|---:|---:|"]
     for n in sizes:
