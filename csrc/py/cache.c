@@ -1146,22 +1146,13 @@ static void
 detect_hooks(CacheObject *self, ml_state *st)
 {
     PyTypeObject *type = Py_TYPE(self), *base = st->CacheType;
-    struct {
-        PyObject *name;
-        unsigned bit;
-    } names[] = {
+    const ml_hook names[] = {
         {st->str_getitem, HOOK_GETITEM}, {st->str_setitem, HOOK_SETITEM},
         {st->str_delitem, HOOK_DELITEM}, {st->str_contains, HOOK_CONTAINS},
         {st->str_missing, HOOK_MISSING}, {st->str_popitem, HOOK_POPITEM},
         {st->str_getsizeof, HOOK_GETSIZEOF},
     };
-    self->hooks = 0;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        /* both borrowed; a plain MRO walk, no Python code runs */
-        if (_PyType_Lookup(type, names[i].name) != _PyType_Lookup(base, names[i].name)) {
-            self->hooks |= names[i].bit;
-        }
-    }
+    self->hooks = ml_overrides(type, base, names, sizeof(names) / sizeof(names[0]));
     /* timed classes publish the C _ml_expire as `expire`; anything else there overrides it
      * (a class without `expire`, untimed, overrides nothing) */
     PyObject *expire = _PyType_Lookup(type, st->str_expire);   /* borrowed */

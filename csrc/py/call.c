@@ -354,13 +354,6 @@ store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *v
     return rc;
 }
 
-/* The cache of this call (a getter's result, or the cache). New reference. */
-static PyObject *
-current_cache(CallObject *self)
-{
-    return current(self, self->cache);   /* can re-enter */
-}
-
 /* The key of a call. New reference. */
 static PyObject *
 make_key(CallObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -444,7 +437,7 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
         return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     }
     /* held for the whole call: a callback may drop every other reference to it */
-    PyObject *cache = current_cache(self);   /* can re-enter */
+    PyObject *cache = current(self, self->cache);   /* can re-enter */
     if (cache == NULL) {
         return NULL;
     }
@@ -610,7 +603,7 @@ under_lock(CallObject *self, PyObject *(*body)(CallObject *, PyObject *))
         Py_DECREF(lock);
         return NULL;
     }
-    cache = self->mode == KEY_UNCACHED ? Py_NewRef(Py_None) : current_cache(self);
+    cache = self->mode == KEY_UNCACHED ? Py_NewRef(Py_None) : current(self, self->cache);
     if (cache != NULL) {
         r = body(self, cache);   /* can re-enter */
     }
@@ -717,7 +710,7 @@ call_get_cache(CallObject *self, void *Py_UNUSED(closure))
     if (self->cache == NULL) {
         Py_RETURN_NONE;   /* cleared as garbage */
     }
-    return current_cache(self);   /* a cachedmethod's cache(instance), asked now */
+    return current(self, self->cache);   /* a cachedmethod's cache(instance), asked now */
 }
 
 static PyObject *

@@ -1528,10 +1528,7 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         return NULL;
     }
     self->st = st;
-    struct {
-        PyObject *name;
-        unsigned bit;
-    } hooks[] = {
+    const ml_hook hooks[] = {
         {st->str_emit_run, HOOK_EMIT_RUN},
         {st->str_call_handlers, HOOK_CALL_HANDLERS},
         {st->str_handle_error, HOOK_HANDLE_ERROR},
@@ -1539,12 +1536,7 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         {st->str_remove_hook, HOOK_REMOVE},
         {st->str_emit, HOOK_EMIT},
     };
-    for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
-        /* both borrowed; a plain MRO walk, no Python code runs */
-        if (_PyType_Lookup(type, hooks[i].name) != _PyType_Lookup(st->EmitterType, hooks[i].name)) {
-            self->hooks |= hooks[i].bit;
-        }
-    }
+    self->hooks = ml_overrides(type, st->EmitterType, hooks, sizeof(hooks) / sizeof(hooks[0]));
     ml_slots_init(&self->sl, &ml_alloc_pymem);
     self->max_listeners = DEFAULT_MAX_LISTENERS;
     ReaperObject *reaper = PyObject_New(ReaperObject, st->ReaperType);

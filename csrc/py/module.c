@@ -106,6 +106,19 @@ ml_reg_describe(const ml_reg *r, PyObject *dict)
     return rc;
 }
 
+unsigned
+ml_overrides(PyTypeObject *type, PyTypeObject *base, const ml_hook *hooks, size_t n)
+{
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* both borrowed */
+        if (_PyType_Lookup(type, hooks[i].name) != _PyType_Lookup(base, hooks[i].name)) {
+            bits |= hooks[i].bit;
+        }
+    }
+    return bits;
+}
+
 int
 ml_declare_referents(PyTypeObject *type)
 {

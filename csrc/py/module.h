@@ -77,6 +77,16 @@ int ml_reg_describe(const ml_reg *r, PyObject *dict);
  * a _ml_referents getter; the class attribute creates no slot. 0 or -1. */
 int ml_declare_referents(PyTypeObject *type);
 
+/* A method a subclass may override, and the bit that says it does. */
+typedef struct {
+    PyObject *name;
+    unsigned bit;
+} ml_hook;
+
+/* @return the bits of the hooks that type resolves to something else than base does (a
+ * subclass override). A plain MRO walk: no Python code runs. */
+unsigned ml_overrides(PyTypeObject *type, PyTypeObject *base, const ml_hook *hooks, size_t n);
+
 /* PyMem_* behind the core's ml_alloc: tracemalloc and memray see every byte. */
 extern const ml_alloc ml_alloc_pymem;
 

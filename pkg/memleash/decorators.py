@@ -60,17 +60,23 @@ def _functools_info(maxsize: Optional[int], cache: Any, hits: int, misses: int) 
                                 0 if cache is None else len(cache))
 
 
-def _lru_wrapper(func: Any, maxsize: Optional[int], typed: bool,
-                 max_bytes: Optional[int]) -> Any:
-    if maxsize == 0:
-        cache = None                         # functools: no caching, every call a miss
-    else:
-        cache = LRUCache(math.inf if maxsize is None else maxsize, max_bytes=max_bytes,
-                         name=_label("lru_cache", func))
+def _functools_wrapper(func: Any, cache: Any, maxsize: Optional[int], typed: bool,
+                       skip_self: bool = False) -> Any:
+    """A wrapper with functools' keys and cache_info(); cache None: maxsize=0, no caching
+    (every call a miss). skip_self: the key leaves out the first argument."""
     wrapper = _core._CachedFunction(func, cache, typed=typed, uncached=cache is None,
-                                    keep_existing=True,
+                                    keep_existing=True, skip_self=skip_self,
                                     info=functools.partial(_functools_info, maxsize))
     functools.update_wrapper(wrapper, func)
+    return wrapper
+
+
+def _lru_wrapper(func: Any, maxsize: Optional[int], typed: bool,
+                 max_bytes: Optional[int]) -> Any:
+    cache = None if maxsize == 0 else LRUCache(
+        math.inf if maxsize is None else maxsize, max_bytes=max_bytes,
+        name=_label("lru_cache", func))
+    wrapper = _functools_wrapper(func, cache, maxsize, typed)
     wrapper.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
     return wrapper
 
@@ -183,15 +189,17 @@ class _ConditionLoader(_Loader):
 
 
 def _make_cached(func: Any, cache: Any, key: Any, lock: Any, condition: Any, info: bool,
-                 *, getters: bool = False) -> Any:
+                 *, getters: bool = False, unlocked_hits: bool = False) -> Any:
     """The wrapper cachetools' _wrapper would make, as a _CachedFunction. With
-    ``getters``, cache, lock and condition are zero-argument functions giving them."""
+    ``getters``, cache, lock and condition are zero-argument functions giving them. With
+    ``unlocked_hits`` (a memleash cache, whose operations are atomic), a condition
+    variant looks up without the lock and only its misses coordinate (memleash.func)."""
     make_info = CacheInfo._make_info if info else None
     kw: dict[str, Any] = {"getters": getters, "info": make_info, "condition": condition}
     if condition is not None:
         lock = lock if lock is not None else condition
         kw.update(loader=_ConditionLoader(func, cache, lock, condition, getters),
-                  loader_only=True, lock=lock)
+                  loader_only=not unlocked_hits, lock_lookup=not unlocked_hits, lock=lock)
     elif lock is not None:
         kw.update(loader=_LockedLoader(func, cache, lock, None, getters), lock=lock)
     return _core._CachedFunction(func, cache, key, **kw)
@@ -441,15 +449,14 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
                             "instances: add '__weakref__' to its __slots__") from None
         bound = math.inf if self._maxsize is None else self._maxsize
         name = _label("method_cache", self._method)
-        if self._ttl is None:
-            cache: Any = LRUCache(bound, max_bytes=self._max_bytes, name=name)
+        if self._maxsize == 0:
+            cache: Any = None                 # nothing cached: every call a miss
+        elif self._ttl is None:
+            cache = LRUCache(bound, max_bytes=self._max_bytes, name=name)
         else:
             cache = TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=name)
-        wrapper = _core._CachedFunction(
-            self._method, cache, typed=self._typed, uncached=self._maxsize == 0,
-            keep_existing=True, skip_self=True,
-            info=functools.partial(_functools_info, self._maxsize))
-        functools.update_wrapper(wrapper, self._method)
+        wrapper = _functools_wrapper(self._method, cache, self._maxsize, self._typed,
+                                     skip_self=True)
         with self._lock:   # two threads binding one new instance: the first entry wins
             entry = wrappers.get(key)
             if entry is None or entry[0]() is not obj:

@@ -9,6 +9,7 @@ a memleash cache's operations are atomic, so only misses coordinate.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import threading
@@ -16,9 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from . import _core
 from .caches import FIFOCache, LFUCache, LRUCache, RRCache, TTLCache
-from .decorators import CacheInfo, _ConditionLoader, _label
+from .decorators import _make_cached
 from .keys import hashkey, typedkey
 
 __all__ = ["fifo_cache", "lfu_cache", "lru_cache", "rr_cache", "ttl_cache"]
@@ -48,13 +48,8 @@ class _UnboundedTTLCache(TTLCache):
 
 def _cache(cache: Any, maxsize: Optional[int], typed: bool) -> Callable[[Any], Any]:
     def decorator(func: Any) -> Any:
-        import functools
-
-        cond = threading.Condition()
-        key = typedkey if typed else hashkey
-        wrapper = _core._CachedFunction(
-            func, cache, key, loader=_ConditionLoader(func, cache, cond, cond, False),
-            lock=cond, condition=cond, lock_lookup=False, info=CacheInfo._make_info)
+        wrapper = _make_cached(func, cache, typedkey if typed else hashkey, None,
+                               threading.Condition(), True, unlocked_hits=True)
         functools.update_wrapper(wrapper, func)
         wrapper.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
         return wrapper
