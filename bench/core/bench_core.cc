@@ -68,6 +68,15 @@ void BM_SlotAppendUnlink(benchmark::State& state) {
   mlb_slots_free(s);
 }
 
+// Interning one stack of state.range(1) frames among state.range(0) known sites.
+void BM_SiteIntern(benchmark::State& state) {
+  uint32_t n = static_cast<uint32_t>(state.range(0));
+  mlb_sites* s = mlb_sites_new(n, static_cast<uint32_t>(state.range(1)));
+  uint64_t i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(mlb_sites_intern(s, Scramble(i++, n)));
+  mlb_sites_free(s);
+}
+
 }  // namespace
 
 #define SIZES RangeMultiplier(10)->Range(1000, 1000000)
@@ -80,5 +89,7 @@ BENCHMARK(BM_LFUEvictInsert)->SIZES;
 BENCHMARK(BM_WheelAdvance)->SIZES;
 BENCHMARK(BM_WheelReschedule)->SIZES;
 BENCHMARK(BM_SlotAppendUnlink)->RangeMultiplier(10)->Range(10, 10000);
+
+BENCHMARK(BM_SiteIntern)->ArgsProduct({{10, 1000, 100000}, {1, 8}});
 
 BENCHMARK_MAIN();

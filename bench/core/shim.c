@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "core/cache.h"
+#include "core/sites.h"
 #include "core/slots.h"
 #include "core/status.h"
 #include "core/table.h"
@@ -229,5 +230,55 @@ void
 mlb_slots_free(mlb_slots *s)
 {
     ml_slots_free(&s->s);
+    free(s);
+}
+
+struct mlb_sites {
+    ml_sites s;
+    uint32_t n, depth;
+};
+
+/* The stack of site k: frames whose identities look like real code addresses. */
+static void
+stack_of(uint64_t k, uint32_t depth, ml_frame *out)
+{
+    for (uint32_t d = 0; d < depth; d++) {
+        out[d].code = (uintptr_t)(0x7f0000000000ULL + (mix(k * 64 + d) & 0xffffff0ULL));
+        out[d].lasti = (int32_t)(mix(k + d) & 0xfff);
+        out[d].unused = 0;
+    }
+}
+
+mlb_sites *
+mlb_sites_new(uint32_t n, uint32_t depth)
+{
+    mlb_sites *s = malloc(sizeof(*s));
+    if (s == NULL || depth > ML_SITES_DEPTH_MAX) {
+        abort();
+    }
+    check(ml_sites_init(&s->s, &ml_alloc_libc), "sites init");
+    s->n = n;
+    s->depth = depth;
+    for (uint32_t i = 0; i < n; i++) {
+        (void)mlb_sites_intern(s, i);
+    }
+    return s;
+}
+
+uint32_t
+mlb_sites_intern(mlb_sites *s, uint64_t k)
+{
+    ml_frame frames[ML_SITES_DEPTH_MAX];
+    stack_of(k % s->n, s->depth, frames);
+    uint32_t id;
+    int created;
+    check(ml_sites_intern(&s->s, frames, s->depth, &id, &created), "sites intern");
+    return id;
+}
+
+void
+mlb_sites_free(mlb_sites *s)
+{
+    ml_sites_free(&s->s);
     free(s);
 }

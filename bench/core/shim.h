@@ -18,6 +18,7 @@ typedef struct mlb_table mlb_table;
 typedef struct mlb_cache mlb_cache;
 typedef struct mlb_wheel mlb_wheel;
 typedef struct mlb_slots mlb_slots;
+typedef struct mlb_sites mlb_sites;
 
 /* A hash index holding keys 1..n. */
 mlb_table *mlb_table_new(uint32_t n);
@@ -48,6 +49,13 @@ mlb_slots *mlb_slots_new(uint32_t n);
 /* Append a listener to the event and unlink the oldest one (steady state). */
 void mlb_slots_append_unlink(mlb_slots *s);
 void mlb_slots_free(mlb_slots *s);
+
+/* n distinct allocation sites of `depth` frames each, already interned. */
+mlb_sites *mlb_sites_new(uint32_t n, uint32_t depth);
+/* Interns the stack of site (k mod n) again: the tracker's per-object look-up. @return
+ * its site id. */
+uint32_t mlb_sites_intern(mlb_sites *s, uint64_t k);
+void mlb_sites_free(mlb_sites *s);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/cache.h"
+#include "core/sites.h"
 #include "core/slots.h"
 #include "core/table.h"
 
@@ -582,6 +583,79 @@ static void test_slots_tombstones_keep_the_snapshot_until_compaction(void) {
     ml_slots_free(&s);
 }
 
+
+/* ---- sites ---- */
+static void test_sites_equal_stacks_share_one_site(void) {
+    ml_sites s;
+    CHECK(ml_sites_init(&s, &ml_alloc_libc) == ML_OK);
+    CHECK(s.n == 1 && s.sites[0].depth == 0);           /* site 0: no frames */
+    ml_frame a[3] = {{0x1000, 4, 0}, {0x2000, 12, 0}, {0x3000, 0, 0}};
+    ml_frame b[3] = {{0x1000, 4, 0}, {0x2000, 14, 0}, {0x3000, 0, 0}};
+    uint32_t ida, ida2, idb, idshort;
+    int created;
+    CHECK(ml_sites_intern(&s, a, 3, &ida, &created) == ML_OK && created == 1);
+    CHECK(ml_sites_intern(&s, a, 3, &ida2, &created) == ML_OK && created == 0 && ida2 == ida);
+    CHECK(ml_sites_intern(&s, b, 3, &idb, &created) == ML_OK && created == 1 && idb != ida);
+    CHECK(ml_sites_intern(&s, a, 2, &idshort, &created) == ML_OK && created == 1);
+    CHECK(idshort != ida && idshort != idb);
+    CHECK(ml_sites_frames(&s, idb)[1].lasti == 14 && ml_sites_get(&s, idb)->depth == 3);
+    ml_sites_free(&s);
+}
+
+static void test_sites_survive_growth(void) {
+    ml_sites s;
+    CHECK(ml_sites_init(&s, &ml_alloc_libc) == ML_OK);
+    enum { N = 5000 };
+    static uint32_t ids[N];
+    for (uint32_t i = 0; i < N; i++) {
+        ml_frame f[2] = {{0x10 + (uintptr_t)(i % 97) * 16, (int32_t)i, 0}, {0x99, 1, 0}};
+        int created;
+        CHECK(ml_sites_intern(&s, f, 1 + i % 2, &ids[i], &created) == ML_OK && created);
+    }
+    int all_found = 1;
+    for (uint32_t i = 0; i < N; i++) {
+        ml_frame f[2] = {{0x10 + (uintptr_t)(i % 97) * 16, (int32_t)i, 0}, {0x99, 1, 0}};
+        uint32_t id;
+        int created;
+        if (ml_sites_intern(&s, f, 1 + i % 2, &id, &created) != ML_OK || created || id != ids[i])
+            all_found = 0;
+    }
+    CHECK(all_found && s.n == N + 1);
+    CHECK(ml_sites_sizeof(&s) >= (size_t)s.n * sizeof(ml_site));
+    ml_sites_free(&s);
+}
+
+static void test_sites_failed_allocation_leaves_them_unchanged(void) {
+    for (long fail_at = 1; fail_at < 40; fail_at++) {
+        counting c = {0, 0, fail_at};
+        ml_alloc a = {c_malloc, c_realloc, c_free, &c};
+        ml_sites s;
+        if (ml_sites_init(&s, &a) != ML_OK) {
+            ml_sites_free(&s);
+            CHECK(c.live == 0);
+            continue;
+        }
+        uint32_t before = 0, id;
+        int created, ok = 1;
+        for (uint32_t i = 0; i < 40 && ok; i++) {
+            ml_frame f = {0x40 + (uintptr_t)i * 8, 2, 0};
+            before = s.n;
+            int st = ml_sites_intern(&s, &f, 1, &id, &created);
+            if (st != ML_OK) {
+                CHECK(st == ML_ERR_NOMEM && s.n == before);
+                ok = 0;
+            }
+        }
+        for (uint32_t i = 0; i < s.n - 1; i++) {   /* what was interned is still found */
+            ml_frame f = {0x40 + (uintptr_t)i * 8, 2, 0};
+            c.fail_at = -1;
+            CHECK(ml_sites_intern(&s, &f, 1, &id, &created) == ML_OK && !created && id == i + 1);
+        }
+        ml_sites_free(&s);
+        CHECK(c.live == 0);
+    }
+}
+
 int main(void) {
     RUN(test_table_insert_find_remove_many);
     RUN(test_removed_ids_are_reused);
@@ -607,6 +681,9 @@ int main(void) {
     RUN(test_deadlines_follow_entries_out);
     RUN(test_slots_unlink_at_once_outside_emits);
     RUN(test_slots_tombstones_keep_the_snapshot_until_compaction);
+    RUN(test_sites_equal_stacks_share_one_site);
+    RUN(test_sites_survive_growth);
+    RUN(test_sites_failed_allocation_leaves_them_unchanged);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }
