@@ -245,7 +245,10 @@ module_exec(PyObject *module)
     if (ml_cache_module_exec(module, st) < 0 || ml_call_module_exec(module, st) < 0) {
         return -1;
     }
-    return ml_emitter_module_exec(module, st);
+    if (ml_emitter_module_exec(module, st) < 0) {
+        return -1;
+    }
+    return ml_tracker_module_exec(module, st);
 }
 
 static int
@@ -289,7 +292,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->str_handle_error);
     Py_VISIT(st->str_call_handlers);
     Py_VISIT(st->str_emit_run);
-    return 0;
+    return ml_tracker_traverse(st, visit, arg);
 }
 
 static int
@@ -333,6 +336,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_handle_error);
     Py_CLEAR(st->str_call_handlers);
     Py_CLEAR(st->str_emit_run);
+    ml_tracker_clear(st);
     return 0;
 }
 
@@ -340,6 +344,7 @@ static void
 module_free(void *module)
 {
     (void)module_clear((PyObject *)module);
+    ml_tracker_free(PyModule_GetState((PyObject *)module));
 }
 
 static PyModuleDef_Slot module_slots[] = {

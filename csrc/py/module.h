@@ -43,6 +43,7 @@ typedef struct {
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
     PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;
+    struct ml_tracker *tr;          /* the resource tracker (tracker.c), PyMem-allocated */
 } ml_state;
 
 extern PyModuleDef ml_module_def;
@@ -92,6 +93,13 @@ extern const ml_alloc ml_alloc_pymem;
 
 /* Adds the cache types to module (called from module exec). @return 0 or -1. */
 int ml_cache_module_exec(PyObject *module, ml_state *st);
+
+/* The resource tracker (tracker.c): its functions and types, its GC references, and its
+ * teardown (clear drops every record; free releases the tracker itself). */
+int ml_tracker_module_exec(PyObject *module, ml_state *st);
+int ml_tracker_traverse(ml_state *st, visitproc visit, void *arg);
+void ml_tracker_clear(ml_state *st);
+void ml_tracker_free(ml_state *st);
 
 /* Adds the memoized-function type (call.c). @return 0 or -1. */
 int ml_call_module_exec(PyObject *module, ml_state *st);

@@ -4,7 +4,8 @@ Bounded caches with hard memory budgets (``LRUCache(maxsize, max_bytes=...)``), 
 for ``cachetools``; an ``EventEmitter`` whose listeners never keep their owners alive,
 drop-in for ``pyee``; memoizing decorators whose hit path runs in C (``lru_cache`` and
 ``cache`` as functools', ``cached``, ``cachedmethod`` and ``func.*`` as cachetools');
-``report()``, one snapshot of every live memleash object (a table,
+a resource tracker (``track``, ``Resource``, ``tracker.enable()``) that reports each
+object collected unclosed with where it was allocated; ``report()``, one snapshot of every live memleash object (a table,
 plain data, or Prometheus metrics).
 """
 
@@ -12,6 +13,8 @@ from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TT
 from . import func, keys
 from .decorators import CacheInfo, acached, cache, cached, cachedmethod, lru_cache, method_cache
 from .func import ttl_cache
+from . import tracker
+from .tracker import Resource, UnclosedResourceWarning, open_resources, resource, track, untrack
 from .report import CacheReport, EmitterReport, PrometheusCollector, Report, report
 from .emitter import (
     AsyncIOEventEmitter, EmitterError, EventEmitter, ListenerLeakWarning, PyeeError, PyeeException,
@@ -20,8 +23,8 @@ from .emitter import (
 __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
-    "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
-    "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "report",
-    "ttl_cache",
+    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "Timer",
+    "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "open_resources",
+    "report", "resource", "track", "ttl_cache", "untrack",
 ]
 __version__ = "0.1.0"

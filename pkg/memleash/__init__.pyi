@@ -16,6 +16,13 @@ from .report import EmitterReport as EmitterReport
 from .report import PrometheusCollector as PrometheusCollector
 from .report import Report as Report
 from .report import report as report
+from . import tracker as tracker
+from .tracker import Resource as Resource
+from .tracker import UnclosedResourceWarning as UnclosedResourceWarning
+from .tracker import open_resources as open_resources
+from .tracker import resource as resource
+from .tracker import track as track
+from .tracker import untrack as untrack
 
 _KT = TypeVar("_KT")
 _VT = TypeVar("_VT")
@@ -167,7 +174,8 @@ class AsyncIOEventEmitter(EventEmitter):
 __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
-    "PyeeError", "PyeeException", "RRCache", "Report", "TLRUCache", "TTLCache", "Timer",
-    "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "report",
-    "ttl_cache",
+    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "TLRUCache", "TTLCache", "Timer",
+    "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
+    "method_cache", "open_resources", "report", "resource", "track", "ttl_cache",
+    "untrack",
 ]

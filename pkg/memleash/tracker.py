@@ -1,0 +1,471 @@
+"""``memleash.tracker``: objects that must be closed, tracked from where they were opened.
+
+A tracked object (``memleash.track(obj)``, a ``memleash.Resource``, or a file or socket
+picked by ``tracker.enable()``) has a record made when it was tracked: its description
+and its allocation site. When it is collected without having been closed, that is a leak:
+
+- the leak reaches every ``on_leak`` listener and the per-site counts, whatever the
+  warning filters say;
+- the user sees one ``ResourceWarning``: CPython's own for files, sockets, ``Popen`` and
+  asyncio transports (the tracker adds ``allocated at file:line in function()`` when it is
+  shown), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
+  site are de-duplicated: the first is shown, the rest are counted.
+
+How close() is seen: an object with a ``__dict__`` gets a small observer under the name
+of each closing method; a type without one (``socket.socket``) has its methods wrapped
+once. Nothing of a dying object is read (see ``csrc/py/tracker.c``).
+
+Levels, as Netty's leak detector: ``disabled``, ``simple`` (the default: 1 in
+``sample_rate`` automatically tracked objects, one frame), ``advanced`` (sampled,
+``depth`` frames), ``paranoid`` (every object, ``depth`` frames). ``MEMLEASH_LEAK_LEVEL``
+sets the level at import. Explicit ``track()`` and ``Resource`` are never sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import builtins
+import functools
+import gc
+import io
+import os
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import tracemalloc
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TypeVar
+
+from . import _core
+
+__all__ = [
+    "Leak", "Resource", "SiteReport", "UnclosedResourceWarning", "disable", "enable",
+    "get_level", "on_leak", "open_resources", "remove_leak_listener", "resource", "seed",
+    "set_level", "sites", "track", "untrack",
+]
+
+T = TypeVar("T")
+LEVELS = ("disabled", "simple", "advanced", "paranoid")
+
+# a kind is (closing methods, probe attribute, probe mode, flags, describe with repr())
+_PROBE_NONE, _PROBE_TRUE, _PROBE_NOT_NONE = 0, 1, 2
+_CPYTHON_WARNS, _IO, _CLASS_HOOKED = 1, 2, 4
+_HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE
+_IO_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
+             io.BufferedRWPair, io.TextIOWrapper)
+_FILE_KIND = (("close",), "closed", _PROBE_TRUE, _CPYTHON_WARNS | _IO, True)
+
+
+class UnclosedResourceWarning(ResourceWarning):
+    """A tracked object that CPython does not warn about was collected unclosed."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of an allocation site."""
+
+    filename: str
+    lineno: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.lineno} in {self.function}()"
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A tracked object collected without having been closed."""
+
+    description: str            #: what it was, as captured when it was tracked
+    name: Optional[str]         #: ``track(obj, name=...)``, or None
+    frames: tuple[Frame, ...]   #: where it was allocated, innermost first
+    age: float                  #: seconds from tracking to collection
+    site: int                   #: the site's id (the same for every leak from there)
+
+    @property
+    def where(self) -> str:
+        """``file:line in function()``, with the callers when more frames were kept."""
+        return _where(self.frames)
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    """One allocation site: what is open from there now, and what leaked from there."""
+
+    frames: tuple[Frame, ...]   #: innermost first
+    open: int                   #: tracked objects from here still open and alive
+    oldest_age: Optional[float]  #: seconds since the oldest of them was tracked
+    leaked: int                 #: collected without being closed
+    tracked: int                #: ever tracked from here
+    warned: int                 #: leaks whose warning was shown (the rest de-duplicated)
+    examples: tuple[str, ...]   #: a few descriptions of the open objects
+    names: tuple[str, ...]      #: the names given to them, if any
+
+    @property
+    def where(self) -> str:
+        return _where(self.frames)
+
+
+def _where(frames: tuple[Frame, ...]) -> str:
+    if not frames:
+        return "<unknown site>"
+    head = str(frames[0])
+    return head if len(frames) == 1 else head + ", called from " + ", ".join(map(str, frames[1:]))
+
+
+@functools.lru_cache(maxsize=None)
+def _frames(site: int) -> tuple[Frame, ...]:
+    return tuple(Frame(*f) for f in _core._tr_site_frames(site))
+
+
+# ------------------------------------------------------------------------------------
+# Levels
+
+_state = {"level": 1, "rate": 128, "depth": 8, "shutdown": False}
+
+
+def set_level(level: str, *, sample_rate: Optional[int] = None, depth: Optional[int] = None) -> None:
+    """Set the leak detection level (and optionally the sampling rate and frame depth)."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    rate = _state["rate"] if sample_rate is None else sample_rate
+    frames = _state["depth"] if depth is None else depth
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
+        raise ValueError(f"sample_rate must be an int >= 1, not {rate!r}")
+    if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= 64:
+        raise ValueError(f"depth must be an int from 1 to 64, not {frames!r}")
+    _core._tr_set(LEVELS.index(level), rate, frames, _state["shutdown"])
+    _state.update(level=LEVELS.index(level), rate=rate, depth=frames)
+
+
+def get_level() -> str:
+    """The current level's name."""
+    return LEVELS[_state["level"]]
+
+
+def seed(n: int) -> None:
+    """Restart every thread's sampling from seed ``n`` (reproducible sampling in tests)."""
+    _core._tr_seed(n)
+
+
+# ------------------------------------------------------------------------------------
+# Kinds: how each type is closed, and whether CPython warns about it itself
+
+_kinds: dict[type, tuple] = {}
+_hooked: dict[tuple[type, str], Any] = {}   # (type, method) -> the original attribute
+
+
+def _kind_for(tp: type) -> tuple:
+    kind = _kinds.get(tp)
+    if kind is not None:
+        return kind
+    if issubclass(tp, _IO_TYPES):
+        kind = _FILE_KIND
+    elif issubclass(tp, io.IOBase):
+        kind = (("close",), "closed", _PROBE_TRUE, _IO, True)
+    elif issubclass(tp, socket.socket):
+        kind = (("close", "detach"), "_closed", _PROBE_TRUE, _CPYTHON_WARNS, True)
+    elif issubclass(tp, subprocess.Popen):
+        kind = (("wait", "communicate", "poll"), "returncode", _PROBE_NOT_NONE, _CPYTHON_WARNS, True)
+    elif issubclass(tp, asyncio.BaseTransport):
+        kind = (("close",), None, _PROBE_NONE, _CPYTHON_WARNS, True)
+    else:
+        kind = (("close",), "closed", _PROBE_TRUE, 0, False)
+    if tp.__flags__ & _HEAPTYPE or getattr(tp, "__dictoffset__", 0) == 0:
+        # a class (Python's socket, Popen, yours): its closing methods are wrapped once,
+        # and a call keeps self alive as usual. Built-in io types cannot be changed: an
+        # observer goes in each tracked object's __dict__ instead
+        _hook_class(tp, kind)
+        kind = kind[:3] + (kind[3] | _CLASS_HOOKED,) + kind[4:]
+    _kinds[tp] = kind
+    return kind
+
+
+def _hook_class(tp: type, kind: tuple) -> None:
+    """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran."""
+    methods, probe, mode = kind[0], kind[1], kind[2]
+    for name in methods:
+        if (tp, name) in _hooked or not hasattr(tp, name):
+            continue
+        original = tp.__dict__.get(name)
+        resolved = getattr(tp, name)
+
+        def closing(self: Any, *args: Any, __m: Any = resolved, **kwargs: Any) -> Any:
+            try:
+                result = __m(self, *args, **kwargs)
+            except BaseException:
+                if _probe(self, probe, mode):
+                    _core._tr_closed(self)
+                raise
+            _core._tr_closed(self)
+            return result
+
+        functools.update_wrapper(closing, resolved)
+        try:
+            setattr(tp, name, closing)
+        except (TypeError, AttributeError):
+            raise TypeError(
+                f"cannot track a {tp.__qualname__!r} object: memleash cannot see when it is "
+                f"closed (no __dict__, immutable type); track an instance of a subclass") from None
+        _hooked[(tp, name)] = original
+
+
+def _probe(obj: Any, attr: Optional[str], mode: int) -> bool:
+    if attr is None or mode == _PROBE_NONE:
+        return False
+    try:
+        value = getattr(obj, attr)
+        return value is not None if mode == _PROBE_NOT_NONE else bool(value)
+    except Exception:
+        return False
+
+
+# ------------------------------------------------------------------------------------
+# Tracking
+
+def track(obj: T, *, name: Optional[str] = None) -> T:
+    """Track ``obj`` until it is closed; a leak if it is collected first. Returns ``obj``.
+
+    Its description and allocation site are captured now. It counts as closed once its
+    ``close()`` (``Popen``: ``wait``/``communicate``/``poll``) ran, or ``untrack(obj)``
+    was called. Never sampled. ``TypeError`` for an object without weak reference support.
+    """
+    tp = type(obj)
+    if not tp.__weakrefoffset__:
+        raise TypeError(
+            f"cannot track a {tp.__qualname__!r} object: it does not support weak references "
+            "(track an instance of a subclass, e.g. sqlite3.connect(..., factory=MyConnection))")
+    return _core._tr_track(obj, _kinds.get(tp) or _kind_for(tp), name, True)
+
+
+def untrack(obj: Any) -> bool:
+    """Stop tracking ``obj`` (it counts as closed). True if it was tracked and open."""
+    return _core._tr_untrack(obj)
+
+
+class Resource(_core.Resource):
+    """Base class of your own handles: every instance is tracked from its creation.
+
+    ``close()`` marks it closed (a subclass's ``close()`` is wrapped to do so when it
+    returns), ``closed`` says so, ``with`` closes it. One collected unclosed gives an
+    ``UnclosedResourceWarning`` from its finalizer, with ``source`` set to it.
+    """
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        close = cls.__dict__.get("close")
+        if close is None:
+            # a close() reached before Resource's in the MRO (resource() puts the user's
+            # class first): wrap it in this class
+            close = getattr(cls, "close", None)
+            if close is None or close is _core.Resource.close or getattr(close, "__memleash_closing__", False):
+                return
+        elif getattr(close, "__memleash_closing__", False) or not callable(close):
+            return
+
+        def closing(self: Any, *args: Any, __close: Any = close, **kw: Any) -> Any:
+            try:
+                return __close(self, *args, **kw)
+            finally:
+                if not _core.Resource.closed.__get__(self):
+                    _core.Resource.close(self)
+
+        functools.update_wrapper(closing, close)
+        closing.__memleash_closing__ = True  # type: ignore[attr-defined]
+        cls.close = closing  # type: ignore[method-assign]
+
+
+def resource(cls: type[T]) -> type[T]:
+    """Class decorator: ``cls`` with ``Resource`` mixed in (its own ``close()`` kept)."""
+    if not isinstance(cls, type):
+        raise TypeError("resource() decorates a class")
+    ns = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    return type(cls.__name__, (cls, Resource), ns)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------
+# Leaks: listeners, warnings
+
+_listeners: list[Callable[[Leak], Any]] = []
+
+
+def on_leak(callback: Callable[[Leak], Any]) -> Callable[[Leak], Any]:
+    """Call ``callback(leak)`` for every leak of a tracked object. Usable as a decorator."""
+    if not callable(callback):
+        raise TypeError("on_leak() takes a callable")
+    _listeners.append(callback)
+    return callback
+
+
+def remove_leak_listener(callback: Callable[[Leak], Any]) -> None:
+    """Stop calling ``callback``; ``ValueError`` if it was not registered."""
+    _listeners.remove(callback)
+
+
+def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, source: Any) -> None:
+    leak = Leak(desc, name, _frames(site), max(0.0, (time.monotonic_ns() - t0) / 1e9), site)
+    failure: Optional[BaseException] = None
+    for listener in list(_listeners):
+        try:
+            listener(leak)
+        except BaseException as exc:   # the others still hear of it
+            failure = failure or exc
+    if not flags & _CPYTHON_WARNS and _core._tr_note_warned(site):
+        label = f" ({name})" if name else ""
+        warnings.warn(f"unclosed {desc}{label} allocated at {leak.where}",
+                      UnclosedResourceWarning, stacklevel=2, source=source)
+    if failure is not None:
+        raise failure
+
+
+_original_format = warnings._formatwarnmsg_impl   # type: ignore[attr-defined]
+_original_show = warnings._showwarnmsg_impl       # type: ignore[attr-defined]
+
+
+def _formatwarnmsg_impl(msg: warnings.WarningMessage) -> str:
+    if isinstance(msg.category, type) and issubclass(msg.category, UnclosedResourceWarning) \
+            and msg.source is not None and not tracemalloc.is_tracing():
+        # the message says where it was allocated: no "enable tracemalloc" tip
+        msg = warnings.WarningMessage(msg.message, msg.category, msg.filename, msg.lineno,
+                                      msg.file, msg.line, None)
+    text = _original_format(msg)
+    info = _source_record(msg)
+    if info is not None:
+        text += f"  allocated at {_where(_frames(info[0]))}\n"
+    return text
+
+
+def _showwarnmsg_impl(msg: warnings.WarningMessage) -> None:
+    info = _source_record(msg)
+    if info is not None and not _core._tr_note_warned(info[0]):
+        return   # this site has warned already: counted, not shown again
+    _original_show(msg)
+
+
+def _source_record(msg: warnings.WarningMessage) -> Optional[tuple]:
+    """The record of a CPython ResourceWarning's source, if memleash tracks it."""
+    if msg.source is None or not isinstance(msg.category, type) or \
+            not issubclass(msg.category, ResourceWarning) or \
+            issubclass(msg.category, UnclosedResourceWarning):
+        return None
+    try:
+        return _core._tr_lookup(msg.source)
+    except Exception:
+        return None
+
+
+def _gc_phase(phase: str, info: dict) -> None:
+    _core._tr_gc_phase(phase == "start")
+
+
+def _at_exit() -> None:
+    # objects collected at interpreter shutdown are counted, not reported one by one
+    _state["shutdown"] = True
+    _core._tr_set(_state["level"], _state["rate"], _state["depth"], True)
+
+
+# ------------------------------------------------------------------------------------
+# Automatic tracking: enable() / disable()
+
+_enabled: dict[str, Any] = {}
+
+
+def enable(files: bool = True, sockets: bool = True) -> None:
+    """Track the files ``open()`` returns and the sockets created, at the current level."""
+    if files and "files" not in _enabled:
+        real = builtins.open
+        tracking = _core._TrackingOpen(real, _FILE_KIND)
+        _enabled["files"] = (real, io.open)
+        builtins.open = tracking
+        io.open = tracking
+    if sockets and "sockets" not in _enabled:
+        kind = _kind_for(socket.socket)
+        original = socket.socket.__dict__["__init__"]
+
+        def __init__(self: socket.socket, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            if _core._tr_sample():
+                _core._tr_track(self, _kinds.get(type(self)) or _kind_for(type(self)), None, True)
+
+        functools.update_wrapper(__init__, original)
+        socket.socket.__init__ = __init__  # type: ignore[method-assign]
+        _enabled["sockets"] = (original, kind)
+
+
+def disable() -> None:
+    """Undo ``enable()``: ``open`` and ``socket.socket`` are the originals again. Objects
+    tracked so far stay tracked."""
+    files = _enabled.pop("files", None)
+    if files is not None:
+        builtins.open, io.open = files
+    sockets = _enabled.pop("sockets", None)
+    if sockets is not None:
+        socket.socket.__init__ = sockets[0]  # type: ignore[method-assign]
+
+
+def enabled() -> dict[str, bool]:
+    """What ``enable()`` turned on."""
+    return {"files": "files" in _enabled, "sockets": "sockets" in _enabled}
+
+
+# ------------------------------------------------------------------------------------
+# Reports
+
+def sites() -> list[SiteReport]:
+    """Every allocation site that tracked something: open now, leaked, most open first."""
+    now = time.monotonic_ns()
+    by_site: dict[int, list] = {}
+    for site, t0, desc, name, obj, probe, mode in _core._tr_open():
+        if _probe(obj, probe, mode):   # closed by a path memleash does not see
+            _core._tr_closed(obj)
+            continue
+        obj = None
+        by_site.setdefault(site, []).append((t0, desc, name))
+    reports = []
+    for site, tracked, n_open, leaked, warned in _core._tr_sites():
+        items = by_site.get(site, [])
+        oldest = min((t0 for t0, _, _ in items), default=None)
+        reports.append(SiteReport(
+            frames=_frames(site), open=len(items),
+            oldest_age=None if oldest is None else (now - oldest) / 1e9,
+            leaked=leaked, tracked=tracked, warned=warned,
+            examples=tuple(dict.fromkeys(d for _, d, _ in items))[:3],
+            names=tuple(dict.fromkeys(n for _, _, n in items if n)),
+        ))
+    reports.sort(key=lambda r: (-r.open, -r.leaked, r.where))
+    return reports
+
+
+def open_resources() -> list[SiteReport]:
+    """What is open now, grouped by allocation site, most numerous first; then the sites
+    with nothing open that leaked (every ``SiteReport`` has its ``leaked`` count)."""
+    return [r for r in sites() if r.open or r.leaked]
+
+
+def _configure() -> None:
+    skip = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+    for key in ("stdlib", "platstdlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            skip.append(os.path.join(path, ""))
+    _core._tr_configure(_dispatch, tuple(dict.fromkeys(skip)))
+    warnings._formatwarnmsg_impl = _formatwarnmsg_impl   # type: ignore[attr-defined]
+    warnings._showwarnmsg_impl = _showwarnmsg_impl       # type: ignore[attr-defined]
+    gc.callbacks.append(_gc_phase)
+    atexit.register(_at_exit)
+    level = os.environ.get("MEMLEASH_LEAK_LEVEL", "").strip().lower()
+    if level:
+        if level in LEVELS:
+            set_level(level)
+        else:
+            warnings.warn(f"MEMLEASH_LEAK_LEVEL={level!r} is not one of {', '.join(LEVELS)}; "
+                          "using 'simple'", RuntimeWarning, stacklevel=2)
+
+
+_configure()

@@ -1,0 +1,539 @@
+"""The resource tracker: leaks of files, sockets, subprocesses, sqlite3 connections and the
+user's own handles, under both deaths (refcount and cyclic collection), reported once."""
+
+import gc
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+
+import pytest
+
+import memleash
+from memleash import tracker
+
+
+@pytest.fixture
+def leaks():
+    got = []
+    tracker.on_leak(got.append)
+    yield got
+    tracker.remove_leak_listener(got.append)
+
+
+@pytest.fixture
+def shown():
+    """Every warning issued, whatever the filters (pytest's own capture is bypassed)."""
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        yield log
+
+
+@pytest.fixture
+def level():
+    before = tracker.get_level(), tracker._state["rate"], tracker._state["depth"]
+    yield tracker.set_level
+    tracker.set_level(before[0], sample_rate=before[1], depth=before[2])
+    tracker.disable()
+
+
+def resource_warnings(log):
+    return [w for w in log if issubclass(w.category, ResourceWarning)]
+
+
+def open_leaky(path):
+    f = open(path, "w")
+    memleash.track(f)
+    f.write("data")
+    return f
+
+
+# ---- files ----
+
+def test_file_dropped_unclosed_is_one_leak_with_its_allocation_site(tmp_path, leaks, shown):
+    f = open_leaky(tmp_path / "a.txt")
+    del f
+    assert len(leaks) == 1
+    assert leaks[0].frames[0].function == "open_leaky"
+    assert leaks[0].where.startswith(__file__)
+    assert "TextIOWrapper" in leaks[0].description and "a.txt" in leaks[0].description
+    assert (tmp_path / "a.txt").read_text() == "data"   # its finalizer still flushed it
+    [w] = resource_warnings(shown)   # CPython's own warning, not a second one
+    assert w.category is ResourceWarning and str(w.message).startswith("unclosed file")
+    assert "allocated at " + leaks[0].where in warnings._formatwarnmsg(w)
+
+
+def test_file_in_a_cycle_is_one_leak(tmp_path, leaks, shown):
+    f = open_leaky(tmp_path / "b.txt")
+    f.cycle = f
+    del f
+    gc.collect()
+    assert [leak.frames[0].function for leak in leaks] == ["open_leaky"]
+
+
+def test_closed_file_is_no_leak(tmp_path, leaks, shown):
+    f = open_leaky(tmp_path / "c.txt")
+    f.close()
+    del f
+    with memleash.track(open(tmp_path / "c.txt")) as g:
+        g.read()
+    del g
+    gc.collect()
+    assert leaks == [] and resource_warnings(shown) == []
+
+
+def test_closed_file_in_a_cycle_is_no_leak(tmp_path, leaks, shown):
+    f = open_leaky(tmp_path / "d.txt")
+    f.close()
+    f.cycle = f
+    del f
+    gc.collect()
+    assert leaks == []
+
+
+def test_close_observer_keeps_the_file_api(tmp_path):
+    f = memleash.track(open(tmp_path / "e.txt", "w"))
+    assert type(f).__name__ == "TextIOWrapper" and f.mode == "w"
+    f.close()
+    f.close()   # double close is fine
+    assert f.closed
+    assert memleash.untrack(f) is False   # closed already
+
+
+# ---- sockets, subprocesses, sqlite3 ----
+
+def test_socketpair_one_closed_one_leaked(leaks, shown):
+    a, b = socket.socketpair()
+    memleash.track(a)
+    memleash.track(b, name="peer")
+    a.close()
+    del a, b
+    gc.collect()
+    [w] = resource_warnings(shown)
+    assert "allocated at" in warnings._formatwarnmsg(w)
+    del w
+    shown.clear()   # the recorded warning held the socket (its source) alive
+    gc.collect()
+    assert [leak.name for leak in leaks] == ["peer"]
+    assert "socket.socket" in leaks[0].description
+
+
+def test_socket_in_a_cycle_leaks(leaks, shown):
+    a, b = socket.socketpair()
+    memleash.track(a)
+    b.close()
+    holder = [a]
+    holder.append(holder)
+    del a, holder
+    gc.collect()
+    shown.clear()
+    gc.collect()
+    assert len(leaks) == 1
+
+
+def test_subprocess_not_waited_leaks_and_waited_does_not(leaks, shown):
+    p = memleash.track(subprocess.Popen([sys.executable, "-c", "pass"]))
+    p.wait()
+    del p
+    assert leaks == []
+    q = memleash.track(subprocess.Popen([sys.executable, "-c", "pass"]))
+    time.sleep(0.2)
+    del q
+    gc.collect()
+    assert len(resource_warnings(shown)) == 1
+    shown.clear()
+    gc.collect()
+    assert len(leaks) == 1 and "Popen" in leaks[0].description
+    with memleash.track(subprocess.Popen([sys.executable, "-c", "pass"])) as r:
+        pass
+    del r
+    assert len(leaks) == 1
+
+
+class Connection(sqlite3.Connection):
+    """sqlite3.Connection cannot be weakly referenced; a subclass can."""
+
+
+def test_sqlite3_connection(leaks, shown):
+    with pytest.raises(TypeError, match="factory"):
+        memleash.track(sqlite3.connect(":memory:"))
+    conn = memleash.track(sqlite3.connect(":memory:", factory=Connection))
+    conn.execute("select 1")
+    conn.close()
+    del conn
+    assert leaks == []
+    conn = memleash.track(sqlite3.connect(":memory:", factory=Connection))
+    del conn
+    gc.collect()   # a connection is in a cycle with its statement cache
+    assert len(leaks) == 1
+    [w] = resource_warnings(shown)   # CPython 3.11 does not warn: memleash does
+    assert w.category is memleash.UnclosedResourceWarning
+
+
+# ---- the user's own classes ----
+
+class Handle:
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class SlottedHandle:
+    __slots__ = ("__weakref__", "closed")
+
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def make_handle(cls=Handle):
+    return memleash.track(cls())
+
+
+def test_user_object_leak_warns_naming_type_and_site(leaks, shown):
+    h = make_handle()
+    del h
+    [w] = resource_warnings(shown)
+    assert w.category is memleash.UnclosedResourceWarning
+    text = str(w.message)
+    assert text.startswith("unclosed <tests.test_tracker.Handle object at 0x") or \
+        text.startswith("unclosed <test_tracker.Handle object at 0x")
+    assert text.endswith(f"allocated at {__file__}:{make_handle.__code__.co_firstlineno + 1} in make_handle()")
+
+
+def test_user_object_closed_or_untracked_is_no_leak(leaks, shown):
+    for cls in (Handle, SlottedHandle):
+        h = make_handle(cls)
+        h.close()
+        del h
+        h = make_handle(cls)
+        assert memleash.untrack(h) is True
+        del h
+    assert leaks == []
+
+
+def test_slotted_user_object_leaks(leaks):
+    h = make_handle(SlottedHandle)
+    del h
+    assert len(leaks) == 1
+
+
+def test_object_without_weakrefs_is_a_type_error():
+    with pytest.raises(TypeError, match="weak references"):
+        memleash.track(object())
+    with pytest.raises(TypeError, match="name"):
+        memleash.track(Handle(), name=3)
+
+
+def test_close_that_raises_propagates_and_the_object_stays_open(leaks, shown):
+    class Failing(Handle):
+        def close(self):
+            raise OSError("disk on fire")
+
+    h = memleash.track(Failing())
+    with pytest.raises(OSError, match="disk on fire"):
+        h.close()
+    del h
+    assert len(leaks) == 1
+
+
+def test_resurrected_object_leaks_once_when_it_finally_dies(leaks, shown):
+    saved = []
+
+    class Phoenix(Handle):
+        def __del__(self):
+            if not saved:
+                saved.append(self)
+
+    memleash.track(Phoenix())
+    gc.collect()
+    saved.clear()
+    gc.collect()
+    assert len(leaks) == 1
+
+
+def test_leaks_from_one_site_warn_once_and_are_counted(leaks, shown):
+    for _ in range(5):
+        make_handle()
+    assert len(leaks) == 5
+    site = [s for s in tracker.sites() if s.frames and s.frames[0].function == "make_handle"]
+    assert len(resource_warnings(shown)) <= 1
+    assert site[0].leaked >= 5 and site[0].warned >= 1
+
+
+def test_every_listener_hears_of_a_leak_even_if_one_raises(leaks):
+    def broken(leak):
+        raise RuntimeError("listener bug")
+
+    tracker.on_leak(broken)
+    unraisable = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", memleash.UnclosedResourceWarning)
+            make_handle()
+    finally:
+        sys.unraisablehook = hook
+        tracker.remove_leak_listener(broken)
+    assert len(leaks) == 1
+    assert [type(u.exc_value) for u in unraisable] == [RuntimeError]
+
+
+def test_closing_a_temporary_keeps_it_alive_for_close(leaks, shown):
+    memleash.track(Handle()).close()
+    memleash.track(SlottedHandle()).close()
+    assert leaks == []
+
+
+def test_leak_listener_may_track_and_report(leaks, shown):
+    seen = []
+
+    def reentrant(leak):
+        memleash.track(Handle()).close()
+        seen.append(len(memleash.open_resources()))
+
+    tracker.on_leak(reentrant)
+    try:
+        make_handle()
+    finally:
+        tracker.remove_leak_listener(reentrant)
+    assert len(seen) == 1 and len(leaks) == 1
+
+
+# ---- memleash.Resource ----
+
+class Conn(memleash.Resource):
+    def __init__(self, dsn):
+        self.dsn = dsn
+        self.released = False
+
+    def close(self):
+        self.released = True
+
+
+def test_resource_leak_warns_from_its_finalizer_with_source(leaks, shown):
+    c = Conn("db")
+    del c
+    [w] = resource_warnings(shown)
+    assert w.category is memleash.UnclosedResourceWarning
+    assert type(w.source) is Conn and w.source.dsn == "db"
+    assert "Conn object at" in str(w.message) and f"{__file__}:" in str(w.message)
+    assert len(leaks) == 1
+
+
+def test_resource_in_a_cycle_leaks_once(leaks, shown):
+    c = Conn("db")
+    c.me = c
+    del c
+    gc.collect()
+    assert len(leaks) == 1
+
+
+def test_resource_close_and_context_manager(leaks, shown):
+    c = Conn("db")
+    assert not c.closed
+    c.close()   # the subclass's close() needs no super().close()
+    assert c.closed and c.released
+    with Conn("db") as d:
+        assert not d.closed
+    assert d.closed
+    del c, d
+    gc.collect()
+    assert leaks == [] and resource_warnings(shown) == []
+
+
+def test_resource_decorator_keeps_the_class_close(leaks, shown):
+    @memleash.resource
+    class Lock:
+        def close(self):
+            self.freed = True
+
+    lock = Lock()
+    assert isinstance(lock, memleash.Resource) and Lock.__name__ == "Lock"
+    lock.close()
+    assert lock.closed and lock.freed
+    Lock()
+    assert len(leaks) == 1
+
+
+def test_resource_whose_del_skips_the_finalizer_still_leaks(leaks, shown):
+    class Quiet(memleash.Resource):
+        def __del__(self):
+            pass
+
+    Quiet()
+    assert len(leaks) == 1
+
+
+# ---- open_resources ----
+
+def test_open_resources_groups_by_site_most_numerous_first(tmp_path):
+    few = [memleash.track(Handle()) for _ in range(2)]
+    many = [memleash.track(Handle(), name="batch") for _ in range(5)]
+    report = memleash.open_resources()
+    mine = [r for r in report if r.frames and r.frames[0].filename == __file__]
+    assert [r.open for r in mine[:2]] == [5, 2]
+    assert mine[0].names == ("batch",) and mine[0].oldest_age >= 0
+    assert mine[0].examples[0].startswith("<")
+    for h in few + many:
+        h.close()
+    assert all(r.open == 0 for r in memleash.open_resources() if r.frames and r.frames[0].filename == __file__)
+
+
+def test_open_resources_sees_objects_closed_behind_its_back():
+    h = memleash.track(Handle())
+    h.closed = True   # not through close(): the closed attribute still tells
+    assert not [r for r in memleash.open_resources() if r.open and r.frames[0].lineno == sys._getframe().f_lineno - 2]
+
+
+# ---- levels and automatic tracking ----
+
+def test_set_level_validates():
+    with pytest.raises(ValueError, match="level"):
+        tracker.set_level("loud")
+    with pytest.raises(ValueError, match="sample_rate"):
+        tracker.set_level("simple", sample_rate=0)
+    with pytest.raises(ValueError, match="depth"):
+        tracker.set_level("simple", depth=65)
+
+
+def test_enable_at_paranoid_tracks_every_open_file(tmp_path, level, leaks, shown):
+    import builtins
+    import io
+    real = builtins.open
+    level("paranoid", depth=3)
+    tracker.enable(files=True, sockets=False)
+    f = open(tmp_path / "p.txt", "w")
+    del f
+    tracker.disable()
+    assert builtins.open is real and io.open is real
+    assert len(leaks) == 1 and 1 <= len(leaks[0].frames) <= 3
+    assert leaks[0].frames[0].function == "test_enable_at_paranoid_tracks_every_open_file"
+
+
+def test_enable_sockets_tracks_accepted_and_created_sockets(level, leaks, shown):
+    level("paranoid")
+    tracker.enable(files=False, sockets=True)
+    try:
+        a, b = socket.socketpair()
+    finally:
+        tracker.disable()
+    a.close()
+    del a, b
+    shown.clear()   # the recorded warning held b alive
+    gc.collect()
+    assert len(leaks) == 1
+    assert socket.socket.__init__.__module__ == "socket"
+
+
+def test_disabled_level_tracks_nothing_automatically(tmp_path, level, leaks, shown):
+    level("disabled")
+    tracker.enable(files=True, sockets=False)
+    f = open(tmp_path / "q.txt", "w")
+    del f
+    assert leaks == []
+
+
+def test_sampling_rate_is_within_statistical_bounds(tmp_path, level):
+    level("simple", sample_rate=16)
+    tracker.seed(1234)
+    tracker.enable(files=True, sockets=False)
+    path = tmp_path / "s.txt"
+    path.write_text("x")
+    files = [open(path) for _ in range(4000)]   # the same site for all
+    tracker.disable()
+    [site] = [r for r in memleash.open_resources() if r.frames and r.frames[0].function.endswith("<listcomp>")
+              and r.frames[0].filename == __file__]
+    # binomial(4000, 1/16): mean 250, sd 15.3; five sd either side
+    assert 173 <= site.open <= 327
+    for f in files:
+        f.close()
+
+
+def test_level_from_the_environment():
+    code = "from memleash import tracker; print(tracker.get_level())"
+    env = dict(os.environ, MEMLEASH_LEAK_LEVEL="paranoid")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "paranoid", out.stderr
+
+
+# ---- threads, shutdown, -W error ----
+
+def test_tracking_from_many_threads(leaks):
+    def work():
+        for i in range(500):
+            h = memleash.track(Handle())
+            if i % 2:
+                h.close()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", memleash.UnclosedResourceWarning)
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        gc.collect()
+    assert len([leak for leak in leaks if leak.frames[0].function.endswith("work")]) == 8 * 250
+    [site] = [r for r in tracker.sites() if r.frames and r.frames[0].function.endswith(".work")]
+    assert site.tracked == 8 * 500 and site.open == 0 and site.leaked == 8 * 250
+
+
+def run_script(body, *args):
+    code = textwrap.dedent(body)
+    return subprocess.run([sys.executable, *args, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(memleash.__file__))))
+
+
+def test_shutdown_with_open_tracked_objects_is_quiet():
+    out = run_script("""
+        import memleash, socket
+        class H:
+            def close(self): pass
+        keep = [memleash.track(H()) for _ in range(1000)]
+        files = [memleash.track(open(__import__('os').devnull)) for _ in range(100)]
+        pairs = [memleash.track(s) for p in [socket.socketpair() for _ in range(10)] for s in p]
+        class R(memleash.Resource):
+            pass
+        rs = [R() for _ in range(100)]
+        print("done")
+    """, "-W", "always")
+    assert out.returncode == 0 and out.stdout.strip() == "done"
+    assert out.stderr.count("memleash") <= 2 and "Segmentation" not in out.stderr
+
+
+def test_error_filter_turns_a_leak_into_a_clear_unraisable_error():
+    out = run_script("""
+        import memleash
+        class H:
+            def close(self): pass
+        def leak():
+            memleash.track(H())
+        leak()
+        print("survived")
+    """, "-W", "error::ResourceWarning")
+    assert out.returncode == 0 and "survived" in out.stdout
+    assert "UnclosedResourceWarning" in out.stderr and "allocated at" in out.stderr
+
+
+def test_works_under_tracemalloc(tmp_path, leaks, shown):
+    import tracemalloc
+    tracemalloc.start(5)
+    try:
+        f = open_leaky(tmp_path / "t.txt")
+        del f
+        [w] = resource_warnings(shown)
+        text = warnings._formatwarnmsg(w)
+    finally:
+        tracemalloc.stop()
+    assert "allocated at" in text and "Object allocated at" in text
