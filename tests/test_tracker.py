@@ -537,3 +537,13 @@ def test_works_under_tracemalloc(tmp_path, leaks, shown):
     finally:
         tracemalloc.stop()
     assert "allocated at" in text and "Object allocated at" in text
+
+
+def test_resource_collected_with_its_class_in_one_cycle(leaks):
+    ns = {}
+    exec("import memleash\nclass C(memleash.Resource):\n    pass\nc = C()\nc.me = c\n", ns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ns.clear()   # the class and its instance become garbage together
+        gc.collect()
+    assert len(leaks) == 1

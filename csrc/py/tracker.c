@@ -80,6 +80,9 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     ml_track t;
+    struct ml_tracker *tr;  /* borrowed: the module outlives every instance (its Resource
+                               base type holds it); never found through the type, whose
+                               MRO a collection may have cleared by dealloc time */
 } ResourceObject;
 
 typedef struct {
@@ -1095,6 +1098,7 @@ resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL) {
         return NULL;
     }
+    self->tr = tr;
     ml_track *t = &self->t;
     t->holder = (PyObject *)self;
     t->state = ST_UNTRACKED;
@@ -1121,9 +1125,8 @@ resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyObject *
 resource_close(ResourceObject *self, PyObject *Py_UNUSED(ignored))
 {
-    ml_state *st = ml_state_of_type(Py_TYPE(self));
-    if (st != NULL && st->tr != NULL) {
-        (void)settle(st->tr, &self->t, ST_CLOSED);   /* NULL: the ring owns no Resource */
+    if (self->tr != NULL && self->tr->ready) {
+        (void)settle(self->tr, &self->t, ST_CLOSED);   /* NULL: the ring owns no Resource */
     }
     Py_RETURN_NONE;
 }
@@ -1177,15 +1180,15 @@ static void
 resource_finalize(PyObject *self)
 {
     ResourceObject *r = (ResourceObject *)self;
-    ml_state *st = ml_state_of_type(Py_TYPE(self));
-    if (st == NULL || st->tr == NULL || !st->tr->ready || r->t.state != ST_OPEN) {
+    ml_tracker *tr = r->tr;
+    if (tr == NULL || !tr->ready || r->t.state != ST_OPEN) {
         return;
     }
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    (void)settle(st->tr, &r->t, ST_LEAKED);
+    (void)settle(tr, &r->t, ST_LEAKED);
     r->t.state = ST_LEAKED;
-    report_leak(st->tr, &r->t, self);   /* dispatch warns with source=self */
+    report_leak(tr, &r->t, self);   /* dispatch warns with source=self */
     PyErr_Restore(et, ev, tb);
 }
 
@@ -1207,17 +1210,15 @@ resource_dealloc(PyObject *self)
         return;   /* resurrected */
     }
     PyObject_GC_UnTrack(self);
-    ml_state *st = ml_state_of_type(tp);
-    if (st != NULL && st->tr != NULL && r->t.state == ST_OPEN) {
+    ml_tracker *tr = r->tr;
+    if (tr != NULL && tr->ready && r->t.state == ST_OPEN) {
         /* the finalizer did not run (a subclass's __del__ replaced it, or it ran once
            already before a resurrection): a leak all the same, without a source */
-        (void)settle(st->tr, &r->t, ST_LEAKED);
+        (void)settle(tr, &r->t, ST_LEAKED);
         r->t.state = ST_LEAKED;
-        if (st->tr->ready) {
-            report_leak(st->tr, &r->t, NULL);
-        }
-    } else if (st != NULL && st->tr != NULL) {
-        (void)ring_unlink(st->tr, &r->t);
+        report_leak(tr, &r->t, NULL);
+    } else if (tr != NULL) {
+        (void)ring_unlink(tr, &r->t);
     }
     Py_CLEAR(r->t.desc);
     Py_CLEAR(r->t.name);
