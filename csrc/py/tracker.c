@@ -156,11 +156,7 @@ sampled(ml_tracker *tr)
     }
     if (tl_seed_gen != tr->seed_gen) {
         tl_seed_gen = tr->seed_gen;
-        tl_rng = tr->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)(uintptr_t)&tl_rng;
-        if (tr->seed != 0) {
-            tl_rng = tr->seed * 0x9e3779b97f4a7c15ULL;   /* fixed seed: reproducible */
-        }
-        tl_rng |= 1;
+        tl_rng = (tr->seed * 0x9e3779b97f4a7c15ULL) | 1;   /* seed is never 0 */
     }
     tl_rng ^= tl_rng >> 12;
     tl_rng ^= tl_rng << 25;
@@ -868,23 +864,36 @@ tr_gc_phase(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* _tr_note_warned(site): counts a shown warning for site. @return True for its first. */
-static PyObject *
-tr_note_warned(PyObject *module, PyObject *arg)
+/* The tracker and the site id arg names. NULL with an exception when there is none. */
+static ml_tracker *
+site_arg(PyObject *module, PyObject *arg, uint32_t *id)
 {
     ml_tracker *tr = live_tracker(module);
     if (tr == NULL) {
         return NULL;
     }
-    unsigned long id = PyLong_AsUnsignedLong(arg);
+    unsigned long n = PyLong_AsUnsignedLong(arg);
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (id >= tr->sites.n) {
+    if (n >= tr->sites.n) {
         PyErr_SetString(PyExc_ValueError, "no such site");
         return NULL;
     }
-    return PyBool_FromLong(ml_sites_get(&tr->sites, (uint32_t)id)->warned++ == 0);
+    *id = (uint32_t)n;
+    return tr;
+}
+
+/* _tr_note_warned(site): counts a shown warning for site. @return True for its first. */
+static PyObject *
+tr_note_warned(PyObject *module, PyObject *arg)
+{
+    uint32_t id;
+    ml_tracker *tr = site_arg(module, arg, &id);
+    if (tr == NULL) {
+        return NULL;
+    }
+    return PyBool_FromLong(ml_sites_get(&tr->sites, id)->warned++ == 0);
 }
 
 /* _tr_open(): [(site, t0, desc, name, obj, probe, probe_mode)] for every open record,
@@ -958,26 +967,26 @@ tr_sites(PyObject *module, PyObject *Py_UNUSED(ignored))
 static PyObject *
 tr_site_frames(PyObject *module, PyObject *arg)
 {
-    ml_tracker *tr = live_tracker(module);
+    uint32_t id;
+    ml_tracker *tr = site_arg(module, arg, &id);
     if (tr == NULL) {
         return NULL;
     }
-    unsigned long id = PyLong_AsUnsignedLong(arg);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    if (id >= tr->sites.n) {
-        PyErr_SetString(PyExc_ValueError, "no such site");
-        return NULL;
-    }
-    const ml_site *s = ml_sites_get(&tr->sites, (uint32_t)id);
-    const ml_frame *fr = ml_sites_frames(&tr->sites, (uint32_t)id);
+    const ml_site *s = ml_sites_get(&tr->sites, id);
+    const ml_frame *fr = ml_sites_frames(&tr->sites, id);
+    Py_ssize_t ncodes = PyList_GET_SIZE(tr->site_codes);
     PyObject *out = PyTuple_New(s->depth);
     for (uint32_t i = 0; i < s->depth && out != NULL; i++) {
         /* the code object is alive: site_codes holds it (find it there, never trust the
            address alone) */
         PyObject *code = NULL;
-        for (Py_ssize_t k = PyList_GET_SIZE(tr->site_codes); k-- > 0;) {
+        /* site_codes is filled in pool order: frame `first + i` is there, unless an
+           append failed once (then search it) */
+        Py_ssize_t at = (Py_ssize_t)(s->first + i);
+        if (at < ncodes && (uintptr_t)PyList_GET_ITEM(tr->site_codes, at) == fr[i].code) {
+            code = PyList_GET_ITEM(tr->site_codes, at);
+        }
+        for (Py_ssize_t k = ncodes; code == NULL && k-- > 0;) {
             if ((uintptr_t)PyList_GET_ITEM(tr->site_codes, k) == fr[i].code) {
                 code = PyList_GET_ITEM(tr->site_codes, k);
                 break;
