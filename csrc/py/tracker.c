@@ -7,19 +7,24 @@
  * death is the record's state, which close() changed while it ran.
  *
  * How close() is seen, without changing the object's type:
- *   - an object with a __dict__ gets a _CloseShim in it under each closing method's name
- *     ("close"; Popen's "wait", "communicate", "poll"). Instance attributes come before
- *     the type's methods, for the user's calls and for the object's own finalizer alike
- *     (io's finalizer calls self.close(): the shim tells it apart by `_finalizing`);
- *   - a type without __dict__ (socket.socket) gets its methods wrapped once, in Python
- *     (tracker.py), and they call _tr_closed(self);
+ *   - a class (Python's socket and Popen, the user's own) gets its closing methods wrapped
+ *     once, in Python (tracker.py); they call _tr_closed(self);
+ *   - built-in io objects are watched from below: io's finalizer, finding a file still
+ *     open, calls `_dealloc_warn(self)` on the stream under it (TextIOWrapper -> buffer
+ *     -> raw FileIO), and the raw FileIO's own close() calls its `flush` with
+ *     `_finalizing` set. A _CloseShim in the innermost stream's __dict__ under those two
+ *     names hears of it and forwards the call. Nothing is put where the user's own calls
+ *     land (a temporary's `open(p).close()` keeps it alive as usual), so no close() is
+ *     seen: no signal before the object died means it was closed;
+ *   - another built-in type with a __dict__ gets a _CloseShim under "close" (io's
+ *     finalizer calls self.close(): the shim tells it apart by `_finalizing`);
  *   - memleash.Resource knows it itself.
  * Death is seen by a weakref (_TrackRef, a weakref.ref subtype carrying the record), whose
  * callback runs after the finalizer on a refcount death, and before it on a cyclic
- * collection. Either way the record already says whether close() ran. The one thing
- * done to the dying object is removing our shims from its __dict__ (plain dict deletions
- * of our own values), so that a finalizer that runs after the callback reaches the real
- * close() and flushes its buffers.
+ * collection (then a file's verdict waits for the collection's end: its finalizer may
+ * still report it). Nothing of a dying object is read. The one thing done to it is
+ * removing "close" shims from its __dict__ (plain dict deletions of our own values), so
+ * that a finalizer that runs after the callback reaches the real close().
  *
  * Records of open objects form a ring (open_resources()); the ring owns a reference to
  * each _TrackRef. A leak goes to `dispatch` (tracker.py: listeners, warning, counts) —
@@ -40,6 +45,7 @@ enum {
     K_CPYTHON_WARNS = 1,    /* CPython warns about this type itself: don't warn again */
     K_IO = 2,               /* an io object: a close() while `_finalizing` is the finalizer's */
     K_CLASS_HOOKED = 4,     /* close() seen through class-level wrappers: no shims */
+    K_IO_INNER = 8,         /* a built-in io stack, watched from its innermost stream */
     R_RESOURCE = 64,        /* the record is embedded in a memleash.Resource */
 };
 
@@ -58,6 +64,9 @@ typedef struct ml_track {
     uintptr_t ident;        /* the same address as a number: outlives the object, for
                                matching a warning's source after a collection's callback */
     PyTypeObject *type;     /* identity only (matching a warning's source) */
+    uintptr_t src_ident;    /* the source io's finalizer warns with, when it is another
+                               layer of the stack (a collection finalizes in any order) */
+    PyTypeObject *src_type;
     int64_t t0;             /* monotonic ns at tracking */
     uint32_t site;
     uint8_t state, flags, probe_mode;
@@ -68,13 +77,19 @@ typedef struct {
     ml_track t;
 } TrackRefObject;
 
+/* what a shim stands in for */
+enum { SHIM_CLOSE = 0, SHIM_FLUSH = 1, SHIM_DEALLOC_WARN = 2 };
+
 typedef struct {
-    PyObject_HEAD
+    PyWeakReference wr;     /* a weak reference to obj, whose callback clears obj; its
+                               vectorcall slot is the shim's call */
     PyObject *rec;          /* the _TrackRef (strong) */
-    PyObject *obj;          /* borrowed: the tracked object, NULL once it died */
+    PyObject *obj;          /* borrowed: the object whose __dict__ holds the shim. Valid
+                               until _tr_shim_died clears it; on a collection, where that
+                               callback does not run, the shim dies with obj's dict */
     PyObject *meth;         /* str: the method name this shim stands in for */
     PyObject *prev;         /* what the instance dict held under that name before, or NULL */
-    vectorcallfunc vectorcall;
+    int role;
 } ShimObject;
 
 typedef struct {
@@ -98,10 +113,13 @@ typedef struct ml_tracker {
     ml_track ring;          /* head of the open records */
     Py_ssize_t nopen;
     PyObject *recent;       /* list of leaked _TrackRefs whose CPython warning may follow */
+    PyObject *pending;      /* list of io _TrackRefs whose object a collection found dead
+                               before its finalizer ran: judged when the collection ends */
     PyObject *dispatch;     /* tracker.py's leak handler, or NULL */
     PyObject *skip;         /* tuple of str: path prefixes a site's first frame skips */
     PyObject *died;         /* the weakref callback (a function of this module) */
-    PyObject *str_finalizing;
+    PyObject *shim_died;    /* the shims' weakref callback */
+    PyObject *str_finalizing, *str_flush, *str_dealloc_warn;
     PyTypeObject *TrackRefType, *ShimType, *ResourceType, *OpenType;
     int level;              /* 0 disabled, 1 simple, 2 advanced, 3 paranoid */
     int depth;              /* frames kept by advanced and paranoid */
@@ -113,7 +131,8 @@ typedef struct ml_tracker {
     int ready;
 } ml_tracker;
 
-static _Thread_local uint64_t tl_rng, tl_seed_gen = UINT64_MAX;
+static _Thread_local uint64_t tl_rng, tl_seed_gen = UINT64_MAX, tl_index = UINT64_MAX;
+static _Atomic uint64_t threads_seen;   /* gives each sampling thread its own stream */
 
 static int64_t
 now_ns(void)
@@ -145,6 +164,14 @@ live_tracker(PyObject *module)
 /* ------------------------------------------------------------------------------------
  * Sampling: a per-thread xorshift64* generator, consulted before any frame is touched.
  */
+static uint64_t
+mix64(uint64_t z)   /* splitmix64's finalizer */
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static int
 sampled(ml_tracker *tr)
 {
@@ -155,8 +182,13 @@ sampled(ml_tracker *tr)
         return 1;
     }
     if (tl_seed_gen != tr->seed_gen) {
+        /* thread k of the process draws from the seed's k-th stream: threads do not
+           sample in lockstep, and a seeded single thread repeats itself */
+        if (tl_index == UINT64_MAX) {
+            tl_index = threads_seen++;
+        }
         tl_seed_gen = tr->seed_gen;
-        tl_rng = (tr->seed * 0x9e3779b97f4a7c15ULL) | 1;   /* seed is never 0 */
+        tl_rng = mix64(tr->seed + tl_index * 0x9e3779b97f4a7c15ULL) | 1;
     }
     tl_rng ^= tl_rng >> 12;
     tl_rng ^= tl_rng << 25;
@@ -389,8 +421,8 @@ static PyType_Spec trackref_spec = {
     .slots = trackref_slots,
 };
 
-/* Removes our shims from the dying object's dict, so that a finalizer still to come
- * reaches the real methods; disarms any shim held elsewhere. */
+/* Removes our "close" shims from the dying object's dict, so that a finalizer still to
+ * come reaches the real methods. */
 static void
 drop_shims(ml_tracker *tr, TrackRefObject *rec)
 {
@@ -416,6 +448,16 @@ drop_shims(ml_tracker *tr, TrackRefObject *rec)
     }
 }
 
+/* Keeps rec findable by a warning's source address until the collection ends. */
+static void
+keep_recent(ml_tracker *tr, TrackRefObject *rec)
+{
+    if ((rec->t.flags & K_CPYTHON_WARNS) && tr->collecting && !tr->shutdown &&
+        PyList_Append(tr->recent, (PyObject *)rec) < 0) {
+        PyErr_Clear();
+    }
+}
+
 /* _tr_died(ref): the weakref callback. */
 static PyObject *
 tr_died(PyObject *module, PyObject *ref)
@@ -428,16 +470,18 @@ tr_died(PyObject *module, PyObject *ref)
     drop_shims(tr, rec);
     ml_track *t = &rec->t;
     PyObject *owned = NULL;
-    if (t->state == ST_OPEN) {
-        owned = settle(tr, t, ST_LEAKED);
-        t->state = ST_LEAKED;
-        if ((t->flags & K_CPYTHON_WARNS) && tr->collecting && !tr->shutdown) {
-            /* on a collection, CPython's warning comes after this callback: keep the
-               record findable by the source's address until the collection ends */
-            if (PyList_Append(tr->recent, ref) < 0) {
-                PyErr_Clear();
-            }
+    if (t->state == ST_OPEN && (t->flags & K_IO_INNER)) {
+        /* an io object: its finalizer reports a leak through the shims below it. On a
+           refcount death it has run already, so no report means closed; a collection
+           runs it after this callback */
+        if (!tr->collecting || PyList_Append(tr->pending, ref) < 0) {
+            PyErr_Clear();
+            owned = settle(tr, t, ST_CLOSED);
         }
+    } else if (t->state == ST_OPEN) {
+        owned = settle(tr, t, ST_LEAKED);
+        /* on a collection, CPython's warning comes after this callback */
+        keep_recent(tr, rec);
         report_leak(tr, t, NULL);
     }
     t->addr = NULL;
@@ -446,60 +490,131 @@ tr_died(PyObject *module, PyObject *ref)
     Py_RETURN_NONE;
 }
 
+/* _tr_shim_died(ref): the object holding a shim died (a refcount death, or the shim was
+ * held elsewhere during a collection): the shim forgets it. */
+static PyObject *
+tr_shim_died(PyObject *module, PyObject *ref)
+{
+    ml_tracker *tr = tracker_of(module);
+    if (tr != NULL && tr->ShimType != NULL && Py_IS_TYPE(ref, tr->ShimType)) {
+        ((ShimObject *)ref)->obj = NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------------------------
- * _CloseShim: stands in an instance dict for a closing method.
+ * _CloseShim: stands in an instance dict for a method, and forwards to it.
  */
+
+/* An io stack's finalizer found it open: the verdict is now (a recorded warning may keep
+ * the object alive for a while). source: the finalizing layer, or NULL. Runs Python code
+ * (listeners); an exception set on entry is kept. @return the ring reference to release. */
+static PyObject *
+io_leaked(ml_tracker *tr, TrackRefObject *rec, PyObject *source)
+{
+    ml_track *t = &rec->t;
+    if (!tr->ready || t->state != ST_OPEN) {
+        return NULL;
+    }
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *owned = settle(tr, t, ST_LEAKED);
+    if (source != NULL) {
+        t->src_ident = (uintptr_t)source;
+        t->src_type = Py_TYPE(source);
+    }
+    keep_recent(tr, rec);
+    report_leak(tr, t, source);
+    PyErr_Restore(et, ev, tb);
+    return owned;
+}
+
+/* The real method the shim stands for, bound to obj (alive), or NULL with an error. */
+static PyObject *
+shim_target(ShimObject *self, PyObject *obj)
+{
+    if (self->prev != NULL) {
+        return Py_NewRef(self->prev);
+    }
+    PyObject *descr = _PyType_Lookup(Py_TYPE(obj), self->meth);   /* borrowed */
+    if (descr == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                     Py_TYPE(obj)->tp_name, self->meth);
+        return NULL;
+    }
+    descrgetfunc get = Py_TYPE(descr)->tp_descr_get;
+    return get ? get(descr, obj, (PyObject *)Py_TYPE(obj)) : Py_NewRef(descr);
+}
+
+/* Whether obj (alive) is being finalized by io: its `_finalizing` is true. */
+static int
+io_finalizing(ml_tracker *tr, PyObject *obj)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *v = PyObject_GetAttr(obj, tr->str_finalizing);
+    int finalizing = v != NULL && PyObject_IsTrue(v) == 1;
+    Py_XDECREF(v);
+    PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+    return finalizing;
+}
+
 static PyObject *
 shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     ShimObject *self = (ShimObject *)op;
+    ml_state *st = ml_state_of_type(Py_TYPE(self));
+    ml_tracker *tr = st ? st->tr : NULL;
+    TrackRefObject *rec = (TrackRefObject *)self->rec;
     PyObject *obj = self->obj;
+    if (tr == NULL || rec == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the memleash tracker is shut down");
+        return NULL;
+    }
     if (obj == NULL) {
         if (self->prev != NULL) {
             return PyObject_Vectorcall(self->prev, args, nargsf, kwnames);
+        }
+        if (self->role != SHIM_CLOSE || (rec->t.flags & K_IO)) {
+            Py_RETURN_NONE;   /* io: its finalizer closed it; flushing it is done */
         }
         PyErr_Format(PyExc_ReferenceError, "%U() of an object that no longer exists",
                      self->meth);
         return NULL;
     }
-    ml_state *st = ml_state_of_type(Py_TYPE(self));
-    ml_tracker *tr = st ? st->tr : NULL;
-    TrackRefObject *rec = (TrackRefObject *)Py_NewRef(self->rec);
+    if (self->role == SHIM_FLUSH && rec->t.state == ST_LEAKED) {
+        /* its finalizer ran (a temporary: `f.flush` was looked up, then the file died):
+           it was flushed and closed then */
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(rec);
     Py_INCREF(obj);
     PyObject *res = NULL, *func = NULL, *owned = NULL;
-    int finalizing = 0;
-    if ((rec->t.flags & K_IO) && rec->t.state == ST_OPEN && tr != NULL) {
-        PyObject *v = PyObject_GetAttr(obj, tr->str_finalizing);
-        finalizing = v != NULL && PyObject_IsTrue(v) == 1;
-        Py_XDECREF(v);
-        PyErr_Clear();
+    int open = tr->ready && rec->t.state == ST_OPEN;
+    int finalizing = open && (self->role == SHIM_FLUSH || (rec->t.flags & K_IO)) &&
+                     self->role != SHIM_DEALLOC_WARN && io_finalizing(tr, obj);
+    if (open && (self->role == SHIM_DEALLOC_WARN || (self->role == SHIM_FLUSH && finalizing))) {
+        /* a layer above (_dealloc_warn(layer)) or the raw file itself (its close() while
+           _finalizing) is finalized unclosed: reported before the real method warns */
+        PyObject *source = self->role == SHIM_DEALLOC_WARN
+            ? (PyVectorcall_NARGS(nargsf) >= 1 ? args[0] : NULL) : obj;
+        owned = io_leaked(tr, rec, source);
     }
-    if (self->prev != NULL) {
-        func = Py_NewRef(self->prev);
-    } else {
-        PyObject *descr = _PyType_Lookup(Py_TYPE(obj), self->meth);   /* borrowed */
-        if (descr == NULL) {
-            PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
-                         Py_TYPE(obj)->tp_name, self->meth);
-            goto done;
-        }
-        descrgetfunc get = Py_TYPE(descr)->tp_descr_get;
-        func = get ? get(descr, obj, (PyObject *)Py_TYPE(obj)) : Py_NewRef(descr);
-        if (func == NULL) {
-            goto done;
-        }
+    if (self->role == SHIM_DEALLOC_WARN && self->prev == NULL &&
+        _PyType_Lookup(Py_TYPE(obj), self->meth) == NULL) {
+        res = Py_NewRef(Py_None);   /* the stream under it has no warning of its own */
+        goto done;
+    }
+    if ((func = shim_target(self, obj)) == NULL) {
+        goto done;
     }
     res = PyObject_Vectorcall(func, args, nargsf, kwnames);   /* may re-enter anything */
-    if (finalizing && tr->ready && rec->t.state == ST_OPEN) {
-        /* io's finalizer closing an unclosed file: the verdict is now, not when the
-           object is freed (a recorded warning keeps its source alive for a while) */
-        PyObject *et, *ev, *tb;
-        PyErr_Fetch(&et, &ev, &tb);
-        owned = settle(tr, &rec->t, ST_LEAKED);
-        rec->t.state = ST_LEAKED;
-        report_leak(tr, &rec->t, NULL);
-        PyErr_Restore(et, ev, tb);
-    } else if (tr != NULL && tr->ready && rec->t.state == ST_OPEN && !finalizing) {
+    if (self->role == SHIM_CLOSE && finalizing) {
+        /* io's finalizer closing an unclosed object */
+        Py_XDECREF(owned);
+        owned = io_leaked(tr, rec, NULL);
+    } else if (self->role == SHIM_CLOSE && tr->ready && rec->t.state == ST_OPEN) {
         int closed;
         if (rec->t.probe_mode != PROBE_NONE) {
             PyObject *et, *ev, *tb;
@@ -524,10 +639,10 @@ done:
 static int
 shim_traverse(ShimObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->rec);
     Py_VISIT(self->prev);
-    return 0;
+    Py_VISIT(Py_TYPE(self));
+    return Py_TYPE(self)->tp_base->tp_traverse((PyObject *)self, visit, arg);
 }
 
 static int
@@ -536,28 +651,30 @@ shim_clear(ShimObject *self)
     self->obj = NULL;
     Py_CLEAR(self->rec);
     Py_CLEAR(self->prev);
-    return 0;
+    return Py_TYPE(self)->tp_base->tp_clear((PyObject *)self);
 }
 
 static void
-shim_dealloc(ShimObject *self)
+shim_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    (void)shim_clear(self);
-    Py_CLEAR(self->meth);
-    tp->tp_free(self);
+    ShimObject *shim = (ShimObject *)self;
+    shim->obj = NULL;
+    Py_CLEAR(shim->rec);
+    Py_CLEAR(shim->prev);
+    Py_CLEAR(shim->meth);
+    tp->tp_base->tp_dealloc(self);   /* weakref's dealloc untracks and frees */
     Py_DECREF(tp);
 }
 
 static PyObject *
 shim_repr(ShimObject *self)
 {
-    return PyUnicode_FromFormat("<memleash close observer for %U()>", self->meth);
+    return PyUnicode_FromFormat("<memleash observer for %U()>", self->meth);
 }
 
 static PyMemberDef shim_members[] = {
-    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ShimObject, vectorcall), READONLY, NULL},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ShimObject, wr.vectorcall), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -568,52 +685,98 @@ static PyType_Slot shim_slots[] = {
     {Py_tp_call, PyVectorcall_Call},
     {Py_tp_repr, shim_repr},
     {Py_tp_members, shim_members},
-    {Py_tp_doc, (void *)"Calls a tracked object's closing method and notes that it ran."},
+    {Py_tp_doc, (void *)"Calls a tracked object's method and notes what it tells (internal)."},
     {0, NULL},
 };
 
 static PyType_Spec shim_spec = {
     .name = "memleash._core._CloseShim",
     .basicsize = sizeof(ShimObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .slots = shim_slots,
 };
 
-/* Puts a shim for each closing method in obj's dict. 0 or -1. */
+/* Puts a shim for `meth` in obj's dict (obj: alive, weakly referenceable, with a
+ * __dict__). A type without that method gets none, unless `always`. 0 or -1. */
 static int
-install_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *methods)
+add_shim(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *meth, int role, int always)
 {
     PyObject *dict = PyObject_GenericGetDict(obj, NULL);   /* new reference */
     if (dict == NULL) {
         return -1;
     }
-    int rc = 0;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods) && rc == 0; i++) {
-        PyObject *meth = PyTuple_GET_ITEM(methods, i);
-        PyObject *prev = PyDict_GetItemWithError(dict, meth);   /* borrowed */
-        if (prev == NULL && PyErr_Occurred()) {
-            rc = -1;
-            break;
-        }
-        if (prev == NULL && _PyType_Lookup(Py_TYPE(obj), meth) == NULL) {
-            continue;   /* the type has no such method */
-        }
-        ShimObject *shim = PyObject_GC_New(ShimObject, tr->ShimType);
-        if (shim == NULL) {
-            rc = -1;
-            break;
-        }
-        shim->rec = Py_NewRef(rec);
-        shim->obj = obj;
-        shim->meth = Py_NewRef(meth);
-        shim->prev = Py_XNewRef(prev);
-        shim->vectorcall = shim_vectorcall;
-        PyObject_GC_Track(shim);
-        rc = PyDict_SetItem(dict, meth, (PyObject *)shim);
-        Py_DECREF(shim);
+    int rc = -1;
+    PyObject *prev = PyDict_GetItemWithError(dict, meth);   /* borrowed */
+    if (prev == NULL && PyErr_Occurred()) {
+        goto done;
     }
+    if (prev == NULL && !always && _PyType_Lookup(Py_TYPE(obj), meth) == NULL) {
+        rc = 0;   /* the type has no such method */
+        goto done;
+    }
+    PyObject *wargs[3] = {NULL, obj, tr->shim_died};
+    ShimObject *shim = (ShimObject *)PyObject_Vectorcall(
+        (PyObject *)tr->ShimType, wargs + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (shim == NULL) {
+        goto done;
+    }
+    shim->wr.vectorcall = shim_vectorcall;
+    shim->rec = Py_NewRef(rec);
+    shim->obj = obj;
+    shim->meth = Py_NewRef(meth);
+    shim->prev = Py_XNewRef(prev);
+    shim->role = role;
+    rc = PyDict_SetItem(dict, meth, (PyObject *)shim);
+    Py_DECREF(shim);
+done:
     Py_DECREF(dict);
+    return rc;
+}
+
+/* The "close" shims of a built-in type with a __dict__. 0 or -1. */
+static int
+install_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *methods)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        if (add_shim(tr, rec, obj, PyTuple_GET_ITEM(methods, i), SHIM_CLOSE, 0) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* An io stack: follows `chain` (attribute names: "buffer", "raw"; one the type does
+ * not have is passed) from obj down to its innermost stream and puts the two shims
+ * there. *warns: whether that stream warns itself (a FileIO: it has _dealloc_warn).
+ * 0 or -1. */
+static int
+install_io_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *chain, int *warns)
+{
+    PyObject *x = Py_NewRef(obj);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(chain); i++) {
+        PyObject *name = PyTuple_GET_ITEM(chain, i);
+        if (!PyUnicode_Check(name) || _PyType_Lookup(Py_TYPE(x), name) == NULL) {
+            continue;
+        }
+        Py_SETREF(x, PyObject_GetAttr(x, name));
+        if (x == NULL) {
+            return -1;
+        }
+    }
+    int rc = -1;
+    if (!PyType_SUPPORTS_WEAKREFS(Py_TYPE(x)) || _PyObject_GetDictPtr(x) == NULL) {
+        PyErr_Format(PyExc_TypeError, "cannot track a '%.100s' object: the stream under it "
+                     "('%.100s') cannot be observed", Py_TYPE(obj)->tp_name, Py_TYPE(x)->tp_name);
+        goto done;
+    }
+    *warns = _PyType_Lookup(Py_TYPE(x), tr->str_dealloc_warn) != NULL;
+    if (add_shim(tr, rec, x, tr->str_dealloc_warn, SHIM_DEALLOC_WARN, 1) < 0 ||
+        (*warns && add_shim(tr, rec, x, tr->str_flush, SHIM_FLUSH, 0) < 0)) {
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_DECREF(x);
     return rc;
 }
 
@@ -713,8 +876,17 @@ track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name,
     if (fill_record(tr, &rec->t, obj, kind, name, depth) < 0) {
         goto error;
     }
-    if (rec->t.methods != NULL && !(rec->t.flags & K_CLASS_HOOKED) &&
-        install_shims(tr, (PyObject *)rec, obj, rec->t.methods) < 0) {
+    if (rec->t.flags & K_IO_INNER) {
+        int warns = 0;
+        Py_CLEAR(rec->t.methods);   /* the chain down to the innermost stream */
+        if (install_io_shims(tr, (PyObject *)rec, obj, PyTuple_GET_ITEM(kind, 0), &warns) < 0) {
+            goto error;   /* a shim already in place forwards, and ignores a closed record */
+        }
+        if (!warns) {
+            rec->t.flags &= (uint8_t)~K_CPYTHON_WARNS;   /* nothing under it warns: we do */
+        }
+    } else if (rec->t.methods != NULL && !(rec->t.flags & K_CLASS_HOOKED) &&
+               install_shims(tr, (PyObject *)rec, obj, rec->t.methods) < 0) {
         rec->t.state = ST_CLOSED;
         drop_shims(tr, rec);
         goto error;
@@ -793,8 +965,13 @@ tr_untrack(PyObject *module, PyObject *obj)
     if (rec == NULL || rec->t.state != ST_OPEN) {
         Py_RETURN_FALSE;
     }
-    Py_XDECREF(settle(tr, &rec->t, ST_UNTRACKED));
-    Py_RETURN_TRUE;
+    Py_INCREF(rec);
+    /* a file's close() is not seen: ask it (runs Python code) */
+    int closed = (rec->t.flags & K_IO_INNER) && probe_closed(&rec->t, obj);
+    PyObject *owned = settle(tr, &rec->t, closed ? ST_CLOSED : ST_UNTRACKED);
+    Py_XDECREF(owned);
+    Py_DECREF(rec);
+    return PyBool_FromLong(!closed && owned != NULL);
 }
 
 /* _tr_closed(obj): a class-level close wrapper saw obj's close() return. */
@@ -838,7 +1015,8 @@ tr_lookup(PyObject *module, PyObject *obj)
     }
     for (Py_ssize_t i = PyList_GET_SIZE(tr->recent); i-- > 0;) {
         TrackRefObject *r = (TrackRefObject *)PyList_GET_ITEM(tr->recent, i);   /* borrowed */
-        if (r->t.ident == (uintptr_t)obj && r->t.type == Py_TYPE(obj)) {
+        if ((r->t.ident == (uintptr_t)obj && r->t.type == Py_TYPE(obj)) ||
+            (r->t.src_ident == (uintptr_t)obj && r->t.src_type == Py_TYPE(obj))) {
             return record_info(&r->t);
         }
     }
@@ -855,6 +1033,21 @@ tr_gc_phase(PyObject *module, PyObject *arg)
         Py_RETURN_NONE;
     }
     tr->collecting = PyObject_IsTrue(arg) == 1;
+    /* the io objects the collection found dead: their finalizers have run, and a leak
+       was reported by now; the rest were closed (at a start: left over from a
+       collection whose end was not seen) */
+    PyObject *pending = tr->pending;
+    if (PyList_GET_SIZE(pending)) {
+        if ((tr->pending = PyList_New(0)) == NULL) {
+            tr->pending = pending;
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pending); i++) {
+            TrackRefObject *rec = (TrackRefObject *)PyList_GET_ITEM(pending, i);
+            Py_XDECREF(settle(tr, &rec->t, ST_CLOSED));   /* the list still holds rec */
+        }
+        Py_DECREF(pending);
+    }
     if (tr->collecting) {
         Py_RETURN_NONE;
     }
@@ -1383,6 +1576,7 @@ static PyType_Spec topen_spec = {
  */
 static PyMethodDef ml_tracker_methods[] = {
     {"_tr_died", tr_died, METH_O, "The tracker's weakref callback (internal)."},
+    {"_tr_shim_died", tr_shim_died, METH_O, "The observers' weakref callback (internal)."},
     {"_tr_track", (PyCFunction)(void (*)(void))tr_track, METH_FASTCALL,
      "_tr_track(obj, kind, name, explicit): obj, tracked."},
     {"_tr_untrack", tr_untrack, METH_O, "_tr_untrack(obj): True if it was tracked and open."},
@@ -1423,8 +1617,12 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
         return -1;
     }
     if ((tr->site_codes = PyList_New(0)) == NULL || (tr->recent = PyList_New(0)) == NULL ||
+        (tr->pending = PyList_New(0)) == NULL ||
         (tr->str_finalizing = PyUnicode_InternFromString("_finalizing")) == NULL ||
-        (tr->died = PyObject_GetAttrString(module, "_tr_died")) == NULL) {
+        (tr->str_flush = PyUnicode_InternFromString("flush")) == NULL ||
+        (tr->str_dealloc_warn = PyUnicode_InternFromString("_dealloc_warn")) == NULL ||
+        (tr->died = PyObject_GetAttrString(module, "_tr_died")) == NULL ||
+        (tr->shim_died = PyObject_GetAttrString(module, "_tr_shim_died")) == NULL) {
         return -1;
     }
     PyObject *bases = PyTuple_Pack(1, (PyObject *)&_PyWeakref_RefType);
@@ -1432,9 +1630,9 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
         return -1;
     }
     tr->TrackRefType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &trackref_spec, bases);
+    tr->ShimType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &shim_spec, bases);
     Py_DECREF(bases);
-    if (tr->TrackRefType == NULL ||
-        (tr->ShimType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &shim_spec, NULL)) == NULL ||
+    if (tr->TrackRefType == NULL || tr->ShimType == NULL ||
         (tr->OpenType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &topen_spec, NULL)) == NULL ||
         (tr->ResourceType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &resource_spec, NULL)) == NULL) {
         return -1;
@@ -1456,10 +1654,14 @@ ml_tracker_traverse(ml_state *st, visitproc visit, void *arg)
     }
     Py_VISIT(tr->site_codes);
     Py_VISIT(tr->recent);
+    Py_VISIT(tr->pending);
     Py_VISIT(tr->dispatch);
     Py_VISIT(tr->skip);
     Py_VISIT(tr->died);
+    Py_VISIT(tr->shim_died);
     Py_VISIT(tr->str_finalizing);
+    Py_VISIT(tr->str_flush);
+    Py_VISIT(tr->str_dealloc_warn);
     Py_VISIT(tr->TrackRefType);
     Py_VISIT(tr->ShimType);
     Py_VISIT(tr->ResourceType);
@@ -1484,10 +1686,14 @@ ml_tracker_clear(ml_state *st)
     }
     Py_CLEAR(tr->site_codes);
     Py_CLEAR(tr->recent);
+    Py_CLEAR(tr->pending);
     Py_CLEAR(tr->dispatch);
     Py_CLEAR(tr->skip);
     Py_CLEAR(tr->died);
+    Py_CLEAR(tr->shim_died);
     Py_CLEAR(tr->str_finalizing);
+    Py_CLEAR(tr->str_flush);
+    Py_CLEAR(tr->str_dealloc_warn);
     Py_CLEAR(tr->TrackRefType);
     Py_CLEAR(tr->ShimType);
     Py_CLEAR(tr->ResourceType);

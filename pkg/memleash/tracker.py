@@ -11,9 +11,10 @@ and its allocation site. When it is collected without having been closed, that i
   shown), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
   site are de-duplicated: the first is shown, the rest are counted.
 
-How close() is seen: an object with a ``__dict__`` gets a small observer under the name
-of each closing method; a type without one (``socket.socket``) has its methods wrapped
-once. Nothing of a dying object is read (see ``csrc/py/tracker.c``).
+How close() is seen: a class (Python's socket and Popen, your own) has its closing
+methods wrapped once; a built-in file is watched from the stream under it, which io's
+finalizer tells when it finds the file still open (see ``csrc/py/tracker.c``). Nothing of
+a dying object is read.
 
 Levels, as Netty's leak detector: ``disabled``, ``simple`` (the default: 1 in
 ``sample_rate`` automatically tracked objects, one frame), ``advanced`` (sampled,
@@ -53,11 +54,13 @@ LEVELS = ("disabled", "simple", "advanced", "paranoid")
 
 # a kind is (closing methods, probe attribute, probe mode, flags, describe with repr())
 _PROBE_NONE, _PROBE_TRUE, _PROBE_NOT_NONE = 0, 1, 2
-_CPYTHON_WARNS, _IO, _CLASS_HOOKED = 1, 2, 4
+_CPYTHON_WARNS, _IO, _CLASS_HOOKED, _IO_INNER = 1, 2, 4, 8
 _HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE
-_IO_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
-             io.BufferedRWPair, io.TextIOWrapper)
-_FILE_KIND = (("close",), "closed", _PROBE_TRUE, _CPYTHON_WARNS | _IO, True)
+# built-in io stacks, watched from their innermost stream: the attributes that lead there
+# (a type without one is passed through: a BufferedReader has no "buffer")
+_IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
+             io.FileIO)
+_FILE_KIND = (("buffer", "raw"), "closed", _PROBE_TRUE, _CPYTHON_WARNS | _IO | _IO_INNER, True)
 
 
 class UnclosedResourceWarning(ResourceWarning):
@@ -164,8 +167,9 @@ def _kind_for(tp: type) -> tuple:
     if kind is not None:
         return kind
     if issubclass(tp, _IO_TYPES):
-        kind = _FILE_KIND
-    elif issubclass(tp, io.IOBase):
+        _kinds[tp] = _FILE_KIND
+        return _FILE_KIND
+    if issubclass(tp, io.IOBase):
         kind = (("close",), "closed", _PROBE_TRUE, _IO, True)
     elif issubclass(tp, socket.socket):
         kind = (("close", "detach"), "_closed", _PROBE_TRUE, _CPYTHON_WARNS, True)
@@ -177,8 +181,8 @@ def _kind_for(tp: type) -> tuple:
         kind = (("close",), "closed", _PROBE_TRUE, 0, False)
     if tp.__flags__ & _HEAPTYPE or getattr(tp, "__dictoffset__", 0) == 0:
         # a class (Python's socket, Popen, yours): its closing methods are wrapped once,
-        # and a call keeps self alive as usual. Built-in io types cannot be changed: an
-        # observer goes in each tracked object's __dict__ instead
+        # and a call keeps self alive as usual. Another built-in type (io.BytesIO) cannot
+        # be changed: an observer goes in each tracked object's __dict__ instead
         _hook_class(tp, kind)
         kind = kind[:3] + (kind[3] | _CLASS_HOOKED,) + kind[4:]
     _kinds[tp] = kind
