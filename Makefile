@@ -110,7 +110,7 @@ test-refleaks:
 	rm -rf build/dbg && mkdir -p build/dbg/memleash
 	$(DBG_VENV)/bin/python setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg/tmp --force
 	cp pkg/memleash/*.py build/dbg/memleash/
-	for s in refleak_cache refleak_emitter refleak_decorators; do \
+	for s in refleak_cache refleak_emitter refleak_decorators refleak_tracker; do \
 	  echo "test-refleaks: $$s"; \
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done
@@ -129,6 +129,14 @@ $(CTEST_VG): $(CORE_SRC) $(wildcard csrc/core/*.h) $(wildcard tests/c/*.c tests/
 test-valgrind: $(CTEST_VG)
 	@tools/ensure-apt.sh valgrind
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q ./$(CTEST_VG)
+
+.PHONY: test-cost
+# What resource tracking costs per open(), in instructions counted by callgrind (stable on
+# a noisy machine): fails when enable() at level disabled costs more than 1 %, at the
+# default level more than 3 %, paranoid more than 1.5x (bench/tracking.py).
+test-cost: build
+	@tools/ensure-apt.sh valgrind
+	PYTHONPATH=pkg $(VPY) bench/tracking.py --gate
 
 .PHONY: bench
 # The benchmark suite against the peers; writes docs/benchmarks.md from its own output.

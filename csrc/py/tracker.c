@@ -9,13 +9,15 @@
  * How close() is seen, without changing the object's type:
  *   - a class (Python's socket and Popen, the user's own) gets its closing methods wrapped
  *     once, in Python (tracker.py); they call _tr_closed(self);
- *   - built-in io objects are watched from below: io's finalizer, finding a file still
- *     open, calls `_dealloc_warn(self)` on the stream under it (TextIOWrapper -> buffer
- *     -> raw FileIO), and the raw FileIO's own close() calls its `flush` with
- *     `_finalizing` set. A _CloseShim in the innermost stream's __dict__ under those two
- *     names hears of it and forwards the call. Nothing is put where the user's own calls
- *     land (a temporary's `open(p).close()` keeps it alive as usual), so no close() is
- *     seen: no signal before the object died means it was closed;
+ *   - built-in io objects are watched from below: every close of a file stack ends in
+ *     its raw FileIO's close(), which calls the raw file's `flush` through its instance
+ *     dict. A _CloseShim there hears of it and forwards: when the tracked object is being
+ *     finalized (its `_finalizing`), or a collection found it dead, the file leaked.
+ *     (Over another stream, which has no such flush, the shim takes the
+ *     `_dealloc_warn(self)` io's finalizer calls on the stream under an unclosed one.)
+ *     Nothing is put where the user's own calls land (a temporary's `open(p).close()`
+ *     keeps it alive as usual); the user's close() is not seen: no leak reported before
+ *     the object died means it was closed;
  *   - another built-in type with a __dict__ gets a _CloseShim under "close" (io's
  *     finalizer calls self.close(): the shim tells it apart by `_finalizing`);
  *   - memleash.Resource knows it itself.
@@ -64,12 +66,14 @@ typedef struct ml_track {
     uintptr_t ident;        /* the same address as a number: outlives the object, for
                                matching a warning's source after a collection's callback */
     PyTypeObject *type;     /* identity only (matching a warning's source) */
-    uintptr_t src_ident;    /* the source io's finalizer warns with, when it is another
-                               layer of the stack (a collection finalizes in any order) */
-    PyTypeObject *src_type;
+    uintptr_t layers[2];    /* an io stack's streams under the object (buffer, raw): a
+                               collection finalizes them in any order, and CPython warns
+                               about the first one finalized */
+    PyTypeObject *layer_types[2];
     int64_t t0;             /* monotonic ns at tracking */
     uint32_t site;
     uint8_t state, flags, probe_mode;
+    uint8_t pending;        /* an io object a collection found dead: its finalizer follows */
 } ml_track;
 
 typedef struct {
@@ -77,7 +81,8 @@ typedef struct {
     ml_track t;
 } TrackRefObject;
 
-/* what a shim stands in for */
+/* what a shim stands in for: a type's close(); the flush() a raw file's close() calls;
+ * the _dealloc_warn() a stream's finalizer calls on the one under it */
 enum { SHIM_CLOSE = 0, SHIM_FLUSH = 1, SHIM_DEALLOC_WARN = 2 };
 
 typedef struct {
@@ -104,7 +109,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *real;         /* the open() it stands in for */
     PyObject *kind;         /* the file kind tuple */
-    vectorcallfunc vectorcall;
+    struct ml_tracker *tr;  /* borrowed: the module outlives us (our type holds it) */
 } TrackingOpenObject;
 
 typedef struct ml_tracker {
@@ -119,7 +124,7 @@ typedef struct ml_tracker {
     PyObject *skip;         /* tuple of str: path prefixes a site's first frame skips */
     PyObject *died;         /* the weakref callback (a function of this module) */
     PyObject *shim_died;    /* the shims' weakref callback */
-    PyObject *str_finalizing, *str_flush, *str_dealloc_warn;
+    PyObject *str_finalizing, *str_flush, *str_dealloc_warn, *str_name;
     PyTypeObject *TrackRefType, *ShimType, *ResourceType, *OpenType;
     int level;              /* 0 disabled, 1 simple, 2 advanced, 3 paranoid */
     int depth;              /* frames kept by advanced and paranoid */
@@ -314,6 +319,20 @@ track_clear_fields(ml_track *t)
     Py_CLEAR(t->probe);
 }
 
+/* A new weak reference of one of our weakref.ref subtypes: weakref's tp_new alone (its
+ * __init__ only checks the same arguments again). */
+static PyObject *
+new_weakref(PyTypeObject *type, PyObject *obj, PyObject *callback)
+{
+    PyObject *args = PyTuple_Pack(2, obj, callback);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *ref = type->tp_new(type, args, NULL);
+    Py_DECREF(args);
+    return ref;
+}
+
 /* Leaves the open state: closed or untracked. @return the ring's reference to release. */
 static PyObject *
 settle(ml_tracker *tr, ml_track *t, int state)
@@ -366,6 +385,23 @@ probe_closed(ml_track *t, PyObject *obj)
     return closed;
 }
 
+/* t's description (a new reference): made from (type, name) the first time for a file. */
+static PyObject *
+record_desc(ml_track *t)
+{
+    if (!PyTuple_Check(t->desc)) {
+        return Py_NewRef(t->desc);
+    }
+    PyTypeObject *tp = (PyTypeObject *)PyTuple_GET_ITEM(t->desc, 0);
+    PyObject *fname = PyTuple_GET_ITEM(t->desc, 1);
+    PyObject *desc = fname == Py_None ? PyUnicode_FromFormat("<%s>", tp->tp_name)
+                                      : PyUnicode_FromFormat("<%s name=%R>", tp->tp_name, fname);
+    if (desc != NULL) {
+        Py_SETREF(t->desc, Py_NewRef(desc));
+    }
+    return desc;
+}
+
 /* A leak: count it, and hand it to dispatch (unless at shutdown). Runs Python code. */
 static void
 report_leak(ml_tracker *tr, ml_track *t, PyObject *source)
@@ -374,9 +410,12 @@ report_leak(ml_tracker *tr, ml_track *t, PyObject *source)
     if (tr->shutdown || tr->dispatch == NULL) {
         return;
     }
-    PyObject *res = PyObject_CallFunction(tr->dispatch, "IOOLiO", (unsigned)t->site, t->desc,
-                                          t->name ? t->name : Py_None, (long long)t->t0,
-                                          (int)t->flags, source ? source : Py_None);
+    PyObject *desc = record_desc(t);
+    PyObject *res = desc == NULL ? NULL :
+        PyObject_CallFunction(tr->dispatch, "IOOLiO", (unsigned)t->site, desc,
+                              t->name ? t->name : Py_None, (long long)t->t0,
+                              (int)t->flags, source ? source : Py_None);
+    Py_XDECREF(desc);
     if (res == NULL) {
         /* -W error::ResourceWarning and friends: reported as unraisable, never lost */
         PyErr_WriteUnraisable(tr->dispatch);
@@ -474,7 +513,9 @@ tr_died(PyObject *module, PyObject *ref)
         /* an io object: its finalizer reports a leak through the shims below it. On a
            refcount death it has run already, so no report means closed; a collection
            runs it after this callback */
-        if (!tr->collecting || PyList_Append(tr->pending, ref) < 0) {
+        if (tr->collecting && PyList_Append(tr->pending, ref) == 0) {
+            t->pending = 1;
+        } else {
             PyErr_Clear();
             owned = settle(tr, t, ST_CLOSED);
         }
@@ -519,10 +560,6 @@ io_leaked(ml_tracker *tr, TrackRefObject *rec, PyObject *source)
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     PyObject *owned = settle(tr, t, ST_LEAKED);
-    if (source != NULL) {
-        t->src_ident = (uintptr_t)source;
-        t->src_type = Py_TYPE(source);
-    }
     keep_recent(tr, rec);
     report_leak(tr, t, source);
     PyErr_Restore(et, ev, tb);
@@ -592,24 +629,45 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
     Py_INCREF(obj);
     PyObject *res = NULL, *func = NULL, *owned = NULL;
     int open = tr->ready && rec->t.state == ST_OPEN;
-    int finalizing = open && (self->role == SHIM_FLUSH || (rec->t.flags & K_IO)) &&
-                     self->role != SHIM_DEALLOC_WARN && io_finalizing(tr, obj);
+    int finalizing = 0;
+    if (open && self->role == SHIM_FLUSH) {
+        /* a close of the stack reached its raw file: is the tracked object (alive on a
+           refcount death, its weakref intact) being finalized, or did a collection find
+           it dead? Either way no one closed it */
+        PyObject *tracked = PyWeakref_GET_OBJECT((PyObject *)rec);   /* borrowed */
+        finalizing = rec->t.pending || (tracked != Py_None && io_finalizing(tr, tracked));
+    } else if (open && self->role == SHIM_CLOSE && (rec->t.flags & K_IO)) {
+        finalizing = io_finalizing(tr, obj);
+    }
     if (open && (self->role == SHIM_DEALLOC_WARN || (self->role == SHIM_FLUSH && finalizing))) {
-        /* a layer above (_dealloc_warn(layer)) or the raw file itself (its close() while
-           _finalizing) is finalized unclosed: reported before the real method warns */
-        PyObject *source = self->role == SHIM_DEALLOC_WARN
-            ? (PyVectorcall_NARGS(nargsf) >= 1 ? args[0] : NULL) : obj;
-        owned = io_leaked(tr, rec, source);
+        /* reported before the real method runs (and CPython warns) */
+        owned = io_leaked(tr, rec, NULL);
     }
     if (self->role == SHIM_DEALLOC_WARN && self->prev == NULL &&
         _PyType_Lookup(Py_TYPE(obj), self->meth) == NULL) {
         res = Py_NewRef(Py_None);   /* the stream under it has no warning of its own */
         goto done;
     }
+    if (self->prev == NULL) {
+        /* the type's method, called unbound with obj first (no bound method made) */
+        PyObject *descr = _PyType_Lookup(Py_TYPE(obj), self->meth);   /* borrowed */
+        if (descr != NULL && PyType_HasFeature(Py_TYPE(descr), Py_TPFLAGS_METHOD_DESCRIPTOR) &&
+            kwnames == NULL && PyVectorcall_NARGS(nargsf) < 4) {
+            PyObject *stack[4] = {obj};
+            size_t n = (size_t)PyVectorcall_NARGS(nargsf);
+            for (size_t i = 0; i < n; i++) {
+                stack[i + 1] = args[i];
+            }
+            func = Py_NewRef(descr);
+            res = PyObject_Vectorcall(func, stack, n + 1, NULL);   /* may re-enter anything */
+            goto called;
+        }
+    }
     if ((func = shim_target(self, obj)) == NULL) {
         goto done;
     }
     res = PyObject_Vectorcall(func, args, nargsf, kwnames);   /* may re-enter anything */
+called:
     if (self->role == SHIM_CLOSE && finalizing) {
         /* io's finalizer closing an unclosed object */
         Py_XDECREF(owned);
@@ -714,9 +772,7 @@ add_shim(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *meth, int role,
         rc = 0;   /* the type has no such method */
         goto done;
     }
-    PyObject *wargs[3] = {NULL, obj, tr->shim_died};
-    ShimObject *shim = (ShimObject *)PyObject_Vectorcall(
-        (PyObject *)tr->ShimType, wargs + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    ShimObject *shim = (ShimObject *)new_weakref(tr->ShimType, obj, tr->shim_died);
     if (shim == NULL) {
         goto done;
     }
@@ -746,13 +802,14 @@ install_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *methods)
 }
 
 /* An io stack: follows `chain` (attribute names: "buffer", "raw"; one the type does
- * not have is passed) from obj down to its innermost stream and puts the two shims
- * there. *warns: whether that stream warns itself (a FileIO: it has _dealloc_warn).
- * 0 or -1. */
+ * not have is passed) from obj down to its innermost stream, noting each layer in t, and
+ * puts the shim there: on a raw file's flush, or on another stream's _dealloc_warn.
+ * *warns: whether that stream warns itself (a FileIO has _dealloc_warn). 0 or -1. */
 static int
-install_io_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *chain, int *warns)
+install_io_shims(ml_tracker *tr, TrackRefObject *rec, PyObject *obj, PyObject *chain, int *warns)
 {
     PyObject *x = Py_NewRef(obj);
+    int nlayers = 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(chain); i++) {
         PyObject *name = PyTuple_GET_ITEM(chain, i);
         if (!PyUnicode_Check(name) || _PyType_Lookup(Py_TYPE(x), name) == NULL) {
@@ -762,6 +819,10 @@ install_io_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *chain, 
         if (x == NULL) {
             return -1;
         }
+        if (nlayers < 2) {
+            rec->t.layers[nlayers] = (uintptr_t)x;
+            rec->t.layer_types[nlayers++] = Py_TYPE(x);
+        }
     }
     int rc = -1;
     if (!PyType_SUPPORTS_WEAKREFS(Py_TYPE(x)) || _PyObject_GetDictPtr(x) == NULL) {
@@ -770,11 +831,8 @@ install_io_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *chain, 
         goto done;
     }
     *warns = _PyType_Lookup(Py_TYPE(x), tr->str_dealloc_warn) != NULL;
-    if (add_shim(tr, rec, x, tr->str_dealloc_warn, SHIM_DEALLOC_WARN, 1) < 0 ||
-        (*warns && add_shim(tr, rec, x, tr->str_flush, SHIM_FLUSH, 0) < 0)) {
-        goto done;
-    }
-    rc = 0;
+    rc = *warns ? add_shim(tr, (PyObject *)rec, x, tr->str_flush, SHIM_FLUSH, 1)
+                : add_shim(tr, (PyObject *)rec, x, tr->str_dealloc_warn, SHIM_DEALLOC_WARN, 1);
 done:
     Py_DECREF(x);
     return rc;
@@ -829,7 +887,19 @@ fill_record(ml_tracker *tr, ml_track *t, PyObject *obj, PyObject *kind, PyObject
         return -1;
     }
     PyObject *desc = NULL;
-    if (use_repr) {
+    if (flags & K_IO_INNER) {
+        /* a file: (type, name), made into "<_io.TextIOWrapper name='a.txt'>" when a
+           report needs it (its repr() costs more than the rest of tracking it) */
+        PyObject *fname = PyObject_GetAttr(obj, tr->str_name);
+        if (fname == NULL) {
+            PyErr_Clear();
+        }
+        desc = PyTuple_Pack(2, (PyObject *)Py_TYPE(obj), fname ? fname : Py_None);
+        Py_XDECREF(fname);
+        if (desc == NULL) {
+            return -1;
+        }
+    } else if (use_repr) {
         desc = PyObject_Repr(obj);
         if (desc == NULL) {
             PyErr_Clear();   /* a repr that fails: the plain form */
@@ -864,9 +934,7 @@ track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name,
                      "factory=MyConnection))", Py_TYPE(obj)->tp_name);
         return -1;
     }
-    PyObject *args[3] = {NULL, obj, tr->died};
-    TrackRefObject *rec = (TrackRefObject *)PyObject_Vectorcall(
-        (PyObject *)tr->TrackRefType, args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    TrackRefObject *rec = (TrackRefObject *)new_weakref(tr->TrackRefType, obj, tr->died);
     if (rec == NULL) {
         return -1;
     }
@@ -879,7 +947,7 @@ track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name,
     if (rec->t.flags & K_IO_INNER) {
         int warns = 0;
         Py_CLEAR(rec->t.methods);   /* the chain down to the innermost stream */
-        if (install_io_shims(tr, (PyObject *)rec, obj, PyTuple_GET_ITEM(kind, 0), &warns) < 0) {
+        if (install_io_shims(tr, rec, obj, PyTuple_GET_ITEM(kind, 0), &warns) < 0) {
             goto error;   /* a shim already in place forwards, and ignores a closed record */
         }
         if (!warns) {
@@ -993,8 +1061,13 @@ static PyObject *
 record_info(ml_track *t)
 {
     static const char *states[] = {"open", "closed", "untracked", "leaked"};
-    return Py_BuildValue("(IOOsL)", (unsigned)t->site, t->desc,
-                         t->name ? t->name : Py_None, states[t->state], (long long)t->t0);
+    PyObject *desc = record_desc(t);
+    if (desc == NULL) {
+        return NULL;
+    }
+    PyObject *res = Py_BuildValue("(INOsL)", (unsigned)t->site, desc,
+                                  t->name ? t->name : Py_None, states[t->state], (long long)t->t0);
+    return res;
 }
 
 /* _tr_lookup(obj): (site, desc, name, state, t0) of obj's record — a live one, or one
@@ -1015,8 +1088,11 @@ tr_lookup(PyObject *module, PyObject *obj)
     }
     for (Py_ssize_t i = PyList_GET_SIZE(tr->recent); i-- > 0;) {
         TrackRefObject *r = (TrackRefObject *)PyList_GET_ITEM(tr->recent, i);   /* borrowed */
-        if ((r->t.ident == (uintptr_t)obj && r->t.type == Py_TYPE(obj)) ||
-            (r->t.src_ident == (uintptr_t)obj && r->t.src_type == Py_TYPE(obj))) {
+        const ml_track *t = &r->t;
+        uintptr_t id = (uintptr_t)obj;
+        PyTypeObject *tp = Py_TYPE(obj);
+        if ((t->ident == id && t->type == tp) || (t->layers[0] == id && t->layer_types[0] == tp) ||
+            (t->layers[1] == id && t->layer_types[1] == tp)) {
             return record_info(&r->t);
         }
     }
@@ -1044,6 +1120,7 @@ tr_gc_phase(PyObject *module, PyObject *arg)
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pending); i++) {
             TrackRefObject *rec = (TrackRefObject *)PyList_GET_ITEM(pending, i);
+            rec->t.pending = 0;
             Py_XDECREF(settle(tr, &rec->t, ST_CLOSED));   /* the list still holds rec */
         }
         Py_DECREF(pending);
@@ -1116,7 +1193,9 @@ tr_open(PyObject *module, PyObject *Py_UNUSED(ignored))
         if (t->state != ST_OPEN || obj == Py_None) {
             continue;
         }
-        PyObject *item = Py_BuildValue("(ILOOOOi)", (unsigned)t->site, (long long)t->t0, t->desc,
+        PyObject *desc = record_desc(t);
+        PyObject *item = desc == NULL ? NULL :
+            Py_BuildValue("(ILNOOOi)", (unsigned)t->site, (long long)t->t0, desc,
                                        t->name ? t->name : Py_None, obj,
                                        t->probe ? t->probe : Py_None, (int)t->probe_mode);
         if (item == NULL || PyList_Append(list, item) < 0) {
@@ -1465,22 +1544,41 @@ static PyType_Spec resource_spec = {
 /* ------------------------------------------------------------------------------------
  * _TrackingOpen: stands in for open() while tracker.enable(files=True) is on.
  */
+/* open() while tracker.enable(files=True) is on: a built-in function (the interpreter
+ * calls it directly, as it calls io.open) whose self is a _TrackingOpen. The untracked
+ * path is one branch after the real open(), called directly when it is a C function. */
 static PyObject *
-topen_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+topen_call(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     TrackingOpenObject *self = (TrackingOpenObject *)op;
-    ml_state *st = ml_state_of_type(Py_TYPE(self));
-    PyObject *f = PyObject_Vectorcall(self->real, args, nargsf, kwnames);
-    if (f == NULL || st == NULL || st->tr == NULL || !st->tr->ready || !sampled(st->tr)) {
-        return f;   /* the untracked path: one branch after the real open() */
+    PyObject *real = self->real, *f;
+    if (PyCFunction_Check(real) &&
+        (PyCFunction_GET_FLAGS(real) & ~METH_COEXIST) == (METH_FASTCALL | METH_KEYWORDS)) {
+        f = ((_PyCFunctionFastWithKeywords)(void (*)(void))PyCFunction_GET_FUNCTION(real))(
+            PyCFunction_GET_SELF(real), args, nargs, kwnames);
+    } else {
+        f = PyObject_Vectorcall(real, args, (size_t)nargs, kwnames);
     }
-    if (find_record(st->tr, f) == NULL &&
-        track_object(st->tr, f, self->kind, Py_None, frames_for(st->tr)) < 0) {
+    ml_tracker *tr = self->tr;
+    if (f == NULL || tr == NULL || !tr->ready || !sampled(tr)) {
+        return f;
+    }
+    if (find_record(tr, f) == NULL &&
+        track_object(tr, f, self->kind, Py_None, frames_for(tr)) < 0) {
         PyErr_WriteUnraisable(op);   /* tracking never fails an open() */
     }
     return f;
 }
 
+static PyMethodDef topen_def = {
+    "open", (PyCFunction)(void (*)(void))topen_call, METH_FASTCALL | METH_KEYWORDS,
+    "open(file, mode='r', buffering=-1, encoding=None, errors=None, newline=None, "
+    "closefd=True, opener=None)\n--\n\n"
+    "io.open(), tracking the files it opens (memleash.tracker.enable()).",
+};
+
+/* _TrackingOpen(real, kind): the stand-in open() (a built-in function over a new
+ * _TrackingOpen). */
 static PyObject *
 topen_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1492,14 +1590,21 @@ topen_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTuple(args, "OO:_TrackingOpen", &real, &kind) || check_kind(kind) < 0) {
         return NULL;
     }
+    ml_state *st = ml_state_of_type(type);
+    if (st == NULL || st->tr == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the memleash tracker is shut down");
+        return NULL;
+    }
     TrackingOpenObject *self = (TrackingOpenObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
     self->real = Py_NewRef(real);
     self->kind = Py_NewRef(kind);
-    self->vectorcall = topen_vectorcall;
-    return (PyObject *)self;
+    self->tr = st->tr;
+    PyObject *func = PyCFunction_NewEx(&topen_def, (PyObject *)self, NULL);
+    Py_DECREF(self);   /* the function holds it */
+    return func;
 }
 
 static int
@@ -1546,20 +1651,13 @@ static PyGetSetDef topen_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyMemberDef topen_members[] = {
-    {"__vectorcalloffset__", T_PYSSIZET, offsetof(TrackingOpenObject, vectorcall), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
 static PyType_Slot topen_slots[] = {
     {Py_tp_new, topen_new},
     {Py_tp_dealloc, topen_dealloc},
     {Py_tp_traverse, topen_traverse},
     {Py_tp_clear, topen_clear},
-    {Py_tp_call, PyVectorcall_Call},
     {Py_tp_repr, topen_repr},
     {Py_tp_getset, topen_getset},
-    {Py_tp_members, topen_members},
     {Py_tp_doc, (void *)"open(), tracking the files it opens (memleash.tracker.enable)."},
     {0, NULL},
 };
@@ -1567,7 +1665,7 @@ static PyType_Slot topen_slots[] = {
 static PyType_Spec topen_spec = {
     .name = "memleash._core._TrackingOpen",
     .basicsize = sizeof(TrackingOpenObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .slots = topen_slots,
 };
 
@@ -1621,6 +1719,7 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
         (tr->str_finalizing = PyUnicode_InternFromString("_finalizing")) == NULL ||
         (tr->str_flush = PyUnicode_InternFromString("flush")) == NULL ||
         (tr->str_dealloc_warn = PyUnicode_InternFromString("_dealloc_warn")) == NULL ||
+        (tr->str_name = PyUnicode_InternFromString("name")) == NULL ||
         (tr->died = PyObject_GetAttrString(module, "_tr_died")) == NULL ||
         (tr->shim_died = PyObject_GetAttrString(module, "_tr_shim_died")) == NULL) {
         return -1;
@@ -1662,6 +1761,7 @@ ml_tracker_traverse(ml_state *st, visitproc visit, void *arg)
     Py_VISIT(tr->str_finalizing);
     Py_VISIT(tr->str_flush);
     Py_VISIT(tr->str_dealloc_warn);
+    Py_VISIT(tr->str_name);
     Py_VISIT(tr->TrackRefType);
     Py_VISIT(tr->ShimType);
     Py_VISIT(tr->ResourceType);
@@ -1694,6 +1794,7 @@ ml_tracker_clear(ml_state *st)
     Py_CLEAR(tr->str_finalizing);
     Py_CLEAR(tr->str_flush);
     Py_CLEAR(tr->str_dealloc_warn);
+    Py_CLEAR(tr->str_name);
     Py_CLEAR(tr->TrackRefType);
     Py_CLEAR(tr->ShimType);
     Py_CLEAR(tr->ResourceType);

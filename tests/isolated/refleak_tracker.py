@@ -1,0 +1,126 @@
+"""Run by `make test-refleaks` (and tests/test_refleaks.py): the resource tracker in rounds
+of mixed operations — files of every kind and user handles, closed, dropped, left in
+cycles, untracked, temporaries; Resource subclasses; reports; a re-entrant leak listener
+(see leakcheck)."""
+
+import gc
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import leakcheck  # noqa: E402
+import memleash  # noqa: E402
+from memleash import tracker  # noqa: E402
+
+OPS = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+NAMES = [f"handle-{i}" for i in range(8)] + [None]
+MODES = [("r", -1), ("rb", -1), ("wb", 0), ("r+b", -1)]
+
+
+class Handle:
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class Slotted:
+    __slots__ = ("closed", "__weakref__")
+
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class Conn(memleash.Resource):
+    def __init__(self, name):
+        self.name = name
+
+
+seen = []
+
+
+def listener(leak):
+    seen.append(leak.where)
+    if len(seen) > 16:
+        seen.clear()
+    memleash.track(Handle()).close()   # re-entrant: tracks from inside a leak report
+
+
+def one_round(rnd):
+    keep = []
+    for _ in range(OPS // 10):   # files cost a system call each: fewer operations
+        op = rnd.randrange(100)
+        try:
+            if op < 20:
+                mode, buffering = MODES[rnd.randrange(len(MODES))]
+                f = memleash.track(open(os.devnull, mode, buffering=buffering))
+                r = rnd.random()
+                if r < 0.4:
+                    f.close()
+                elif r < 0.6:
+                    f.cycle = f                       # a cyclic death
+                elif r < 0.8:
+                    keep.append(f)
+                del f
+            elif op < 25:
+                open(os.devnull, "rb").close()        # enable()'s temporaries
+            elif op < 45:
+                h = memleash.track(rnd.choice((Handle, Slotted))(),
+                                   name=NAMES[rnd.randrange(len(NAMES))])
+                if rnd.random() < 0.5:
+                    h.close()
+                elif rnd.random() < 0.3:
+                    memleash.untrack(h)
+                else:
+                    keep.append(h)
+            elif op < 60:
+                c = Conn(NAMES[rnd.randrange(len(NAMES))])
+                if rnd.random() < 0.5:
+                    with c:
+                        pass
+                elif rnd.random() < 0.5:
+                    c.cycle = c
+            elif op < 65:
+                memleash.track(Handle()).close()      # a temporary
+            elif op < 70 and keep:
+                keep.pop(rnd.randrange(len(keep)))
+            elif op < 73:
+                memleash.open_resources()
+                tracker.sites()
+            elif op < 75:
+                memleash.track(object())              # no weakref support: TypeError
+            elif op < 77:
+                memleash.track(Handle(), name=42)     # TypeError
+            elif op < 78:
+                gc.collect()
+            else:
+                memleash.untrack(Handle())
+        except TypeError:
+            pass
+    keep.clear()
+    seen.clear()
+
+
+def main():
+    import warnings
+
+    warnings.simplefilter("ignore")
+    # two frames: a leak reported from a collection that any allocation may start is
+    # reported from everywhere, and deeper sites would keep being new ones for a while
+    tracker.set_level("paranoid", depth=2)
+    tracker.enable(files=True, sockets=False)
+    tracker.on_leak(listener)
+    rnd = random.Random(7)
+    for cls in (Handle, Slotted):   # the class hooks and kind caches: kept for good
+        memleash.track(cls()).close()
+    return leakcheck.run(lambda: one_round(rnd), NAMES[:-1] + [Handle, Slotted, Conn], 4, 10,
+                         4096)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
