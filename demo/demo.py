@@ -1,122 +1,235 @@
-"""memleash demo: the leak a response cache causes, and the one-line fix.
+"""memleash demo: a small web service with the three leaks Python services die of, and
+the three one-line fixes.
 
-A small service answers requests for pages; rendering a page is slow, so it caches the
-rendered bytes. Version "leaky" caches them in a plain dict, version "memleash" in
-`LRUCache(maxsize=..., max_bytes=BUDGET)`. Both run in their own subprocess on the same
-request stream (new pages keep appearing, popular pages come back), and report the memory
-tracemalloc sees as the requests go by. The dict grows without bound; the LRUCache stays
-under its budget.
+The service (``http.server`` on 127.0.0.1, driven by a bounded client loop in the same
+process) renders pages and:
 
-Run: make demo   (or: PYTHONPATH=pkg python demo/demo.py)
+1. caches every rendered page in a dict                      -> ``LRUCache(max_bytes=...)``
+2. subscribes each request's handler to a config event and
+   never unsubscribes (a strong reference keeps it alive)     -> ``memleash.EventEmitter``
+3. opens an access log per request and never closes it        -> ``memleash.tracker.enable()``
+   (the fix shows where: the leaked files' allocation site)
+
+Version "leaky" uses a dict and pyee's ``EventEmitter``; version "memleash" changes those
+two lines and adds ``tracker.enable()``. Each version runs in its own subprocess on the same
+request stream and samples its memory (tracemalloc and RSS) as the requests go by; the
+demo prints both curves, memleash's report, and draws the curves to out/demo-memory.png.
+
+Run: make demo   (or: PYTHONPATH=pkg python demo/demo.py [--requests N])
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
+import http.client
+import http.server
 import json
+import os
 import random
 import subprocess
 import sys
+import tempfile
+import threading
 import tracemalloc
 import zlib
 
-REQUESTS = 120_000
 SAMPLES = 12
-BUDGET = 8 * 1024 * 1024   # bytes the memleash cache may account for
+BUDGET = 2 * 1024 * 1024   # bytes the memleash response cache may account for
 MiB = 1024 * 1024
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out")
 
 
-def render(path: str) -> bytes:
-    """The expensive part the cache avoids: build a 1-8 KiB page."""
-    size = 1024 + (zlib.crc32(path.encode()) % 7168)   # the same in every process
-    return (path.encode() * (size // len(path) + 1))[:size]
+# ---- the service ------------------------------------------------------------------------
+
+def make_app(variant: str, log_dir: str) -> "App":
+    if variant == "leaky":
+        from pyee import EventEmitter
+        return App(cache={},                                               # leak 1
+                   bus=EventEmitter(), log_dir=log_dir)                    # leak 2
+    import memleash
+    memleash.tracker.enable()                                              # fix 3: tells
+    return App(cache=memleash.LRUCache(maxsize=1_000_000, max_bytes=BUDGET,  # fix 1
+                                       name="responses"),
+               bus=memleash.EventEmitter(name="config"), log_dir=log_dir)  # fix 2
 
 
-class Service:
-    def __init__(self, cache):
+class App:
+    def __init__(self, cache, bus, log_dir: str) -> None:
         self.cache = cache
-        self.hits = 0
+        self.bus = bus
+        self.log_dir = log_dir
+        self.config = {"theme": "light"}
 
-    def handle(self, path: str) -> bytes:
-        page = self.cache.get(path)
-        if page is None:
-            page = render(path)
-            self.cache[path] = page
-        else:
-            self.hits += 1
-        return page
+    def render(self, path: str) -> bytes:
+        """The expensive part the cache avoids: a 2-8 KiB page."""
+        size = 2048 + zlib.crc32(path.encode()) % 6144   # the same in every process
+        return (f"<p>{path} {self.config['theme']}</p>".encode() * (size // 16 + 1))[:size]
+
+    def page(self, path: str) -> bytes:
+        body = self.cache.get(path)
+        if body is None:
+            body = self.cache[path] = self.render(path)
+        return body
 
 
-def request_stream(seed: int = 42):
-    """Pages by popularity: a few hot ones, a long tail, and new pages all the time."""
+class Handler(http.server.BaseHTTPRequestHandler):
+    app: App
+
+    def do_GET(self) -> None:
+        app = self.app
+        app.bus.on("config-changed", self.on_config_changed)   # never removed: leak 2
+        self.log = open(os.path.join(app.log_dir, "access.log"), "a")   # never closed: leak 3
+        self.log.write(f"GET {self.path}\n")
+        body = app.page(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def on_config_changed(self, config: dict) -> None:
+        self.theme = config["theme"]
+
+    def log_message(self, format: str, *args) -> None:   # quiet
+        pass
+
+
+def request_paths(n: int, seed: int = 42):
+    """Popular pages come back, new pages keep appearing."""
     rnd = random.Random(seed)
-    for i in range(REQUESTS):
+    for i in range(n):
         if rnd.random() < 0.5:
-            yield f"/item/{int(rnd.paretovariate(1.2)) % 2000}"
+            yield f"/item/{int(rnd.paretovariate(1.2)) % 500}"
         else:
             yield f"/page/{i}"
 
 
-def make_cache(variant: str):
-    if variant == "leaky":
-        return {}                                                     # the leak
-    from memleash import LRUCache
-    return LRUCache(maxsize=1_000_000, max_bytes=BUDGET, name="responses")   # the fix
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def run_variant(variant: str) -> None:
-    """Child process: serve the stream, print one JSON line per sample."""
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def run_variant(variant: str, requests: int) -> None:
+    """Child process: serve `requests` requests, print one JSON line per sample."""
     tracemalloc.start()
-    service = Service(make_cache(variant))
-    every = REQUESTS // SAMPLES
-    for n, path in enumerate(request_stream(), 1):
-        service.handle(path)
-        if n % every == 0:
-            current, _peak = tracemalloc.get_traced_memory()
-            print(json.dumps({"requests": n, "traced": current, "entries": len(service.cache),
-                              "hits": service.hits,
-                              "accounted": getattr(service.cache, "currbytes", None)}), flush=True)
-    if variant == "memleash":
-        import memleash
-        print(json.dumps({"report": str(memleash.report())}), flush=True)
+    with tempfile.TemporaryDirectory() as log_dir:
+        Handler.app = make_app(variant, log_dir)
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port)
+        every = requests // SAMPLES
+        for n, path in enumerate(request_paths(requests), 1):
+            conn.request("GET", path)
+            conn.getresponse().read()
+            conn.close()   # one connection per request, as browsers behind a proxy do
+            if n % (every // 2) == 0:
+                Handler.app.bus.emit("config-changed", {"theme": "dark" if n % 2 else "light"})
+            if n % every == 0:
+                gc.collect()
+                print(json.dumps({
+                    "requests": n, "traced": tracemalloc.get_traced_memory()[0],
+                    "rss": rss_bytes(), "fds": open_fds(), "entries": len(Handler.app.cache),
+                    "listeners": len(Handler.app.bus.listeners("config-changed")),
+                }), flush=True)
+        server.shutdown()
+        server.server_close()
+        if variant == "memleash":
+            import memleash
+            print(json.dumps({"report": str(memleash.report()),
+                              "resources": [(r.where, r.leaked, r.open, r.examples)
+                                            for r in memleash.open_resources()]}), flush=True)
+
+
+# ---- the driver -------------------------------------------------------------------------
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for variant, style in (("leaky", "o-"), ("memleash", "s-")):
+        xs = [s["requests"] for s in results[variant]]
+        ax1.plot(xs, [s["traced"] / MiB for s in results[variant]], style, label=variant)
+        ax2.plot(xs, [s["rss"] / MiB for s in results[variant]], style, label=variant)
+    ax1.set_title("tracemalloc: traced memory")
+    ax2.set_title("resident set size (RSS)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("requests served")
+        ax.set_ylabel("MiB")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle("memleash demo: the same service, leaky and with memleash")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def main() -> int:
-    results = {}
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=6000)
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.variant:
+        run_variant(args.variant, args.requests)
+        return 0
+    results, final = {}, {}
     for variant in ("leaky", "memleash"):
-        proc = subprocess.run([sys.executable, __file__, "--variant", variant],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run([sys.executable, __file__, "--variant", variant,
+                               "--requests", str(args.requests)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, file=sys.stderr)
+            return 1
         lines = [json.loads(line) for line in proc.stdout.splitlines()]
-        results[variant] = [line for line in lines if "report" not in line]
-        reports = [line["report"] for line in lines if "report" in line]
+        results[variant] = [line for line in lines if "requests" in line]
+        final.update(*[line for line in lines if "report" in line])
 
-    print(f"memleash demo: {REQUESTS:,} requests to a page-caching service")
-    print(f"  leaky:    responses = {{}}")
-    print(f"  memleash: responses = LRUCache(maxsize=1_000_000, max_bytes={BUDGET // MiB} MiB)")
+    print(f"memleash demo: {args.requests:,} requests to a small http.server service, twice")
+    print("  leaky:    responses = {}; bus = pyee.EventEmitter(); access log never closed")
+    print(f"  memleash: responses = LRUCache(max_bytes={BUDGET // MiB} MiB); "
+          "bus = memleash.EventEmitter(); tracker.enable()")
     print()
-    print(f"{'requests':>9} | {'dict: traced MiB':>16} {'entries':>8} | "
-          f"{'LRUCache: traced MiB':>20} {'entries':>8} {'accounted MiB':>13}")
-    print("-" * 87)
+    head = (f"{'requests':>8} | {'traced':>7} {'RSS':>6} {'fds':>5} {'cached':>6} {'listeners':>9}")
+    print(f"{'':>8}   {'leaky':^38}   {'memleash':^38}")
+    print(head + " |" + head.split("|", 1)[1])
+    print("-" * len(head + " |" + head.split("|", 1)[1]))
     for a, b in zip(results["leaky"], results["memleash"]):
-        print(f"{a['requests']:>9,} | {a['traced'] / MiB:>16.1f} {a['entries']:>8,} | "
-              f"{b['traced'] / MiB:>20.1f} {b['entries']:>8,} {b['accounted'] / MiB:>13.2f}")
+        row = f"{a['requests']:>8,}"
+        for s in (a, b):
+            row += (f" | {s['traced'] / MiB:>5.1f}Mi {s['rss'] / MiB:>4.0f}Mi {s['fds']:>5,} "
+                    f"{s['entries']:>6,} {s['listeners']:>9,}")
+        print(row)
     leaky, fixed = results["leaky"][-1], results["memleash"][-1]
     print()
-    print(f"dict:     {leaky['traced'] / MiB:.1f} MiB and still growing "
-          f"(hit ratio {leaky['hits'] / REQUESTS:.0%})")
-    print(f"LRUCache: {fixed['traced'] / MiB:.1f} MiB, accounted bytes never above the "
-          f"{BUDGET // MiB} MiB budget at any sample (hit ratio {fixed['hits'] / REQUESTS:.0%})")
+    print(f"leaky:    {leaky['traced'] / MiB:.1f} MiB traced, {leaky['fds']:,} open files, "
+          f"{leaky['listeners']:,} listeners keeping finished handlers alive: still growing")
+    print(f"memleash: {fixed['traced'] / MiB:.1f} MiB traced, {fixed['fds']:,} open files, "
+          f"{fixed['listeners']:,} listeners: flat")
     print()
     print("memleash.report() at the end of the memleash run:")
-    print(reports[-1])
-    ok = all(s["accounted"] <= BUDGET for s in results["memleash"])
-    ok = ok and fixed["traced"] < leaky["traced"] / 4
+    print(final["report"])
+    print()
+    print("files collected unclosed (tracker.enable() samples 1 in 128 by default):")
+    for where, leaked, still_open, examples in final["resources"]:
+        print(f"  {leaked:,} leaked, {still_open:,} open, allocated at {where}")
+        for e in examples[:1]:
+            print(f"      e.g. {e}")
+    os.makedirs(OUT, exist_ok=True)
+    png = os.path.join(OUT, "demo-memory.png")
+    plot(results, png)
+    print()
+    print(f"plot: {png}")
+    ok = (all(s["traced"] < leaky["traced"] / 3 for s in results["memleash"][-1:])
+          and fixed["listeners"] < 50 and fixed["fds"] < 50
+          and any(r[1] for r in final["resources"]))
     if not ok:
-        print("demo check failed: the budget did not hold", file=sys.stderr)
+        print("demo check failed: the memleash version did not stay flat or report", file=sys.stderr)
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--variant":
-        run_variant(sys.argv[2])
-    else:
-        sys.exit(main())
+    sys.exit(main())
