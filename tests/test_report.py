@@ -410,3 +410,35 @@ def test_run_rejects_a_missing_script(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "memleash", "run", "nope.py"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+class _Handle:
+    def close(self):
+        pass
+
+
+def _open_handle():
+    return memleash.track(_Handle())
+
+
+def test_tracked_resources_are_reported_by_allocation_site():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept = [_open_handle() for _ in range(3)]
+        _open_handle()   # dropped unclosed: a leak
+    rep = memleash.report()
+    (site,) = [r for r in rep.resources if "_open_handle" in r.name]
+    assert (site.open, site.leaked, site.tracked) == (3, 1, 4)
+    assert site.name.startswith("tests/test_report.py:") or site.name.startswith(__file__)
+    assert "tracked resources by allocation site" in str(rep)
+    totals = rep.to_dict()["totals"]
+    assert totals["resources_open"] >= 3 and totals["resources_leaked"] >= 1
+    assert any("_open_handle" in r["name"] for r in rep.to_dict()["resources"])
+    text = rep.to_prometheus()
+    assert f'memleash_resource_open{{kind="site",name="{site.name}"}} 3' in text
+    assert f'memleash_resource_leaked_total{{kind="site",name="{site.name}"}} 1' in text
+    for h in kept:
+        h.close()
+    (site,) = [r for r in memleash.report().resources if "_open_handle" in r.name]
+    assert site.open == 0 and site.leaked == 1   # closed now; the leak stays counted

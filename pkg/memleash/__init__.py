@@ -15,7 +15,7 @@ from .decorators import CacheInfo, acached, cache, cached, cachedmethod, lru_cac
 from .func import ttl_cache
 from . import tracker
 from .tracker import Resource, UnclosedResourceWarning, open_resources, resource, track, untrack
-from .report import CacheReport, EmitterReport, PrometheusCollector, Report, report
+from .report import CacheReport, EmitterReport, PrometheusCollector, Report, ResourceReport, report
 from .emitter import (
     AsyncIOEventEmitter, EmitterError, EventEmitter, ListenerLeakWarning, PyeeError, PyeeException,
 )
@@ -23,7 +23,7 @@ from .emitter import (
 __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
-    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "Timer",
+    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "Timer",
     "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "open_resources",
     "report", "resource", "track", "ttl_cache", "untrack",
 ]

@@ -15,6 +15,7 @@ from .report import CacheReport as CacheReport
 from .report import EmitterReport as EmitterReport
 from .report import PrometheusCollector as PrometheusCollector
 from .report import Report as Report
+from .report import ResourceReport as ResourceReport
 from .report import report as report
 from . import tracker as tracker
 from .tracker import Resource as Resource
@@ -174,7 +175,7 @@ class AsyncIOEventEmitter(EventEmitter):
 __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
-    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "TLRUCache", "TTLCache", "Timer",
+    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "TLRUCache", "TTLCache", "Timer",
     "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
     "method_cache", "open_resources", "report", "resource", "track", "ttl_cache",
     "untrack",

@@ -5,6 +5,9 @@ created and unlinks itself when it dies (no reference is held, nothing happens o
 path). ``report()`` walks that registry once and reads each object's counters; nothing
 expires or is evicted by reading them.
 
+Tracked resources (``memleash.tracker``) are reported by allocation site: what is open
+from there now, and how many leaked (were collected unclosed).
+
 - ``str(report())``: a table, largest caches first;
 - ``report().to_dict()``: plain, JSON-serialisable data;
 - ``report().to_prometheus()``: the Prometheus text exposition format (``memleash_*``
@@ -23,7 +26,8 @@ from typing import Any, Optional, Union
 
 from . import _core
 
-__all__ = ["CacheReport", "EmitterReport", "PrometheusCollector", "Report", "report"]
+__all__ = ["CacheReport", "EmitterReport", "PrometheusCollector", "Report", "ResourceReport",
+           "report"]
 
 Number = Union[int, float]
 
@@ -71,12 +75,26 @@ class EmitterReport:
 
 
 @dataclass(frozen=True)
+class ResourceReport:
+    """One allocation site of tracked resources (``memleash.tracker``)."""
+
+    kind: str                #: always ``"site"`` (the Prometheus label)
+    name: str                #: where: ``file:line in function()`` (and its callers)
+    open: int                #: tracked objects from here still open and alive
+    leaked: int              #: collected without having been closed
+    tracked: int             #: ever tracked from here
+    oldest_age: Optional[float]  #: seconds since the oldest open one was tracked
+    examples: tuple[str, ...]    #: descriptions of a few open ones
+
+
+@dataclass(frozen=True)
 class Report:
     """A snapshot of every live memleash object (see ``report()``)."""
 
     caches: Sequence[CacheReport]
     emitters: Sequence[EmitterReport]
     taken_at: float = field(default_factory=time.time)   #: ``time.time()`` of the snapshot
+    resources: Sequence[ResourceReport] = ()   #: sites with open or leaked resources
 
     @property
     def accounted_bytes(self) -> int:
@@ -94,6 +112,7 @@ class Report:
             "taken_at": self.taken_at,
             "caches": [_finite(asdict(c)) for c in self.caches],
             "emitters": [asdict(e) for e in self.emitters],
+            "resources": [asdict(r) for r in self.resources],
             "totals": {
                 "caches": len(self.caches),
                 "emitters": len(self.emitters),
@@ -101,6 +120,8 @@ class Report:
                 "own_bytes": self.own_bytes,
                 "listeners": sum(e.listeners for e in self.emitters),
                 "listeners_removed": sum(e.listeners_removed for e in self.emitters),
+                "resources_open": sum(r.open for r in self.resources),
+                "resources_leaked": sum(r.leaked for r in self.resources),
             },
         }
 
@@ -142,7 +163,13 @@ def report() -> Report:
             emitters.append(EmitterReport(kind=kind, name=name, site=site, **stats))
     caches.sort(key=lambda c: (-(c.currbytes or 0), -c.entries, c.name))
     emitters.sort(key=lambda e: (-e.listeners, e.name))
-    return Report(tuple(caches), tuple(emitters))
+    from . import tracker   # imports report: here, not at the top
+
+    resources = tuple(
+        ResourceReport(kind="site", name=_relative(r.where), open=r.open, leaked=r.leaked,
+                       tracked=r.tracked, oldest_age=r.oldest_age, examples=r.examples)
+        for r in tracker.open_resources())
+    return Report(tuple(caches), tuple(emitters), resources=resources)
 
 
 class PrometheusCollector:
@@ -213,9 +240,20 @@ _EMITTER_METRICS = (
 )
 
 
+_RESOURCE_METRICS = (
+    ("memleash_resource_open", "gauge",
+     "Tracked resources open now, by allocation site.", "open"),
+    ("memleash_resource_leaked_total", "counter",
+     "Tracked resources collected without having been closed, by allocation site.", "leaked"),
+    ("memleash_resource_tracked_total", "counter",
+     "Resources tracked, by allocation site.", "tracked"),
+)
+
+
 def _families(rep: Report) -> list[_Family]:
     out = []
-    for objs, metrics in ((rep.caches, _CACHE_METRICS), (rep.emitters, _EMITTER_METRICS)):
+    for objs, metrics in ((rep.caches, _CACHE_METRICS), (rep.emitters, _EMITTER_METRICS),
+                          (rep.resources, _RESOURCE_METRICS)):
         groups: dict[tuple[str, str], list[Any]] = {}
         for obj in objs:
             groups.setdefault((obj.kind, obj.name), []).append(obj)
@@ -255,18 +293,29 @@ def _number(value: Number) -> str:
 # --------------------------------------------------------------------------------------
 # The table
 
-def _site_text(site: Optional[tuple[str, int, str]]) -> Optional[str]:
-    if site is None:
-        return None
-    filename, line, func = site
+def _relpath(filename: str) -> str:
+    """A path under the working directory, relative to it; others as they are."""
     if os.path.isabs(filename):
         try:
             rel = os.path.relpath(filename)
         except ValueError:   # another drive (Windows)
-            rel = filename
+            return filename
         if not rel.startswith(".."):
-            filename = rel
-    return f"{filename}:{line} in {func}"
+            return rel
+    return filename
+
+
+def _site_text(site: Optional[tuple[str, int, str]]) -> Optional[str]:
+    if site is None:
+        return None
+    filename, line, func = site
+    return f"{_relpath(filename)}:{line} in {func}"
+
+
+def _relative(where: str) -> str:
+    """A tracker site's text with its first path made relative (the callers' stay)."""
+    path, sep, rest = where.partition(":")
+    return _relpath(path) + sep + rest if sep else where
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +355,8 @@ def _render_table(rep: Report) -> str:
     lines = [
         f"memleash report: {len(rep.caches)} cache(s), {len(rep.emitters)} emitter(s); "
         f"{_bytes(rep.accounted_bytes)} accounted in caches, {_bytes(rep.own_bytes)} owned"
+        + (f"; {sum(r.open for r in rep.resources):,} tracked resource(s) open, "
+           f"{sum(r.leaked for r in rep.resources):,} leaked" if rep.resources else "")
     ]
     if rep.caches:
         lines.append("caches (largest first):")
@@ -332,4 +383,13 @@ def _render_table(rep: Report) -> str:
         if len(rep.emitters) > _MAX_ROWS:
             lines.append(f"  ... and {len(rep.emitters) - _MAX_ROWS} more "
                          "(report().emitters has all)")
+    if rep.resources:
+        lines.append("tracked resources by allocation site (most open first):")
+        rows = [[r.name, f"{r.open:,}", f"{r.leaked:,}", f"{r.tracked:,}",
+                 "-" if r.oldest_age is None else f"{r.oldest_age:.1f} s"]
+                for r in rep.resources[:_MAX_ROWS]]
+        lines += _grid(["allocated at", "open", "leaked", "tracked", "oldest"], rows, left=1)
+        if len(rep.resources) > _MAX_ROWS:
+            lines.append(f"  ... and {len(rep.resources) - _MAX_ROWS} more "
+                         "(report().resources has all)")
     return "\n".join(lines)
