@@ -130,6 +130,21 @@ test-valgrind: $(CTEST_VG)
 	@tools/ensure-apt.sh valgrind
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q ./$(CTEST_VG)
 
+.PHONY: fuzz
+# atheris over random operation sequences against each container and its model
+# (tests/fuzz), the extension built by clang with libFuzzer coverage and ASan, atheris'
+# ASan+libFuzzer runtime preloaded. CI: a fixed seed and a bounded number of runs;
+# `make fuzz FUZZ_SECONDS=600` for a long run.
+FUZZ_RUNS    ?= 30000
+FUZZ_SECONDS ?=
+fuzz: apt venv
+	@tools/ensure-apt.sh clang libclang-rt-14-dev
+	$(call variant,fuzz,CC=clang LDSHARED="clang -shared" MEMLEASH_FUZZ=1)
+	PYTHONPATH=build/fuzz PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  LD_PRELOAD="$$($(VPY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
+	  $(VPY) tests/fuzz/fuzz_containers.py -seed=1 -print_final_stats=1 \
+	  $(if $(FUZZ_SECONDS),-max_total_time=$(FUZZ_SECONDS),-runs=$(FUZZ_RUNS))
+
 .PHONY: test-cost
 # What resource tracking costs per open(), in instructions counted by callgrind (stable on
 # a noisy machine): fails when enable() at level disabled costs more than 1 %, at the

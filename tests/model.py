@@ -12,6 +12,24 @@ from collections import OrderedDict
 from typing import Any, Callable, Optional
 
 
+# what the model tests and the fuzzer share: each memleash class's policy here, and the
+# getsizeof, sizeof and RRCache choice they configure caches with
+POLICY = {"Cache": "insertion", "LRUCache": "lru", "FIFOCache": "fifo", "LFUCache": "lfu",
+          "RRCache": "rr"}
+
+
+def units(value: int) -> int:
+    return value % 5
+
+
+def nbytes(key: Any, value: int) -> int:
+    return 20 + value
+
+
+def middle(keys: list) -> Any:
+    return keys[len(keys) // 2]
+
+
 class ModelCache:
     def __init__(self, maxsize: float, policy: str, getsizeof: Optional[Callable] = None,
                  max_bytes: Optional[int] = None, sizeof: Optional[Callable] = None,

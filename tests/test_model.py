@@ -6,26 +6,11 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import memleash
-from model import ModelCache
+from model import POLICY, ModelCache, middle, nbytes, units
 
 KEYS = st.integers(0, 12)
 VALUES = st.integers(0, 40)
 
-
-def units(value):
-    return value % 5
-
-
-def nbytes(key, value):
-    return 20 + value
-
-
-def middle(keys):
-    return keys[len(keys) // 2]
-
-
-POLICY = {"Cache": "insertion", "LRUCache": "lru", "FIFOCache": "fifo", "LFUCache": "lfu",
-          "RRCache": "rr"}
 
 CONFIGS = [
     # (class name, maxsize, getsizeof, max_bytes)

@@ -1,0 +1,176 @@
+"""atheris harness (make fuzz): random operation sequences against each container and its
+reference model, with the extension built for libFuzzer coverage and AddressSanitizer.
+
+Each input picks a container and a configuration, then a sequence of operations; after
+every operation the results (or exception types) must agree with the model and the
+invariants must hold. Containers:
+
+- the five count/size/byte-bounded caches (tests/model.py's ModelCache), with hostile
+  lookups now and then (a key whose __hash__ collides and whose __eq__ raises);
+- EventEmitter against a plain-Python emitter model (listeners in order, once, removal).
+
+    python tests/fuzz/fuzz_containers.py -seed=1 -runs=20000     (CI: bounded, reproducible)
+    python tests/fuzz/fuzz_containers.py -max_total_time=600     (a long run)
+"""
+
+import os
+import sys
+
+import atheris
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+with atheris.instrument_imports(include=["memleash"]):
+    import memleash
+
+from model import POLICY, ModelCache, middle, nbytes, units  # noqa: E402
+
+NAMES = list(POLICY)
+CONFIGS = [(4, None, None), (10, "units", None), (6, None, 150), (12, "units", 120),
+           (0, None, None), (1, None, 40)]
+
+
+class Colliding:
+    """A key whose hash collides with the small ints, and whose __eq__ may raise."""
+
+    def __init__(self, n, raises):
+        self.n, self.raises = n, raises
+
+    def __hash__(self):
+        return self.n % 4
+
+    def __eq__(self, other):
+        if self.raises:
+            raise ValueError("eq")
+        return isinstance(other, Colliding) and other.n == self.n
+
+    def __repr__(self):
+        return f"Colliding({self.n})"
+
+
+def outcome(op, impl):
+    try:
+        return ("ok", op(impl))
+    except (KeyError, ValueError) as exc:
+        return (type(exc).__name__, None)
+
+
+def fuzz_cache(fdp):
+    name = NAMES[fdp.ConsumeIntInRange(0, len(NAMES) - 1)]
+    maxsize, getsizeof, max_bytes = CONFIGS[fdp.ConsumeIntInRange(0, len(CONFIGS) - 1)]
+    getsizeof = units if getsizeof else None
+    budget = {} if max_bytes is None else {"max_bytes": max_bytes, "sizeof": nbytes}
+    extra = {"choice": middle} if name == "RRCache" else {}
+    cache = getattr(memleash, name)(maxsize, getsizeof=getsizeof, **extra, **budget)
+    model = ModelCache(maxsize, POLICY[name], getsizeof, max_bytes,
+                       nbytes if max_bytes is not None else None, choice=middle)
+    hostile = Colliding(fdp.ConsumeIntInRange(0, 7), True)
+    trail = [(name, maxsize, getsizeof, max_bytes)]   # what led here, for the report
+    for _ in range(fdp.ConsumeIntInRange(0, 80)):
+        op = fdp.ConsumeIntInRange(0, 10)
+        key = fdp.ConsumeIntInRange(0, 12)
+        value = fdp.ConsumeIntInRange(0, 40)
+        trail.append((op, key, value))
+        if op == 10:   # a hostile lookup: an error or a miss, and the cache unchanged
+            for probe in (lambda c: c.get(hostile), lambda c: hostile in c,
+                          lambda c: c.pop(hostile, None)):
+                try:
+                    assert probe(cache) is not True
+                except ValueError:
+                    pass
+            op = 9
+        ops = [
+            lambda c: c.__setitem__(key, value),
+            lambda c: c[key],
+            lambda c: c.get(key, "dflt"),
+            lambda c: key in c,
+            lambda c: c.__delitem__(key),
+            lambda c: c.pop(key, "dflt"),
+            lambda c: c.setdefault(key, value),
+            lambda c: c.popitem(),
+            lambda c: c.clear(),
+            lambda c: list(c.items()),
+        ]
+        mine = outcome(ops[op], cache)
+        # items() reads each value through __getitem__, a use (cachetools' views do)
+        theirs = (("ok", [(k, model[k]) for k in model.keys()]) if op == 9
+                  else outcome(ops[op], model))
+        assert mine == theirs, (mine, theirs, trail)
+        assert list(cache) == model.keys(), (name, list(cache), model.keys())
+        assert len(cache) == len(model.data)
+        assert cache.currsize == model.currsize
+        if cache.maxbytes is not None:
+            assert cache.currbytes == model.currbytes <= cache.maxbytes
+
+
+class EmitterModel:
+    """pyee's semantics: an event's listeners are a dict keyed by the function (adding one
+    again keeps its place and takes the new once-ness), called in order."""
+
+    def __init__(self):
+        self.events = {}
+
+    def on(self, event, f, once=False):
+        self.events.setdefault(event, {})[f] = once
+
+    def remove(self, event, f):
+        if event not in self.events:
+            return   # an event with no listeners: nothing to do
+        listeners = self.events[event]
+        if f not in listeners:
+            raise KeyError(f)
+        del listeners[f]
+        if not listeners:
+            del self.events[event]
+
+    def emit(self, event, log):
+        entries = list(self.events.get(event, {}).items())
+        for f, once in entries:
+            if once:
+                self.remove(event, f)
+            f(log)
+        return bool(entries)
+
+    def listeners(self, event):
+        return list(self.events.get(event, {}))
+
+
+def fuzz_emitter(fdp):
+    ee, model = memleash.EventEmitter(), EmitterModel()
+    funcs = [lambda log, i=i: log.append(i) for i in range(6)]
+    for _ in range(fdp.ConsumeIntInRange(0, 60)):
+        op = fdp.ConsumeIntInRange(0, 4)
+        event = fdp.ConsumeIntInRange(0, 3)
+        f = funcs[fdp.ConsumeIntInRange(0, len(funcs) - 1)]
+        if op == 0:
+            ee.on(event, f)
+            model.on(event, f)
+        elif op == 1:
+            ee.once(event, f)
+            model.on(event, f, once=True)
+        elif op == 2:
+            mine = outcome(lambda e: e.remove_listener(event, f), ee)[0]
+            theirs = outcome(lambda m: m.remove(event, f), model)[0]
+            assert mine == theirs, (mine, theirs)
+        elif op == 3:
+            got, want = [], []
+            assert ee.emit(event, got) == model.emit(event, want)
+            assert got == want, (got, want)
+        else:
+            ee.remove_all_listeners(event)
+            model.events.pop(event, None)
+        for e in range(4):
+            assert ee.listeners(e) == model.listeners(e), (e, ee.listeners(e), model.listeners(e))
+
+
+def test_one_input(data):
+    fdp = atheris.FuzzedDataProvider(data)
+    if fdp.ConsumeIntInRange(0, 3) == 0:
+        fuzz_emitter(fdp)
+    else:
+        fuzz_cache(fdp)
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
