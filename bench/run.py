@@ -32,6 +32,7 @@ import memleash
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import decorators  # noqa: E402
 import emitters  # noqa: E402
+import tracking  # noqa: E402
 
 QUICK = False
 
@@ -322,6 +323,13 @@ def workload_core(binary):
     return "\n".join(lines) + "\n"
 
 
+def workload_tracking():
+    """Resource tracking: instructions per open() under callgrind (the CI gate's figures),
+    and wall-clock per open() and per explicit track()."""
+    return tracking.section(n_instr=1000 if QUICK else 2000,
+                            wall_rounds=3 if QUICK else 7)
+
+
 def versions():
     names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
@@ -343,6 +351,8 @@ def main() -> None:
               workload_subscribe, workload_owner_death):
         print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
         sections.append(w())
+    print("bench: tracking (callgrind, wall-clock) ...", file=sys.stderr, flush=True)
+    sections.append(workload_tracking())
     if args.core:
         print("bench: core (Google Benchmark) ...", file=sys.stderr, flush=True)
         sections.append(workload_core(args.core))
