@@ -640,8 +640,11 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
         finalizing = io_finalizing(tr, obj);
     }
     if (open && (self->role == SHIM_DEALLOC_WARN || (self->role == SHIM_FLUSH && finalizing))) {
-        /* reported before the real method runs (and CPython warns) */
-        owned = io_leaked(tr, rec, NULL);
+        /* reported before the real method runs (and CPython warns); our own warning, if
+           any, names the unclosed stream _dealloc_warn was called for */
+        PyObject *source = self->role == SHIM_DEALLOC_WARN && PyVectorcall_NARGS(nargsf) == 1
+                           ? args[0] : NULL;
+        owned = io_leaked(tr, rec, source);
     }
     if (self->role == SHIM_DEALLOC_WARN && self->prev == NULL &&
         _PyType_Lookup(Py_TYPE(obj), self->meth) == NULL) {
