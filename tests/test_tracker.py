@@ -592,6 +592,70 @@ def test_tracking_from_many_threads(leaks):
     assert site.tracked == 8 * 500 and site.open == 0 and site.leaked == 8 * 250
 
 
+def test_threads_mixing_tracker_operations_keep_its_books(tmp_path, leaks, level):
+    """8 threads for a bounded time: files and handles tracked, closed, dropped, kept,
+    untracked, with reports read meanwhile; afterwards every count adds up."""
+    import random
+    level("paranoid")
+    (tmp_path / "thread").touch()
+    stop = time.monotonic() + 1.0
+    kept, dropped_open = [], [0]
+    lock = threading.Lock()
+
+    def work(seed):
+        rnd = random.Random(seed)
+        mine, drops = [], 0
+        while time.monotonic() < stop:
+            op = rnd.randrange(6)
+            if op == 0:
+                f = tracked_file(tmp_path, rnd)
+                if rnd.random() < 0.5:
+                    f.close()
+                else:
+                    drops += 1
+                del f
+            elif op == 1:
+                h = memleash.track(Handle(), name="t")
+                if rnd.random() < 0.5:
+                    h.close()
+                elif rnd.random() < 0.5:
+                    mine.append(h)
+                else:
+                    drops += 1
+                del h
+            elif op == 2 and mine:
+                memleash.untrack(mine.pop())
+            elif op == 3:
+                memleash.open_resources()
+            elif op == 4:
+                mine.append(tracked_file(tmp_path, rnd))
+            else:
+                memleash.track(Handle()).close()
+        with lock:
+            kept.extend(mine)
+            dropped_open[0] += drops
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        gc.collect()
+        assert len(leaks) == dropped_open[0]
+        still_open = [r for r in memleash.open_resources() if r.open]
+        assert sum(r.open for r in still_open) == len(kept)
+        for obj in kept:
+            obj.close()
+        assert sum(r.open for r in memleash.open_resources()) == 0
+
+
+def tracked_file(tmp_path, rnd):
+    mode, buffering = OPEN_MODES[rnd.randrange(len(OPEN_MODES))]
+    return memleash.track(open(tmp_path / "thread", mode, buffering=buffering))
+
+
 def run_script(body, *args):
     code = textwrap.dedent(body)
     return subprocess.run([sys.executable, *args, "-c", code], capture_output=True, text=True,
