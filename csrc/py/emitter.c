@@ -869,7 +869,7 @@ parse_optional(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     }
     else if (nkw == 1) {
         if (!PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) ||
-            !PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), kwlist[0]) == 0) {
+            PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), kwlist[0]) != 0) {
             PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname,
                          PyTuple_GET_ITEM(kwnames, 0));
             return -1;
