@@ -7,6 +7,8 @@ invariants must hold. Containers:
 
 - the five count/size/byte-bounded caches (tests/model.py's ModelCache), with hostile
   lookups now and then (a key whose __hash__ collides and whose __eq__ raises);
+- TTLCache and TLRUCache over a fake clock that moves forwards and backwards, against
+  test_model_timed.py's exact model;
 - EventEmitter against a plain-Python emitter model (listeners in order, once, removal).
 
     python tests/fuzz/fuzz_containers.py -seed=1 -runs=20000     (CI: bounded, reproducible)
@@ -23,7 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 with atheris.instrument_imports(include=["memleash"]):
     import memleash
 
+from clock import Clock  # noqa: E402
 from model import POLICY, ModelCache, middle, nbytes, units  # noqa: E402
+from test_model_timed import TimedModel, ttu  # noqa: E402
 
 NAMES = list(POLICY)
 CONFIGS = [(4, None, None), (10, "units", None), (6, None, 150), (12, "units", 120),
@@ -163,10 +167,46 @@ def fuzz_emitter(fdp):
             assert ee.listeners(e) == model.listeners(e), (e, ee.listeners(e), model.listeners(e))
 
 
+def fuzz_timed(fdp):
+    clock, maxsize = Clock(), fdp.ConsumeIntInRange(1, 5)
+    if fdp.ConsumeBool():
+        ttl = fdp.ConsumeIntInRange(0, 4)
+        cache, model = memleash.TTLCache(maxsize, ttl, timer=clock), TimedModel(maxsize, ttl=ttl)
+    else:
+        cache, model = memleash.TLRUCache(maxsize, ttu, timer=clock), TimedModel(maxsize, ttu=ttu)
+    trail = [type(cache).__name__, maxsize]
+    for _ in range(fdp.ConsumeIntInRange(0, 60)):
+        op, key, value = (fdp.ConsumeIntInRange(0, 5), fdp.ConsumeIntInRange(0, 9),
+                          fdp.ConsumeIntInRange(0, 9))
+        trail.append((op, key, value))
+        now = clock.time
+        if op == 0:
+            clock.time += value % 4
+        elif op == 1:
+            clock.time -= value % 3   # exact even when time runs backwards
+        elif op == 2:
+            cache[key] = value
+            model.set(key, value, now)
+        elif op == 3:
+            assert cache.get(key, "missing") == model.get(key, now), trail
+        elif op == 4:
+            assert (key in cache) == model.alive(key, now), trail
+        else:
+            assert cache.expire() == model.expire(now), trail
+        now = clock.time
+        visible = model.visible(now)
+        assert sorted(cache) == visible, (sorted(cache), visible, trail)
+        assert len(cache) == len(visible), trail   # len() expires, as cachetools' does
+        model.expire(now)
+
+
 def test_one_input(data):
     fdp = atheris.FuzzedDataProvider(data)
-    if fdp.ConsumeIntInRange(0, 3) == 0:
+    which = fdp.ConsumeIntInRange(0, 5)
+    if which == 0:
         fuzz_emitter(fdp)
+    elif which == 1:
+        fuzz_timed(fdp)
     else:
         fuzz_cache(fdp)
 
