@@ -295,6 +295,8 @@ CORE_LABELS = {
     "BM_WheelAdvance": "timer wheel: next due + reschedule",
     "BM_WheelReschedule": "timer wheel: reschedule",
     "BM_SlotAppendUnlink": "listener slot: append + unlink",
+    "BM_SiteIntern/1": "allocation site: intern (1 frame; size = sites known)",
+    "BM_SiteIntern/8": "allocation site: intern (8 frames; size = sites known)",
 }
 
 
@@ -306,7 +308,10 @@ def workload_core(binary):
     rows: dict = {}
     sizes: list = []
     for b in json.loads(out)["benchmarks"]:
-        name, size = b["name"].split("/")
+        # "BM_X/size", or "BM_X/size/extra" (site interning: frames per site)
+        name, size, *extra = b["name"].split("/")
+        if extra:
+            name += "/" + "/".join(extra)
         scale = {"ns": 1, "us": 1e3, "ms": 1e6}[b["time_unit"]]
         rows.setdefault(name, {})[int(size)] = b["cpu_time"] * scale
         if int(size) not in sizes:

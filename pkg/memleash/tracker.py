@@ -52,7 +52,8 @@ __all__ = [
 T = TypeVar("T")
 LEVELS = ("disabled", "simple", "advanced", "paranoid")
 
-# a kind is (closing methods, probe attribute, probe mode, flags, describe with repr())
+# a kind is (closing methods — for a file, the attributes down to its raw stream —, probe
+# attribute, probe mode, flags, describe with repr())
 _PROBE_NONE, _PROBE_TRUE, _PROBE_NOT_NONE = 0, 1, 2
 _CPYTHON_WARNS, _IO, _CLASS_HOOKED, _IO_INNER = 1, 2, 4, 8
 _HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE
