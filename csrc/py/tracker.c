@@ -364,25 +364,27 @@ find_record(ml_tracker *tr, PyObject *obj)
     return NULL;
 }
 
-/* Whether obj (alive) says it is closed. Errors are cleared: no answer is "no". */
+/* Whether obj's attribute `name` says yes: true (PROBE_TRUE) or not None
+ * (PROBE_NOT_NONE). Runs Python code; an error is "no", and an exception set on entry is
+ * kept. */
+static int
+attr_says(PyObject *obj, PyObject *name, int mode)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *v = PyObject_GetAttr(obj, name);
+    int yes = v != NULL && (mode == PROBE_NOT_NONE ? v != Py_None : PyObject_IsTrue(v) == 1);
+    Py_XDECREF(v);
+    PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+    return yes;
+}
+
+/* Whether obj (alive) says it is closed, by its kind's probe. */
 static int
 probe_closed(ml_track *t, PyObject *obj)
 {
-    if (t->probe == NULL || t->probe_mode == PROBE_NONE) {
-        return 0;
-    }
-    PyObject *v = PyObject_GetAttr(obj, t->probe);
-    if (v == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    int closed = t->probe_mode == PROBE_NOT_NONE ? v != Py_None : PyObject_IsTrue(v);
-    Py_DECREF(v);
-    if (closed < 0) {
-        PyErr_Clear();
-        closed = 0;
-    }
-    return closed;
+    return t->probe != NULL && t->probe_mode != PROBE_NONE && attr_says(obj, t->probe, t->probe_mode);
 }
 
 /* t's description (a new reference): made from (type, name) the first time for a file. */
@@ -487,14 +489,25 @@ drop_shims(ml_tracker *tr, TrackRefObject *rec)
     }
 }
 
-/* Keeps rec findable by a warning's source address until the collection ends. */
-static void
-keep_recent(ml_tracker *tr, TrackRefObject *rec)
+/* t (open) leaked: settled so, kept findable by a warning's source address until the
+ * collection ends (CPython warns after us), counted and dispatched. Runs Python code;
+ * an exception set on entry is kept. @return the ring's reference to release. */
+static PyObject *
+record_leak(ml_tracker *tr, ml_track *t, PyObject *source)
 {
-    if ((rec->t.flags & K_CPYTHON_WARNS) && tr->collecting && !tr->shutdown &&
-        PyList_Append(tr->recent, (PyObject *)rec) < 0) {
+    if (!tr->ready || t->state != ST_OPEN) {
+        return NULL;
+    }
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *owned = settle(tr, t, ST_LEAKED);
+    if ((t->flags & K_CPYTHON_WARNS) && !(t->flags & R_RESOURCE) && tr->collecting &&
+        !tr->shutdown && PyList_Append(tr->recent, t->holder) < 0) {
         PyErr_Clear();
     }
+    report_leak(tr, t, source);
+    PyErr_Restore(et, ev, tb);
+    return owned;
 }
 
 /* _tr_died(ref): the weakref callback. */
@@ -519,11 +532,8 @@ tr_died(PyObject *module, PyObject *ref)
             PyErr_Clear();
             owned = settle(tr, t, ST_CLOSED);
         }
-    } else if (t->state == ST_OPEN) {
-        owned = settle(tr, t, ST_LEAKED);
-        /* on a collection, CPython's warning comes after this callback */
-        keep_recent(tr, rec);
-        report_leak(tr, t, NULL);
+    } else {
+        owned = record_leak(tr, t, NULL);
     }
     t->addr = NULL;
     Py_XDECREF(owned);
@@ -546,56 +556,6 @@ tr_shim_died(PyObject *module, PyObject *ref)
 /* ------------------------------------------------------------------------------------
  * _CloseShim: stands in an instance dict for a method, and forwards to it.
  */
-
-/* An io stack's finalizer found it open: the verdict is now (a recorded warning may keep
- * the object alive for a while). source: the finalizing layer, or NULL. Runs Python code
- * (listeners); an exception set on entry is kept. @return the ring reference to release. */
-static PyObject *
-io_leaked(ml_tracker *tr, TrackRefObject *rec, PyObject *source)
-{
-    ml_track *t = &rec->t;
-    if (!tr->ready || t->state != ST_OPEN) {
-        return NULL;
-    }
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    PyObject *owned = settle(tr, t, ST_LEAKED);
-    keep_recent(tr, rec);
-    report_leak(tr, t, source);
-    PyErr_Restore(et, ev, tb);
-    return owned;
-}
-
-/* The real method the shim stands for, bound to obj (alive), or NULL with an error. */
-static PyObject *
-shim_target(ShimObject *self, PyObject *obj)
-{
-    if (self->prev != NULL) {
-        return Py_NewRef(self->prev);
-    }
-    PyObject *descr = _PyType_Lookup(Py_TYPE(obj), self->meth);   /* borrowed */
-    if (descr == NULL) {
-        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
-                     Py_TYPE(obj)->tp_name, self->meth);
-        return NULL;
-    }
-    descrgetfunc get = Py_TYPE(descr)->tp_descr_get;
-    return get ? get(descr, obj, (PyObject *)Py_TYPE(obj)) : Py_NewRef(descr);
-}
-
-/* Whether obj (alive) is being finalized by io: its `_finalizing` is true. */
-static int
-io_finalizing(ml_tracker *tr, PyObject *obj)
-{
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    PyObject *v = PyObject_GetAttr(obj, tr->str_finalizing);
-    int finalizing = v != NULL && PyObject_IsTrue(v) == 1;
-    Py_XDECREF(v);
-    PyErr_Clear();
-    PyErr_Restore(et, ev, tb);
-    return finalizing;
-}
 
 static PyObject *
 shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -635,56 +595,60 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
            refcount death, its weakref intact) being finalized, or did a collection find
            it dead? Either way no one closed it */
         PyObject *tracked = PyWeakref_GET_OBJECT((PyObject *)rec);   /* borrowed */
-        finalizing = rec->t.pending || (tracked != Py_None && io_finalizing(tr, tracked));
+        finalizing = rec->t.pending ||
+                     (tracked != Py_None && attr_says(tracked, tr->str_finalizing, PROBE_TRUE));
     } else if (open && self->role == SHIM_CLOSE && (rec->t.flags & K_IO)) {
-        finalizing = io_finalizing(tr, obj);
+        finalizing = attr_says(obj, tr->str_finalizing, PROBE_TRUE);   /* io's finalizer? */
     }
     if (open && (self->role == SHIM_DEALLOC_WARN || (self->role == SHIM_FLUSH && finalizing))) {
         /* reported before the real method runs (and CPython warns); our own warning, if
            any, names the unclosed stream _dealloc_warn was called for */
         PyObject *source = self->role == SHIM_DEALLOC_WARN && PyVectorcall_NARGS(nargsf) == 1
                            ? args[0] : NULL;
-        owned = io_leaked(tr, rec, source);
+        owned = record_leak(tr, &rec->t, source);   /* now: a recorded warning may keep it alive */
     }
-    if (self->role == SHIM_DEALLOC_WARN && self->prev == NULL &&
-        _PyType_Lookup(Py_TYPE(obj), self->meth) == NULL) {
-        res = Py_NewRef(Py_None);   /* the stream under it has no warning of its own */
-        goto done;
+    if (self->prev != NULL) {
+        res = PyObject_Vectorcall(self->prev, args, nargsf, kwnames);   /* may re-enter */
+        goto called;
     }
-    if (self->prev == NULL) {
-        /* the type's method, called unbound with obj first (no bound method made) */
-        PyObject *descr = _PyType_Lookup(Py_TYPE(obj), self->meth);   /* borrowed */
-        if (descr != NULL && PyType_HasFeature(Py_TYPE(descr), Py_TPFLAGS_METHOD_DESCRIPTOR) &&
-            kwnames == NULL && PyVectorcall_NARGS(nargsf) < 4) {
-            PyObject *stack[4] = {obj};
-            size_t n = (size_t)PyVectorcall_NARGS(nargsf);
-            for (size_t i = 0; i < n; i++) {
-                stack[i + 1] = args[i];
-            }
-            func = Py_NewRef(descr);
-            res = PyObject_Vectorcall(func, stack, n + 1, NULL);   /* may re-enter anything */
-            goto called;
+    PyObject *descr = _PyType_Lookup(Py_TYPE(obj), self->meth);   /* borrowed */
+    if (descr == NULL) {
+        if (self->role == SHIM_DEALLOC_WARN) {
+            res = Py_NewRef(Py_None);   /* the stream under it has no warning of its own */
+        } else {
+            PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                         Py_TYPE(obj)->tp_name, self->meth);
         }
-    }
-    if ((func = shim_target(self, obj)) == NULL) {
         goto done;
+    }
+    func = Py_NewRef(descr);   /* kept across the call, which may change the type */
+    if (PyType_HasFeature(Py_TYPE(descr), Py_TPFLAGS_METHOD_DESCRIPTOR) && kwnames == NULL &&
+        PyVectorcall_NARGS(nargsf) < 4) {
+        /* the type's method, called unbound with obj first (no bound method made) */
+        PyObject *stack[4] = {obj};
+        size_t n = (size_t)PyVectorcall_NARGS(nargsf);
+        for (size_t i = 0; i < n; i++) {
+            stack[i + 1] = args[i];
+        }
+        res = PyObject_Vectorcall(func, stack, n + 1, NULL);   /* may re-enter anything */
+        goto called;
+    }
+    descrgetfunc get = Py_TYPE(descr)->tp_descr_get;
+    if (get != NULL) {
+        Py_SETREF(func, get(descr, obj, (PyObject *)Py_TYPE(obj)));
+        if (func == NULL) {
+            goto done;
+        }
     }
     res = PyObject_Vectorcall(func, args, nargsf, kwnames);   /* may re-enter anything */
 called:
     if (self->role == SHIM_CLOSE && finalizing) {
         /* io's finalizer closing an unclosed object */
         Py_XDECREF(owned);
-        owned = io_leaked(tr, rec, NULL);
+        owned = record_leak(tr, &rec->t, NULL);
     } else if (self->role == SHIM_CLOSE && tr->ready && rec->t.state == ST_OPEN) {
-        int closed;
-        if (rec->t.probe_mode != PROBE_NONE) {
-            PyObject *et, *ev, *tb;
-            PyErr_Fetch(&et, &ev, &tb);
-            closed = probe_closed(&rec->t, obj);
-            PyErr_Restore(et, ev, tb);
-        } else {
-            closed = res != NULL;   /* close() returned: closed */
-        }
+        int closed = rec->t.probe_mode != PROBE_NONE ? probe_closed(&rec->t, obj)
+                                                     : res != NULL;   /* close() returned */
         if (closed) {
             owned = settle(tr, &rec->t, ST_CLOSED);
         }
@@ -1468,12 +1432,8 @@ resource_finalize(PyObject *self)
     if (tr == NULL || !tr->ready || r->t.state != ST_OPEN) {
         return;
     }
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    (void)settle(tr, &r->t, ST_LEAKED);
-    r->t.state = ST_LEAKED;
-    report_leak(tr, &r->t, self);   /* dispatch warns with source=self */
-    PyErr_Restore(et, ev, tb);
+    (void)record_leak(tr, &r->t, self);   /* dispatch warns with source=self; the ring
+                                             owns no reference to a Resource */
 }
 
 static int
@@ -1498,9 +1458,7 @@ resource_dealloc(PyObject *self)
     if (tr != NULL && tr->ready && r->t.state == ST_OPEN) {
         /* the finalizer did not run (a subclass's __del__ replaced it, or it ran once
            already before a resurrection): a leak all the same, without a source */
-        (void)settle(tr, &r->t, ST_LEAKED);
-        r->t.state = ST_LEAKED;
-        report_leak(tr, &r->t, NULL);
+        (void)record_leak(tr, &r->t, NULL);
     } else if (tr != NULL) {
         (void)ring_unlink(tr, &r->t);
     }
