@@ -2,8 +2,7 @@
 #ifndef ML_PY_MODULE_H
 #define ML_PY_MODULE_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "py/compat.h"
 
 #include "core/alloc.h"
 
