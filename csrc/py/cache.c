@@ -198,28 +198,18 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
         return NULL;
     }
     self->st = st;
-    ml_cache_init(&self->c, &ml_alloc_pymem, kind, 0, 0, 0.0, SIZE_MAX);
+    ml_cache_init(&self->c, &ml_alloc_pymem, kind, 0, 0, ml_limit_int(0), SIZE_MAX);
     self->maxsize = Py_NewRef(Py_None);   /* until __init__ / __setstate__ */
     detect_hooks(self, st);
     ml_reg_link(st, &self->reg, (PyObject *)self);
     return (PyObject *)self;
 }
 
-/* Puts the cache in its configured, empty state. Steals nothing. */
 int
-cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
+cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn,
+                      cache_limits *out)
 {
-    double maxunits;
-    int is_float;
-    if (cacheobj_to_units(maxsize, &maxunits, &is_float) < 0) {
-        return -1;
-    }
-    if (isnan(maxunits)) {
-        PyErr_SetString(PyExc_ValueError, "maxsize must not be NaN");
-        return -1;
-    }
-    if (maxunits < 0) {
-        PyErr_SetString(PyExc_ValueError, "maxsize must be non-negative");
+    if (cacheobj_to_limit(maxsize, &out->maxunits) < 0) {
         return -1;
     }
     size_t maxbytes = SIZE_MAX;
@@ -245,18 +235,68 @@ cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject 
                      Py_TYPE(sizeof_fn)->tp_name);
         return -1;
     }
-    /* everything validated: from here on the cache changes */
-    cacheobj_clear_entries(self);   /* can re-enter (releases old entries), leaves it empty */
-    ml_policy kind = self->c.kind;
-    ml_cache_free(&self->c);
-    ml_cache_init(&self->c, &ml_alloc_pymem, kind, units_on, max_bytes != Py_None || sizeof_fn != Py_None,
-                  maxunits, maxbytes);
-    Py_XSETREF(self->maxsize, Py_NewRef(maxsize));
-    Py_XSETREF(self->sizeof_fn, sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn));
-    self->units_float = 0;
-    self->timed = TIMED_NONE;   /* the new engine has no deadlines: _ml_configure_timed adds them */
-    timed_clear(self);
+    out->maxbytes = maxbytes;
+    out->units_on = units_on != 0;
+    out->bytes_on = max_bytes != Py_None || sizeof_fn != Py_None;
+    return 0;
+}
+
+void
+cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh)
+{
+    ml_cache_init(fresh, &ml_alloc_pymem, self->c.kind, lim->units_on, lim->bytes_on,
+                  lim->maxunits, lim->maxbytes);
+}
+
+void
+cacheobj_release_engine(ml_cache *old)
+{
+    ml_table out;
+    ml_cache_steal(old, &out);
+    ml_cache_free(old);
+    for (uint32_t id = 0; id < out.top; id++) {
+        if (out.ents[id].key != NULL) {
+            Py_DECREF((PyObject *)out.ents[id].key);     /* can re-enter */
+            Py_DECREF((PyObject *)out.ents[id].value);   /* can re-enter */
+        }
+    }
+    ml_table_free(&out);
+}
+
+void
+cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn)
+{
+    /* every field is set before anything old is released: a __del__ reached by the
+     * releases below finds a whole, configured cache (and may reconfigure it again) */
+    ml_cache_exchange(&self->c, engine);
+    PyObject *old_maxsize = self->maxsize, *old_sizeof = self->sizeof_fn;
+    PyObject *old_timed[4] = {self->origin, self->timer, self->ttl, self->ttu};
+    self->maxsize = Py_NewRef(maxsize);
+    self->sizeof_fn = sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn);
+    self->timed = TIMED_NONE;   /* a new engine has no deadlines: _ml_configure_timed adds them */
+    self->origin = self->timer = self->ttl = self->ttu = NULL;
+    self->timed_numbers_seen = 0;
     self->config_gen++;
+    cacheobj_release_engine(engine);   /* can re-enter */
+    Py_XDECREF(old_maxsize);
+    Py_XDECREF(old_sizeof);
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(old_timed[i]);
+    }
+}
+
+/* Puts the cache in its configured, empty state. Steals nothing. */
+int
+cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
+{
+    cache_limits lim;
+    if (cacheobj_parse_limits(maxsize, units_on, max_bytes, sizeof_fn, &lim) < 0) {
+        return -1;
+    }
+    /* everything validated: from here on the cache changes */
+    ml_cache fresh;
+    cacheobj_new_engine(self, &lim, &fresh);
+    cacheobj_install(self, &fresh, maxsize, sizeof_fn);   /* can re-enter */
     return 0;
 }
 
@@ -333,11 +373,15 @@ cache_traverse(CacheObject *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Also what a collection calls on a cache in a garbage cycle: the cache leaves the registry
+ * first (report() must not see it half-cleared), and is left empty but whole: maxsize reads
+ * None (every store is refused), a timed cache without its timer raises RuntimeError. */
 static int
 cache_tp_clear(CacheObject *self)
 {
-    cacheobj_clear_entries(self);
-    Py_CLEAR(self->maxsize);
+    ml_reg_unlink(self->st, &self->reg);
+    cacheobj_clear_entries(self);   /* can re-enter */
+    Py_XSETREF(self->maxsize, Py_NewRef(Py_None));
     Py_CLEAR(self->getsizeof);
     Py_CLEAR(self->sizeof_fn);
     Py_CLEAR(self->choice);
@@ -357,10 +401,11 @@ cache_dealloc(CacheObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)cache_tp_clear(self);
+    Py_CLEAR(self->maxsize);
     ml_cache_free(&self->c);
     tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);   /* inside: a dealloc the trashcan defers runs all of this later */
     Py_TRASHCAN_END
-    Py_DECREF(tp);
 }
 
 /* ------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ defer_flush(deferred *d)
 /* ------------------------------------------------------------------------------------
  * Look-ups and small helpers
  */
-static int
-eq_callback(void *ctx, void *stored, void *key)
+int
+cacheobj_eq(void *ctx, void *stored, void *key)
 {
     (void)ctx;
     PyObject *s = (PyObject *)stored;
@@ -45,7 +45,16 @@ eq_callback(void *ctx, void *stored, void *key)
 static inline int
 cache_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
 {
-    int st = ml_table_find(&self->c.t, (uint64_t)h, key, eq_callback, NULL, id);
+    int st = ml_table_find(&self->c.t, (uint64_t)h, key, cacheobj_eq, NULL, id);
+    if (st == ML_ERR_CHANGED) {
+        PyObject *name = cacheobj_type_name(self);
+        if (name != NULL) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "%U changed during a look-up %d times in a row (a key's __eq__ keeps "
+                         "changing it)", name, ML_TABLE_MAX_RESTARTS);
+            Py_DECREF(name);
+        }
+    }
     return st == ML_OK ? 1 : (st == ML_NOT_FOUND ? 0 : -1);
 }
 
@@ -85,7 +94,6 @@ clear_entries(CacheObject *self)
 {
     ml_table out;
     ml_cache_steal(&self->c, &out);
-    self->units_float = 0;
     for (uint32_t id = 0; id < out.top; id++) {
         if (out.ents[id].key != NULL) {
             Py_DECREF((PyObject *)out.ents[id].key);     /* can re-enter */
@@ -117,15 +125,17 @@ static int
 evict_via_popitem(CacheObject *self)
 {
     uint32_t used = self->c.t.used;
-    double units = self->c.budget.units;
-    size_t bytes = self->c.budget.bytes;
+    ml_budget before = self->c.budget;
     PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, self->st->str_popitem);   /* can re-enter */
     if (r == NULL) {
         return -1;
     }
     /* judged while r still holds what was evicted: releasing it may run a __del__ that
      * stores something new, which is no failure of popitem() */
-    int freed = self->c.t.used < used || self->c.budget.units < units || self->c.budget.bytes < bytes;
+    const ml_budget *now = &self->c.budget;
+    int freed = self->c.t.used < used || now->bytes < before.bytes ||
+                (now->float_mode ? (before.float_mode && now->funits < before.funits)
+                                 : now->units < before.units);
     self->evictions += (uint64_t)freed;
     Py_DECREF(r);   /* can re-enter */
     if (!freed) {
@@ -140,8 +150,8 @@ evict_via_popitem(CacheObject *self)
 /* Stores (key, value) sized (units, bytes), evicting first until both budgets hold.
  * @pre the entry alone is admitted (entry_units / entry_bytes checked it). */
 int
-cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units, size_t bytes,
-      int units_is_float, double deadline)
+cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, ml_size units,
+               size_t bytes, double deadline)
 {
     deferred d;
     d.n = 0;
@@ -154,7 +164,14 @@ restart:;
     if (!found) {
         id = ML_NIL;
     }
-    while (!ml_cache_fits(&self->c, id, units, bytes)) {
+    int fit;
+    while ((fit = ml_cache_fits(&self->c, id, units, bytes)) != ML_FIT_YES) {
+        if (fit == ML_FIT_OVERFLOW) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "cache size too large: memleash counts currsize exactly up to 2**63 - 1 "
+                            "and currbytes up to 2**64 - 2");
+            goto error;
+        }
         /* Python code chooses or removes the victim: one popitem() at a time, then
          * look again (RRCache's choice() counts as such code) */
         if ((self->hooks & (HOOK_POPITEM | HOOK_DELITEM)) || self->c.kind == ML_POLICY_RANDOM) {
@@ -178,23 +195,26 @@ restart:;
         self->evictions++;
         d.objs[d.n++] = (PyObject *)k;   /* released below, once consistent */
         d.objs[d.n++] = (PyObject *)v;
-        if (d.n + 2 > DEFER_MAX && !ml_cache_fits(&self->c, id, units, bytes)) {
+        if (d.n + 2 > DEFER_MAX && ml_cache_fits(&self->c, id, units, bytes) != ML_FIT_YES) {
             defer_flush(&d);   /* can re-enter: the entry id may be stale */
             goto restart;
         }
     }
     PyObject *old = NULL;
-    if (id == ML_NIL) {
-        int rc = ml_cache_reserve(&self->c);
-        if (rc != ML_OK) {
-            if (rc == ML_ERR_FULL) {
-                PyErr_SetString(PyExc_OverflowError, "cache holds the most entries it can");
-            }
-            else {
-                PyErr_NoMemory();
-            }
-            goto error;   /* entries evicted above stay evicted: still within budget */
+    int rc = id == ML_NIL ? ml_cache_reserve(&self->c) : ML_OK;
+    if (rc == ML_OK && units.is_float) {
+        rc = ml_cache_reserve_float(&self->c);
+    }
+    if (rc != ML_OK) {
+        if (rc == ML_ERR_FULL) {
+            PyErr_SetString(PyExc_OverflowError, "cache holds the most entries it can");
         }
+        else {
+            PyErr_NoMemory();
+        }
+        goto error;   /* entries evicted above stay evicted: still within budget */
+    }
+    if (id == ML_NIL) {
         id = ml_cache_insert(&self->c, (uint64_t)h, Py_NewRef(key), Py_NewRef(value), units, bytes);
     }
     else {
@@ -202,9 +222,6 @@ restart:;
     }
     if (self->c.deadlines_on) {
         ml_cache_set_deadline(&self->c, id, deadline);
-    }
-    if (units_is_float) {
-        self->units_float = 1;
     }
     ML_CACHE_CHECK(&self->c);
     defer_flush(&d);
@@ -230,9 +247,10 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
 {
     for (;;) {
         uint64_t gen = self->config_gen;
-        double units, now = 0.0, deadline = 0.0;
+        double now = 0.0, deadline = 0.0;
+        ml_size units;
         PyObject *tm = NULL;
-        int is_float, rc = -1, timed = self->timed != TIMED_NONE;
+        int rc = -1, timed = self->timed != TIMED_NONE;
         size_t bytes;
         if (timed) {
             /* as cachetools: time frozen for the whole assignment; TTL computes the
@@ -274,12 +292,12 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
                 }
             }
         }
-        if (cacheobj_entry_units(self, value, &units, &is_float) < 0 ||
+        if (cacheobj_entry_units(self, value, &units) < 0 ||
             cacheobj_entry_bytes(self, key, value, &bytes) < 0) {
             goto next;
         }
         if (gen == self->config_gen) {
-            rc = cacheobj_store(self, key, h, value, units, bytes, is_float, deadline);
+            rc = cacheobj_store(self, key, h, value, units, bytes, deadline);
             if (timed) {
                 timed_exit(tm);
             }

@@ -7,35 +7,77 @@
 #include <math.h>
 
 int
-cacheobj_to_units(PyObject *o, double *out, int *is_float)
+cacheobj_to_size(PyObject *o, ml_size *out, int *big)
 {
+    *big = 0;
     if (PyLong_Check(o)) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
         if (v == -1 && PyErr_Occurred()) {
             return -1;
         }
-        if (overflow != 0) {
-            *out = overflow > 0 ? INFINITY : -INFINITY;
-        }
-        else if (v > (1LL << 53) || v < -(1LL << 53)) {
-            *out = PyLong_AsDouble(o);
-        }
-        else {
-            *out = (double)v;
-        }
-        *is_float = 0;
+        *big = overflow;
+        *out = ml_size_int(overflow ? 0 : (int64_t)v);
         return 0;
     }
-    double d = PyFloat_AsDouble(o);
+    double d = PyFloat_AsDouble(o);   /* can re-enter (__float__) */
     if (d == -1.0 && PyErr_Occurred()) {
         return -1;
     }
-    *out = d;
-    *is_float = 1;
+    *out = ml_size_float(d);
     return 0;
 }
 
+int
+cacheobj_to_limit(PyObject *o, ml_limit *out)
+{
+    ml_size s;
+    int big;
+    if (cacheobj_to_size(o, &s, &big) < 0) {
+        return -1;
+    }
+    if (s.is_float ? isnan(s.f) : 0) {
+        PyErr_SetString(PyExc_ValueError, "maxsize must not be NaN");
+        return -1;
+    }
+    if (big < 0 || (s.is_float ? s.f < 0 : s.i < 0)) {
+        PyErr_SetString(PyExc_ValueError, "maxsize must be non-negative");
+        return -1;
+    }
+    if (s.is_float) {
+        *out = ml_limit_float(s.f);
+        return 0;
+    }
+    if (!big) {
+        *out = ml_limit_int(s.i);
+        return 0;
+    }
+    /* an int past int64: its nearest double, and which way that rounded */
+    double d = PyLong_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        *out = ml_limit_big(INFINITY, 1);   /* past every double: inf is above it */
+        return 0;
+    }
+    PyObject *back = PyLong_FromDouble(d);
+    if (back == NULL) {
+        return -1;
+    }
+    PyObject *gt = PyLong_Type.tp_richcompare(back, o, Py_GT);
+    PyObject *lt = gt ? PyLong_Type.tp_richcompare(back, o, Py_LT) : NULL;
+    Py_DECREF(back);
+    if (lt == NULL) {
+        Py_XDECREF(gt);
+        return -1;
+    }
+    *out = ml_limit_big(d, gt == Py_True ? 1 : (lt == Py_True ? -1 : 0));
+    Py_DECREF(gt);
+    Py_DECREF(lt);
+    return 0;
+}
 
 /* ------------------------------------------------------------------------------------
  * Sizing an entry: units (cachetools' getsizeof) and bytes (memleash's sizeof)
@@ -77,12 +119,11 @@ default_sizeof(PyObject *o)
 }
 
 int
-cacheobj_entry_units(CacheObject *self, PyObject *value, double *units, int *is_float)
+cacheobj_entry_units(CacheObject *self, PyObject *value, ml_size *units)
 {
-    *is_float = 0;
     if (self->getsizeof == NULL) {
-        *units = 1.0;
-        if (1.0 > self->c.budget.maxunits) {
+        *units = ml_size_int(1);
+        if (ml_size_exceeds(*units, self->c.budget.maxunits)) {
             PyErr_SetString(PyExc_ValueError, "value too large");
             return -1;
         }
@@ -94,23 +135,74 @@ cacheobj_entry_units(CacheObject *self, PyObject *value, double *units, int *is_
     if (r == NULL) {
         return -1;
     }
-    int rc = cacheobj_to_units(r, units, is_float);
+    int big;
+    int rc = cacheobj_to_size(r, units, &big);   /* can re-enter (__float__) */
     Py_DECREF(r);
     if (rc < 0) {
         return -1;
     }
-    if (*units > self->c.budget.maxunits) {
-        PyErr_SetString(PyExc_ValueError, "value too large");
+    return cacheobj_check_units(self, *units, big);
+}
+
+int
+cacheobj_check_units(CacheObject *self, ml_size units, int big)
+{
+    return cacheobj_check_size(units, big, &self->c.budget.maxunits);
+}
+
+int
+cacheobj_check_size(ml_size units, int big, const ml_limit *max)
+{
+    if (big > 0) {
+        if (max->kind == ML_LIMIT_BIG || (max->kind == ML_LIMIT_FLOAT && max->d >= 0x1p63)) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "value size too large: memleash counts sizes exactly up to 2**63 - 1");
+        }
+        else {
+            PyErr_SetString(PyExc_ValueError, "value too large");
+        }
         return -1;
     }
-    if (*units < 0) {
+    if (big < 0 || (units.is_float ? units.f < 0 : units.i < 0)) {
         PyErr_SetString(PyExc_ValueError, "value size must be non-negative");
         return -1;
     }
-    if (isnan(*units)) {
+    if (units.is_float && isnan(units.f)) {
         PyErr_SetString(PyExc_ValueError, "value size must not be NaN");
         return -1;
     }
+    if (ml_size_exceeds(units, *max)) {
+        PyErr_SetString(PyExc_ValueError, "value too large");
+        return -1;
+    }
+    return 0;
+}
+
+int
+cacheobj_to_bytes(PyObject *o, size_t *bytes)
+{
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow < 0 || (overflow == 0 && v < 0)) {
+        PyErr_SetString(PyExc_ValueError, "sizeof must return a non-negative int");
+        return -1;
+    }
+    unsigned long long u = (unsigned long long)v;
+    if (overflow > 0) {
+        u = PyLong_AsUnsignedLongLong(o);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();   /* past 2**64 - 1 */
+        }
+    }
+    if (u >= SIZE_MAX) {
+        PyErr_Format(PyExc_OverflowError,
+                     "sizeof result too large: memleash counts at most %zu bytes", SIZE_MAX - 1);
+        return -1;
+    }
+    *bytes = (size_t)u;
     return 0;
 }
 
@@ -134,17 +226,11 @@ cacheobj_entry_bytes(CacheObject *self, PyObject *key, PyObject *value, size_t *
             Py_DECREF(r);
             return -1;
         }
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
+        int rc = cacheobj_to_bytes(r, bytes);
         Py_DECREF(r);
-        if (v == -1 && PyErr_Occurred()) {
+        if (rc < 0) {
             return -1;
         }
-        if (v < 0 || overflow < 0) {
-            PyErr_SetString(PyExc_ValueError, "sizeof must return a non-negative int");
-            return -1;
-        }
-        *bytes = overflow > 0 ? SIZE_MAX : (size_t)v;
     }
     else {
         size_t k = default_sizeof(key);   /* can re-enter (__sizeof__) */
@@ -169,14 +255,17 @@ cacheobj_entry_bytes(CacheObject *self, PyObject *key, PyObject *value, size_t *
 PyObject *
 cacheobj_units_held(CacheObject *self)
 {
-    if (!self->c.units_on) {
-        return PyLong_FromUnsignedLong(self->c.t.used);
+    const ml_budget *b = &self->c.budget;
+    if (b->float_mode) {
+        return PyFloat_FromDouble(b->funits);
     }
-    double u = self->c.budget.units;
-    if (self->units_float || !isfinite(u)) {
-        return PyFloat_FromDouble(u);
-    }
-    return PyLong_FromDouble(u);
+    return PyLong_FromLongLong(b->units);
+}
+
+PyObject *
+cacheobj_size_to_object(ml_size s)
+{
+    return s.is_float ? PyFloat_FromDouble(s.f) : PyLong_FromLongLong(s.i);
 }
 
 PyObject *
