@@ -249,21 +249,6 @@ cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh)
 }
 
 void
-cacheobj_release_engine(ml_cache *old)
-{
-    ml_table out;
-    ml_cache_steal(old, &out);
-    ml_cache_free(old);
-    for (uint32_t id = 0; id < out.top; id++) {
-        if (out.ents[id].key != NULL) {
-            Py_DECREF((PyObject *)out.ents[id].key);     /* can re-enter */
-            Py_DECREF((PyObject *)out.ents[id].value);   /* can re-enter */
-        }
-    }
-    ml_table_free(&out);
-}
-
-void
 cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn)
 {
     /* every field is set before anything old is released: a __del__ reached by the

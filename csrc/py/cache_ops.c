@@ -88,19 +88,35 @@ cacheobj_snapshot(CacheObject *self)
     return list;
 }
 
+/* Releases the keys and values of a table moved out of an engine, then frees it. */
+static void
+release_table(ml_table *out)
+{
+    for (uint32_t id = 0; id < out->top; id++) {
+        if (out->ents[id].key != NULL) {
+            Py_DECREF((PyObject *)out->ents[id].key);     /* can re-enter */
+            Py_DECREF((PyObject *)out->ents[id].value);   /* can re-enter */
+        }
+    }
+    ml_table_free(out);
+}
+
 /* Empties the cache: the entries move out first, then are released. */
 static void
 clear_entries(CacheObject *self)
 {
     ml_table out;
     ml_cache_steal(&self->c, &out);
-    for (uint32_t id = 0; id < out.top; id++) {
-        if (out.ents[id].key != NULL) {
-            Py_DECREF((PyObject *)out.ents[id].key);     /* can re-enter */
-            Py_DECREF((PyObject *)out.ents[id].value);   /* can re-enter */
-        }
-    }
-    ml_table_free(&out);
+    release_table(&out);   /* can re-enter */
+}
+
+void
+cacheobj_release_engine(ml_cache *old)
+{
+    ml_table out;
+    ml_cache_steal(old, &out);
+    ml_cache_free(old);
+    release_table(&out);   /* can re-enter */
 }
 
 int
