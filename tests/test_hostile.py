@@ -662,3 +662,64 @@ def test_expire_with_a_number_on_a_datetime_cache_raises_and_changes_nothing():
         fresh.expire(5)
     fresh["a"] = 1
     assert fresh.expire(_dt.datetime.now() + _dt.timedelta(days=1)) == [("a", 1)]
+
+
+def test_rrcache_choice_sees_the_keys_as_they_were_while_the_cache_changes():
+    # random.choice reads len(keys), runs Python code, then indexes: another thread (here,
+    # choice itself) shrinking the cache in between made keys[n - 1] an IndexError
+    calls = []
+
+    def choice(keys):
+        n = len(keys)
+        if not calls:
+            calls.append(list(keys))
+            cache.pop(keys[0])
+            cache.pop(keys[1])
+        return keys[n - 1]
+
+    cache = memleash.RRCache(3, choice=choice)
+    for i in range(3):
+        cache[i] = i
+    cache[3] = 3
+    assert calls == [[0, 1, 2]] and dict(cache) == {3: 3}
+    check_invariants(cache)
+
+
+def test_rrcache_choice_whose_pick_was_removed_meanwhile_chooses_again():
+    picks = []
+
+    def choice(keys):
+        picks.append(list(keys))
+        if len(picks) == 1:
+            del cache[keys[0]]     # removed under choice: the pick is gone, choose again
+        return keys[0]
+
+    cache = memleash.RRCache(2, choice=choice)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.popitem() == ("b", 2)
+    assert picks == [["a", "b"], ["b"]] and len(cache) == 0
+
+
+def test_rrcache_choice_that_returns_a_foreign_key_raises_key_error():
+    cache = memleash.RRCache(2, choice=lambda keys: "nope")
+    cache["a"] = 1
+    with pytest.raises(KeyError):
+        cache.popitem()
+    assert dict(cache) == {"a": 1}
+
+
+def test_rrcache_key_sequence_kept_by_choice_stays_as_it_was():
+    kept = []
+
+    def choice(keys):
+        kept.append(keys)
+        return keys[0]
+
+    cache = memleash.RRCache(2, choice=choice)
+    cache["a"], cache["b"] = 1, 2
+    cache["c"] = 3
+    cache["d"] = 4
+    assert [list(k) for k in kept] == [["a", "b"], ["b", "c"]]
+    assert len(kept[0]) == 2 and kept[0][1] == "b"
+    with pytest.raises(IndexError):
+        kept[0][2]

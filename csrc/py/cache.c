@@ -22,12 +22,16 @@
  * `hooks`, and only then do the internal paths call the Python-level method (as
  * cachetools calls `self.<name>`). A class without overrides runs the C paths alone.
  *
- * The type is spread over files by concern (cache.h lists what they share):
- *   cache.c        this note; construction, configuration, properties, statistics, GC and
- *                  the type spec
- *   cache_ops.c    look-ups, stores and eviction, and the mapping methods
- *   cache_size.c   sizing an entry (units, bytes) and the size properties' arithmetic
- *   cache_state.c  repr and pickling;  cache_iter.c  iterators;  timed.c  TTL / TLRU
+ * The type is spread over files by concern (cache.h lists what they share, and the order
+ * in which they call each other):
+ *   cache.c        this note; the type spec, life cycle, properties, statistics and GC
+ *   cache_state.c  configuration (limits validated, then a new engine put in place at
+ *                  once), repr and pickling
+ *   cache_iter.c   the key iterator
+ *   cache_ops.c    look-ups, stores and eviction, the mapping methods
+ *   timed.c        TTL / TLRU: time, deadlines, expiry
+ *   cache_entry.c  what an entry counts (units, bytes), reading every entry (snapshots,
+ *                  RRCache's key sequence), releasing entries
  *
  * Note on re-entrancy
  * -------------------
@@ -134,25 +138,6 @@ cache_get_maxsize(CacheObject *self, void *Py_UNUSED(closure))
 }
 
 
-PyObject *
-cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
-{
-    if (self->timed != TIMED_NONE && cacheobj_expire_now(self) < 0) {
-        return NULL;
-    }
-    return cacheobj_units_held(self);
-}
-
-PyObject *
-cache_get_maxbytes(CacheObject *self, void *Py_UNUSED(closure))
-{
-    if (self->c.budget.maxbytes == SIZE_MAX) {
-        Py_RETURN_NONE;
-    }
-    return PyLong_FromSize_t(self->c.budget.maxbytes);
-}
-
-
 /* ------------------------------------------------------------------------------------
  * Construction and configuration
  */
@@ -169,10 +154,13 @@ detect_hooks(CacheObject *self, ml_state *st)
     self->hooks = ml_overrides(type, base, names, sizeof(names) / sizeof(names[0]));
     /* timed classes publish the C _ml_expire as `expire`; anything else there overrides it
      * (a class without `expire`, untimed, overrides nothing) */
-    PyObject *expire = _PyType_Lookup(type, st->str_expire);   /* borrowed */
-    if (expire != NULL && expire != _PyType_Lookup(base, st->str_ml_expire)) {
+    PyObject *expire = ml_type_lookup_ref(type, st->str_expire);
+    PyObject *own = ml_type_lookup_ref(base, st->str_ml_expire);
+    if (expire != NULL && expire != own) {
         self->hooks |= HOOK_EXPIRE;
     }
+    Py_XDECREF(expire);
+    Py_XDECREF(own);
 }
 
 static PyObject *
@@ -183,9 +171,10 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
         return NULL;
     }
     ml_policy kind = ML_POLICY_INSERTION;
-    PyObject *policy = _PyType_Lookup(type, st->str_policy);   /* borrowed */
+    PyObject *policy = ml_type_lookup_ref(type, st->str_policy);
     if (policy != NULL) {
         long p = PyLong_Check(policy) ? PyLong_AsLong(policy) : -1;
+        Py_DECREF(policy);
         if (p < 0 || p >= ML_POLICY_COUNT) {
             PyErr_Clear();
             PyErr_SetString(PyExc_TypeError, "_ml_policy must be one of memleash._core.POLICY_*");
@@ -203,101 +192,6 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
     detect_hooks(self, st);
     ml_reg_link(st, &self->reg, (PyObject *)self);
     return (PyObject *)self;
-}
-
-int
-cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn,
-                      cache_limits *out)
-{
-    if (cacheobj_to_limit(maxsize, &out->maxunits) < 0) {
-        return -1;
-    }
-    size_t maxbytes = SIZE_MAX;
-    if (max_bytes != Py_None) {
-        if (!PyLong_Check(max_bytes) || PyBool_Check(max_bytes)) {
-            PyErr_Format(PyExc_TypeError, "max_bytes must be an int or None, not %.200s",
-                         Py_TYPE(max_bytes)->tp_name);
-            return -1;
-        }
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(max_bytes, &overflow);
-        if (v == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        if (v < 0 || overflow < 0) {
-            PyErr_SetString(PyExc_ValueError, "max_bytes must be non-negative");
-            return -1;
-        }
-        maxbytes = (overflow > 0 || (unsigned long long)v >= SIZE_MAX) ? SIZE_MAX - 1 : (size_t)v;
-    }
-    if (sizeof_fn != Py_None && !PyCallable_Check(sizeof_fn)) {
-        PyErr_Format(PyExc_TypeError, "sizeof must be callable or None, not %.200s",
-                     Py_TYPE(sizeof_fn)->tp_name);
-        return -1;
-    }
-    out->maxbytes = maxbytes;
-    out->units_on = units_on != 0;
-    out->bytes_on = max_bytes != Py_None || sizeof_fn != Py_None;
-    return 0;
-}
-
-void
-cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh)
-{
-    ml_cache_init(fresh, &ml_alloc_pymem, self->c.kind, lim->units_on, lim->bytes_on,
-                  lim->maxunits, lim->maxbytes);
-}
-
-void
-cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn)
-{
-    /* every field is set before anything old is released: a __del__ reached by the
-     * releases below finds a whole, configured cache (and may reconfigure it again) */
-    ml_cache_exchange(&self->c, engine);
-    PyObject *old_maxsize = self->maxsize, *old_sizeof = self->sizeof_fn;
-    PyObject *old_timed[4] = {self->origin, self->timer, self->ttl, self->ttu};
-    self->maxsize = Py_NewRef(maxsize);
-    self->sizeof_fn = sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn);
-    self->timed = TIMED_NONE;   /* a new engine has no deadlines: _ml_configure_timed adds them */
-    self->origin = self->timer = self->ttl = self->ttu = NULL;
-    self->timed_numbers_seen = 0;
-    self->config_gen++;
-    cacheobj_release_engine(engine);   /* can re-enter */
-    Py_XDECREF(old_maxsize);
-    Py_XDECREF(old_sizeof);
-    for (int i = 0; i < 4; i++) {
-        Py_XDECREF(old_timed[i]);
-    }
-}
-
-/* Puts the cache in its configured, empty state. Steals nothing. */
-int
-cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
-{
-    cache_limits lim;
-    if (cacheobj_parse_limits(maxsize, units_on, max_bytes, sizeof_fn, &lim) < 0) {
-        return -1;
-    }
-    /* everything validated: from here on the cache changes */
-    ml_cache fresh;
-    cacheobj_new_engine(self, &lim, &fresh);
-    cacheobj_install(self, &fresh, maxsize, sizeof_fn);   /* can re-enter */
-    return 0;
-}
-
-/* The units callable: an overriding getsizeof, else one set on the instance. */
-int
-cacheobj_resolve_getsizeof(CacheObject *self)
-{
-    PyObject *fn = NULL;
-    if (self->c.units_on) {
-        fn = PyObject_GetAttr((PyObject *)self, self->st->str_getsizeof);
-        if (fn == NULL) {
-            return -1;
-        }
-    }
-    Py_XSETREF(self->getsizeof, fn);
-    return 0;
 }
 
 static int

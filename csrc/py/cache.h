@@ -1,11 +1,13 @@
 /* cache.h — what the cache binding's files share.
  *
- * cache.c holds the type's construction, configuration and spec (its opening comment is
- * the design note, re-entrancy included); cache_ops.c the mapping operations and
- * eviction; cache_size.c the sizing of entries; cache_state.c repr and pickling;
- * cache_iter.c the iterators; timed.c the TTL / TLRU part. Layering (a file calls only
- * the ones after it): cache.c, cache_state.c, cache_iter.c -> cache_ops.c -> timed.c,
- * cache_size.c -> module.h.
+ * cache.c holds the type's spec, life cycle, properties and statistics (its opening
+ * comment is the design note, re-entrancy included); cache_state.c configuration, repr
+ * and pickling; cache_iter.c the key iterator; cache_ops.c the mapping operations,
+ * eviction and RRCache's key view; timed.c the TTL / TLRU part; cache_entry.c what an
+ * entry counts (units, bytes) and releasing entries. Layering (a file calls only the ones
+ * after it; tests/test_lint.py checks there is no circle):
+ *   cache.c -> cache_state.c, cache_iter.c -> cache_ops.c -> timed.c -> cache_entry.c
+ *   -> registry.c (module.h)
  */
 #ifndef ML_PY_CACHE_H
 #define ML_PY_CACHE_H
@@ -38,6 +40,7 @@ typedef struct {
     PyObject *getsizeof;    /* units callable while units are on, else NULL */
     PyObject *sizeof_fn;    /* bytes callable, or NULL for the default accounting */
     PyObject *choice;       /* RRCache: choice(keys) names the victim; else NULL */
+    PyObject *rrview;       /* borrowed: the live key sequence choice holds, or NULL */
     PyObject *timer;        /* timed: the memleash._core.Timer around the user's timer */
     PyObject *ttl;          /* TTLCache: the ttl as given */
     PyObject *ttu;          /* TLRUCache: ttu(key, value, now) */
@@ -66,6 +69,7 @@ cacheobj_type_name(CacheObject *self)
 }
 
 /* cache_ops.c */
+
 
 /* The engine's equality callback: stored == key, holding stored while __eq__ runs. 1, 0 or
  * -1. Can re-enter. */
@@ -110,7 +114,17 @@ PyObject *cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t 
 PyObject *cache_popitem(CacheObject *self, PyObject *ignored);
 PyObject *cache_clear(CacheObject *self, PyObject *ignored);
 
-/* cache_size.c */
+/* cache_entry.c */
+
+/* RRCache's key sequence for its choice function: the keys in cachetools' key-list order
+ * (dense.h) as they are now, kept as they are for as long as the sequence lives. New
+ * reference. Can re-enter (a collection at its allocation). */
+PyObject *rrkeys_new(CacheObject *self);
+extern PyType_Spec rrkeys_spec;
+
+/* To call before the cache's set of keys changes (an insertion, a removal, an exchange of
+ * engines): a live key sequence copies the keys first. Runs no Python code. */
+void cacheobj_keys_change(CacheObject *self);
 
 /* A size (a getsizeof result, a pickled size) as an ml_size: an int exactly, anything
  * else through __float__. *big: 1 / -1 for an int beyond int64 (then out is 0), else 0.
@@ -253,9 +267,5 @@ PyObject *cache_setstate(CacheObject *self, PyObject *state);
 PyObject *cache_iter(CacheObject *self);
 extern PyType_Spec cacheiter_spec;
 
-/* A live sequence view of an RRCache's keys in cachetools' key-list order (dense.h),
- * for its choice function. New reference. */
-PyObject *rrkeys_new(CacheObject *self);
-extern PyType_Spec rrkeys_spec;
 
 #endif

@@ -69,66 +69,10 @@ cacheobj_key_error(PyObject *key)
     }
 }
 
-/* Converts a size (maxsize, a getsizeof result) to a double. Ints too large for a double
- * become +-inf (cachetools compares them exactly; they are beyond any real budget).
- * *is_float: the number is not an int (cachetools' currsize then turns float). */
-
-PyObject *
-cacheobj_snapshot(CacheObject *self)
-{
-    PyObject *list = PyList_New((Py_ssize_t)self->c.t.used * 2);
-    if (list == NULL) {
-        return NULL;
-    }
-    Py_ssize_t i = 0;
-    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
-        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].key));
-        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].value));
-    }
-    return list;
-}
-
-/* Releases the keys and values of a table moved out of an engine, then frees it. */
-static void
-release_table(ml_table *out)
-{
-    for (uint32_t id = 0; id < out->top; id++) {
-        if (out->ents[id].key != NULL) {
-            Py_DECREF((PyObject *)out->ents[id].key);     /* can re-enter */
-            Py_DECREF((PyObject *)out->ents[id].value);   /* can re-enter */
-        }
-    }
-    ml_table_free(out);
-}
-
-/* Empties the cache: the entries move out first, then are released. */
-static void
-clear_entries(CacheObject *self)
-{
-    ml_table out;
-    ml_cache_steal(&self->c, &out);
-    release_table(&out);   /* can re-enter */
-}
-
-void
-cacheobj_release_engine(ml_cache *old)
-{
-    ml_table out;
-    ml_cache_steal(old, &out);
-    ml_cache_free(old);
-    release_table(&out);   /* can re-enter */
-}
-
 int
 cacheobj_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
 {
     return cache_find(self, key, h, id);
-}
-
-void
-cacheobj_clear_entries(CacheObject *self)
-{
-    clear_entries(self);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -207,6 +151,7 @@ restart:;
             id = ML_NIL;
         }
         void *k, *v;
+        cacheobj_keys_change(self);
         ml_cache_remove(&self->c, victim, &k, &v);
         self->evictions++;
         d.objs[d.n++] = (PyObject *)k;   /* released below, once consistent */
@@ -231,6 +176,7 @@ restart:;
         goto error;   /* entries evicted above stay evicted: still within budget */
     }
     if (id == ML_NIL) {
+        cacheobj_keys_change(self);
         id = ml_cache_insert(&self->c, (uint64_t)h, Py_NewRef(key), Py_NewRef(value), units, bytes);
     }
     else {
@@ -298,6 +244,7 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
                     rc = cache_find(self, key, h, &id);   /* can re-enter */
                     if (rc > 0) {
                         void *k, *v;
+                        cacheobj_keys_change(self);
                         ml_cache_remove(&self->c, id, &k, &v);
                         self->expirations++;
                         Py_DECREF((PyObject *)k);   /* can re-enter */
@@ -358,6 +305,7 @@ cache_delitem(CacheObject *self, PyObject *key)
         alive = timed_alive(self, id, now);
     }
     void *k, *v;
+    cacheobj_keys_change(self);
     ml_cache_remove(&self->c, id, &k, &v);
     ML_CACHE_CHECK(&self->c);
     Py_DECREF((PyObject *)k);   /* can re-enter */
@@ -479,6 +427,15 @@ cache_contains(CacheObject *self, PyObject *key)
     }
     timed_exit(tm);
     return found;
+}
+
+PyObject *
+cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (self->timed != TIMED_NONE && cacheobj_expire_now(self) < 0) {
+        return NULL;
+    }
+    return cacheobj_units_held(self);
 }
 
 /* Timed caches: expires first (cachetools' __len__, currsize and repr do). 0 or -1. */
@@ -640,6 +597,7 @@ pop_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
     }
     if (found && PRESENT(self, id, now)) {
         void *k, *v;
+        cacheobj_keys_change(self);
         ml_cache_remove(&self->c, id, &k, &v);
         ML_CACHE_CHECK(&self->c);
         Py_DECREF((PyObject *)k);   /* can re-enter */
@@ -738,36 +696,46 @@ raise_empty(CacheObject *self)
 static int
 choose_random(CacheObject *self, uint32_t *id, PyObject **chosen)
 {
-    if (self->c.dense.n == 0) {
-        raise_empty(self);
-        return -1;
-    }
     if (self->choice == NULL) {
         PyErr_SetString(PyExc_TypeError, "RRCache has no choice function (was __init__ called?)");
         return -1;
     }
-    PyObject *keys = rrkeys_new(self);
-    if (keys == NULL) {
-        return -1;
-    }
-    PyObject *choice = Py_NewRef(self->choice);
-    PyObject *key = PyObject_CallOneArg(choice, keys);   /* can re-enter */
-    Py_DECREF(choice);
-    Py_DECREF(keys);
-    if (key == NULL) {
-        return -1;
-    }
-    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-    int found = h == -1 ? -1 : cache_find(self, key, h, id);   /* can re-enter */
-    if (found <= 0) {
+    /* choice runs Python code: another thread (or choice itself) may remove the key it
+     * picks before it is found. Then it chooses again among the keys as they are now; a
+     * key that was never in the cache is choice's error (KeyError, as cachetools) */
+    for (int attempt = 0;; attempt++) {
+        if (self->c.dense.n == 0) {
+            raise_empty(self);
+            return -1;
+        }
+        uint64_t version = self->c.t.version;
+        PyObject *keys = rrkeys_new(self);
+        if (keys == NULL) {
+            return -1;
+        }
+        PyObject *choice = Py_NewRef(self->choice);
+        PyObject *key = PyObject_CallOneArg(choice, keys);   /* can re-enter */
+        Py_DECREF(choice);
+        Py_DECREF(keys);   /* can re-enter (a sequence that copied the keys releases them) */
+        if (key == NULL) {
+            return -1;
+        }
+        Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+        int found = h == -1 ? -1 : cache_find(self, key, h, id);   /* can re-enter */
+        if (found > 0) {
+            *chosen = key;
+            return 0;
+        }
+        if (found == 0 && self->c.t.version != version && attempt < ML_TABLE_MAX_RESTARTS) {
+            Py_DECREF(key);
+            continue;
+        }
         if (found == 0) {
             cacheobj_key_error(key);   /* as cachetools: the chosen key must be in the cache */
         }
         Py_DECREF(key);
         return -1;
     }
-    *chosen = key;
-    return 0;
 }
 
 static PyObject *
@@ -823,6 +791,7 @@ popitem_impl(CacheObject *self)
         goto done;
     }
     void *k, *v;
+    cacheobj_keys_change(self);
     ml_cache_remove(&self->c, victim, &k, &v);
     ML_CACHE_CHECK(&self->c);
     PyTuple_SET_ITEM(pair, 0, (PyObject *)k);   /* steals the cache's references */
@@ -835,6 +804,6 @@ done:
 PyObject *
 cache_clear(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
-    clear_entries(self);
+    cacheobj_clear_entries(self);
     Py_RETURN_NONE;
 }

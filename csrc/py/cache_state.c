@@ -12,6 +12,105 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------
+ * Configuration: limits validated first, then a new engine put in place at once
+ */
+int
+cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn,
+                      cache_limits *out)
+{
+    if (cacheobj_to_limit(maxsize, &out->maxunits) < 0) {
+        return -1;
+    }
+    size_t maxbytes = SIZE_MAX;
+    if (max_bytes != Py_None) {
+        if (!PyLong_Check(max_bytes) || PyBool_Check(max_bytes)) {
+            PyErr_Format(PyExc_TypeError, "max_bytes must be an int or None, not %.200s",
+                         Py_TYPE(max_bytes)->tp_name);
+            return -1;
+        }
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(max_bytes, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (v < 0 || overflow < 0) {
+            PyErr_SetString(PyExc_ValueError, "max_bytes must be non-negative");
+            return -1;
+        }
+        maxbytes = (overflow > 0 || (unsigned long long)v >= SIZE_MAX) ? SIZE_MAX - 1 : (size_t)v;
+    }
+    if (sizeof_fn != Py_None && !PyCallable_Check(sizeof_fn)) {
+        PyErr_Format(PyExc_TypeError, "sizeof must be callable or None, not %.200s",
+                     Py_TYPE(sizeof_fn)->tp_name);
+        return -1;
+    }
+    out->maxbytes = maxbytes;
+    out->units_on = units_on != 0;
+    out->bytes_on = max_bytes != Py_None || sizeof_fn != Py_None;
+    return 0;
+}
+
+void
+cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh)
+{
+    ml_cache_init(fresh, &ml_alloc_pymem, self->c.kind, lim->units_on, lim->bytes_on,
+                  lim->maxunits, lim->maxbytes);
+}
+
+void
+cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn)
+{
+    /* every field is set before anything old is released: a __del__ reached by the
+     * releases below finds a whole, configured cache (and may reconfigure it again) */
+    cacheobj_keys_change(self);
+    ml_cache_exchange(&self->c, engine);
+    PyObject *old_maxsize = self->maxsize, *old_sizeof = self->sizeof_fn;
+    PyObject *old_timed[4] = {self->origin, self->timer, self->ttl, self->ttu};
+    self->maxsize = Py_NewRef(maxsize);
+    self->sizeof_fn = sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn);
+    self->timed = TIMED_NONE;   /* a new engine has no deadlines: _ml_configure_timed adds them */
+    self->origin = self->timer = self->ttl = self->ttu = NULL;
+    self->timed_numbers_seen = 0;
+    self->config_gen++;
+    cacheobj_release_engine(engine);   /* can re-enter */
+    Py_XDECREF(old_maxsize);
+    Py_XDECREF(old_sizeof);
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(old_timed[i]);
+    }
+}
+
+/* Puts the cache in its configured, empty state. Steals nothing. */
+int
+cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
+{
+    cache_limits lim;
+    if (cacheobj_parse_limits(maxsize, units_on, max_bytes, sizeof_fn, &lim) < 0) {
+        return -1;
+    }
+    /* everything validated: from here on the cache changes */
+    ml_cache fresh;
+    cacheobj_new_engine(self, &lim, &fresh);
+    cacheobj_install(self, &fresh, maxsize, sizeof_fn);   /* can re-enter */
+    return 0;
+}
+
+/* The units callable: an overriding getsizeof, else one set on the instance. */
+int
+cacheobj_resolve_getsizeof(CacheObject *self)
+{
+    PyObject *fn = NULL;
+    if (self->c.units_on) {
+        fn = PyObject_GetAttr((PyObject *)self, self->st->str_getsizeof);
+        if (fn == NULL) {
+            return -1;
+        }
+    }
+    Py_XSETREF(self->getsizeof, fn);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------
  * repr, pickling and copying
  */
 PyObject *
@@ -502,6 +601,7 @@ cache_setstate(CacheObject *self, PyObject *state)
         goto error;
     }
     /* valid: the cache changes, all at once */
+    cacheobj_keys_change(self);
     ml_cache_exchange(&self->c, &fresh);   /* fresh now holds the old engine */
     PyObject *old[7] = {self->maxsize, self->sizeof_fn, self->choice, self->origin, self->timer,
                         self->ttl, self->ttu};

@@ -198,6 +198,11 @@ static int
 find_event(EmitterObject *self, PyObject *event, Py_hash_t h, uint32_t *id)
 {
     int rc = ml_table_find(&self->sl.events, (uint64_t)h, event, event_eq, NULL, id);
+    if (rc == ML_ERR_CHANGED) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the emitter changed during a look-up too many times in a row (an event's "
+                        "__eq__ keeps changing it)");
+    }
     return rc == ML_OK ? 1 : rc == ML_NOT_FOUND ? 0 : -1;
 }
 
@@ -274,6 +279,12 @@ find_listener(EmitterObject *self, PyObject *event, Py_hash_t eh, PyObject *f, P
         listener_query q = {self, f, fh, *event_id};
         int rc = ml_slots_find(&self->sl, *event_id, (uint64_t)fh, listener_eq, NULL, &q, slot_id);
         if (rc == ML_ERR_CALLBACK) {
+            return -1;
+        }
+        if (rc == ML_ERR_CHANGED) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "the emitter changed during a look-up too many times in a row (a "
+                            "listener's __eq__ keeps changing it)");
             return -1;
         }
         if (self->sl.clock == clock) {
@@ -1637,8 +1648,8 @@ emitter_dealloc(EmitterObject *self)
     (void)emitter_tp_clear(self);
     ml_slots_free(&self->sl);
     tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);   /* inside: a dealloc the trashcan defers runs all of this later */
     Py_TRASHCAN_END
-    Py_DECREF(tp);
 }
 
 /* ------------------------------------------------------------------------------------

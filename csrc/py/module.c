@@ -77,6 +77,21 @@ module_exec(PyObject *module)
     INTERN(str_add_hook, "_add_event_handler");
     INTERN(str_remove_hook, "_remove_listener");
 #undef INTERN
+    st->sys_getsizeof = Py_XNewRef(PySys_GetObject("getsizeof"));   /* borrowed: made strong */
+    PyObject *info = PyLong_GetInfo();
+    if (st->sys_getsizeof == NULL || info == NULL) {
+        Py_XDECREF(info);
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ImportError, "memleash needs sys.getsizeof");
+        }
+        return -1;
+    }
+    st->digit_bits = PyLong_AsUnsignedLong(PyStructSequence_GetItem(info, 0));
+    st->digit_size = PyLong_AsSize_t(PyStructSequence_GetItem(info, 1));
+    Py_DECREF(info);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
 #ifdef NDEBUG
     int checked = 0;
 #else
@@ -99,6 +114,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     ml_state *st = PyModule_GetState(module);
     Py_VISIT(st->pkg_dir);
+    Py_VISIT(st->sys_getsizeof);
     Py_VISIT(st->CacheType);
     Py_VISIT(st->CacheIterType);
     Py_VISIT(st->RRKeysType);
@@ -143,6 +159,7 @@ module_clear(PyObject *module)
 {
     ml_state *st = PyModule_GetState(module);
     Py_CLEAR(st->pkg_dir);
+    Py_CLEAR(st->sys_getsizeof);
     Py_CLEAR(st->CacheType);
     Py_CLEAR(st->CacheIterType);
     Py_CLEAR(st->RRKeysType);
