@@ -5,7 +5,8 @@ picked by ``tracker.enable()``) has a record made when it was tracked: its descr
 and its allocation site. When it is collected without having been closed, that is a leak:
 
 - the leak reaches every ``on_leak`` listener and the per-site counts, whatever the
-  warning filters say;
+  warning filters say (``log_leaks()`` makes one that logs it, for services, where
+  Python's default filters hide every ``ResourceWarning``);
 - the user sees one ``ResourceWarning``: CPython's own for files, sockets, ``Popen`` and
   asyncio transports (the tracker adds ``allocated at file:line in function()`` when it is
   shown), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
@@ -30,6 +31,7 @@ import builtins
 import functools
 import gc
 import io
+import logging
 import os
 import socket
 import subprocess
@@ -45,8 +47,8 @@ from . import _core
 
 __all__ = [
     "Leak", "Resource", "SiteReport", "UnclosedResourceWarning", "disable", "enable",
-    "get_level", "on_leak", "open_resources", "remove_leak_listener", "resource", "seed",
-    "set_level", "sites", "track", "untrack",
+    "get_level", "log_leaks", "on_leak", "open_resources", "remove_leak_listener", "resource",
+    "seed", "set_level", "sites", "track", "untrack",
 ]
 
 T = TypeVar("T")
@@ -313,6 +315,34 @@ def remove_leak_listener(callback: Callable[[Leak], Any]) -> None:
     _listeners.remove(callback)
 
 
+def log_leaks(logger: logging.Logger | str = "memleash.tracker", *,
+              level: int = logging.WARNING) -> Callable[[Leak], None]:
+    """Log every leak on ``logger`` (a ``logging.Logger`` or a logger name) at ``level``.
+
+    One record per leak, whatever the warning filters say (``ResourceWarning`` is hidden
+    by default), reading as the warning does: ``unclosed <description> allocated at
+    file:line in function()``; the ``Leak`` itself is ``record.leak``, for handlers that
+    ship structured data. Returns the listener: ``remove_leak_listener()`` stops it.
+    ``TypeError`` for a logger that is neither a Logger nor a str.
+    """
+    if isinstance(logger, str):
+        logger = logging.getLogger(logger)
+    elif not isinstance(logger, logging.Logger):
+        raise TypeError(f"logger must be a logging.Logger or a logger name, not "
+                        f"{type(logger).__name__}")
+    target = logger
+
+    def log_leak(leak: Leak) -> None:
+        target.log(level, "%s", _leak_text(leak), extra={"leak": leak})
+
+    return on_leak(log_leak)
+
+
+def _leak_text(leak: Leak) -> str:
+    label = f" ({leak.name})" if leak.name else ""
+    return f"unclosed {leak.description}{label} allocated at {leak.where}"
+
+
 def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, source: Any) -> None:
     leak = Leak(desc, name, _frames(site), max(0.0, (time.monotonic_ns() - t0) / 1e9), site)
     failure: Optional[BaseException] = None
@@ -322,9 +352,7 @@ def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, so
         except BaseException as exc:   # the others still hear of it
             failure = failure or exc
     if not flags & _CPYTHON_WARNS and _core._tr_note_warned(site):
-        label = f" ({name})" if name else ""
-        warnings.warn(f"unclosed {desc}{label} allocated at {leak.where}",
-                      UnclosedResourceWarning, stacklevel=2, source=source)
+        warnings.warn(_leak_text(leak), UnclosedResourceWarning, stacklevel=2, source=source)
     if failure is not None:
         raise failure
 
