@@ -115,6 +115,24 @@ test-refleaks:
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done
 
+.PHONY: typecheck
+# Typing, as a user's type checker sees memleash: mypy's stubtest holds the stubs to the
+# runtime (tools/stubtest-allowlist.txt: only what it cannot see, each with its reason);
+# mypy --strict over the package, over tests/typing (assert_type lines, and lines that
+# must be rejected, whose `type: ignore` would otherwise be unused) and over every python
+# example of README.md and docs/ (tools/doc-examples.py). mypy is pinned in
+# requirements/typing.txt, installed into .venv by this target only.
+TYPING_ENV := PYTHONPATH=pkg MYPYPATH=pkg MYPY_CACHE_DIR=build/typing/cache
+$(VENV)/.typing: requirements/typing.txt $(VENV)/.pins
+	$(VPY) -m pip install -q -r requirements/typing.txt
+	@touch $@
+
+typecheck: build $(VENV)/.typing
+	$(TYPING_ENV) $(VPY) -m mypy.stubtest memleash --allowlist tools/stubtest-allowlist.txt
+	$(TYPING_ENV) $(VPY) -m mypy --strict -p memleash
+	$(VPY) tools/doc-examples.py build/typing/examples
+	$(TYPING_ENV) $(VPY) -m mypy --strict tests/typing build/typing/examples
+
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
 compat: build
