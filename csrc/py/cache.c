@@ -1353,7 +1353,7 @@ cache_dealloc(CacheObject *self)
  * Type specs
  */
 PyDoc_STRVAR(cache_doc,
-"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None)\n--\n\n"
+"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None)\n--\n\n"
 "The C engine under memleash's caches; use memleash.Cache or memleash.LRUCache.");
 
 static PyMethodDef cache_methods[] = {
