@@ -219,3 +219,11 @@ $(SDIST): $(DIST_SRC)
 
 test-wheel: $(SDIST)
 	$(call per_python,test-wheel.sh,dist)
+
+.PHONY: test-minroot
+# The README's promise that a wheel needs no build tools, kept: the cp311 wheel pip-installed
+# offline in a minimal Debian 12 root without compiler or headers (cached in
+# ~/.cache/memleash/roots/minbase, made by debootstrap on first use), imported, and the
+# README's examples run there (tools/minroot.sh).
+test-minroot: $(SDIST)
+	tools/minroot.sh dist
