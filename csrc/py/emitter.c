@@ -1811,7 +1811,7 @@ static PyType_Slot emitter_slots[] = {
 };
 
 static PyType_Spec emitter_spec = {
-    .name = "memleash._core.EventEmitter",
+    .name = "memleash.EventEmitter",
     .basicsize = sizeof(EmitterObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = emitter_slots,
