@@ -236,7 +236,7 @@ static PyType_Slot timer_slots[] = {
 };
 
 PyType_Spec timer_spec = {
-    .name = "memleash._core.Timer",
+    .name = "memleash.Timer",
     .basicsize = sizeof(TimerObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .slots = timer_slots,
