@@ -291,29 +291,34 @@ cache_dealloc(CacheObject *self)
  * Type specs
  */
 PyDoc_STRVAR(cache_doc,
-"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None)\n--\n\n"
+"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None)\n--\n\n"
 "The C engine under memleash's caches; use memleash.Cache or memleash.LRUCache.");
 
 static PyMethodDef cache_methods[] = {
     {"get", (PyCFunction)(void (*)(void))cache_get, METH_FASTCALL | METH_KEYWORDS,
-     "get(key, default=None): the value for key (refreshing it), else default."},
+     "get($self, /, key, default=None)\n--\n\n"
+     "The value for key (refreshing it), else default."},
     {"pop", (PyCFunction)(void (*)(void))cache_pop, METH_FASTCALL | METH_KEYWORDS,
      "pop(key[, default]): remove key and return its value; KeyError without a default."},
     {"setdefault", (PyCFunction)(void (*)(void))cache_setdefault, METH_FASTCALL | METH_KEYWORDS,
-     "setdefault(key, default=None): the value for key, storing default if absent."},
+     "setdefault($self, /, key, default=None)\n--\n\n"
+     "The value for key, storing default if absent."},
     {"popitem", (PyCFunction)cache_popitem, METH_NOARGS,
-     "Remove and return the (key, value) pair the policy evicts next."},
-    {"clear", (PyCFunction)cache_clear, METH_NOARGS, "Remove every item."},
+     "popitem($self, /)\n--\n\nRemove and return the (key, value) pair the policy evicts next."},
+    {"clear", (PyCFunction)cache_clear, METH_NOARGS, "clear($self, /)\n--\n\nRemove every item."},
     {"__missing__", (PyCFunction)cache_missing_method, METH_O,
+     "__missing__($self, key, /)\n--\n\n"
      "Called by c[key] on a miss; raises KeyError(key). Override to compute values."},
     {"getsizeof", (PyCFunction)cache_getsizeof, METH_O | METH_STATIC,
+     "getsizeof(value, /)\n--\n\n"
      "Return the size of a cache element's value (1 unless overridden or given)."},
     {"__sizeof__", (PyCFunction)cache_sizeof, METH_NOARGS,
-     "Bytes the cache itself owns (not its keys and values)."},
+     "__sizeof__($self, /)\n--\n\nBytes the cache itself owns (not its keys and values)."},
     {"_ml_stats", (PyCFunction)cache_stats, METH_NOARGS,
      "What memleash.report() shows of this cache (a dict; nothing expires)."},
     {"_ml_expire", (PyCFunction)(void (*)(void))cache_expire_method, METH_FASTCALL | METH_KEYWORDS,
-     "expire(time=None): remove the items expired at `time` (now by default) and return the\n"
+     "_ml_expire($self, /, time=None)\n--\n\n"
+     "expire(): remove the items expired at `time` (now by default) and return the\n"
      "removed (key, value) pairs, earliest deadline first."},
     {"_ml_configure_timed", (PyCFunction)cache_configure_timed, METH_VARARGS, NULL},
     {"__getstate__", (PyCFunction)cache_getstate, METH_NOARGS, NULL},

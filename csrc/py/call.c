@@ -659,7 +659,7 @@ call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef cache_info_def = {
     "cache_info", (PyCFunction)call_cache_info, METH_NOARGS,
-    "The cache's statistics: (hits, misses, maxsize, currsize)."};
+    "cache_info($self, /)\n--\n\nThe cache's statistics: (hits, misses, maxsize, currsize)."};
 
 /* The cache_info attribute: a method when the wrapper was made with info, else absent. */
 static PyObject *
@@ -802,7 +802,7 @@ call_repr(CallObject *self)
 
 static PyMethodDef call_methods[] = {
     {"cache_clear", (PyCFunction)call_cache_clear, METH_NOARGS,
-     "Empty the cache and zero the hit and miss counts."},
+     "cache_clear($self, /)\n--\n\nEmpty the cache and zero the hit and miss counts."},
     {"_ml_counts", (PyCFunction)call_counts, METH_NOARGS, "(hits, misses)."},
     {"__reduce__", (PyCFunction)call_reduce, METH_NOARGS, NULL},
     {"__copy__", (PyCFunction)call_copy, METH_NOARGS, NULL},

@@ -12,10 +12,14 @@ static PyMethodDef module_methods[] = {
      "_live(): every live memleash object (what memleash.report() describes), newest first."},
 #define KEYFN(name, doc) \
     {#name, (PyCFunction)(void (*)(void))ml_##name, METH_FASTCALL | METH_KEYWORDS, doc},
-    KEYFN(hashkey, "Return a cache key for the specified hashable arguments.")
-    KEYFN(typedkey, "Return a typed cache key for the specified hashable arguments.")
-    KEYFN(methodkey, "Return a cache key for use with cached methods (self left out).")
-    KEYFN(typedmethodkey, "Return a typed cache key for use with cached methods (self left out).")
+    KEYFN(hashkey, "hashkey($module, /, *args, **kwargs)\n--\n\n"
+                   "Return a cache key for the specified hashable arguments.")
+    KEYFN(typedkey, "typedkey($module, /, *args, **kwargs)\n--\n\n"
+                    "Return a typed cache key for the specified hashable arguments.")
+    KEYFN(methodkey, "methodkey($module, self, /, *args, **kwargs)\n--\n\n"
+                     "Return a cache key for use with cached methods (self left out).")
+    KEYFN(typedmethodkey, "typedmethodkey($module, self, /, *args, **kwargs)\n--\n\n"
+                          "Return a typed cache key for use with cached methods (self left out).")
 #undef KEYFN
     {NULL, NULL, 0, NULL},
 };

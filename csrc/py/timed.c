@@ -240,16 +240,18 @@ timer_dealloc(TimerObject *t)
 
 static PyMethodDef timer_methods[] = {
     {"__enter__", (PyCFunction)timer_enter_method, METH_NOARGS,
-     "Freeze the time (nestable); return it."},
-    {"__exit__", (PyCFunction)(void (*)(void))timer_exit_method, METH_FASTCALL, NULL},
-    {"__reduce__", (PyCFunction)timer_reduce, METH_NOARGS, NULL},
-    {"__copy__", (PyCFunction)timer_copy, METH_NOARGS, NULL},
-    {"__deepcopy__", (PyCFunction)timer_deepcopy, METH_O, NULL},
+     "__enter__($self, /)\n--\n\nFreeze the time (nestable); return it."},
+    {"__exit__", (PyCFunction)(void (*)(void))timer_exit_method, METH_FASTCALL,
+     "__exit__($self, /, *exc_info)\n--\n\nUnfreeze the time (at the outermost exit)."},
+    {"__reduce__", (PyCFunction)timer_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\n"},
+    {"__copy__", (PyCFunction)timer_copy, METH_NOARGS, "__copy__($self, /)\n--\n\n"},
+    {"__deepcopy__", (PyCFunction)timer_deepcopy, METH_O, "__deepcopy__($self, memo, /)\n--\n\n"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot timer_slots[] = {
-    {Py_tp_doc, "Timer(timer): the timer of a timed cache; `with t as now:` freezes the time."},
+    {Py_tp_doc, "Timer(timer)\n--\n\n"
+                "The timer of a timed cache: t() is the time; `with t as now:` freezes it."},
     {Py_tp_new, timer_new},
     {Py_tp_call, timer_tp_call},
     {Py_tp_getattro, timer_getattro},
@@ -261,7 +263,7 @@ static PyType_Slot timer_slots[] = {
 };
 
 PyType_Spec timer_spec = {
-    .name = "memleash._core.Timer",
+    .name = "memleash.Timer",
     .basicsize = sizeof(TimerObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .slots = timer_slots,
