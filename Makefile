@@ -85,17 +85,31 @@ test-debug: apt venv
 	$(call variant,debug,MEMLEASH_DEBUG=1)
 	PYTHONPATH=build/debug $(VPY) -m pytest -q -p no:cacheprovider
 
-.PHONY: test-asan
+.PHONY: test-asan test-gc-stress
 # AddressSanitizer + UndefinedBehaviorSanitizer over the whole pytest suite. PYTHONMALLOC=malloc
 # so small PyMem blocks are not hidden in pymalloc arenas; the ASan runtime is preloaded
-# because the interpreter itself is not instrumented.
+# because the interpreter itself is not instrumented. The ASan build (build/asan) is made
+# once for both targets below, again when a source changes.
 ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so)
 UBSAN_RT = $(shell $(CC) -print-file-name=libubsan.so)
-test-asan: apt venv
+ASAN_RUN = PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)"
+build/asan/.built: $(CSRC) setup.py $(wildcard pkg/memleash/*.py pkg/memleash/*.pyi) $(VENV)/.pins
 	$(call variant,asan,MEMLEASH_SANITIZE=1 MEMLEASH_DEBUG=1)
-	PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
-	  $(VPY) -m pytest -q -p no:cacheprovider -m "not memray"
+	@touch $@
+test-asan: apt venv build/asan/.built
+	$(ASAN_RUN) $(VPY) -m pytest -q -p no:cacheprovider -m "not memray"
+
+# The collection stress run (CPython's GC stress, on the ASan build): the suites that reach
+# the binding's re-entrant paths, with gc.set_threshold(1) (tests/conftest.py reads
+# MEMLEASH_GC_STRESS), so a collection runs at nearly every allocation of a tracked object
+# and frees cyclic garbage there: a borrowed reference held across an allocation, or an
+# object a collection can see half-built, is a use after free that ASan reports.
+GC_STRESS_TESTS = tests/test_hostile.py $(wildcard tests/test_emitter*.py tests/test_tracker*.py) \
+	tests/test_cache.py tests/test_timed.py tests/test_report.py tests/test_decorators.py
+test-gc-stress: apt venv build/asan/.built
+	MEMLEASH_GC_STRESS=1 $(ASAN_RUN) $(VPY) -m pytest -q -p no:cacheprovider -m "not memray" \
+	  $(GC_STRESS_TESTS)
 
 .PHONY: test-refleaks
 # The isolated leak scripts (tests/isolated) on Debian's debug interpreter, python3.11-dbg,
