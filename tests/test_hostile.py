@@ -723,3 +723,18 @@ def test_rrcache_key_sequence_kept_by_choice_stays_as_it_was():
     assert len(kept[0]) == 2 and kept[0][1] == "b"
     with pytest.raises(IndexError):
         kept[0][2]
+
+
+def test_max_bytes_past_2_63_is_accepted_and_counted_up_to_2_64_minus_2():
+    # max_bytes above 2**63 - 1 was refused as "negative" (the overflow flag was misread)
+    cache = memleash.LRUCache(10, max_bytes=2**64 - 2, sizeof=lambda k, v: v)
+    cache["a"] = 2**63
+    cache["b"] = 2**63 - 2
+    assert cache.currbytes == 2**64 - 2 and cache.maxbytes == 2**64 - 2
+    cache["c"] = 1      # past the budget: "a" is evicted
+    assert sorted(cache) == ["b", "c"]
+    assert memleash.LRUCache(10, max_bytes=2**70).maxbytes == 2**64 - 2
+    exact = memleash.LRUCache(10, max_bytes=2**63, sizeof=lambda k, v: v)
+    assert exact.maxbytes == 2**63
+    with pytest.raises(ValueError):
+        exact["x"] = 2**63 + 1

@@ -149,6 +149,20 @@ cacheobj_entry_units(CacheObject *self, PyObject *value, ml_size *units)
     }
     int big;
     int rc = cacheobj_to_size(r, units, &big);   /* can re-enter (__float__) */
+    if (rc == 0 && big > 0) {
+        /* an int past 2**63 - 1: "too large" is cachetools' own comparison with maxsize,
+         * made as it makes it; one that fits under an even larger maxsize is more than is
+         * counted exactly */
+        PyObject *maxsize = Py_NewRef(self->maxsize);
+        int gt = PyObject_RichCompareBool(r, maxsize, Py_GT);   /* can re-enter */
+        Py_DECREF(maxsize);
+        if (gt >= 0) {
+            PyErr_SetString(gt ? PyExc_ValueError : PyExc_OverflowError,
+                            gt ? "value too large"
+                               : "value size too large: memleash counts sizes exactly up to 2**63 - 1");
+        }
+        rc = -1;
+    }
     Py_DECREF(r);
     if (rc < 0) {
         return -1;

@@ -33,11 +33,19 @@ cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyOb
         if (v == -1 && PyErr_Occurred()) {
             return -1;
         }
-        if (v < 0 || overflow < 0) {
+        if (overflow < 0 || (overflow == 0 && v < 0)) {
             PyErr_SetString(PyExc_ValueError, "max_bytes must be non-negative");
             return -1;
         }
-        maxbytes = (overflow > 0 || (unsigned long long)v >= SIZE_MAX) ? SIZE_MAX - 1 : (size_t)v;
+        unsigned long long u = (unsigned long long)v;
+        if (overflow > 0) {
+            u = PyLong_AsUnsignedLongLong(max_bytes);
+            if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();   /* past 2**64 - 1 */
+            }
+        }
+        /* a budget past what currbytes can count (SIZE_MAX - 1) is that largest count */
+        maxbytes = u >= SIZE_MAX ? SIZE_MAX - 1 : (size_t)u;
     }
     if (sizeof_fn != Py_None && !PyCallable_Check(sizeof_fn)) {
         PyErr_Format(PyExc_TypeError, "sizeof must be callable or None, not %.200s",
