@@ -79,6 +79,18 @@ define variant
 	cp pkg/memleash/*.py pkg/memleash/*.pyi pkg/memleash/py.typed build/$(1)/memleash/
 endef
 
+.PHONY: roots python-ft python-ft-tsan
+# Build environments outside the repository, in ${MEMLEASH_CACHE:-~/.cache/memleash}
+# (docs/environments.md): Debian 13 and unstable roots for tools/in-root.sh, and
+# free-threaded CPython 3.13 interpreters (each prints its python3.13t's path).
+roots:
+	@tools/ensure-root.sh trixie >/dev/null
+	@tools/ensure-root.sh unstable >/dev/null
+python-ft:
+	@tools/ensure-ft-python.sh
+python-ft-tsan:
+	@tools/ensure-ft-python.sh --tsan
+
 .PHONY: test-debug
 # Consistency validators (ml_cache_check) after every mutation, -O0, asserts on.
 test-debug: apt venv
