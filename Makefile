@@ -28,7 +28,15 @@ $(VENV)/.pins: $(PINS)
 	grep '^pyee' $(PINS) | $(VPY) -m pip install -q --ignore-requires-python -r /dev/stdin
 	@touch $@
 
-venv: $(VENV)/.pins
+# redis-py (memleash.redis, TieredCache: the [redis] extra), in .venv for every target so
+# the suite always has it: its tests that need a server skip, with the reason, unless
+# REDIS_URL is set (make test-redis)
+REDIS_PINS := requirements/redis.txt
+$(VENV)/.redis: $(REDIS_PINS) $(VENV)/.pins
+	$(VPY) -m pip install -q -r $(REDIS_PINS)
+	@touch $@
+
+venv: $(VENV)/.pins $(VENV)/.redis
 
 # setuptools copies the .so with its mtime cut to whole seconds, which can leave it
 # "older" than a prerequisite made in the same second: touch it so re-runs are no-ops.
@@ -140,6 +148,16 @@ test-refleaks:
 	  echo "test-refleaks: $$s"; \
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done
+
+.PHONY: test-redis
+# memleash.redis and memleash.TieredCache against a real redis-server: tools/with-redis.py
+# starts one on a free loopback port (redis-server 8.0.2 from the Debian 13 root,
+# tools/in-root.sh trixie, unless this machine has a 7.4 or newer one), runs
+# tests/test_redis*.py with REDIS_URL pointing at it, and stops it however the run ends.
+# MEMLEASH_REDIS_REQUIRE=1 (CI) turns a missing or too old server into failures, not skips.
+REDIS_TESTS = $(wildcard tests/test_redis*.py)
+test-redis: build
+	PYTHONPATH=pkg $(PYTHON) tools/with-redis.py $(VPY) -m pytest -q -p no:cacheprovider $(REDIS_TESTS)
 
 .PHONY: typecheck
 # Typing, as a user's type checker sees memleash: mypy's stubtest holds the stubs to the

@@ -42,6 +42,8 @@ class CacheInfo(namedtuple("CacheInfo", "hits misses maxsize currsize")):
     def _make_info(cls, cache: Any, hits: int, misses: int) -> "CacheInfo":
         if isinstance(cache, Cache):
             return cls(hits, misses, cache.maxsize, cache.currsize)
+        if not hasattr(cache, "__len__"):   # an async cache (acached): its own count
+            return cls(hits, misses, None, getattr(cache, "currsize", 0))
         return cls(hits, misses, None, len(cache))
 
 
@@ -212,13 +214,17 @@ def cached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey,
 
     With ``lock`` every look-up runs under it and the function runs unlocked, the first
     value stored winning; with ``condition``, concurrent calls for one missing key run
-    the function once. A ``ValueError`` while storing means "not cached".
+    the function once. A ``ValueError`` while storing means "not cached". A cache whose
+    class says its operations are atomic and thread-safe (``_ml_atomic = True``:
+    ``memleash.TieredCache``) is looked up without the condition's lock; only misses
+    coordinate.
     """
     if cache is None:   # unsupported since cachetools 8.0.0
         raise TypeError("cache must not be None")
+    atomic = getattr(type(cache), "_ml_atomic", False) is True
 
     def decorator(func: _F) -> _F:
-        wrapper = _make_cached(func, cache, key, lock, condition, info)
+        wrapper = _make_cached(func, cache, key, lock, condition, info, unlocked_hits=atomic)
         functools.update_wrapper(wrapper, func)
         return wrapper   # type: ignore[no-any-return]
 
@@ -483,20 +489,31 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
 # ---------------------------------------------------------------------------------------
 # acached: coroutine functions, one computation per missing key
 
-def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, *,
+def acached(cache: Any, key: Callable[..., Any] = hashkey, *,
             lock: Any = None, info: bool = False) -> Callable[[_F], _F]:
     """``cached`` for coroutine functions, with single flight per key.
 
     Concurrent awaits of one missing key run the coroutine once; the others wait for its
     result. If the call computing it is cancelled, one of the waiters computes it
-    instead. An exception reaches every waiter of that computation and is not cached.
-    ``lock`` (a ``threading`` lock, for a cache shared with other threads) is held around
-    each cache access, never across an ``await``. ``info=True`` adds ``cache_info()``.
+    instead. An exception reaches every waiter of that computation and is not cached (an
+    exception while storing the result too). ``lock`` (a ``threading`` lock, for a cache
+    shared with other threads) is held around each cache access, never across an
+    ``await``. ``info=True`` adds ``cache_info()``.
+
+    ``cache`` is a mapping, or an async cache: an object with coroutine methods
+    ``aget(key)`` (KeyError when absent), ``aset(key, value)`` (ValueError: not cached)
+    and ``aclear()``, such as ``memleash.AsyncTieredCache``, awaited so that no look-up
+    blocks the event loop; then ``lock`` must be None and ``cache_clear()`` is a
+    coroutine function (``await f.cache_clear()``).
     """
     import asyncio
 
     if cache is None:
         raise TypeError("cache must not be None")
+    is_async = all(callable(getattr(cache, name, None)) for name in ("aget", "aset", "aclear"))
+    if is_async and lock is not None:
+        raise TypeError("lock= guards a mapping shared with threads; an async cache "
+                        "(aget/aset/aclear) takes none")
 
     def decorator(func: _F) -> _F:
         pending: dict[Any, asyncio.Future[Any]] = {}
@@ -506,14 +523,23 @@ def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             k = key(*args, **kwargs)
             while True:
-                with guard:
+                if is_async:
                     try:
-                        value = cache[k]
+                        value = await cache.aget(k)
                     except KeyError:
                         pass
                     else:
                         counts[0] += 1
                         return value
+                else:
+                    with guard:
+                        try:
+                            value = cache[k]
+                        except KeyError:
+                            pass
+                        else:
+                            counts[0] += 1
+                            return value
                 leader = pending.get(k)
                 if leader is None:
                     break
@@ -528,6 +554,17 @@ def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, 
             pending[k] = future
             try:
                 value = await func(*args, **kwargs)
+                if is_async:
+                    try:
+                        await cache.aset(k, value)
+                    except ValueError:
+                        pass             # too large to cache
+                else:
+                    with guard:
+                        try:
+                            cache[k] = value
+                        except ValueError:
+                            pass         # too large to cache
             except BaseException as exc:
                 del pending[k]
                 if isinstance(exc, asyncio.CancelledError):
@@ -536,19 +573,19 @@ def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, 
                     future.set_exception(exc)
                     future.exception()   # retrieved: no "never retrieved" warning
                 raise
-            with guard:
-                try:
-                    cache[k] = value
-                except ValueError:
-                    pass                 # too large to cache
             del pending[k]
             future.set_result(value)
             return value
 
-        def cache_clear() -> None:
-            with guard:
-                cache.clear()
+        if is_async:
+            async def cache_clear() -> None:
+                await cache.aclear()
                 counts[0] = counts[1] = 0
+        else:
+            def cache_clear() -> None:   # type: ignore[misc]
+                with guard:
+                    cache.clear()
+                    counts[0] = counts[1] = 0
 
         functools.update_wrapper(wrapper, func)
         wrapper.cache = cache                     # type: ignore[attr-defined]
