@@ -45,6 +45,7 @@ processes (measured in docs/redis.md): during it, they may read the old value lo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import math
 import pickle
@@ -201,6 +202,15 @@ def _key_of(prefix: bytes, rkey: bytes) -> Any:
     return key
 
 
+def _options(command: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A yielded command's arguments and redis-py options (replies never decoded)."""
+    from redis.client import NEVER_DECODE
+
+    if command and isinstance(command[-1], dict):
+        return command[:-1], {NEVER_DECODE: True, **command[-1]}
+    return command, {NEVER_DECODE: True}
+
+
 def _glob_escape(text: bytes) -> bytes:
     out = bytearray()
     for byte in text:
@@ -279,25 +289,34 @@ class _Local:
             return token
 
     def finish(self, token: _Pending, payload: Optional[bytes] = None,
-               deadline: Optional[float] = None) -> None:
-        """The command of ``token`` is done; store ``payload`` (its result) unless stale."""
+               deadline: Optional[float] = None, write: bool = False) -> None:
+        """The command of ``token`` is done; store ``payload`` (its result) unless stale.
+
+        Storing a reply marks the other commands in flight on its key stale (the first
+        reply stored wins, so the L1 never goes back to an older value). A write marks
+        them stale whatever it stores (a read in flight beside it may have been answered
+        before it), and, when it stores nothing, drops what such a read stored meanwhile:
+        after a write returns, the L1 holds its value or nothing."""
         with self.lock:
-            waiting = self.pending.get(token.rkey)
+            rkey = token.rkey
+            waiting = self.pending.get(rkey)
             if waiting is not None:
                 waiting.remove(token)
                 if not waiting:
-                    del self.pending[token.rkey]
-            if payload is None:
+                    del self.pending[rkey]
+            store = payload is not None and not token.stale and self.live
+            if store or write:
+                for other in self.pending.get(rkey, ()):
+                    other.stale = True
+            if not store:
+                if write:
+                    self.l1.pop(rkey, None)
                 return
-            if token.stale or not self.live:
-                return
-            for other in self.pending.get(token.rkey, ()):
-                other.stale = True       # the first reply stored wins: the L1 never goes back
             held: Any = payload if deadline is None else _Expiring(payload, deadline)
             try:
-                self.l1[token.rkey] = held
+                self.l1[rkey] = held
             except ValueError:           # too large for the L1 alone: Redis has it
-                self.l1.pop(token.rkey, None)
+                self.l1.pop(rkey, None)
 
     def invalidate(self, rkeys: Optional[list[bytes]]) -> None:
         """Redis says these keys changed (None: all of them)."""
@@ -344,16 +363,29 @@ def _check_namespace(namespace: Any) -> bytes:
     return f"{namespace}:".encode("utf-8", "surrogatepass")
 
 
-def _tracking_kwargs(client: Any, what: str) -> tuple[Any, dict[str, Any]]:
+def _check_client(client: Any, asynchronous: bool) -> None:
+    want = "redis.asyncio.Redis" if asynchronous else "redis.Redis"
+    what = "AsyncTieredCache" if asynchronous else "TieredCache"
     pool = getattr(client, "connection_pool", None)
-    if pool is None or not hasattr(pool, "connection_kwargs"):
-        raise TypeError(f"{what} needs a {'redis.asyncio' if what.startswith('Async') else 'redis'}"
-                        f".Redis client (with a connection pool), not {type(client).__name__!r}")
+    execute = getattr(client, "execute_command", None)
+    if pool is None or not hasattr(pool, "connection_kwargs") or execute is None:
+        raise TypeError(f"{what} needs a {want} (one server, with a connection pool), not "
+                        f"{type(client).__name__!r}")
+    if inspect.iscoroutinefunction(execute) != asynchronous:
+        raise TypeError(f"{what} needs a {want}, not {type(client).__module__}."
+                        f"{type(client).__name__}")
+
+
+def _tracking_kwargs(client: Any, prefix: bytes) -> tuple[Any, dict[str, Any]]:
+    """The connection class and arguments of the tracking connection: the client's own
+    (host, credentials, db, TLS), RESP3, raw bytes, no read timeout (the listener has its
+    own), named ``memleash-tracking:<namespace>`` in ``CLIENT LIST``."""
+    pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     for name in ("cache", "cache_config"):
         kwargs.pop(name, None)
-    # our own RESP3 connection, raw bytes; read timeouts are the listener's own
-    kwargs.update(protocol=3, decode_responses=False, socket_timeout=None)
+    name = "memleash-tracking:" + prefix[:-1].decode("utf-8", "replace").replace(" ", "_")
+    kwargs.update(protocol=3, decode_responses=False, socket_timeout=None, client_name=name)
     return pool.connection_class, kwargs
 
 
@@ -444,20 +476,24 @@ class _Base(Generic[_K, _V]):
                                                                 "PX", self._px)
 
     @staticmethod
-    def _deadline(sent: float, pttl: Any) -> Optional[float]:
-        """When a value read at ``sent`` with ``PTTL`` ``pttl`` stops being valid locally
-        (never before Redis expires it: the countdown started after ``sent``)."""
-        if pttl is None or pttl == -1:
+    def _deadline(sent: float, ttl_ms: Any) -> Optional[float]:
+        """When a value stops being valid locally (``time.monotonic()``), sent to or read
+        from Redis at ``sent`` with ``ttl_ms`` milliseconds to live there (``PTTL``: -1
+        for none). Never after Redis expires it: its countdown starts after ``sent``, and
+        the margin covers the drift of Redis's clock from ours over the ttl (0.1 %, 1 ms)."""
+        if ttl_ms is None or ttl_ms == -1:
             return None
-        return sent + max(int(pttl), 0) / 1000
+        ttl = max(int(ttl_ms), 0) / 1000
+        return sent + ttl - ttl / 1000 - 0.001
 
     def _decode_key(self, rkey: Any) -> Any:
         return _key_of(self._prefix, bytes(rkey))
 
     # Each operation is a generator that yields the Redis command it needs (a tuple of
-    # arguments, or a list of tuples: one non-transactional pipeline) and receives the
-    # reply (raw bytes, never decoded); TieredCache._run and AsyncTieredCache._run drive
-    # them, so both flavours share every rule below.
+    # arguments, the last one a dict of redis-py options if need be, or a list of tuples:
+    # one non-transactional pipeline) and receives the reply (raw bytes, never decoded);
+    # TieredCache._run and AsyncTieredCache._run drive them, so both flavours share every
+    # rule below.
 
     def _op_fetch(self, rkey: bytes) -> _Op:
         """The payload of ``rkey``: the local copy, else Redis's (kept locally)."""
@@ -508,7 +544,7 @@ class _Base(Generic[_K, _V]):
             reply = yield command
             stored = payload
         finally:
-            local.finish(token, stored, None if self._px is None else sent + self._px / 1000)
+            local.finish(token, stored, self._deadline(sent, self._px), write=True)
         return reply
 
     def _op_set(self, key: Any, value: Any) -> _Op:
@@ -537,12 +573,12 @@ class _Base(Generic[_K, _V]):
         stored = old = None
         try:
             sent = time.monotonic()
-            old = yield (*self._set_args(rkey, payload), "NX", "GET")
+            old = yield (*self._set_args(rkey, payload), "NX", "GET", {"get": True})
             stored = payload if old is None else bytes(old)
         finally:
             # the value read back has an unknown remaining ttl: kept locally only untimed
             local.finish(token, stored if old is None or self._px is None else None,
-                         None if self._px is None else sent + self._px / 1000)
+                         self._deadline(sent, self._px), write=True)
         return default if old is None else self._loads(bytes(old))
 
     def _op_unlink(self, rkeys: list[bytes]) -> _Op:
@@ -551,7 +587,7 @@ class _Base(Generic[_K, _V]):
             yield ("UNLINK", *rkeys)
         finally:
             for token in tokens:
-                self._local.finish(token)
+                self._local.finish(token, write=True)
 
     @property
     def tracking(self) -> bool:
@@ -574,7 +610,7 @@ class _Listener(threading.Thread):
     def __init__(self, local: _Local, client: Any, prefix: bytes, interval: float) -> None:
         super().__init__(name=f"memleash TieredCache {prefix[:-1]!r} tracking", daemon=True)
         self.local = local
-        self.connection_class, self.kwargs = _tracking_kwargs(client, "TieredCache")
+        self.connection_class, self.kwargs = _tracking_kwargs(client, prefix)
         self.prefix = prefix
         self.interval = interval
         self.stopping = threading.Event()
@@ -707,6 +743,7 @@ class TieredCache(_Base[_K, _V], MutableMapping[_K, _V]):
                  serializer: Serializer = pickle,   # type: ignore[assignment]
                  namespace: str, health_check_interval: float = HEALTH_CHECK_INTERVAL,
                  connect_timeout: float = 5.0) -> None:
+        _check_client(client, asynchronous=False)
         super().__init__(l1, client, ttl=ttl, serializer=serializer, namespace=namespace,
                          health_check_interval=health_check_interval)
         self._connect_timeout = connect_timeout
@@ -744,7 +781,8 @@ class TieredCache(_Base[_K, _V], MutableMapping[_K, _V]):
                                 pipe.execute_command(*args, **{NEVER_DECODE: True})
                             reply = pipe.execute()
                     else:
-                        reply = client.execute_command(*command, **{NEVER_DECODE: True})
+                        args, options = _options(command)
+                        reply = client.execute_command(*args, **options)
                 except BaseException as exc:
                     command = op.throw(exc)
                 else:
@@ -829,7 +867,7 @@ class _AsyncListener:
 
     def __init__(self, local: _Local, client: Any, prefix: bytes, interval: float) -> None:
         self.local = local
-        self.connection_class, self.kwargs = _tracking_kwargs(client, "AsyncTieredCache")
+        self.connection_class, self.kwargs = _tracking_kwargs(client, prefix)
         self.prefix = prefix
         self.interval = interval
         self.first_attempt = asyncio.Event()
@@ -923,6 +961,7 @@ class AsyncTieredCache(_Base[_K, _V]):
                  serializer: Serializer = pickle,   # type: ignore[assignment]
                  namespace: str, health_check_interval: float = HEALTH_CHECK_INTERVAL,
                  connect_timeout: float = 5.0) -> None:
+        _check_client(client, asynchronous=True)
         super().__init__(l1, client, ttl=ttl, serializer=serializer, namespace=namespace,
                          health_check_interval=health_check_interval)
         self._connect_timeout = connect_timeout
@@ -960,7 +999,8 @@ class AsyncTieredCache(_Base[_K, _V]):
                                 pipe.execute_command(*args, **{NEVER_DECODE: True})
                             reply = await pipe.execute()
                     else:
-                        reply = await client.execute_command(*command, **{NEVER_DECODE: True})
+                        args, options = _options(command)
+                        reply = await client.execute_command(*args, **options)
                 except BaseException as exc:
                     command = op.throw(exc)
                 else:
