@@ -5,7 +5,8 @@ shared Redis, driven by JSON lines on stdin, answering with JSON lines on stdout
 
 Requests ({"op": ...}):
   get key                    -> {"value": v}
-  set key value              -> {"read_back": what a read right after the write returned}
+  set key value              -> {"read_back": what a read right after the write returned,
+                                "t": time.monotonic() when the write returned}
   delete key                 -> {"read_back": ...}
   await key value [timeout]  -> polls get(key) until it returns value: {"ok", "seen": the
                                 distinct values read, in order, "polls"}
@@ -62,7 +63,8 @@ def main(url: str, namespace: str) -> None:
             reply: dict[str, object] = {"value": tc.get(req["key"], MISSING)}
         elif op == "set":
             tc[req["key"]] = req["value"]
-            reply = {"read_back": tc.get(req["key"], MISSING)}
+            returned = time.monotonic()
+            reply = {"read_back": tc.get(req["key"], MISSING), "t": returned}
         elif op == "delete":
             del tc[req["key"]]
             reply = {"read_back": tc.get(req["key"], MISSING)}

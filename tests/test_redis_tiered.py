@@ -79,6 +79,57 @@ def test_json_serializer():
         js.dumps(float("nan"))
 
 
+class SlowAsyncCache:
+    """An async cache (aget/aset/aclear) whose every operation awaits, as a network's: a
+    look-up is answered as of when it was sent; the first reply comes after 10 ms, the
+    later ones after 60 ms (longer than a whole miss of the first: look-up, computation,
+    store)."""
+
+    def __init__(self) -> None:
+        self.data: dict[object, object] = {}
+        self.gets = 0
+
+    async def aget(self, key: object) -> object:
+        self.gets += 1
+        answer = self.data.get(key, KeyError)
+        await asyncio.sleep(0.01 if self.gets == 1 else 0.06)
+        if answer is KeyError:
+            raise KeyError(key)
+        return answer
+
+    async def aset(self, key: object, value: object) -> None:
+        await asyncio.sleep(0.01)
+        self.data[key] = value
+
+    async def aclear(self) -> None:
+        self.data.clear()
+
+
+def test_acached_over_an_async_cache_is_single_flight_look_up_included():
+    cache = SlowAsyncCache()
+    calls: list[int] = []
+
+    @memleash.acached(cache, info=True)
+    async def fetch(uid: int) -> int:
+        calls.append(uid)
+        await asyncio.sleep(0.01)
+        return uid * 2
+
+    async def main() -> None:
+        # were each call to look up on its own, the first one's miss, computation and
+        # store would all be over before the others' look-ups answered "missing", and
+        # they would compute again: the look-up is part of the single flight
+        assert await asyncio.gather(*(fetch(7) for _ in range(20))) == [14] * 20
+        assert calls == [7] and cache.gets == 1
+        assert cache.data == {memleash.keys.hashkey(7): 14}
+        assert await fetch(7) == 14 and calls == [7]
+        assert fetch.cache_info()[:2] == (1, 1)
+        await fetch.cache_clear()
+        assert cache.data == {} and fetch.cache_info()[:2] == (0, 0)
+
+    asyncio.run(main())
+
+
 def test_wrong_arguments_are_refused():
     sync_client = redis.Redis()            # never connects: refused before any command
     async_client = redis.asyncio.Redis()
@@ -354,7 +405,7 @@ def test_four_processes_share_one_consistent_cache(workers):
         assert w(op="get", key="k") == {"value": "<missing>"}
     for n in range(1, 41):
         writer = workers[n % 4]
-        assert writer(op="set", key="k", value=n) == {"read_back": n}   # at once
+        assert writer(op="set", key="k", value=n)["read_back"] == n    # at once
         for other in workers:
             if other is writer:
                 continue

@@ -523,15 +523,10 @@ def acached(cache: Any, key: Callable[..., Any] = hashkey, *,
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             k = key(*args, **kwargs)
             while True:
-                if is_async:
-                    try:
-                        value = await cache.aget(k)
-                    except KeyError:
-                        pass
-                    else:
-                        counts[0] += 1
-                        return value
-                else:
+                # an async cache's look-up awaits: it is part of the single flight (a
+                # call that found nothing pending looks up, and computes on a miss),
+                # else a leader could finish between another call's miss and its check
+                if not is_async:
                     with guard:
                         try:
                             value = cache[k]
@@ -549,17 +544,27 @@ def acached(cache: Any, key: Callable[..., Any] = hashkey, *,
                     if not leader.cancelled():
                         raise            # this waiter itself was cancelled
                     # the computing call was cancelled: look again, maybe compute
-            counts[1] += 1
             future = asyncio.get_running_loop().create_future()
             pending[k] = future
             try:
-                value = await func(*args, **kwargs)
                 if is_async:
                     try:
-                        await cache.aset(k, value)
-                    except ValueError:
-                        pass             # too large to cache
+                        value = await cache.aget(k)
+                    except KeyError:
+                        found = False
+                    else:
+                        found = True
+                        counts[0] += 1
+                    if not found:
+                        counts[1] += 1
+                        value = await func(*args, **kwargs)
+                        try:
+                            await cache.aset(k, value)
+                        except ValueError:
+                            pass         # too large to cache
                 else:
+                    counts[1] += 1
+                    value = await func(*args, **kwargs)
                     with guard:
                         try:
                             cache[k] = value

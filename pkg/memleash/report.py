@@ -160,9 +160,10 @@ def _count_invalidations(cache: Any, counter: Any) -> None:
     """report() shows ``counter.invalidations`` on ``cache``'s row, while both live."""
     key = id(cache)
 
-    def forget(ref: weakref.ref[Any]) -> None:
-        if _INVALIDATIONS.get(key, (None, None))[0] is ref:
-            del _INVALIDATIONS[key]
+    def forget(ref: weakref.ref[Any], table: dict[int, Any] = _INVALIDATIONS) -> None:
+        # the table is bound here: at interpreter exit the module's globals may be gone
+        if table.get(key, (None, None))[0] is ref:
+            del table[key]
 
     _INVALIDATIONS[key] = (weakref.ref(cache, forget), counter)
 
