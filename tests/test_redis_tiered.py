@@ -141,6 +141,12 @@ def test_wrong_arguments_are_refused():
         memleash.AsyncTieredCache(memleash.LRUCache(10), sync_client, namespace="n")
     with pytest.raises(ValueError, match="ttl"):
         memleash.TieredCache(memleash.LRUCache(10), sync_client, namespace="n", ttl=0)
+    shared = memleash.LRUCache(10)
+    first = memleash.TieredCache(shared, sync_client, namespace="a")
+    with pytest.raises(ValueError, match="another TieredCache"):
+        memleash.TieredCache(shared, sync_client, namespace="b")
+    del first                  # its l1 is free again
+    memleash.TieredCache(shared, sync_client, namespace="b")
     full = memleash.LRUCache(10)
     full["x"] = 1
     with pytest.raises(ValueError, match="empty"):
@@ -492,6 +498,50 @@ def test_async_flavour(redis_url, client, ns):
         assert not tc.tracking
         with pytest.raises(RuntimeError):
             await tc.aget("a")
+        await aclient.aclose()
+
+    asyncio.run(main())
+
+
+def test_async_flavour_survives_losing_its_tracking_connection(redis_url, client, ns):
+    async def main():
+        aclient = redis.asyncio.Redis.from_url(redis_url)
+        tc = memleash.AsyncTieredCache(memleash.LRUCache(100), aclient, namespace=ns,
+                                       health_check_interval=0.2)
+        rk = f"{ns}:k".encode()
+
+        async def until(predicate, what):
+            deadline = time.monotonic() + GUARD
+            while not await predicate():
+                assert time.monotonic() < deadline, f"hang guard: {what}"
+                await asyncio.sleep(0.002)
+
+        async def held():
+            return await tc.get("k") == "before" and rk in tc.l1
+
+        await tc.aset("k", "before")
+        await until(held, "held locally")
+        name = f"memleash-tracking:{ns}"
+        (conn,) = [c for c in client.client_list() if c["name"] == name]
+        client.client_kill_filter(_id=conn["id"])
+        client.set(rk, pickle.dumps("after"))           # its invalidation is never heard
+
+        async def fresh():
+            return await tc.get("k") == "after"
+
+        async def back():
+            return tc.tracking and any(c["name"] == name and c["id"] != conn["id"]
+                                       for c in client.client_list())
+
+        await until(fresh, "the change is read")
+        await until(back, "tracking re-established on a new connection")
+        client.set(rk, pickle.dumps("later"))
+
+        async def later():
+            return await tc.get("k") == "later"
+
+        await until(later, "tracked again")
+        await tc.aclose()
         await aclient.aclose()
 
     asyncio.run(main())

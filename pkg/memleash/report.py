@@ -150,10 +150,10 @@ class Report:
         return _render_table(self)
 
 
-#: id(cache) -> (a weak reference to the cache, an object whose ``invalidations`` counts
-#: the entries removed from it because their source changed): kept by what fills a
-#: cache from elsewhere (memleash.tiered), outside the engine's own counters
-_INVALIDATIONS: dict[int, tuple[weakref.ref[Any], Any]] = {}
+#: id(cache) -> (weak references to the cache and to an object whose ``invalidations``
+#: counts the entries removed from it because their source changed): kept by what fills
+#: a cache from elsewhere (memleash.tiered), outside the engine's own counters
+_INVALIDATIONS: dict[int, tuple[weakref.ref[Any], weakref.ref[Any]]] = {}
 
 
 def _count_invalidations(cache: Any, counter: Any) -> None:
@@ -165,7 +165,15 @@ def _count_invalidations(cache: Any, counter: Any) -> None:
         if table.get(key, (None, None))[0] is ref:
             del table[key]
 
-    _INVALIDATIONS[key] = (weakref.ref(cache, forget), counter)
+    _INVALIDATIONS[key] = (weakref.ref(cache, forget), weakref.ref(counter))
+
+
+def _counter(cache: Any) -> Any:
+    """What counts ``cache``'s invalidations, if it and that are alive; else None."""
+    entry = _INVALIDATIONS.get(id(cache))
+    if entry is None or entry[0]() is not cache:
+        return None
+    return entry[1]()
 
 
 def report() -> Report:
@@ -180,9 +188,9 @@ def report() -> Report:
             stats.pop("timed")
             if stats["maxsize"] is None:   # a cache made with __new__ alone
                 stats["maxsize"] = math.inf
-            counted = _INVALIDATIONS.get(id(obj))
-            if counted is not None and counted[0]() is obj:
-                stats["invalidations"] = counted[1].invalidations
+            counter = _counter(obj)
+            if counter is not None:
+                stats["invalidations"] = counter.invalidations
             caches.append(CacheReport(kind=kind, name=name, site=site, **stats))
         else:
             emitters.append(EmitterReport(kind=kind, name=name, site=site, **stats))

@@ -57,7 +57,7 @@ from collections.abc import AsyncIterator, Generator, Iterator, MutableMapping
 from datetime import timedelta
 from typing import Any, Generic, Optional, Protocol, TypeVar, Union
 
-from .report import _count_invalidations
+from .report import _count_invalidations, _counter
 
 __all__ = ["AsyncTieredCache", "JSONSerializer", "Serializer", "TieredCache", "redis_key"]
 
@@ -413,7 +413,9 @@ class _Base(Generic[_K, _V]):
         self._local = _Local(l1)
         if len(l1):
             raise ValueError("l1 must be empty: it holds this cache's local copies only")
-        _count_invalidations(l1, self._local)
+        if _counter(l1) is not None:
+            raise ValueError("l1 is already the local copy of another TieredCache")
+        _count_invalidations(l1, self)
 
     @property
     def l1(self) -> MutableMapping[Any, Any]:
@@ -937,6 +939,13 @@ class _AsyncListener:
             self.local.set_live(False)
 
 
+def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+    try:
+        loop.call_soon_threadsafe(task.cancel)
+    except RuntimeError:    # the loop is closed: so is the task
+        pass
+
+
 class AsyncTieredCache(_Base[_K, _V]):
     """``TieredCache`` for asyncio, on a ``redis.asyncio.Redis``: no call blocks the loop.
 
@@ -975,8 +984,11 @@ class AsyncTieredCache(_Base[_K, _V]):
                 raise RuntimeError("AsyncTieredCache is closed")
             listener = self._listener = _AsyncListener(self._local, self._client,
                                                        self._prefix, self._interval)
-            listener.task = asyncio.get_running_loop().create_task(
+            loop = asyncio.get_running_loop()
+            listener.task = loop.create_task(
                 listener.run(), name=f"memleash AsyncTieredCache {self._namespace!r} tracking")
+            # a cache dropped without aclose() stops its task (the task holds no cache)
+            weakref.finalize(self, _cancel_soon, loop, listener.task)
         if not listener.first_attempt.is_set():
             try:
                 await asyncio.wait_for(listener.first_attempt.wait(), self._connect_timeout)
