@@ -1,4 +1,26 @@
-/* emitter.h — memleash._core.EventEmitter (emitter.c). */
+/* emitter.h — memleash._core.EventEmitter: what its five files share.
+ *
+ * The design note and the re-entrancy rules are at the top of emitter.c. The files, from
+ * the lowest to the highest; a file calls only the files above it in this list, never
+ * one below it:
+ *
+ *   emitter_slot.c    payloads (what a slot holds, rebuilt into the registered
+ *                     callable), unlinking and compaction, look-ups of events and of
+ *                     listeners
+ *   emitter_emit.c    the emit path: emit, the loop, pyee's _call_handlers, _emit_run
+ *                     and _emit_handle_potential_error
+ *   emitter_listen.c  subscribing (on, once, add_listener, listens_to, the decorators,
+ *                     _add_event_handler) and removing (remove_listener,
+ *                     _remove_listener, remove_all_listeners)
+ *   emitter_state.c   what can be read of an emitter: listeners(), event_names(),
+ *                     listener_count(), max listeners, _lock, __sizeof__, _ml_stats,
+ *                     _ml_referents, _events, pickling
+ *   emitter.c         the type: life cycle and GC, SlotRef and Reaper, the method table,
+ *                     the spec, module exec
+ *
+ * Names shared between the files start with ml_em_ (helpers) or emitter_ (the methods
+ * of the type, referenced by emitter.c's method table).
+ */
 #ifndef ML_PY_EMITTER_H
 #define ML_PY_EMITTER_H
 
@@ -28,6 +50,126 @@ enum {
     HOOK_REMOVE = 16u,          /* _remove_listener: remove_listener goes through it */
     HOOK_EMIT = 32u             /* emit: new_listener is announced through self.emit */
 };
+
+/* A listener's kind: what its slot's payload (p[]) holds (see emitter.c). */
+enum { KIND_STRONG = 0, KIND_METHOD = 1, KIND_WEAK = 2, KIND_PARTIAL = 3 };
+
+/* A slot's payload, as the binding handles it outside the slab. */
+typedef struct {
+    PyObject *p[4];
+    uint32_t kind;
+} payload;
+
+/* A weakref.ref subtype that knows its listener slot. */
+typedef struct {
+    PyWeakReference ref;
+    uint32_t slot, gen;     /* ML_NIL until the slot is appended */
+} SlotRefObject;
+
+/* The weakref callback of an emitter's SlotRefs. */
+typedef struct {
+    PyObject_HEAD
+    EmitterObject *owner;   /* borrowed; NULL once the emitter is gone */
+} ReaperObject;
+
+/* The payload of slot sl, copied out of the slab (the references stay the slot's). */
+static inline payload
+ml_em_payload_of(const ml_slot *sl)
+{
+    payload pl = {{sl->p[0], sl->p[1], sl->p[2], sl->p[3]}, sl->kind};
+    return pl;
+}
+
+static inline void
+ml_em_payload_store(ml_slot *sl, const payload *pl)
+{
+    for (int i = 0; i < 4; i++) {
+        sl->p[i] = pl->p[i];
+    }
+    sl->kind = pl->kind;
+}
+
+/* ---- emitter_slot.c ---------------------------------------------------------------- */
+
+/* @return the referent of a SlotRef (borrowed), or NULL when it died. */
+PyObject *ml_em_referent(PyObject *ref);
+
+/* Releases what a payload holds (copied out of the slab first). Can re-enter. */
+void ml_em_payload_release(payload pl);
+
+/* The callable a user registered, rebuilt for listeners(): a new reference, or NULL
+ * without an exception when its owner died. */
+PyObject *ml_em_slot_callable(EmitterObject *owner, const ml_slot *sl);
+
+/* Releases tombstones once no emit runs (their payload decrefs can re-enter). */
+void ml_em_compact(EmitterObject *self);
+
+/* Unlinks live slot id and releases what is no longer needed: the payload at once when
+ * no emit runs, else at compaction; the event key when its record went. Can re-enter. */
+void ml_em_unlink_slot(EmitterObject *self, uint32_t id, int dead);
+
+/* Finds event's id. 1 found, 0 not, -1 error. Can re-enter (__eq__). */
+int ml_em_find_event(EmitterObject *self, PyObject *event, Py_hash_t h, uint32_t *id);
+
+/* Hashes event and finds its id: 1 found, 0 not, -1 error. Can re-enter. */
+int ml_em_lookup_event(EmitterObject *self, PyObject *event, uint32_t *id);
+
+/* Finds f among event's live listeners: 1 (*event_id, *slot_id set), 0 (*event_id is
+ * ML_NIL when the event has no record), or -1. Can re-enter. */
+int ml_em_find_listener(EmitterObject *self, PyObject *event, Py_hash_t eh, PyObject *f,
+                        Py_hash_t fh, uint32_t *event_id, uint32_t *slot_id);
+
+/* ---- emitter_emit.c ---------------------------------------------------------------- */
+
+/* The emit loop over event's listeners: 1 handled, 0 not, -1 error. Can re-enter. */
+int ml_em_emit_event(EmitterObject *self, PyObject *event, PyObject *const *pargs, size_t n,
+                     PyObject *kwnames);
+
+PyObject *emitter_emit(EmitterObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                       PyObject *kwnames);
+PyObject *emitter_call_handlers(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *emitter_emit_run(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *emitter_handle_error(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* ---- emitter_listen.c -------------------------------------------------------------- */
+
+/* The core of on/once/add_listener: pyee's _add_event_handler. notify: emit new_listener
+ * first (0 only when restoring a pickled emitter). 0 or -1. Can re-enter. */
+int ml_em_add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, int weak,
+                       int notify);
+
+PyObject *emitter_naked_remove(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *emitter_remove_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *emitter_remove_all_listeners(EmitterObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs, PyObject *kwnames);
+PyObject *emitter_add_event_handler(EmitterObject *self, PyObject *const *args,
+                                    Py_ssize_t nargs);
+PyObject *emitter_on(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                     PyObject *kwnames);
+PyObject *emitter_once(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames);
+PyObject *emitter_add_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames);
+PyObject *emitter_listens_to(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+PyObject *emitter_ml_add(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* ---- emitter_state.c --------------------------------------------------------------- */
+
+PyObject *emitter_listeners(EmitterObject *self, PyObject *event);
+PyObject *emitter_event_names(EmitterObject *self, PyObject *ignored);
+PyObject *emitter_listener_count(EmitterObject *self, PyObject *event);
+PyObject *emitter_set_max_listeners(EmitterObject *self, PyObject *n);
+PyObject *emitter_get_max_listeners(EmitterObject *self, PyObject *ignored);
+PyObject *emitter_get_lock(EmitterObject *self, void *closure);
+PyObject *emitter_sizeof(EmitterObject *self, PyObject *ignored);
+PyObject *emitter_stats(EmitterObject *self, PyObject *ignored);
+PyObject *emitter_get_referents(EmitterObject *self, void *closure);
+PyObject *emitter_get_events(EmitterObject *self, void *closure);
+PyObject *emitter_getstate(EmitterObject *self, PyObject *ignored);
+PyObject *emitter_setstate(EmitterObject *self, PyObject *state);
+
+/* ---- emitter.c --------------------------------------------------------------------- */
 
 /* Adds EventEmitter, its helper types and exceptions to module. 0 or -1. */
 int ml_emitter_module_exec(PyObject *module, ml_state *st);
