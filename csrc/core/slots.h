@@ -73,7 +73,13 @@ void ml_slots_init(ml_slots *s, const ml_alloc *a);
 /* Frees the arrays; the caller has released every payload and event key. */
 void ml_slots_free(ml_slots *s);
 
-/* Ensures that one ml_slots_add_event and one ml_slots_append cannot fail.
+/* Moves all of s into *out and leaves s empty, its clock and both tables' versions moved
+ * forward (they never go back during the owner's life). The caller releases every payload
+ * and event key of *out, then calls ml_slots_free(out). */
+void ml_slots_steal(ml_slots *s, ml_slots *out);
+
+/* Ensures that one ml_slots_add_event and one ml_slots_append cannot fail. Moves both
+ * tables' versions forward (a reservation may rebuild their indexes).
  * ML_OK, ML_ERR_NOMEM or ML_ERR_FULL (s unchanged). */
 int ml_slots_reserve(ml_slots *s);
 

@@ -18,10 +18,26 @@
  * runs exactly pyee's snapshot — added before it began, not removed before it began (a
  * once listener runs once, and a listener whose owner died never runs).
  *
- * Re-entrancy: listeners, __eq__/__hash__ of events and listeners, weakref callbacks and
- * warnings run Python code. No slot pointer is kept across a call (the slab may grow);
- * ids stay valid because nothing is freed while an emit runs, and look-ups that compare
- * with __eq__ restart when the clock moved.
+ * Note on re-entrancy. Python code runs in: listeners and pyee's hooks (_emit_run,
+ * _call_handlers, _emit_handle_potential_error, _add_event_handler, _remove_listener, an
+ * overriding emit); __hash__/__eq__ of events and listeners; warnings; and, through a
+ * collection at any allocation of a tracked object, any finalizer or weakref callback —
+ * which may free a weak listener's owner, unlink or add slots, or clear the emitter. So:
+ *   - No slot pointer is kept across a call that can allocate or run code (the slab may
+ *     grow and move); ids stay valid while an emit runs, since nothing is freed then.
+ *   - No borrowed reference crosses such a call: a payload is held (increfs alone) before
+ *     it is used across one, an owner is read from its SlotRef as a new reference
+ *     (ml_weak_get), and what listeners() and pickling read is a held snapshot taken
+ *     before they allocate anything (PyMem only, which never collects).
+ *   - Counters only move forward: the core's clock (every add and removal), each table's
+ *     version (every insertion, removal and reservation, which may rebuild an index) and
+ *     each slot's generation, tp_clear included (ml_slots_steal). Look-ups that compare
+ *     with __eq__ restart when the clock moved, the core's probes when a version did.
+ *   - Every path that calls back into user code that can lead straight back into the
+ *     emitter from C (a listener, each hook) takes the interpreter's recursion guard,
+ *     and the dealloc goes through the trashcan.
+ *   - Releases (payloads, event keys, emit's packed arguments) come last, once the slots
+ *     are consistent again; the lines that can re-enter say so.
  *
  * This file holds the type: its life cycle and GC, the SlotRef and Reaper types, the
  * method table, the spec and module exec. The rest is split by concern (emitter.h lists
@@ -124,9 +140,10 @@ emitter_tp_clear(EmitterObject *self)
     if (self->reaper != NULL) {
         ((ReaperObject *)self->reaper)->owner = NULL;
     }
-    /* steal everything first, release after: the releases can re-enter */
-    ml_slots old = self->sl;
-    ml_slots_init(&self->sl, &ml_alloc_pymem);
+    /* steal everything first, release after: the releases can re-enter (and find an
+     * empty emitter whose clock and versions have moved on, never back) */
+    ml_slots old;
+    ml_slots_steal(&self->sl, &old);
     for (uint32_t id = 0; id < old.top; id++) {
         ml_slot *sl = &old.s[id];
         if (!(sl->flags & ML_SLOT_FREE)) {
@@ -160,8 +177,10 @@ emitter_dealloc(EmitterObject *self)
     (void)emitter_tp_clear(self);
     ml_slots_free(&self->sl);
     tp->tp_free((PyObject *)self);
-    Py_TRASHCAN_END
+    /* inside the trashcan's block: when it defers this dealloc (a deep chain of emitters),
+     * the block is skipped now and run once later, and so must the type's decref be */
     Py_DECREF(tp);
+    Py_TRASHCAN_END
 }
 
 /* ------------------------------------------------------------------------------------

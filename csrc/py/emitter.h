@@ -91,15 +91,57 @@ ml_em_payload_store(ml_slot *sl, const payload *pl)
 
 /* ---- emitter_slot.c ---------------------------------------------------------------- */
 
-/* @return the referent of a SlotRef (borrowed), or NULL when it died. */
-PyObject *ml_em_referent(PyObject *ref);
-
-/* Releases what a payload holds (copied out of the slab first). Can re-enter. */
+/* Releases what a slot's payload holds (copied out of the slab first, the slot unlinked):
+ * its SlotRef forgets the slot, and each reference is dropped. Can re-enter. */
 void ml_em_payload_release(payload pl);
 
-/* The callable a user registered, rebuilt for listeners(): a new reference, or NULL
- * without an exception when its owner died. */
-PyObject *ml_em_slot_callable(EmitterObject *owner, const ml_slot *sl);
+/* A payload held: a new reference to each of slot sl's pointers, taken by increfs alone
+ * (no code runs), so that it outlives whatever a later call does to the slot. Released
+ * with ml_em_payload_drop. */
+payload ml_em_payload_hold(const ml_slot *sl);
+
+/* Drops a held payload's references. Can re-enter. */
+void ml_em_payload_drop(payload pl);
+
+/* Whether weak reference ref refers to obj (read strongly; no code runs). */
+int ml_em_weak_is(PyObject *ref, PyObject *obj);
+
+/* Whether weak reference ref's referent is alive (read strongly; no code runs). */
+static inline int
+ml_em_weak_alive(PyObject *ref)
+{
+    PyObject *o = ml_weak_get(ref);
+    int alive = o != NULL;
+    Py_XDECREF(o);   /* not the last reference: nothing ran since it was alive */
+    return alive;
+}
+
+/* The callable a user registered, rebuilt from held payload pl: a new reference, or NULL
+ * without an exception when its owner died. Can collect (it allocates). */
+PyObject *ml_em_callable(EmitterObject *em, const payload *pl);
+
+/* ml_em_callable of live or tombstone slot id's payload (held across the call). */
+PyObject *ml_em_slot_callable(EmitterObject *em, uint32_t id);
+
+/* The live listeners of one event, held in their order (what listeners() and pickling
+ * read): taken without running code or collecting (PyMem and increfs only), so that
+ * building Python objects from it afterwards cannot be disturbed by what a collection
+ * does to the emitter. */
+typedef struct {
+    payload pl;             /* held */
+    uint32_t flags;         /* the slot's ML_SLOT_* flags when taken */
+} ml_em_held;
+
+typedef struct {
+    ml_em_held *v;
+    uint32_t n;
+} ml_em_snapshot;
+
+/* Takes event ev's live listeners into snap. 0, or -1 with MemoryError (snap empty). */
+int ml_em_snapshot_take(EmitterObject *em, uint32_t ev, ml_em_snapshot *snap);
+
+/* Drops what snap holds and frees it. Can re-enter. */
+void ml_em_snapshot_drop(ml_em_snapshot *snap);
 
 /* Releases tombstones once no emit runs (their payload decrefs can re-enter). */
 void ml_em_compact(EmitterObject *self);

@@ -43,56 +43,52 @@ pack_args(packed_args *pk, PyObject *const *args, size_t nargs, PyObject *kwname
 
 /* Calls the listener of slot id with args[1:] (args[0] is scratch space), through the
  * subclass's _emit_run when it has one. 0 called, 1 skipped (its owner died), -1 error.
- * Can re-enter. */
+ * The payload is held and the owner read strongly first: the call, and any allocation
+ * before it (a collection), can free the slot's objects. Can re-enter. */
 static int
 call_slot(EmitterObject *self, uint32_t id, PyObject **args, size_t nargs, PyObject *kwnames,
           packed_args *pk)
 {
-    const ml_slot *sl = &self->sl.s[id];
-    PyObject *fn, *res;
+    payload pl = ml_em_payload_hold(&self->sl.s[id]);
+    PyObject *fn = NULL, *res = NULL;
+    int rc = -1;
+    if (Py_EnterRecursiveCall(" while calling an emitter's listener")) {
+        goto done;   /* a listener that emits from C (a partial of emit) recursed */
+    }
     if (self->hooks & HOOK_EMIT_RUN) {
-        fn = ml_em_slot_callable(self, sl);
-        if (fn == NULL) {
-            return PyErr_Occurred() ? -1 : 1;
+        fn = ml_em_callable(self, &pl);
+        if (fn != NULL && pack_args(pk, args + 1, nargs, kwnames) == 0) {
+            res = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_emit_run, fn,
+                                             pk->args, pk->kwargs, NULL);   /* can re-enter */
         }
-        if (pack_args(pk, args + 1, nargs, kwnames) < 0) {
-            Py_DECREF(fn);
-            return -1;
-        }
-        res = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_emit_run, fn, pk->args,
-                                         pk->kwargs, NULL);   /* can re-enter */
     }
-    else if (sl->kind == KIND_PARTIAL) {
-        fn = ml_em_slot_callable(self, sl);   /* the partial itself while it lives */
-        if (fn == NULL) {
-            return PyErr_Occurred() ? -1 : 1;
+    else if (pl.kind == KIND_METHOD) {
+        fn = ml_weak_get(pl.p[1]);   /* the owner, strong for the call */
+        if (fn != NULL) {
+            args[0] = fn;
+            res = PyObject_Vectorcall(pl.p[0], args, nargs + 1, kwnames);   /* can re-enter */
         }
-        res = PyObject_Vectorcall(fn, args + 1, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
-    }
-    else if (sl->kind == KIND_METHOD) {
-        PyObject *obj = ml_em_referent(sl->p[1]);
-        if (obj == NULL) {
-            return 1;
-        }
-        fn = Py_NewRef((PyObject *)sl->p[0]);
-        args[0] = Py_NewRef(obj);
-        res = PyObject_Vectorcall(fn, args, nargs + 1, kwnames);   /* can re-enter */
-        Py_DECREF(args[0]);
     }
     else {
-        PyObject *f = sl->kind == KIND_WEAK ? ml_em_referent(sl->p[1]) : (PyObject *)sl->p[0];
-        if (f == NULL) {
-            return 1;
+        /* the partial itself while it lives; a weak listener's referent; a strong one */
+        fn = ml_em_callable(self, &pl);
+        if (fn != NULL) {
+            res = PyObject_Vectorcall(fn, args + 1, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      kwnames);   /* can re-enter */
         }
-        fn = Py_NewRef(f);
-        res = PyObject_Vectorcall(fn, args + 1, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
     }
-    Py_DECREF(fn);
-    if (res == NULL) {
-        return -1;
+    Py_LeaveRecursiveCall();
+    if (fn == NULL) {
+        rc = PyErr_Occurred() ? -1 : 1;   /* no exception: its owner died */
     }
-    Py_DECREF(res);
-    return 0;
+    else if (res != NULL) {
+        rc = 0;
+    }
+done:
+    Py_XDECREF(res);
+    Py_XDECREF(fn);
+    ml_em_payload_drop(pl);   /* can re-enter */
+    return rc;
 }
 
 static PyObject *
@@ -114,14 +110,17 @@ static int
 current_registration(EmitterObject *self, PyObject *event, Py_hash_t eh, uint32_t gone,
                      uint32_t *id)
 {
-    PyObject *f = ml_em_slot_callable(self, &self->sl.s[gone]);
+    PyObject *f = ml_em_slot_callable(self, gone);
     if (f == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
     Py_hash_t fh = PyObject_Hash(f);
     uint32_t ev;
     int found = fh == -1 ? -1 : ml_em_find_listener(self, event, eh, f, fh, &ev, id);
-    Py_DECREF(f);
+    Py_DECREF(f);   /* can re-enter: the last reference to a rebuilt method's owner */
+    if (found == 1 && (self->sl.s[*id].flags & ML_SLOT_GONE)) {
+        found = 0;   /* unlinked by what that released (ids are not reused during emits) */
+    }
     return found;
 }
 
@@ -216,9 +215,11 @@ run_handlers(EmitterObject *self, PyObject *event, PyObject *const *pargs, size_
     }
     packed_args pk = {NULL, NULL};
     int rc = -1;
-    if (pack_args(&pk, pargs, n, kwnames) == 0) {
+    if (pack_args(&pk, pargs, n, kwnames) == 0 &&
+        !Py_EnterRecursiveCall(" in an emitter's _call_handlers")) {
         PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_call_handlers,
                                                  event, pk.args, pk.kwargs, NULL);
+        Py_LeaveRecursiveCall();
         if (r != NULL) {
             rc = PyObject_IsTrue(r);
             Py_DECREF(r);
@@ -259,8 +260,12 @@ emitter_emit(EmitterObject *self, PyObject *const *args, Py_ssize_t nargsf, PyOb
     if (!handled) {
         PyObject *error = nargs > 1 ? args[1] : Py_None, *r;
         if (self->hooks & HOOK_HANDLE_ERROR) {
+            if (Py_EnterRecursiveCall(" in an emitter's _emit_handle_potential_error")) {
+                return NULL;
+            }
             r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_handle_error, args[0],
                                            error, NULL);
+            Py_LeaveRecursiveCall();
         }
         else {
             r = handle_potential_error(self, args[0], error);

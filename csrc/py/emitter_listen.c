@@ -152,8 +152,12 @@ announce_listener(EmitterObject *self, PyObject *event, PyObject *f)
         PyObject *nl_args[2] = {event, f};
         return ml_em_emit_event(self, self->st->str_new_listener, nl_args, 2, NULL) < 0 ? -1 : 0;
     }
+    if (Py_EnterRecursiveCall(" while announcing a new listener")) {
+        return -1;
+    }
     PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_emit,
                                              self->st->str_new_listener, event, f, NULL);
+    Py_LeaveRecursiveCall();
     Py_XDECREF(r);
     return r != NULL ? 0 : -1;
 }
@@ -232,7 +236,7 @@ ml_em_add_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, 
 #ifndef NDEBUG
     ml_slots_check(&self->sl);
 #endif
-    if (pl.p[1] != NULL && ml_em_referent(pl.p[1]) == NULL) {
+    if (pl.p[1] != NULL && !ml_em_weak_alive(pl.p[1])) {
         /* its owner died (a collection during the look-up) before the slot existed */
         ml_em_payload_release(old);
         ml_em_unlink_slot(self, id, 1);
@@ -312,29 +316,41 @@ emitter_remove_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     if (self->hooks & HOOK_REMOVE) {
-        return PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_remove_hook, args[0],
-                                          args[1], NULL);
+        if (Py_EnterRecursiveCall(" in an emitter's _remove_listener")) {
+            return NULL;
+        }
+        PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_remove_hook,
+                                                 args[0], args[1], NULL);
+        Py_LeaveRecursiveCall();
+        return r;
     }
     return emitter_naked_remove(self, args, nargs);
 }
 
-/* Unlinks every live slot of event ev. Can re-enter (payload releases): re-checks. */
-static void
-unlink_event(EmitterObject *self, uint32_t ev)
+/* Unlinks the live slots of event ev that were added before clock tick `start` (what
+ * the removal began with: a listener that a release's __del__ adds is kept, as pyee keeps
+ * one added after its del). Each release can re-enter, so the list is walked again from
+ * its head each time, and a record that went (its last slot was unlinked) ends the walk.
+ * @return how many it unlinked. */
+static uint32_t
+unlink_event(EmitterObject *self, uint32_t ev, uint64_t start)
 {
     void *key = self->sl.events.ents[ev].key;
+    uint32_t n = 0;
     for (;;) {
         if (self->sl.events.ents[ev].key != key) {
-            return;   /* the record went with its last slot */
+            return n;   /* the record went with its last slot */
         }
         uint32_t id = self->sl.ev[ev].head;
-        while (id != ML_NIL && (self->sl.s[id].flags & ML_SLOT_GONE)) {
+        while (id != ML_NIL &&
+               ((self->sl.s[id].flags & ML_SLOT_GONE) || self->sl.s[id].added >= start)) {
             id = self->sl.s[id].next;
         }
         if (id == ML_NIL) {
-            return;
+            return n;
         }
         ml_em_unlink_slot(self, id, 0);   /* can re-enter */
+        n++;
     }
 }
 
@@ -355,14 +371,15 @@ emitter_remove_all_listeners(EmitterObject *self, PyObject *const *args, Py_ssiz
             return NULL;
         }
         if (found) {
-            unlink_event(self, ev);
+            (void)unlink_event(self, ev, self->sl.clock);
         }
         Py_RETURN_NONE;
     }
+    uint64_t start = self->sl.clock;
     for (uint32_t ev = 0; ev < self->sl.events.top;) {
-        if (self->sl.events.ents[ev].key != NULL && self->sl.ev[ev].live != 0) {
-            unlink_event(self, ev);   /* can re-enter: scan again from the start */
-            ev = 0;
+        if (self->sl.events.ents[ev].key != NULL && self->sl.ev[ev].live != 0 &&
+            unlink_event(self, ev, start) != 0) {
+            ev = 0;   /* releases can re-enter: scan again from the start */
             continue;
         }
         ev++;
@@ -445,8 +462,12 @@ register_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, i
     if (v == NULL) {
         return -1;
     }
-    PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_add_hook, event, f,
-                                             v, NULL);
+    PyObject *r = NULL;
+    if (!Py_EnterRecursiveCall(" in an emitter's _add_event_handler")) {
+        r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_add_hook, event, f, v,
+                                       NULL);
+        Py_LeaveRecursiveCall();
+    }
     Py_DECREF(v);
     if (r == NULL) {
         return -1;

@@ -10,17 +10,15 @@
 
 /* ------------------------------------------------------------------------------------
  * Payloads
+ *
+ * A payload's pointers belong to its slot, and its slot to the slab, which grows (moves)
+ * and frees slots under any call that can run code: a listener, __eq__, a finalizer or
+ * weakref callback run by a collection at an allocation, a decref. So whatever works on
+ * a payload across such a call holds it (ml_em_payload_hold: a new reference to each
+ * pointer, taken by increfs alone) and reads an owner through its weak reference as a
+ * new reference (ml_weak_get), never as a borrowed pointer.
  */
 
-/* @return the referent of a SlotRef (borrowed), or NULL when it died. */
-PyObject *
-ml_em_referent(PyObject *ref)
-{
-    PyObject *o = PyWeakref_GET_OBJECT(ref);   /* borrowed */
-    return o == Py_None ? NULL : o;
-}
-
-/* Releases what a payload holds (copied out of the slab first). Can re-enter. */
 void
 ml_em_payload_release(payload pl)
 {
@@ -32,55 +30,128 @@ ml_em_payload_release(payload pl)
     }
 }
 
-/* A KIND_PARTIAL slot's partial: the registered one while it lives, else an equal one
- * rebuilt around a new bound method. New reference, or NULL (without an exception when
- * the method's object died). */
-static PyObject *
-partial_callable(EmitterObject *owner, const ml_slot *sl)
+payload
+ml_em_payload_hold(const ml_slot *sl)
 {
-    PyObject *self = ml_em_referent(sl->p[1]);
+    payload pl = ml_em_payload_of(sl);
+    for (int i = 0; i < 4; i++) {
+        Py_XINCREF(pl.p[i]);
+    }
+    return pl;
+}
+
+void
+ml_em_payload_drop(payload pl)
+{
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(pl.p[i]);   /* can re-enter */
+    }
+}
+
+int
+ml_em_weak_is(PyObject *ref, PyObject *obj)
+{
+    PyObject *o = ml_weak_get(ref);
+    int is = o != NULL && o == obj;
+    Py_XDECREF(o);   /* not the last reference: nothing ran since it was alive */
+    return is;
+}
+
+/* A KIND_PARTIAL payload's partial: the registered one while it lives, else an equal one
+ * rebuilt around a new bound method. New reference, or NULL (without an exception when
+ * the method's object died). @pre pl is held. */
+static PyObject *
+partial_callable(EmitterObject *em, const payload *pl)
+{
+    PyObject *alive = ml_weak_get(pl->p[3]);
+    if (alive != NULL) {
+        return alive;
+    }
+    PyObject *self = ml_weak_get(pl->p[1]);   /* strong across the allocations below */
     if (self == NULL) {
         return NULL;
     }
-    PyObject *alive = PyWeakref_GET_OBJECT((PyObject *)sl->p[3]);   /* borrowed */
-    if (alive != Py_None) {
-        return Py_NewRef(alive);
-    }
-    PyObject *partial = owner->st->partial;
-    PyObject *method = PyMethod_New(sl->p[0], self), *r = NULL;
-    if (method != NULL) {
-        PyObject *bound = PyTuple_GET_ITEM((PyObject *)sl->p[2], 0);
-        PyObject *kw = PyTuple_GET_ITEM((PyObject *)sl->p[2], 1);
-        PyObject *head = PyTuple_Pack(1, method), *args = head ? PySequence_Concat(head, bound) : NULL;
-        if (args != NULL) {
-            r = PyObject_Call(partial, args, kw);
+    PyObject *bound = PyTuple_GET_ITEM(pl->p[2], 0), *kw = PyTuple_GET_ITEM(pl->p[2], 1);
+    Py_ssize_t n = PyTuple_GET_SIZE(bound);
+    PyObject *method = PyMethod_New(pl->p[0], self), *r = NULL;
+    PyObject *args = method ? PyTuple_New(n + 1) : NULL;
+    /* a copy: functools.partial adopts a keywords dict nobody else references, and the
+     * partial handed out must not share the one this payload keeps */
+    PyObject *kwcopy = args ? PyDict_Copy(kw) : NULL;
+    if (kwcopy != NULL) {
+        PyTuple_SET_ITEM(args, 0, Py_NewRef(method));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyTuple_SET_ITEM(args, i + 1, Py_NewRef(PyTuple_GET_ITEM(bound, i)));
         }
-        Py_XDECREF(head);
-        Py_XDECREF(args);
+        r = PyObject_Call(em->st->partial, args, kwcopy);
     }
+    Py_XDECREF(kwcopy);
+    Py_XDECREF(args);
     Py_XDECREF(method);
+    Py_DECREF(self);
     return r;
 }
 
-/* The callable a user registered, rebuilt for listeners(): a new reference, or NULL
- * without an exception when its owner died. */
 PyObject *
-ml_em_slot_callable(EmitterObject *owner, const ml_slot *sl)
+ml_em_callable(EmitterObject *em, const payload *pl)
 {
-    switch (sl->kind) {
+    switch (pl->kind) {
     case KIND_METHOD: {
-        PyObject *self = ml_em_referent(sl->p[1]);
-        return self ? PyMethod_New(sl->p[0], self) : NULL;
+        PyObject *self = ml_weak_get(pl->p[1]);   /* strong: PyMethod_New can collect */
+        PyObject *m = self ? PyMethod_New(pl->p[0], self) : NULL;
+        Py_XDECREF(self);
+        return m;
     }
-    case KIND_WEAK: {
-        PyObject *f = ml_em_referent(sl->p[1]);
-        return f ? Py_NewRef(f) : NULL;
-    }
+    case KIND_WEAK:
+        return ml_weak_get(pl->p[1]);
     case KIND_PARTIAL:
-        return partial_callable(owner, sl);
+        return partial_callable(em, pl);
     default:
-        return Py_NewRef((PyObject *)sl->p[0]);
+        return Py_NewRef(pl->p[0]);
     }
+}
+
+PyObject *
+ml_em_slot_callable(EmitterObject *em, uint32_t id)
+{
+    payload pl = ml_em_payload_hold(&em->sl.s[id]);
+    PyObject *f = ml_em_callable(em, &pl);
+    ml_em_payload_drop(pl);   /* can re-enter */
+    return f;
+}
+
+int
+ml_em_snapshot_take(EmitterObject *em, uint32_t ev, ml_em_snapshot *snap)
+{
+    uint32_t n = em->sl.ev[ev].live;
+    snap->n = 0;
+    snap->v = PyMem_New(ml_em_held, n ? n : 1);   /* PyMem: no collection */
+    if (snap->v == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (uint32_t id = em->sl.ev[ev].head; id != ML_NIL && snap->n < n; id = em->sl.s[id].next) {
+        const ml_slot *sl = &em->sl.s[id];
+        if (!(sl->flags & ML_SLOT_GONE)) {
+            snap->v[snap->n].pl = ml_em_payload_hold(sl);
+            snap->v[snap->n].flags = sl->flags;
+            snap->n++;
+        }
+    }
+    return 0;
+}
+
+void
+ml_em_snapshot_drop(ml_em_snapshot *snap)
+{
+    ml_em_held *v = snap->v;
+    uint32_t n = snap->n;
+    snap->v = NULL;
+    snap->n = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ml_em_payload_drop(v[i].pl);   /* can re-enter */
+    }
+    PyMem_Free(v);
 }
 
 /* After the core freed a slot of event ev: releases its payload, and the event key
@@ -159,15 +230,14 @@ slot_is(EmitterObject *self, uint32_t id, PyObject *f, Py_hash_t h)
         return 0;
     }
     switch (sl->kind) {
-    case KIND_METHOD: {
-        PyObject *obj = ml_em_referent(sl->p[1]);
-        return obj != NULL && PyMethod_Check(f) && PyMethod_GET_SELF(f) == obj &&
-               PyMethod_GET_FUNCTION(f) == sl->p[0];
-    }
+    case KIND_METHOD:
+        /* f holds its self: compared by identity with the owner, read strongly */
+        return PyMethod_Check(f) && PyMethod_GET_FUNCTION(f) == sl->p[0] &&
+               ml_em_weak_is(sl->p[1], PyMethod_GET_SELF(f));
     case KIND_WEAK:
-        return ml_em_referent(sl->p[1]) == f;
+        return ml_em_weak_is(sl->p[1], f);
     case KIND_PARTIAL:
-        return ml_em_referent(sl->p[1]) != NULL && ml_em_referent(sl->p[3]) == f;
+        return ml_em_weak_is(sl->p[3], f);   /* a live partial keeps its method's object */
     default: {
         PyObject *g = Py_NewRef((PyObject *)sl->p[0]);
         int eq = PyObject_RichCompareBool(g, f, Py_EQ);   /* can re-enter */

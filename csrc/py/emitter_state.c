@@ -8,48 +8,32 @@
 
 #include "core/status.h"
 
-/* listeners(event): the live listeners, as registered, in order */
+/* listeners(event): the live listeners, as registered, in order. They are held first
+ * (a snapshot): rebuilding a bound method allocates, and a collection there may run
+ * finalizers that change the emitter; a listener whose owner dies meanwhile is left out. */
 PyObject *
 emitter_listeners(EmitterObject *self, PyObject *event)
 {
     uint32_t ev;
     int found = ml_em_lookup_event(self, event, &ev);
-    if (found < 0) {
+    if (found <= 0) {
+        return found < 0 ? NULL : PyList_New(0);
+    }
+    ml_em_snapshot snap;
+    if (ml_em_snapshot_take(self, ev, &snap) < 0) {
         return NULL;
     }
     PyObject *list = PyList_New(0);
-    if (list == NULL || !found) {
-        return list;
+    for (uint32_t i = 0; list != NULL && i < snap.n; i++) {
+        PyObject *f = ml_em_callable(self, &snap.v[i].pl);
+        if (f == NULL ? PyErr_Occurred() != NULL : PyList_Append(list, f) < 0) {
+            Py_CLEAR(list);
+        }
+        Py_XDECREF(f);
     }
-    /* building the list runs no Python code (PyMethod_New, PyList_Append), but allocation
-     * can collect: ids stay valid (a dying owner only tombstones or frees its own slot) */
-    uint64_t clock = self->sl.clock;
-    for (uint32_t id = self->sl.ev[ev].head; id != ML_NIL; id = self->sl.s[id].next) {
-        if (self->sl.s[id].flags & ML_SLOT_GONE) {
-            continue;
-        }
-        PyObject *f = ml_em_slot_callable(self, &self->sl.s[id]);
-        if (f == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(list);
-                return NULL;
-            }
-            continue;
-        }
-        int rc = PyList_Append(list, f);
-        Py_DECREF(f);
-        if (rc < 0) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        if (self->sl.clock != clock) {
-            Py_DECREF(list);   /* a collection changed the listeners: start over */
-            return emitter_listeners(self, event);
-        }
-    }
+    ml_em_snapshot_drop(&snap);   /* can re-enter */
     return list;
 }
-
 
 /* event_names(): the events with live listeners, as a set */
 PyObject *
@@ -250,60 +234,72 @@ error:
 PyObject *
 emitter_getstate(EmitterObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *events = PyList_New(0);
-    if (events == NULL) {
-        return NULL;
-    }
-    Py_ssize_t dropped = 0;
+    /* first every event key and its listeners, held (PyMem and increfs: nothing runs),
+     * then the Python objects, whose allocations may collect and change the emitter */
+    typedef struct {
+        PyObject *event;
+        ml_em_snapshot snap;
+    } held_event;
+    uint32_t nev = 0, k = 0;
     for (uint32_t ev = 0; ev < self->sl.events.top; ev++) {
-        PyObject *event = self->sl.events.ents[ev].key;
-        if (event == NULL || self->sl.ev[ev].live == 0) {
-            continue;
-        }
-        PyObject *fs = PyList_New(0);
-        if (fs == NULL) {
-            goto error;
-        }
-        /* no Python code runs in this loop: tuples and lists of existing objects */
-        for (uint32_t id = self->sl.ev[ev].head; id != ML_NIL; id = self->sl.s[id].next) {
-            const ml_slot *sl = &self->sl.s[id];
-            if (sl->flags & ML_SLOT_GONE) {
-                continue;
+        nev += self->sl.events.ents[ev].key != NULL && self->sl.ev[ev].live != 0;
+    }
+    held_event *all = PyMem_New(held_event, nev ? nev : 1);
+    if (all == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *events = NULL, *dict = NULL, *state = NULL;
+    for (uint32_t ev = 0; ev < self->sl.events.top && k < nev; ev++) {
+        PyObject *key = self->sl.events.ents[ev].key;
+        if (key != NULL && self->sl.ev[ev].live != 0) {
+            if (ml_em_snapshot_take(self, ev, &all[k].snap) < 0) {
+                goto done;
             }
-            if (sl->kind != KIND_STRONG) {
+            all[k++].event = Py_NewRef(key);
+        }
+    }
+    dict = Py_NewRef(self->dict && PyDict_GET_SIZE(self->dict) ? self->dict : Py_None);
+    Py_ssize_t dropped = 0;
+    events = PyList_New(0);
+    for (uint32_t i = 0; events != NULL && i < k; i++) {
+        PyObject *fs = PyList_New(0), *pair = NULL;
+        for (uint32_t j = 0; fs != NULL && j < all[i].snap.n; j++) {
+            const ml_em_held *h = &all[i].snap.v[j];
+            if (h->pl.kind != KIND_STRONG) {
                 dropped++;
                 continue;
             }
-            PyObject *item = Py_BuildValue("(OO)", (PyObject *)sl->p[0],
-                                           (sl->flags & ML_SLOT_ONCE) ? Py_True : Py_False);
+            PyObject *item = Py_BuildValue("(OO)", h->pl.p[0],
+                                           (h->flags & ML_SLOT_ONCE) ? Py_True : Py_False);
             if (item == NULL || PyList_Append(fs, item) < 0) {
-                Py_XDECREF(item);
-                Py_DECREF(fs);
-                goto error;
+                Py_CLEAR(fs);
             }
-            Py_DECREF(item);
+            Py_XDECREF(item);
         }
-        PyObject *pair = PyTuple_Pack(2, event, fs);
-        Py_DECREF(fs);
+        pair = fs ? PyTuple_Pack(2, all[i].event, fs) : NULL;
         if (pair == NULL || PyList_Append(events, pair) < 0) {
-            Py_XDECREF(pair);
-            goto error;
+            Py_CLEAR(events);
         }
-        Py_DECREF(pair);
+        Py_XDECREF(pair);
+        Py_XDECREF(fs);
     }
-    if (dropped && PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
-                                    "memleash.EventEmitter: %zd weakly held listener(s) not "
-                                    "pickled (their objects would not outlive unpickling)",
-                                    dropped) < 0) {
-        goto error;
+    if (events == NULL ||
+        (dropped && PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                                     "memleash.EventEmitter: %zd weakly held listener(s) not "
+                                     "pickled (their objects would not outlive unpickling)",
+                                     dropped) < 0)) {
+        goto done;
     }
-    PyObject *dict = self->dict && PyDict_GET_SIZE(self->dict) ? self->dict : Py_None;
-    PyObject *state = Py_BuildValue("(OnO)", dict, self->max_listeners, events);
-    Py_DECREF(events);
+    state = Py_BuildValue("(OnO)", dict, self->max_listeners, events);
+done:
+    for (uint32_t i = 0; i < k; i++) {
+        Py_DECREF(all[i].event);   /* can re-enter, as the drops below */
+        ml_em_snapshot_drop(&all[i].snap);
+    }
+    PyMem_Free(all);
+    Py_XDECREF(events);
+    Py_XDECREF(dict);
     return state;
-error:
-    Py_DECREF(events);
-    return NULL;
 }
 
 PyObject *
