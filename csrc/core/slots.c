@@ -173,6 +173,17 @@ ml_slots_index(ml_slots *s, uint32_t id)
                                   (void *)((uintptr_t)id + 1), NULL);
 }
 
+void
+ml_slots_rehash(ml_slots *s, uint32_t id, uint64_t hash)
+{
+    ml_slot *sl = &s->s[id];
+    assert(!(sl->flags & (ML_SLOT_GONE | ML_SLOT_FREE)) && sl->indexed != ML_NIL);
+    ml_table_remove(&s->index, sl->indexed);
+    sl->indexed = ML_NIL;
+    sl->hash = hash;
+    ml_slots_index(s, id);
+}
+
 int
 ml_slots_find(ml_slots *s, uint32_t ev, uint64_t hash, ml_eq_fn eq, void *ctx,
               const void *query, uint32_t *id)

@@ -98,6 +98,10 @@ uint32_t ml_slots_insert_after(ml_slots *s, uint32_t after, uint32_t flags);
  * first). @pre ml_slots_reserve succeeded since the last add or append. */
 void ml_slots_index(ml_slots *s, uint32_t id);
 
+/* Gives live slot id a new listener hash and moves its entry in the listener index (the
+ * listener's identity changed). @pre ml_slots_reserve succeeded since the last add. */
+void ml_slots_rehash(ml_slots *s, uint32_t id, uint64_t hash);
+
 /* Finds the live slot of event ev whose listener is `query`: the index's candidates with
  * the same hash are passed to eq(ctx, (void *)(slot id + 1), query). ML_OK (*id set),
  * ML_NOT_FOUND or ML_ERR_CALLBACK; eq may mutate s (the probe then restarts). */

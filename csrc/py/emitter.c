@@ -274,7 +274,7 @@ static PyMethodDef emitter_methods[] = {
     {"_ml_add", (PyCFunction)(void (*)(void))emitter_ml_add, METH_FASTCALL,
      "_ml_add(event, once, weak, f): the decorators' target."},
     {"remove_listener", (PyCFunction)(void (*)(void))emitter_remove_listener, METH_FASTCALL,
-     "remove_listener(event, f): unregister f (KeyError if event has listeners but not f)."},
+     "remove_listener(event, f): unregister f (no effect when event does not have it)."},
     {"remove_all_listeners", (PyCFunction)(void (*)(void))emitter_remove_all_listeners,
      METH_FASTCALL | METH_KEYWORDS, "remove_all_listeners(event=None)"},
     {"listeners", (PyCFunction)emitter_listeners, METH_O,

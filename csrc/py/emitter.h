@@ -25,6 +25,9 @@
 #define ML_PY_EMITTER_H
 
 #include "py/module.h"
+
+#include <string.h>
+
 #include "core/slots.h"
 
 typedef struct {
@@ -51,8 +54,12 @@ enum {
     HOOK_EMIT = 32u             /* emit: new_listener is announced through self.emit */
 };
 
-/* A listener's kind: what its slot's payload (p[]) holds (see emitter.c). */
-enum { KIND_STRONG = 0, KIND_METHOD = 1, KIND_WEAK = 2, KIND_PARTIAL = 3 };
+/* A listener's kind: what its slot's payload (p[]) holds (see emitter.c). KIND_C marks a
+ * method or partial built on a built-in method or method-wrapper: p[0] is then the
+ * descriptor that binds to the owner (ml_em_bind), not a function for PyMethod_New. */
+enum { KIND_STRONG = 0, KIND_METHOD = 1, KIND_WEAK = 2, KIND_PARTIAL = 3, KIND_C = 4 };
+
+#define ML_EM_BASE(kind) ((kind) & 3u)
 
 /* A slot's payload, as the binding handles it outside the slab. */
 typedef struct {
@@ -123,6 +130,25 @@ PyObject *ml_em_callable(EmitterObject *em, const payload *pl);
 /* ml_em_callable of live or tombstone slot id's payload (held across the call). */
 PyObject *ml_em_slot_callable(EmitterObject *em, uint32_t id);
 
+/* ml_em_callable for a callable handed to user code (listeners(), _emit_run): a partial
+ * rebuilt because the registered one died becomes the identity of slot id (if it still
+ * has generation gen and that payload), so that remove_listener and on accept it. */
+PyObject *ml_em_callable_out(EmitterObject *em, uint32_t id, uint32_t gen, const payload *pl);
+
+/* Binds a method descriptor (method_descriptor, classmethod_descriptor or
+ * wrapper_descriptor) to owner, as attribute access does: a new built-in method or
+ * method-wrapper, or NULL with an exception. Can collect. */
+PyObject *ml_em_bind(PyObject *descr, PyObject *owner);
+
+/* Whether f is a method-wrapper (a slot wrapper bound to an object: object().__str__).
+ * Its type is not in the public C API: it is told by its name on a static type. */
+static inline int
+ml_em_is_method_wrapper(PyObject *f)
+{
+    PyTypeObject *tp = Py_TYPE(f);
+    return !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) && strcmp(tp->tp_name, "method-wrapper") == 0;
+}
+
 /* The live listeners of one event, held in their order (what listeners() and pickling
  * read): taken without running code or collecting (PyMem and increfs only), so that
  * building Python objects from it afterwards cannot be disturbed by what a collection
@@ -130,6 +156,7 @@ PyObject *ml_em_slot_callable(EmitterObject *em, uint32_t id);
 typedef struct {
     payload pl;             /* held */
     uint32_t flags;         /* the slot's ML_SLOT_* flags when taken */
+    uint32_t id, gen;       /* the slot, to hand a rebuilt partial back (ml_em_callable_out) */
 } ml_em_held;
 
 typedef struct {

@@ -50,19 +50,20 @@ call_slot(EmitterObject *self, uint32_t id, PyObject **args, size_t nargs, PyObj
           packed_args *pk)
 {
     payload pl = ml_em_payload_hold(&self->sl.s[id]);
+    uint32_t gen = self->sl.s[id].gen;
     PyObject *fn = NULL, *res = NULL;
     int rc = -1;
     if (Py_EnterRecursiveCall(" while calling an emitter's listener")) {
         goto done;   /* a listener that emits from C (a partial of emit) recursed */
     }
     if (self->hooks & HOOK_EMIT_RUN) {
-        fn = ml_em_callable(self, &pl);
+        fn = ml_em_callable_out(self, id, gen, &pl);   /* handed to user code */
         if (fn != NULL && pack_args(pk, args + 1, nargs, kwnames) == 0) {
             res = PyObject_CallMethodObjArgs((PyObject *)self, self->st->str_emit_run, fn,
                                              pk->args, pk->kwargs, NULL);   /* can re-enter */
         }
     }
-    else if (pl.kind == KIND_METHOD) {
+    else if (ML_EM_BASE(pl.kind) == KIND_METHOD) {
         fn = ml_weak_get(pl.p[1]);   /* the owner, strong for the call */
         if (fn != NULL) {
             args[0] = fn;

@@ -27,85 +27,167 @@ new_slotref(EmitterObject *self, PyObject *obj)
     return ref;
 }
 
-/* A partial of a bound method: its payload, weak on the method's object. 1 done, 0 not
- * such a partial (or weak=False), -1 error. */
-static int
-partial_payload(EmitterObject *self, PyObject *f, int weak, payload *pl)
+/* The descriptor that binds to owner as built-in method or method-wrapper f does: looked
+ * up by f's name along the MRO of owner's type, then (for a class method) of owner
+ * itself, each candidate bound and compared with f, so that a method reached through
+ * super() or shadowed by a subclass is found too. A new reference, or NULL (no exception)
+ * when there is none. */
+static PyObject *
+find_descriptor(PyObject *f, PyObject *owner)
 {
-    PyObject *partial_type = self->st->partial;
-    if (weak == 0 || !PyObject_TypeCheck(f, (PyTypeObject *)partial_type)) {
-        return 0;
-    }
-    PyObject *func = PyObject_GetAttrString(f, "func");
-    if (func == NULL || !PyMethod_Check(func)) {
-        Py_XDECREF(func);
+    PyObject *name = PyObject_GetAttrString(f, "__name__"), *found = NULL;
+    if (name == NULL || !PyUnicode_Check(name)) {
+        Py_XDECREF(name);
         PyErr_Clear();
-        return 0;
+        return NULL;
     }
-    PyObject *args = PyObject_GetAttrString(f, "args");
-    PyObject *kw = args ? PyObject_GetAttrString(f, "keywords") : NULL;
-    PyObject *bound = kw ? PyTuple_Pack(2, args, kw) : NULL;
-    PyObject *me = bound ? PyWeakref_NewRef(f, NULL) : NULL;
-    PyObject *ref = me ? new_slotref(self, PyMethod_GET_SELF(func)) : NULL;
-    Py_XDECREF(args);
-    Py_XDECREF(kw);
-    if (ref == NULL) {
-        Py_DECREF(func);
-        Py_XDECREF(bound);
-        Py_XDECREF(me);
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            return 0;   /* not weakly referenceable: held strongly, as a whole */
+    PyTypeObject *where[2] = {Py_TYPE(owner), PyType_Check(owner) ? (PyTypeObject *)owner : NULL};
+    for (int w = 0; w < 2 && found == NULL; w++) {
+        PyObject *mro = where[w] ? Py_XNewRef(where[w]->tp_mro) : NULL;
+        for (Py_ssize_t i = 0; mro != NULL && found == NULL && i < PyTuple_GET_SIZE(mro); i++) {
+            PyObject *cand = ml_type_lookup_ref((PyTypeObject *)PyTuple_GET_ITEM(mro, i), name);
+            if (cand != NULL && (Py_IS_TYPE(cand, &PyMethodDescr_Type) ||
+                                 Py_IS_TYPE(cand, &PyClassMethodDescr_Type) ||
+                                 Py_IS_TYPE(cand, &PyWrapperDescr_Type))) {
+                PyObject *g = ml_em_bind(cand, owner);
+                int eq = g != NULL ? PyObject_RichCompareBool(g, f, Py_EQ) : -1;
+                Py_XDECREF(g);
+                if (eq == 1) {
+                    found = Py_NewRef(cand);
+                }
+                PyErr_Clear();   /* a candidate that does not bind to owner is not it */
+            }
+            Py_XDECREF(cand);
         }
-        return -1;
+        Py_XDECREF(mro);
     }
-    pl->p[0] = Py_NewRef(PyMethod_GET_FUNCTION(func));
-    pl->p[1] = ref;
-    pl->p[2] = bound;
-    pl->p[3] = me;
-    pl->kind = KIND_PARTIAL;
-    Py_DECREF(func);
-    return 1;
+    Py_DECREF(name);
+    return found;
+}
+
+enum { NOT_BOUND = 0, BOUND = 1, BOUND_UNFOUND = 2 };
+
+/* The parts of f when it is a callable bound to an object (its owner):
+ *   a Python bound method: its __func__ (*kind 0);
+ *   a built-in method whose __self__ is an object or a class (not a module, not None:
+ *   io.BytesIO().write, dict.fromkeys, an extension type's methods) or a method-wrapper
+ *   (object().__str__): the descriptor that binds to the owner (*kind KIND_C).
+ * BOUND with *fn and *owner new references; NOT_BOUND; BOUND_UNFOUND (a built-in method
+ * whose descriptor is not found on its owner's type: *owner set, to be named in the
+ * warning); -1 error. */
+static int
+bound_parts(PyObject *f, PyObject **fn, PyObject **owner, uint32_t *kind)
+{
+    *fn = *owner = NULL;
+    *kind = 0;
+    if (PyMethod_Check(f)) {
+        *fn = Py_NewRef(PyMethod_GET_FUNCTION(f));
+        *owner = Py_NewRef(PyMethod_GET_SELF(f));
+        return BOUND;
+    }
+    PyObject *self;
+    if (PyCFunction_Check(f)) {
+        self = Py_XNewRef(PyCFunction_GetSelf(f));   /* NULL for a static function */
+    }
+    else if (ml_em_is_method_wrapper(f)) {
+        if ((self = PyObject_GetAttrString(f, "__self__")) == NULL) {
+            return -1;
+        }
+    }
+    else {
+        return NOT_BOUND;
+    }
+    if (self == NULL || PyModule_Check(self)) {
+        Py_XDECREF(self);
+        return NOT_BOUND;   /* a module's function (print, len, math.sqrt): a plain function */
+    }
+    *owner = self;
+    *fn = find_descriptor(f, self);
+    *kind = KIND_C;
+    return *fn != NULL ? BOUND : PyErr_Occurred() ? -1 : BOUND_UNFOUND;
 }
 
 /* Prepares the payload of listener f (new references). weak: -1 default, 0 strong, 1
- * weak. 0 or -1. */
+ * weak. Weak by default on the owner of every bound shape (bound_parts), bare or inside an
+ * exact functools.partial; weak=True on anything else holds the callable itself weakly.
+ * An owner that cannot be weakly referenced is held strongly, with a RuntimeWarning.
+ * 0 or -1. */
 static int
 make_payload(EmitterObject *self, PyObject *f, int weak, payload *pl)
 {
     memset(pl, 0, sizeof(*pl));
-    int rc = partial_payload(self, f, weak, pl);
-    if (rc != 0) {
-        return rc < 0 ? -1 : 0;
+    PyObject *fn = NULL, *owner = NULL, *bound = NULL, *me = NULL;
+    uint32_t kind = KIND_METHOD, cflag = 0;
+    int rc = NOT_BOUND;
+    if (weak != 0 && Py_IS_TYPE(f, (PyTypeObject *)self->st->partial)) {
+        /* exact: a subclass may call differently than the partial rebuilt from its parts */
+        PyObject *func = PyObject_GetAttrString(f, "func");   /* a member: no code runs */
+        rc = func != NULL ? bound_parts(func, &fn, &owner, &cflag) : -1;
+        Py_XDECREF(func);
+        kind = KIND_PARTIAL;
+        if (rc == BOUND) {
+            PyObject *args = PyObject_GetAttrString(f, "args");
+            PyObject *kw = args ? PyObject_GetAttrString(f, "keywords") : NULL;
+            bound = kw ? PyTuple_Pack(2, args, kw) : NULL;
+            me = bound ? PyWeakref_NewRef(f, NULL) : NULL;   /* its identity, while it lives */
+            Py_XDECREF(args);
+            Py_XDECREF(kw);
+            rc = me != NULL ? BOUND : -1;
+        }
     }
-    PyObject *owner = NULL;
-    if (weak != 0 && PyMethod_Check(f)) {
-        owner = PyMethod_GET_SELF(f);
-        pl->kind = KIND_METHOD;
+    else if (weak != 0) {
+        rc = bound_parts(f, &fn, &owner, &cflag);
     }
-    else if (weak == 1) {
-        owner = f;
-        pl->kind = KIND_WEAK;
+    if (rc == NOT_BOUND && weak == 1) {
+        owner = Py_NewRef(f);
+        kind = KIND_WEAK;
+        rc = BOUND;
     }
-    if (owner != NULL) {
-        pl->p[1] = new_slotref(self, owner);
-        if (pl->p[1] != NULL) {
-            pl->p[0] = pl->kind == KIND_METHOD ? Py_NewRef(PyMethod_GET_FUNCTION(f)) : NULL;
+    if (rc == BOUND) {
+        PyObject *ref = new_slotref(self, owner);
+        if (ref != NULL) {
+            pl->p[0] = fn;
+            pl->p[1] = ref;
+            pl->p[2] = bound;
+            pl->p[3] = me;
+            pl->kind = kind | cflag;
+            Py_DECREF(owner);
             return 0;
         }
         if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
-            return -1;
+            goto error;
         }
         PyErr_Clear();
         if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                              "memleash.EventEmitter: %.200s objects cannot be weakly referenced; "
                              "the listener %R is held strongly", Py_TYPE(owner)->tp_name, f) < 0) {
-            return -1;
+            goto error;
         }
     }
+    else if (rc == BOUND_UNFOUND) {
+        if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                             "memleash.EventEmitter: the method of the listener %R is not found "
+                             "on its %.200s object's type, so it cannot be rebound; it is held "
+                             "strongly", f, Py_TYPE(owner)->tp_name) < 0) {
+            goto error;
+        }
+    }
+    else if (rc < 0) {
+        goto error;
+    }
+    Py_XDECREF(fn);
+    Py_XDECREF(owner);
+    Py_XDECREF(bound);
+    Py_XDECREF(me);
     pl->kind = KIND_STRONG;
     pl->p[0] = Py_NewRef(f);
     return 0;
+error:
+    Py_XDECREF(fn);
+    Py_XDECREF(owner);
+    Py_XDECREF(bound);
+    Py_XDECREF(me);
+    return -1;
 }
 
 static int
@@ -272,8 +354,9 @@ parse_optional(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     return 0;
 }
 
-/* _remove_listener(event, f): pyee's naked removal, and remove_listener's work: nothing
- * for an unknown event, KeyError for an unknown f */
+/* _remove_listener(event, f): pyee's naked removal, and remove_listener's work. Removing a
+ * listener the event does not have (or from an event with no listeners) has no effect, as
+ * in pyee 16 (13 and 14 raised KeyError for an unknown f of a known event). */
 PyObject *
 emitter_naked_remove(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -297,14 +380,9 @@ emitter_naked_remove(EmitterObject *self, PyObject *const *args, Py_ssize_t narg
     if (found < 0) {
         return NULL;
     }
-    if (!found) {
-        if (ev != ML_NIL) {
-            PyErr_SetObject(PyExc_KeyError, f);
-            return NULL;
-        }
-        Py_RETURN_NONE;
+    if (found) {
+        ml_em_unlink_slot(self, id, 0);   /* can re-enter */
     }
-    ml_em_unlink_slot(self, id, 0);   /* can re-enter */
     Py_RETURN_NONE;
 }
 

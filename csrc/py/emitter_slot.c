@@ -57,6 +57,28 @@ ml_em_weak_is(PyObject *ref, PyObject *obj)
     return is;
 }
 
+PyObject *
+ml_em_bind(PyObject *descr, PyObject *owner)
+{
+    descrgetfunc get = (descrgetfunc)PyType_GetSlot(Py_TYPE(descr), Py_tp_descr_get);
+    if (get == NULL) {
+        PyErr_Format(PyExc_TypeError, "%.200s is not a descriptor", Py_TYPE(descr)->tp_name);
+        return NULL;
+    }
+    if (Py_IS_TYPE(descr, &PyClassMethodDescr_Type)) {
+        return get(descr, NULL, owner);   /* a class method: bound to the class */
+    }
+    return get(descr, owner, (PyObject *)Py_TYPE(owner));
+}
+
+/* The method of a KIND_METHOD or KIND_PARTIAL payload bound to owner again: a bound
+ * method, or for KIND_C a built-in method or method-wrapper. New reference or NULL. */
+static PyObject *
+rebind(const payload *pl, PyObject *owner)
+{
+    return (pl->kind & KIND_C) ? ml_em_bind(pl->p[0], owner) : PyMethod_New(pl->p[0], owner);
+}
+
 /* A KIND_PARTIAL payload's partial: the registered one while it lives, else an equal one
  * rebuilt around a new bound method. New reference, or NULL (without an exception when
  * the method's object died). @pre pl is held. */
@@ -73,7 +95,7 @@ partial_callable(EmitterObject *em, const payload *pl)
     }
     PyObject *bound = PyTuple_GET_ITEM(pl->p[2], 0), *kw = PyTuple_GET_ITEM(pl->p[2], 1);
     Py_ssize_t n = PyTuple_GET_SIZE(bound);
-    PyObject *method = PyMethod_New(pl->p[0], self), *r = NULL;
+    PyObject *method = rebind(pl, self), *r = NULL;
     PyObject *args = method ? PyTuple_New(n + 1) : NULL;
     /* a copy: functools.partial adopts a keywords dict nobody else references, and the
      * partial handed out must not share the one this payload keeps */
@@ -95,10 +117,10 @@ partial_callable(EmitterObject *em, const payload *pl)
 PyObject *
 ml_em_callable(EmitterObject *em, const payload *pl)
 {
-    switch (pl->kind) {
+    switch (ML_EM_BASE(pl->kind)) {
     case KIND_METHOD: {
-        PyObject *self = ml_weak_get(pl->p[1]);   /* strong: PyMethod_New can collect */
-        PyObject *m = self ? PyMethod_New(pl->p[0], self) : NULL;
+        PyObject *self = ml_weak_get(pl->p[1]);   /* strong: binding allocates, can collect */
+        PyObject *m = self ? rebind(pl, self) : NULL;
         Py_XDECREF(self);
         return m;
     }
@@ -109,6 +131,35 @@ ml_em_callable(EmitterObject *em, const payload *pl)
     default:
         return Py_NewRef(pl->p[0]);
     }
+}
+
+PyObject *
+ml_em_callable_out(EmitterObject *em, uint32_t id, uint32_t gen, const payload *pl)
+{
+    PyObject *f = ml_em_callable(em, pl);
+    if (f == NULL || ML_EM_BASE(pl->kind) != KIND_PARTIAL || ml_em_weak_is(pl->p[3], f)) {
+        return f;
+    }
+    /* rebuilt: the registered partial died. The one handed out becomes the listener's
+     * identity (pyee's listeners() returns the registered objects, which remove_listener
+     * accepts): its weak reference and hash replace the dead one's */
+    Py_hash_t h = PyObject_Hash(f);   /* a partial's: its identity, no code runs */
+    PyObject *ref = h == -1 ? NULL : PyWeakref_NewRef(f, NULL);   /* can collect */
+    if (ref == NULL) {
+        Py_DECREF(f);
+        return NULL;
+    }
+    ml_slot *sl = id < em->sl.top ? &em->sl.s[id] : NULL;
+    if (sl == NULL || sl->gen != gen || (sl->flags & (ML_SLOT_GONE | ML_SLOT_FREE)) ||
+        sl->p[3] != pl->p[3] || ml_slots_reserve(&em->sl) != ML_OK) {
+        Py_DECREF(ref);   /* the slot changed meanwhile (or no room): f stays a copy */
+        return f;
+    }
+    sl = &em->sl.s[id];   /* the reservation may have moved the slab */
+    ml_slots_rehash(&em->sl, id, (uint64_t)h);
+    sl->p[3] = ref;
+    Py_DECREF(pl->p[3]);  /* the slot's reference; pl still holds one, so no dealloc here */
+    return f;
 }
 
 PyObject *
@@ -135,6 +186,8 @@ ml_em_snapshot_take(EmitterObject *em, uint32_t ev, ml_em_snapshot *snap)
         if (!(sl->flags & ML_SLOT_GONE)) {
             snap->v[snap->n].pl = ml_em_payload_hold(sl);
             snap->v[snap->n].flags = sl->flags;
+            snap->v[snap->n].id = id;
+            snap->v[snap->n].gen = sl->gen;
             snap->n++;
         }
     }
@@ -234,9 +287,23 @@ slot_is(EmitterObject *self, uint32_t id, PyObject *f, Py_hash_t h)
         /* f holds its self: compared by identity with the owner, read strongly */
         return PyMethod_Check(f) && PyMethod_GET_FUNCTION(f) == sl->p[0] &&
                ml_em_weak_is(sl->p[1], PyMethod_GET_SELF(f));
+    case KIND_METHOD | KIND_C: {
+        if (!PyCFunction_Check(f) && !ml_em_is_method_wrapper(f)) {
+            return 0;
+        }
+        /* bound again and compared: built-in methods and method-wrappers are equal when
+         * they bind the same function to the same object (no user code runs) */
+        payload pl = ml_em_payload_hold(sl);
+        PyObject *g = ml_em_callable(self, &pl);
+        int eq = g != NULL ? PyObject_RichCompareBool(g, f, Py_EQ) : (PyErr_Occurred() ? -1 : 0);
+        Py_XDECREF(g);
+        ml_em_payload_drop(pl);
+        return eq;
+    }
     case KIND_WEAK:
         return ml_em_weak_is(sl->p[1], f);
     case KIND_PARTIAL:
+    case KIND_PARTIAL | KIND_C:
         return ml_em_weak_is(sl->p[3], f);   /* a live partial keeps its method's object */
     default: {
         PyObject *g = Py_NewRef((PyObject *)sl->p[0]);

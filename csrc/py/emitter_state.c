@@ -25,7 +25,7 @@ emitter_listeners(EmitterObject *self, PyObject *event)
     }
     PyObject *list = PyList_New(0);
     for (uint32_t i = 0; list != NULL && i < snap.n; i++) {
-        PyObject *f = ml_em_callable(self, &snap.v[i].pl);
+        PyObject *f = ml_em_callable_out(self, snap.v[i].id, snap.v[i].gen, &snap.v[i].pl);
         if (f == NULL ? PyErr_Occurred() != NULL : PyList_Append(list, f) < 0) {
             Py_CLEAR(list);
         }
