@@ -346,7 +346,19 @@ static PyType_Spec emitter_spec = {
 int
 ml_emitter_module_exec(PyObject *module, ml_state *st)
 {
-    PyObject *bases = PyTuple_Pack(1, (PyObject *)&_PyWeakref_RefType);
+    /* weakref.ref, from the _weakref module (its C symbol is private) */
+    PyObject *weakref = PyImport_ImportModule("_weakref");
+    PyObject *ref = weakref ? PyObject_GetAttrString(weakref, "ref") : NULL;
+    Py_XDECREF(weakref);
+    if (ref == NULL || !PyType_Check(ref)) {
+        Py_XDECREF(ref);
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ImportError, "_weakref.ref is not a type");
+        }
+        return -1;
+    }
+    PyObject *bases = PyTuple_Pack(1, ref);
+    Py_DECREF(ref);
     if (bases == NULL) {
         return -1;
     }

@@ -96,6 +96,22 @@ ml_em_payload_store(ml_slot *sl, const payload *pl)
     sl->kind = pl->kind;
 }
 
+/* Checks that a METH_FASTCALL method got min to max positional arguments: 1, or 0 with
+ * TypeError worded as the interpreter's own checks word it ("f expected 3 arguments, got
+ * 4"). The public C API has no such call (CPython's is private). */
+static inline int
+ml_em_check_args(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max)
+{
+    if (nargs >= min && nargs <= max) {
+        return 1;
+    }
+    Py_ssize_t bound = nargs < min ? min : max;
+    PyErr_Format(PyExc_TypeError, "%.200s expected %s%zd argument%s, got %zd", name,
+                 min == max ? "" : nargs < min ? "at least " : "at most ", bound,
+                 bound == 1 ? "" : "s", nargs);
+    return 0;
+}
+
 /* ---- emitter_slot.c ---------------------------------------------------------------- */
 
 /* Releases what a slot's payload holds (copied out of the slab first, the slot unlinked):

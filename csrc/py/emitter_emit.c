@@ -283,7 +283,7 @@ emitter_emit(EmitterObject *self, PyObject *const *args, Py_ssize_t nargsf, PyOb
 PyObject *
 emitter_call_handlers(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!_PyArg_CheckPositional("_call_handlers", nargs, 3, 3)) {
+    if (!ml_em_check_args("_call_handlers", nargs, 3, 3)) {
         return NULL;
     }
     if (!PyTuple_Check(args[1]) || (args[2] != Py_None && !PyDict_Check(args[2]))) {
@@ -327,7 +327,7 @@ PyObject *
 emitter_emit_run(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (!_PyArg_CheckPositional("_emit_run", nargs, 3, 3)) {
+    if (!ml_em_check_args("_emit_run", nargs, 3, 3)) {
         return NULL;
     }
     if (!PyTuple_Check(args[1]) || (args[2] != Py_None && !PyDict_Check(args[2]))) {
@@ -346,7 +346,7 @@ emitter_emit_run(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 PyObject *
 emitter_handle_error(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!_PyArg_CheckPositional("_emit_handle_potential_error", nargs, 2, 2)) {
+    if (!ml_em_check_args("_emit_handle_potential_error", nargs, 2, 2)) {
         return NULL;
     }
     return handle_potential_error(self, args[0], args[1]);

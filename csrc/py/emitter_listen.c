@@ -43,6 +43,9 @@ find_descriptor(PyObject *f, PyObject *owner)
     }
     PyTypeObject *where[2] = {Py_TYPE(owner), PyType_Check(owner) ? (PyTypeObject *)owner : NULL};
     for (int w = 0; w < 2 && found == NULL; w++) {
+        /* tp_mro: a documented field of the type object, with this meaning from 3.11 to
+         * 3.14 (the static builtin types of 3.12+ keep theirs there too); held, since a
+         * collection during the binds below may run code that reassigns __bases__ */
         PyObject *mro = where[w] ? Py_XNewRef(where[w]->tp_mro) : NULL;
         for (Py_ssize_t i = 0; mro != NULL && found == NULL && i < PyTuple_GET_SIZE(mro); i++) {
             PyObject *cand = ml_type_lookup_ref((PyTypeObject *)PyTuple_GET_ITEM(mro, i), name);
@@ -360,7 +363,7 @@ parse_optional(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 PyObject *
 emitter_naked_remove(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!_PyArg_CheckPositional("_remove_listener", nargs, 2, 2)) {
+    if (!ml_em_check_args("_remove_listener", nargs, 2, 2)) {
         return NULL;
     }
     PyObject *event = args[0], *f = args[1];
@@ -390,7 +393,7 @@ emitter_naked_remove(EmitterObject *self, PyObject *const *args, Py_ssize_t narg
 PyObject *
 emitter_remove_listener(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!_PyArg_CheckPositional("remove_listener", nargs, 2, 2)) {
+    if (!ml_em_check_args("remove_listener", nargs, 2, 2)) {
         return NULL;
     }
     if (self->hooks & HOOK_REMOVE) {
@@ -558,7 +561,7 @@ register_listener(EmitterObject *self, PyObject *event, PyObject *f, int once, i
 PyObject *
 emitter_add_event_handler(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!_PyArg_CheckPositional("_add_event_handler", nargs, 3, 3)) {
+    if (!ml_em_check_args("_add_event_handler", nargs, 3, 3)) {
         return NULL;
     }
     if (ml_em_add_listener(self, args[0], args[1], args[2] != args[1], -1, 1) < 0) {
@@ -623,7 +626,7 @@ emitter_listens_to(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs,
 PyObject *
 emitter_ml_add(EmitterObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!_PyArg_CheckPositional("_ml_add", nargs, 4, 4)) {
+    if (!ml_em_check_args("_ml_add", nargs, 4, 4)) {
         return NULL;
     }
     int once = PyObject_IsTrue(args[1]);
