@@ -98,6 +98,8 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
     return (PyObject *)self;
 }
 
+static int locked_init(PyObject *self, PyObject *args, PyObject *kwds);
+
 /* EventEmitter(*, name=None). A subclass's own __init__ may take other arguments (its
  * constructor call reaches here only through super().__init__). */
 static int
@@ -110,7 +112,7 @@ emitter_init(PyObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if (PyTuple_GET_SIZE(args) != 0 || nkw > (name != NULL)) {
-        if (Py_TYPE(self)->tp_init == emitter_init) {
+        if (Py_TYPE(self)->tp_init == locked_init) {
             PyErr_SetString(PyExc_TypeError,
                             "EventEmitter() takes no positional arguments and only the "
                             "keyword argument 'name'");
