@@ -83,17 +83,32 @@ timer_read(TimerObject *t)
     return now;
 }
 
+/* A Timer's nesting and frozen time are guarded by its own lock (free-threaded build):
+ * the three functions below each run in a critical section on it. */
 static PyObject *
 timer_call_now(TimerObject *t)
 {
-    if (t->nesting > 0 && t->frozen != NULL) {
-        return Py_NewRef(t->frozen);
-    }
-    return timer_read(t);   /* can re-enter */
+    PyObject *r;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    r = t->nesting > 0 && t->frozen != NULL ? Py_NewRef(t->frozen) : timer_read(t);   /* can re-enter */
+    Py_END_CRITICAL_SECTION();
+    return r;
+}
+
+/* The frozen time (a new reference), or NULL without an exception when the timer is not
+ * entered. */
+static PyObject *
+timer_frozen(TimerObject *t)
+{
+    PyObject *r;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    r = Py_XNewRef(t->frozen);
+    Py_END_CRITICAL_SECTION();
+    return r;
 }
 
 static PyObject *
-timer_enter_obj(TimerObject *t)
+timer_enter_locked(TimerObject *t)
 {
     if (t->nesting == 0) {
         PyObject *now = timer_read(t);   /* can re-enter */
@@ -110,12 +125,27 @@ timer_enter_obj(TimerObject *t)
     return Py_NewRef(t->frozen);
 }
 
+static PyObject *
+timer_enter_obj(TimerObject *t)
+{
+    PyObject *r;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    r = timer_enter_locked(t);
+    Py_END_CRITICAL_SECTION();
+    return r;
+}
+
 static void
 timer_exit_obj(TimerObject *t)
 {
+    PyObject *frozen = NULL;
+    Py_BEGIN_CRITICAL_SECTION(t);
     if (t->nesting > 0 && --t->nesting == 0) {
-        Py_CLEAR(t->frozen);
+        frozen = t->frozen;
+        t->frozen = NULL;
     }
+    Py_END_CRITICAL_SECTION();
+    Py_XDECREF(frozen);   /* can re-enter */
 }
 
 static PyObject *
@@ -391,8 +421,10 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
         PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (reconfigured?)");
         return -1;
     }
+    PyObject *frozen = timer_frozen(t);
     if (self->timed == TIMED_TTL) {
-        if (self->origin == NULL || t->frozen == NULL) {
+        if (self->origin == NULL || frozen == NULL) {
+            Py_XDECREF(frozen);
             *when = now + self->ttl_d;
             if (isnan(*when)) {
                 /* inf + -inf, or a NaN time: never `now < deadline`, so expired, as in
@@ -403,7 +435,7 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
         }
         /* datetimes: Python adds (and raises OverflowError past datetime.max); __add__ of
          * a subclass may reconfigure the cache, so both operands are held */
-        PyObject *frozen = Py_NewRef(t->frozen), *ttl = Py_XNewRef(self->ttl);
+        PyObject *ttl = Py_XNewRef(self->ttl);
         PyObject *deadline = ttl ? PyNumber_Add(frozen, ttl) : NULL;   /* can re-enter */
         if (ttl == NULL) {
             PyErr_SetString(PyExc_RuntimeError, "timed cache without a ttl (reconfigured?)");
@@ -417,7 +449,7 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
         Py_DECREF(deadline);
         return rc;
     }
-    PyObject *nowobj = t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
+    PyObject *nowobj = frozen ? frozen : PyFloat_FromDouble(now);
     if (nowobj == NULL) {
         return -1;
     }
@@ -489,7 +521,10 @@ timed_expire_internal(CacheObject *self, double now)
         return expire_entries(self, now, NULL);
     }
     TimerObject *t = (TimerObject *)self->timer;
-    PyObject *nowobj = t && t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
+    PyObject *nowobj = t ? timer_frozen(t) : NULL;
+    if (nowobj == NULL && !PyErr_Occurred()) {
+        nowobj = PyFloat_FromDouble(now);
+    }
     if (nowobj == NULL) {
         return -1;
     }
