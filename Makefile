@@ -110,7 +110,7 @@ test-refleaks:
 	rm -rf build/dbg && mkdir -p build/dbg/memleash
 	$(DBG_VENV)/bin/python setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg/tmp --force
 	cp pkg/memleash/*.py build/dbg/memleash/
-	for s in refleak_cache refleak_emitter refleak_decorators refleak_tracker; do \
+	for s in refleak_cache refleak_emitter refleak_decorators refleak_acached refleak_tracker; do \
 	  echo "test-refleaks: $$s"; \
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done

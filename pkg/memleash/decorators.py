@@ -661,17 +661,103 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
 
 
 # ---------------------------------------------------------------------------------------
-# acached: coroutine functions, one computation per missing key
+# acached: coroutine functions, one computation per missing key and event loop
+#
+# A call that misses becomes the leader of a _Flight: it runs the coroutine, stores the
+# result and settles the flight's future; calls for the same key on the same event loop
+# meanwhile wait for that future. Every way out of the leader (a result, any exception,
+# a store that raises, cancellation, the coroutine closed by the garbage collector) goes
+# through one `finally` that unregisters the flight, and one settle() that resolves its
+# future, so no waiter is left behind and the next call finds the key free.
+#
+# Nothing global refers to a flight, a task or an event loop strongly: the tables hold
+# weak references keyed by id(loop) and id(task). So an event loop dropped with calls in
+# flight is still collected (its pending coroutines are closed, which runs their
+# `finally`), as it would be without memleash.
+
+class _Flight:
+    """One computation of one key on one event loop: the future its waiters wait for, the
+    task computing it, and the cache_clear() generation it started in."""
+
+    __slots__ = ("future", "leader", "gen", "__weakref__")
+
+    def __init__(self, future: Any, leader: Any, gen: int) -> None:
+        self.future, self.leader, self.gen = future, leader, gen
+
+
+#: id(task) -> weak reference to the flight that task is waiting for, shared by every
+#: acached function: a wait that would close a cycle (a task waiting, through other tasks'
+#: flights, for a flight it leads itself) raises RuntimeError instead of hanging
+_waiting: dict[int, Any] = {}
+#: what a waiter's future gets when the flight it waited for was cancelled: look again
+_RETRY = object()
+#: a look-up that found nothing
+_MISSING = object()
+
+
+def _waits_for_itself(flight: _Flight, me: Any) -> bool:
+    """Whether waiting for flight from task me would wait forever: me leads it, or leads
+    a flight that its leader waits for, and so on."""
+    if me is None:
+        return False   # not in a task (a coroutine driven by hand): nothing to follow
+    leader, steps = flight.leader, len(_waiting) + 1
+    while leader is not None and steps > 0:
+        if leader is me:
+            return True
+        ref = _waiting.get(id(leader))
+        waited = ref() if ref is not None else None
+        if waited is None:
+            return False
+        leader, steps = waited.leader, steps - 1
+    return False
+
+
+def _relay(mine: Any, flight_future: Any) -> None:
+    """A waiter's own future gets the flight's outcome (_RETRY if it was cancelled), so
+    that a CancelledError in the waiter can only be its own."""
+    if mine.done():
+        return
+    if flight_future.cancelled():
+        mine.set_result(_RETRY)
+    elif flight_future.exception() is not None:
+        mine.set_exception(flight_future.exception())
+    else:
+        mine.set_result(flight_future.result())
+
+
+def _settle(flight: _Flight, outcome: Any, exc: Optional[BaseException]) -> None:
+    """Resolves the flight's future: the value, the exception, or cancelled (the leader
+    was cancelled or closed: a waiter takes over)."""
+    import asyncio
+
+    future = flight.future
+    if future.done() or future.get_loop().is_closed():
+        return   # a closed loop runs no waiter any more
+    if exc is None:
+        future.set_result(outcome)
+    elif isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        future.cancel()
+    else:
+        future.set_exception(exc)
+        future.exception()   # retrieved: no "never retrieved" report if nobody waits
+
 
 def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, *,
             lock: Any = None, info: bool = False) -> Callable[[_F], _F]:
-    """``cached`` for coroutine functions, with single flight per key.
+    """``cached`` for coroutine functions, with single flight per key and event loop.
 
-    Concurrent awaits of one missing key run the coroutine once; the others wait for its
-    result. If the call computing it is cancelled, one of the waiters computes it
-    instead. An exception reaches every waiter of that computation and is not cached.
-    ``lock`` (a ``threading`` lock, for a cache shared with other threads) is held around
-    each cache access, never across an ``await``. ``info=True`` adds ``cache_info()``.
+    Concurrent awaits of one missing key on one event loop run the coroutine once; the
+    others wait for its outcome. If the call computing it is cancelled, one of the
+    waiters computes it instead. An exception, raised by the coroutine or by storing its
+    result, reaches that call and every waiter, and is not cached. A call that would
+    wait for a computation it is itself part of (the coroutine awaiting its own key,
+    directly or through other memoized coroutines) raises ``RuntimeError``. Calls on
+    other event loops (other threads) compute on their own; results are shared through
+    the cache. ``cache_clear()`` also forgets the computations in flight: later calls
+    start their own, and the earlier ones' results reach their waiters but are not
+    stored. ``lock`` (a ``threading`` lock, for a cache shared with other threads) is
+    held around each cache access, never across an ``await``. ``info=True`` adds
+    ``cache_info()``.
     """
     import asyncio
 
@@ -679,66 +765,119 @@ def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, 
         raise TypeError("cache must not be None")
 
     def decorator(func: _F) -> _F:
-        pending: dict[Any, asyncio.Future[Any]] = {}
-        counts = [0, 0]   # hits, misses
+        # id(loop) -> key -> weak reference to the flight computing it on that loop
+        tables: dict[int, dict[Any, Any]] = {}
         guard = lock if lock is not None else _NoLock()
+        state = threading.RLock()   # guards stats (hits, misses, generation) and stores
+        stats = [0, 0, 0]           # hits, misses, generation (bumped by cache_clear)
+
+        def count(i: int) -> None:
+            with state:
+                stats[i] += 1
+
+        def lookup(k: Any) -> Any:
+            if lock is None:
+                try:
+                    return cache[k]
+                except KeyError:
+                    return _MISSING
+            with lock:
+                try:
+                    return cache[k]
+                except KeyError:
+                    return _MISSING
+
+        async def wait(flight: _Flight, me: Any, k: Any) -> Any:
+            """The flight's outcome for a waiter; _RETRY if its leader was cancelled."""
+            if _waits_for_itself(flight, me):
+                raise RuntimeError(
+                    f"recursive await of the key {k!r} while computing it (the call "
+                    "would wait for itself forever)")
+            mine = flight.future.get_loop().create_future()
+            relay = functools.partial(_relay, mine)
+            flight.future.add_done_callback(relay)
+            if me is not None:
+                _waiting[id(me)] = weakref.ref(flight)
+            try:
+                return await mine
+            finally:
+                flight.future.remove_done_callback(relay)
+                if me is not None:
+                    _waiting.pop(id(me), None)
+
+        async def lead(k: Any, loop: Any, me: Any, args: Any, kwargs: Any) -> Any:
+            table = tables.setdefault(id(loop), {})
+            flight = _Flight(loop.create_future(), me, stats[2])
+            ref = table[k] = weakref.ref(flight)
+            count(1)
+            exc: Optional[BaseException] = None
+            value = None
+            try:
+                value = await func(*args, **kwargs)
+                with guard, state:
+                    if flight.gen == stats[2]:   # not cleared meanwhile
+                        try:
+                            cache[k] = value
+                        except ValueError:
+                            pass                 # too large to cache
+                return value
+            except BaseException as e:
+                exc = e
+                raise
+            finally:
+                if table.get(k) is ref:
+                    del table[k]
+                    if not table and tables.get(id(loop)) is table:
+                        del tables[id(loop)]
+                _settle(flight, value, exc)
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             k = key(*args, **kwargs)
+            value = lookup(k)
+            if value is not _MISSING:
+                count(0)
+                return value
+            return await miss(k, args, kwargs)
+
+        async def miss(k: Any, args: Any, kwargs: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            me = asyncio.current_task(loop)
             while True:
-                with guard:
-                    try:
-                        value = cache[k]
-                    except KeyError:
-                        pass
-                    else:
-                        counts[0] += 1
-                        return value
-                leader = pending.get(k)
-                if leader is None:
-                    break
-                try:
-                    return await asyncio.shield(leader)
-                except asyncio.CancelledError:
-                    if not leader.cancelled():
-                        raise            # this waiter itself was cancelled
-                    # the computing call was cancelled: look again, maybe compute
-            counts[1] += 1
-            future = asyncio.get_running_loop().create_future()
-            pending[k] = future
-            try:
-                value = await func(*args, **kwargs)
-            except BaseException as exc:
-                del pending[k]
-                if isinstance(exc, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(exc)
-                    future.exception()   # retrieved: no "never retrieved" warning
-                raise
-            with guard:
-                try:
-                    cache[k] = value
-                except ValueError:
-                    pass                 # too large to cache
-            del pending[k]
-            future.set_result(value)
-            return value
+                table = tables.get(id(loop))
+                ref = table.get(k) if table is not None else None
+                flight = ref() if ref is not None else None
+                if flight is None or flight.gen != stats[2]:
+                    return await lead(k, loop, me, args, kwargs)
+                value = await wait(flight, me, k)
+                if value is not _RETRY:
+                    count(0)
+                    return value
+                value = lookup(k)   # its leader was cancelled: maybe stored by another loop
+                if value is not _MISSING:
+                    count(0)
+                    return value
 
         def cache_clear() -> None:
-            with guard:
+            with guard, state:
                 cache.clear()
-                counts[0] = counts[1] = 0
+                stats[0] = stats[1] = 0
+                stats[2] += 1
+
+        def pending() -> list[Any]:
+            """The keys being computed now, on every event loop (for tests)."""
+            return [k for table in tables.copy().values() for k, ref in table.copy().items()
+                    if ref() is not None]
 
         functools.update_wrapper(wrapper, func)
         wrapper.cache = cache                     # type: ignore[attr-defined]
         wrapper.cache_key = key                   # type: ignore[attr-defined]
         wrapper.cache_lock = lock                 # type: ignore[attr-defined]
         wrapper.cache_clear = cache_clear         # type: ignore[attr-defined]
+        wrapper._ml_pending = pending             # type: ignore[attr-defined]
         if info:
             def cache_info() -> CacheInfo:
-                with guard:
-                    return CacheInfo._make_info(cache, counts[0], counts[1])
+                with guard, state:
+                    return CacheInfo._make_info(cache, stats[0], stats[1])
 
             wrapper.cache_info = cache_info       # type: ignore[attr-defined]
         return wrapper   # type: ignore[return-value]
