@@ -115,6 +115,14 @@ test-refleaks:
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done
 
+.PHONY: test-threads
+# tests/stress: 8 threads on one object of each kind (every cache class with and without a
+# byte budget, every decorator flavour, acached on 8 event loops, an emitter, the tracker
+# with enable()) for MEMLEASH_STRESS_SECONDS each (1 by default: about 45 s in all), the
+# invariants checked while the threads are parked at a barrier.
+test-threads: build
+	PYTHONPATH=pkg $(VPY) -m pytest -q -p no:cacheprovider tests/stress/stress_threads.py
+
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
 compat: build
