@@ -416,6 +416,35 @@ def test_classmethod_over_method_cache_keeps_a_cache_per_class():
     assert Registry.__dict__["default"].__func__.cache_info() == (4, 2, 128, 2)
 
 
+@pytest.mark.parametrize("slotted", [False, True])
+def test_class_and_instance_caches_of_one_class_stay_apart(slotted):
+    class Both:
+        if slotted:
+            __slots__ = ("n", "__weakref__", "__method_cache__")
+
+        def __init__(self, n=0):
+            self.n = n
+
+        @classmethod
+        @memleash.method_cache
+        def made(cls):
+            return [cls.__name__]
+
+        @memleash.method_cache
+        def value(self):
+            return [self.n]
+
+    class Sub(Both):
+        __slots__ = ()
+
+    first = Both.made()
+    b, s = Both(1), Sub(2)
+    assert b.value() == [1] and b.value() is b.value() and s.value() == [2]
+    assert b.made() is first and Sub.made() == ["Sub"] and s.made() is Sub.made()
+    assert Both.__dict__["made"].__func__.cache_info() == (3, 2, 128, 2)
+    assert Both.value.cache_info() == (2, 2, 128, 2)
+
+
 def test_a_class_whose_classmethod_result_refers_to_it_is_collected():
     made = type("Made", (Registry,), {})
     made.default()

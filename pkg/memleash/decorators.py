@@ -387,8 +387,8 @@ class _Unbound:
 #: where an instance keeps its method caches: an entry of its ``__dict__``, or a slot of
 #: this name (a class with ``__slots__`` and no ``__dict__`` declares it)
 METHOD_CACHE_SLOT = "__method_cache__"
-#: where a class keeps the caches of its classmethods (not METHOD_CACHE_SLOT: in a class
-#: with that slot, the class attribute of that name is the slot's descriptor)
+#: where a class keeps the caches of its classmethods if METHOD_CACHE_SLOT is its
+#: instances' slot (the class attribute of that name is then the slot's descriptor)
 _CLASS_SLOT = "__method_cache_class__"
 _HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE: a class defined in Python (or a heap type of C)
 
@@ -421,21 +421,32 @@ class _InstanceCaches(dict):   # type: ignore[type-arg]
 
     __slots__ = ("owner",)
 
-    def __init__(self, owner: Any = _NOBODY) -> None:
-        super().__init__()
-        self.owner = owner
-
     def __reduce__(self) -> Any:
-        return (_InstanceCaches, ())
+        return (_unowned_caches, ())
 
     def __copy__(self) -> "_InstanceCaches":
-        return _InstanceCaches()
+        return _unowned_caches()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "_InstanceCaches":
-        return _InstanceCaches()
+        return _unowned_caches()
 
     def __repr__(self) -> str:
         return f"<method caches: {', '.join(m.__qualname__ for m in list(self))}>"
+
+
+def _unowned_caches() -> _InstanceCaches:
+    caches = _InstanceCaches()
+    caches.owner = _NOBODY
+    return caches
+
+
+def _class_slot(cls: type) -> str:
+    """Where a class keeps its classmethods' caches: its own ``__method_cache__`` (found
+    by the hit path's attribute read), unless that is the name of its instances' slot."""
+    for c in cls.__mro__:
+        if isinstance(c.__dict__.get(METHOD_CACHE_SLOT), types.MemberDescriptorType):
+            return _CLASS_SLOT
+    return METHOD_CACHE_SLOT
 
 
 def _holds_caches(obj: Any) -> bool:
@@ -503,7 +514,7 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
         attrs.update(getattr(method, "__dict__", {}))
         attrs.update(__wrapped__=method, cache_parameters=self.cache_parameters)
         self._attrs = attrs
-        self._live: dict[int, Any] = {}    # id(wrapper) -> weak reference to it
+        self._live: dict[Any, None] = {}   # a weak reference to each instance's wrapper
         self._shared: Any = None           # the wrapper of the calls without an instance
         self._receiver: Optional[str] = None
         return self
@@ -553,16 +564,26 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
                 return _bind(caches[self], obj)
         except (AttributeError, KeyError, TypeError):
             pass
-        return _bind(self._wrapper(obj), obj)
+        return _bind(self._slow_wrapper(obj), obj)
 
-    def _wrapper(self, obj: Any, _get: Any = object.__getattribute__) -> Any:
+    def _wrapper(self, obj: Any) -> Any:
         """obj's wrapper of this method (its cache inside), attached on first use."""
-        try:
-            caches = _get(obj, _CLASS_SLOT if isinstance(obj, type) else METHOD_CACHE_SLOT)
+        try:   # as __get__'s hit path
+            caches = obj.__method_cache__
             if caches.owner() is obj:
                 return caches[self]
         except (AttributeError, KeyError, TypeError):
             pass
+        return self._slow_wrapper(obj)
+
+    def _slow_wrapper(self, obj: Any, _get: Any = object.__getattribute__) -> Any:
+        if isinstance(obj, type):   # a class (under @classmethod): its own attribute
+            try:
+                caches = _get(obj, _class_slot(obj))
+                if caches.owner() is obj:
+                    return caches[self]
+            except (AttributeError, KeyError, TypeError):
+                pass
         return self._attach(obj)
 
     def _attach(self, obj: Any) -> Any:
@@ -574,7 +595,7 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
                             "'__weakref__' to its __slots__") from None
         wrapper = self._new_wrapper(skip_self=True)
         is_class = isinstance(obj, type)
-        slot = _CLASS_SLOT if is_class else METHOD_CACHE_SLOT
+        slot = _class_slot(obj) if is_class else METHOD_CACHE_SLOT
         with _attach_lock:
             try:
                 caches = object.__getattribute__(obj, slot)
@@ -584,7 +605,8 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
                 raise TypeError(f"{type(obj).__name__!r} instance has an attribute {slot!r} "
                                 "of its own: method_cache keeps its caches there")
             if caches is None or caches.owner() is not obj:   # none yet, or a copy's
-                caches = _InstanceCaches(owner)
+                caches = _InstanceCaches()
+                caches.owner = owner
                 try:
                     (type.__setattr__ if is_class else object.__setattr__)(obj, slot, caches)
                 except (AttributeError, TypeError):
@@ -601,16 +623,10 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
                 f"{METHOD_CACHE_SLOT!r} to its __slots__")
 
     def _track(self, wrapper: Any) -> None:
-        key = id(wrapper)
-        if key in self._live:
-            return
-        live = self._live
+        self._live[weakref.ref(wrapper, self._forget)] = None   # one per wrapper (ref == ref)
 
-        def forget(ref: Any, key: int = key) -> None:
-            if live.get(key) is ref:
-                del live[key]
-
-        live[key] = weakref.ref(wrapper, forget)
+    def _forget(self, ref: Any) -> None:
+        self._live.pop(ref, None)
 
     def _shared_wrapper(self) -> Any:
         wrapper = self._shared
@@ -628,7 +644,7 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
 
     def _wrappers(self) -> list[Any]:
         """The wrappers alive now: each instance's, and the shared one if made."""
-        found = [ref() for ref in self._live.copy().values()]
+        found = [ref() for ref in self._live.copy()]
         return [w for w in found + [self._shared] if w is not None]
 
     def cache_info(self) -> Any:
