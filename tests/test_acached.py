@@ -308,7 +308,7 @@ def test_each_event_loop_computes_on_its_own_and_shares_results_through_the_cach
 
     first = threading.Thread(target=call_in_own_loop, name="first")
     first.start()
-    assert started.wait(60)
+    assert started.wait(60)                      # (60 s: only a guard against a hang)
     second = threading.Thread(target=call_in_own_loop, name="second")
     second.start()
     second.join(60)                              # computes at once, on its own loop

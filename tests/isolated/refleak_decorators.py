@@ -96,18 +96,26 @@ def method_cache_ops(rnd, x, owners):
     the class, a property, a classmethod and a staticmethod."""
     cls = Owner if rnd.random() < 0.5 else DictOwner
     o = cls(rnd.randrange(10))
-    o.scaled(x), o.me(x), o.child
-    cls.scaled(o, x), cls.me(self=o, x=x), cls.parse(x), cls.default()
-    if cls is DictOwner:
+    o.me(x)
+    action = rnd.randrange(10)
+    if action < 3:
+        o.scaled(x), o.scaled(x)
+    elif action < 5:
+        cls.scaled(o, x), cls.me(self=o, x=x)
+    elif action < 6:
+        o.child, cls.parse(x), cls.default()
+    elif action < 7 and cls is DictOwner:
         o.shared(x)
-    if rnd.random() < 0.2:
+    elif action < 8:
         copy.copy(o).me(x)
+    elif action < 9:
         pickle.loads(pickle.dumps(Plain())).me()
+    elif rnd.random() < 0.2:
         type("Made", (Owner,), {"__slots__": ()}).default()   # a class that dies
     if rnd.random() < 0.3:
         owners.append(o)
-    if rnd.random() < 0.05:
-        Owner.me.cache_clear()
+    if rnd.random() < 0.01:
+        cls.me.cache_clear()
 
 
 def make_wrappers():
