@@ -144,7 +144,7 @@ test-refleaks:
 	rm -rf build/dbg && mkdir -p build/dbg/memleash
 	$(DBG_VENV)/bin/python setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg/tmp --force
 	cp pkg/memleash/*.py build/dbg/memleash/
-	for s in refleak_cache refleak_emitter refleak_decorators refleak_tracker; do \
+	for s in refleak_cache refleak_emitter refleak_decorators refleak_acached refleak_tracker; do \
 	  echo "test-refleaks: $$s"; \
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done
@@ -176,6 +176,14 @@ typecheck: build $(VENV)/.typing
 	$(TYPING_ENV) $(VPY) -m mypy --strict -p memleash
 	$(VPY) tools/doc-examples.py build/typing/examples
 	$(TYPING_ENV) $(VPY) -m mypy --strict tests/typing build/typing/examples
+
+.PHONY: test-threads
+# tests/stress: 8 threads on one object of each kind (every cache class with and without a
+# byte budget, every decorator flavour, acached on 8 event loops, an emitter, the tracker
+# with enable()) for MEMLEASH_STRESS_SECONDS each (1 by default: about 45 s in all), the
+# invariants checked while the threads are parked at a barrier.
+test-threads: build
+	PYTHONPATH=pkg $(VPY) -m pytest -q -p no:cacheprovider tests/stress/stress_threads.py
 
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).

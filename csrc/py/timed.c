@@ -14,12 +14,22 @@
  * so a timer that jumps backwards cannot leave an expired entry behind a live one (and
  * len() always counts the visible items).
  *
- * Times are numbers (int or float, as time.monotonic gives), compared as doubles — or
- * datetimes (with ttl a timedelta, as in cachetools' docs), kept as the exact number of
- * microseconds since the first time the cache saw (`origin`): an integer, so exact as a
- * double within 2**53 microseconds (285 years) of it; beyond that the cache raises
- * OverflowError rather than round. A TTL deadline is `now + ttl` computed by Python, so
- * datetime overflow raises as in cachetools. Anything else is refused with TypeError.
+ * Times are numbers or datetimes, each kept in the wheel as an exact double:
+ *   - floats as they are (time.monotonic, time.time);
+ *   - ints of any int64 value (time.monotonic_ns, time.time_ns, a test's integer clock) as
+ *     their distance from an int origin, `iorigin`: exact while within 2**53 of it. The
+ *     origin starts at 0 and moves to the timer's reading when a reading drifts more than
+ *     2**52 from it (every 52 days for a nanosecond clock), shifting every deadline by the
+ *     same exact integer; a deadline more than 2**53 in the past then reads -inf (it was
+ *     long expired, and stays so; among such entries expire() goes by set order). A cache
+ *     that has also taken float times or a float ttl keeps its origin and refuses an int
+ *     time beyond 2**53 from it with OverflowError;
+ *   - datetimes (with ttl a timedelta, as in cachetools' docs), kept as the exact number of
+ *     microseconds since the first time the cache saw (`origin`): an integer, so exact as
+ *     a double within 2**53 microseconds (285 years) of it; beyond that the cache raises
+ *     OverflowError rather than round. A TTL deadline is `now + ttl` computed by Python,
+ *     so datetime overflow raises as in cachetools.
+ * Anything else is refused with TypeError.
  *
  * Note on re-entrancy: the timer, ttu and an overriding expire() run Python code. Deadlines
  * are computed before the entry is looked up (cache.c re-finds after every callback),
@@ -303,27 +313,89 @@ PyType_Spec timer_spec = {
  * Time values and deadlines
  */
 
-/* A number as a double: floats as they are, ints exactly up to 2**53. 1 done, 0 not a
- * number, -1 error. */
+#define TWO_52 ((int64_t)1 << 52)
+#define TWO_53 ((int64_t)1 << 53)
+
+/* Moves an int-timed cache's origin to `to`, shifting every deadline by the same exact
+ * integer (see the note on times above). 0, or -1 with OverflowError when the cache also
+ * holds float times (they cannot be shifted exactly). Runs no Python code. */
 static int
-number_to_double(PyObject *o, double *out)
+rebase(CacheObject *self, int64_t to)
+{
+    if (self->timed_floats_seen) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "timed cache: an int time more than 2**53 from the first one, on a cache "
+                        "that also takes float times (not exact as a float)");
+        return -1;
+    }
+    int64_t shift;
+    if (__builtin_sub_overflow(to, self->iorigin, &shift)) {
+        PyErr_SetString(PyExc_OverflowError, "timed cache: times more than 2**63 apart");
+        return -1;
+    }
+    ml_cache *c = &self->c;
+    if (c->deadlines_on) {
+        for (uint32_t id = 0; id < c->t.top; id++) {
+            if (c->t.ents[id].key == NULL) {
+                continue;
+            }
+            double d = ml_cache_deadline(c, id);
+            if (!isfinite(d)) {
+                continue;
+            }
+            /* an integral double within 2**53 of the old origin: exact as an int64 */
+            int64_t moved = (int64_t)d - shift;
+            ml_cache_set_deadline(c, id, moved < -TWO_53 ? -INFINITY : (double)moved);
+        }
+    }
+    self->iorigin = to;
+    return 0;
+}
+
+/* A number time as a double: a float as it is, an int as its exact distance from iorigin;
+ * `establish` (a timer's reading) may move the origin. 1 done, 0 not a number, -1 error. */
+static int
+number_to_double(CacheObject *self, PyObject *o, int establish, double *out)
 {
     if (PyFloat_Check(o)) {
+        if (self->iorigin != 0) {
+            PyErr_SetString(PyExc_TypeError,
+                            "this timed cache's times are ints far from 0 (its timer's), not floats");
+            return -1;
+        }
+        self->timed_floats_seen = 1;
         *out = PyFloat_AS_DOUBLE(o);
         return 1;
     }
-    if (PyLong_Check(o)) {
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (v == -1 && PyErr_Occurred()) {
+    if (!PyLong_Check(o)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    int64_t off;
+    if (overflow != 0 || __builtin_sub_overflow((int64_t)v, self->iorigin, &off)) {
+        PyErr_SetString(PyExc_OverflowError, "timed cache: an int time beyond int64, or times "
+                                             "more than 2**63 apart");
+        return -1;
+    }
+    if (off > TWO_52 || off < -TWO_52) {
+        if (establish) {
+            if (rebase(self, (int64_t)v) < 0) {
+                return -1;
+            }
+            off = 0;
+        }
+        else if (off > TWO_53 || off < -TWO_53) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "timed cache: an int time more than 2**53 from the timer's (not exact)");
             return -1;
         }
-        if (overflow == 0 && v <= (1LL << 53) && v >= -(1LL << 53)) {
-            *out = (double)v;
-            return 1;
-        }
     }
-    return 0;
+    *out = (double)off;
+    return 1;
 }
 
 /* A time (a timer's value, a ttu result, an expire() argument) as a double: a number, or
@@ -335,7 +407,12 @@ number_to_double(PyObject *o, double *out)
 static int
 time_to_double(CacheObject *self, PyObject *o, const char *what, int establish, double *out)
 {
-    int r = number_to_double(o, out);
+    if (self->origin != NULL && (PyFloat_Check(o) || PyLong_Check(o))) {
+        PyErr_Format(PyExc_TypeError, "this timed cache's times are datetimes, not %.200s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int r = number_to_double(self, o, establish, out);
     if (r != 0) {
         if (r > 0 && self->origin != NULL) {
             PyErr_Format(PyExc_TypeError, "this timed cache's times are datetimes, not %.200s",
@@ -371,8 +448,8 @@ time_to_double(CacheObject *self, PyObject *o, const char *what, int establish, 
         return rc;
     }
     PyErr_Format(PyExc_TypeError,
-                 "memleash's timed caches take %s as an int (|n| <= 2**53), a float or a datetime, "
-                 "not %.200s", what, Py_TYPE(o)->tp_name);
+                 "memleash's timed caches take %s as an int, a float or a datetime, not %.200s",
+                 what, Py_TYPE(o)->tp_name);
     return -1;
 }
 
@@ -593,14 +670,32 @@ timed_parse(CacheObject *self, int kind, PyObject *param, PyObject *timer, doubl
         return -1;
     }
     if (kind == TIMED_TTL) {
-        int r = number_to_double(param, ttl_d);
+        int r = 0;
+        if (PyFloat_Check(param)) {
+            *ttl_d = PyFloat_AS_DOUBLE(param);
+            r = 1;
+        }
+        else if (PyLong_Check(param)) {
+            int overflow = 0;
+            long long v = PyLong_AsLongLongAndOverflow(param, &overflow);
+            if (v == -1 && PyErr_Occurred()) {
+                return -1;
+            }
+            if (overflow != 0 || v > TWO_53 || v < -TWO_53) {
+                PyErr_SetString(PyExc_OverflowError,
+                                "ttl must be within 2**53 (an int ttl is kept exactly)");
+                return -1;
+            }
+            *ttl_d = (double)v;
+            r = 1;
+        }
         if (r == 0) {
             if (datetime_api() < 0) {
                 return -1;
             }
             if (!PyDelta_Check(param)) {
                 PyErr_Format(PyExc_TypeError,
-                             "ttl must be an int (|n| <= 2**53), a float or a timedelta, not %.200s",
+                             "ttl must be an int, a float or a timedelta, not %.200s",
                              Py_TYPE(param)->tp_name);
                 return -1;
             }
@@ -642,6 +737,8 @@ timed_install(CacheObject *self, ml_cache *engine, int kind, PyObject *param, Py
     self->timed = (unsigned)kind;
     self->ttl_d = ttl_d;
     self->timed_numbers_seen = 0;
+    self->timed_floats_seen = kind == TIMED_TTL && PyFloat_Check(param);
+    self->iorigin = 0;
     self->config_gen++;
     cacheobj_release_engine(engine);   /* can re-enter */
     for (int i = 0; i < 4; i++) {
@@ -752,9 +849,10 @@ timed_getstate(CacheObject *self)
         }
         PyList_SET_ITEM(deadlines, i++, d);
     }
-    PyObject *r = Py_BuildValue("(iOONO)", (int)self->timed, param,
+    PyObject *r = Py_BuildValue("(iOONOLi)", (int)self->timed, param,
                                 ((TimerObject *)self->timer)->timer, deadlines,
-                                self->origin ? self->origin : Py_None);
+                                self->origin ? self->origin : Py_None,
+                                (long long)self->iorigin, (int)self->timed_floats_seen);
     return r;
 }
 

@@ -78,26 +78,28 @@ def cache(user_function: Callable[_P, _R], /) -> _lru_cache_wrapper[_P, _R]: ...
 
 class method_cache(Generic[_S, _P, _R]):
     """``@method_cache`` / ``@method_cache(maxsize=128, typed=False, *, ttl=None,
-    max_bytes=None)`` on a method: one cache per instance, dropped with it."""
+    max_bytes=None)`` on a method: one cache per instance, kept in it. Called with
+    arguments, ``method_cache`` returns the decorator (its ``__new__`` makes no instance)."""
     @overload
-    def __init__(
-        self: method_cache[Any, ..., Any],
+    def __new__(  # type: ignore[misc]
+        cls,
         maxsize: int | None = 128,
         typed: bool = False,
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
-    ) -> None: ...
+    ) -> Callable[[Callable[Concatenate[_S2, _P2], _R2]], method_cache[_S2, _P2, _R2]]: ...
     @overload
-    def __init__(
-        self,
-        maxsize: Callable[Concatenate[_S, _P], _R],
+    def __new__(
+        cls,
+        maxsize: Callable[Concatenate[_S2, _P2], _R2],
         typed: bool = False,
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
-    ) -> None: ...
-    def __call__(self, method: Callable[Concatenate[_S2, _P2], _R2], /) -> method_cache[_S2, _P2, _R2]: ...
+    ) -> method_cache[_S2, _P2, _R2]: ...
+    def __call__(self, obj: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """``Class.method(obj, ...)``: the call through ``obj``'s cache."""
     @overload
     def __get__(self, obj: None, objtype: type[Any] | None = None) -> Self: ...
     @overload
@@ -105,6 +107,8 @@ class method_cache(Generic[_S, _P, _R]):
     def cache_info(self) -> functools._CacheInfo: ...
     def cache_clear(self) -> None: ...
     def cache_parameters(self) -> _CacheParameters: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
 
 # ---- cachetools flavour: cached, cachedmethod ------------------------------------------
 
