@@ -605,3 +605,27 @@ def test_time_type_errors_name_what_is_taken():
         TTLCache(10, ttl="5")
     with pytest.raises(OverflowError):
         TTLCache(10, ttl=2**60)
+
+
+# ---- the standard clocks, read without calling them ---------------------------------------
+
+@pytest.mark.parametrize("name", ["monotonic", "time"])
+def test_a_standard_clock_gives_what_the_function_gives(name):
+    # a Timer around time.monotonic / time.time reads the clock itself (no call, no float
+    # object); the time it freezes is the one the function returns at that moment
+    import time
+
+    fn = getattr(time, name)
+    cache = TTLCache(10, ttl=3600, timer=fn)
+    before = fn()
+    with cache.timer as frozen:
+        assert cache.timer() == frozen and isinstance(frozen, float)
+        cache["a"] = 1                      # nested: the same frozen time
+    after = fn()
+    assert before <= frozen <= after
+    (key, deadline), = [(k, d) for k, d in zip(cache, cache.__getstate__()[12][3])]
+    assert key == "a" and deadline == frozen + 3600
+    seen = []
+    ttu_cache = TLRUCache(10, lambda k, v, now: seen.append(now) or now + 10, timer=fn)
+    ttu_cache["b"] = 1
+    assert len(seen) == 1 and before <= seen[0] <= fn() and isinstance(seen[0], float)

@@ -75,14 +75,21 @@ delta_us(PyObject *delta, double *out)
 typedef struct {
     PyObject_HEAD
     PyObject *timer;        /* the user's timer */
-    PyObject *frozen;       /* the time while nesting > 0 */
+    PyObject *frozen;       /* the time while nesting > 0 (made from frozen_d on demand) */
     Py_ssize_t nesting;
+    int clock;              /* ML_CLOCK_*: timer is time.monotonic / time.time, read here */
+    int have_d;             /* frozen_d holds the frozen time (the clock was read) */
+    double frozen_d;
 } TimerObject;
 
 /* timer() of the user's timer. New reference, or NULL. Can re-enter. */
 static PyObject *
 timer_read(TimerObject *t)
 {
+    if (t->clock != ML_CLOCK_NONE) {
+        double now;
+        return ml_clock_read(t->clock, &now) < 0 ? NULL : PyFloat_FromDouble(now);
+    }
     if (t->timer == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Timer without a timer (cleared by a collection)");
         return NULL;
@@ -94,13 +101,27 @@ timer_read(TimerObject *t)
 }
 
 /* A Timer's nesting and frozen time are guarded by its own lock (free-threaded build):
- * the three functions below each run in a critical section on it. */
+ * the functions below each run in a critical section on it. */
+
+/* The frozen time as an object (made from the clock's double the first time it is asked
+ * for), a new reference; NULL without an exception when not frozen. @pre t's lock held. */
+static PyObject *
+timer_frozen_locked(TimerObject *t)
+{
+    if (t->frozen == NULL && t->have_d) {
+        t->frozen = PyFloat_FromDouble(t->frozen_d);   /* NULL: MemoryError */
+    }
+    return Py_XNewRef(t->frozen);
+}
 static PyObject *
 timer_call_now(TimerObject *t)
 {
     PyObject *r;
     Py_BEGIN_CRITICAL_SECTION(t);
-    r = t->nesting > 0 && t->frozen != NULL ? Py_NewRef(t->frozen) : timer_read(t);   /* can re-enter */
+    r = t->nesting > 0 ? timer_frozen_locked(t) : NULL;
+    if (r == NULL && !PyErr_Occurred()) {
+        r = timer_read(t);   /* can re-enter */
+    }
     Py_END_CRITICAL_SECTION();
     return r;
 }
@@ -112,7 +133,7 @@ timer_frozen(TimerObject *t)
 {
     PyObject *r;
     Py_BEGIN_CRITICAL_SECTION(t);
-    r = Py_XNewRef(t->frozen);
+    r = timer_frozen_locked(t);
     Py_END_CRITICAL_SECTION();
     return r;
 }
@@ -126,13 +147,45 @@ timer_enter_locked(TimerObject *t)
             return NULL;
         }
         Py_XSETREF(t->frozen, now);
+        t->have_d = 0;
     }
-    if (t->frozen == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Timer cleared while it was entered");
+    PyObject *frozen = timer_frozen_locked(t);
+    if (frozen == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "Timer cleared while it was entered");
+        }
         return NULL;
     }
     t->nesting++;
-    return Py_NewRef(t->frozen);
+    return frozen;
+}
+
+/* Enters a Timer over a standard clock: the time as a double, no object made. 1 done (in
+ * *now), 0 not such a timer (nothing done), -1 error. */
+static int
+timer_enter_clock(TimerObject *t, double *now)
+{
+    int rc = 0;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    if (t->clock != ML_CLOCK_NONE) {
+        if (t->nesting > 0) {
+            PyObject *frozen = timer_frozen_locked(t);
+            rc = frozen == NULL ? -1 : 1;
+            if (frozen != NULL) {
+                *now = PyFloat_AsDouble(frozen);   /* a float: cannot fail */
+                Py_DECREF(frozen);
+                t->nesting++;
+            }
+        }
+        else if ((rc = ml_clock_read(t->clock, now) < 0 ? -1 : 1) > 0) {
+            Py_CLEAR(t->frozen);   /* a float, made by a previous reader: no code runs */
+            t->frozen_d = *now;
+            t->have_d = 1;
+            t->nesting = 1;
+        }
+    }
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 static PyObject *
@@ -153,6 +206,7 @@ timer_exit_obj(TimerObject *t)
     if (t->nesting > 0 && --t->nesting == 0) {
         frozen = t->frozen;
         t->frozen = NULL;
+        t->have_d = 0;
     }
     Py_END_CRITICAL_SECTION();
     Py_XDECREF(frozen);   /* can re-enter */
@@ -173,6 +227,14 @@ timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     TimerObject *t = (TimerObject *)type->tp_alloc(type, 0);
     if (t != NULL) {
         t->timer = Py_NewRef(timer);
+        /* the standard clocks (the functions themselves, as the time module has them)
+         * are read without calling them: the same double, without a call and a float */
+        ml_state *st = ml_state_of_type(type);
+        if (st != NULL && PyCFunction_Check(timer)) {
+            t->clock = timer == st->time_monotonic ? ML_CLOCK_MONOTONIC
+                     : timer == st->time_time ? ML_CLOCK_TIME : ML_CLOCK_NONE;
+        }
+        PyErr_Clear();
     }
     return (PyObject *)t;
 }
@@ -462,6 +524,24 @@ timed_enter(CacheObject *self, double *now, PyObject **timer)
         return -1;
     }
     TimerObject *t = (TimerObject *)Py_NewRef(self->timer);
+    int fast = timer_enter_clock(t, now);
+    if (fast != 0) {
+        if (fast > 0 && self->iorigin == 0 && self->origin == NULL) {
+            /* a float time, as time.monotonic() would have given it */
+            self->timed_numbers_seen = 1;
+            self->timed_floats_seen = 1;
+            *timer = (PyObject *)t;
+            return 0;
+        }
+        if (fast > 0) {
+            timer_exit_obj(t);   /* the cache's times are ints or datetimes: say so below */
+            PyObject *o = PyFloat_FromDouble(*now);
+            fast = o == NULL ? -1 : time_to_double(self, o, "times", 1, now);
+            Py_XDECREF(o);
+        }
+        Py_DECREF(t);
+        return -1;
+    }
     PyObject *o = timer_enter_obj(t);   /* can re-enter */
     if (o == NULL) {
         Py_DECREF(t);
