@@ -40,6 +40,7 @@
  */
 #include "py/module.h"
 #include "py/cache.h"
+#include "py/flight.h"
 
 #include <stddef.h>
 #include <structmember.h>
@@ -70,6 +71,9 @@ typedef struct {
     int getters;            /* cache, lock and cond are getters: cache() is the cache */
     int skip_self;          /* a built-in key leaves out the first argument (method_cache) */
     int keep_existing;      /* do not overwrite what the call stored meanwhile */
+    int single_flight;      /* concurrent misses of one key: one computes, the others wait
+                               for it and read what it stored (flight.h) */
+    ml_flights flights;     /* the keys being computed (single_flight) */
     ml_count hits, misses;  /* atomic on the free-threaded build: calls run unlocked */
     PyObject *dict;         /* __wrapped__, __name__, ... (functools.update_wrapper) */
     PyObject *weakreflist;
@@ -217,9 +221,11 @@ engine_of(CallObject *self, PyObject *cache)
     return !(c->hooks & (HOOK_GETITEM | HOOK_MISSING)) && c->timed == TIMED_NONE ? c : NULL;
 }
 
-/* 1 found (*value a new reference), 0 absent, -1 error. Can re-enter. */
+/* 1 found (*value a new reference), 0 absent, -1 error. `count`: a memleash cache counts
+ * the look-up as a hit or a miss in its own statistics. Can re-enter. */
 static int
-lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value)
+lookup_counted(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value,
+               int count)
 {
     CacheObject *c = engine_of(self, cache);
     if (c != NULL) {
@@ -230,11 +236,11 @@ lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *
         if (found > 0) {
             /* id is valid: nothing ran since cacheobj_find returned */
             ml_cache_touch(&c->c, id);
-            c->hits++;
+            c->hits += (uint64_t)count;
             *value = Py_NewRef((PyObject *)ENTS(c)[id].value);
         }
         else if (found == 0) {
-            c->misses++;
+            c->misses += (uint64_t)count;
         }
         Py_END_CRITICAL_SECTION();
         return found;
@@ -248,6 +254,12 @@ lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *
         return 0;
     }
     return -1;
+}
+
+static int
+lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value)
+{
+    return lookup_counted(self, cache, key, h, value, 1);
 }
 
 /* `with lock:` from C: lock_enter, then lock_exit (which keeps an exception already set,
@@ -432,6 +444,47 @@ done:
     return value;
 }
 
+/* A miss of a single-flight function: compute key unless another call is computing it;
+ * then wait for that call and read what it stored (a hit after all), or compute it if it
+ * is still missing (that call failed, or its value was too large to cache), as
+ * cachetools' condition variant does. New reference, or NULL. Can re-enter. */
+static PyObject *
+flight_miss(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *const *args,
+            size_t nargsf, PyObject *kwnames)
+{
+    for (;;) {
+        ml_flight *f;
+        int joined = ml_flight_join((PyObject *)self, &self->flights, key, h, &f);   /* can re-enter */
+        if (joined < 0) {
+            return NULL;
+        }
+        if (joined == 0) {
+            PyObject *value;
+            int found = lookup_counted(self, cache, key, h, &value, 0);   /* can re-enter */
+            if (found != 0) {
+                if (found > 0) {   /* the miss counted on entry became a hit */
+                    ml_count_add(&self->misses, -1);
+                    ml_count_add(&self->hits, 1);
+                }
+                return found > 0 ? value : NULL;
+            }
+            continue;
+        }
+        stamp before = {0, 0};
+        if (PyObject_TypeCheck(cache, self->st->CacheType)) {
+            Py_BEGIN_CRITICAL_SECTION(cache);
+            before = stamp_of(cache);
+            Py_END_CRITICAL_SECTION();
+        }
+        PyObject *value = PyObject_Vectorcall(self->func, args, nargsf, kwnames);   /* can re-enter */
+        if (value != NULL && store(self, cache, key, h, value, before) < 0) {
+            Py_CLEAR(value);
+        }
+        ml_flight_end((PyObject *)self, &self->flights, f);   /* can re-enter (a key's decref) */
+        return value;
+    }
+}
+
 static PyObject *
 call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -469,6 +522,14 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
         ml_count_add(&self->hits, 1);
         goto done;
     }
+    if (self->single_flight) {
+        ml_count_add(&self->misses, 1);
+        value = flight_miss(self, cache, key, h, args, nargsf, kwnames);   /* can re-enter */
+        if (value == NULL) {
+            goto error;
+        }
+        goto done;
+    }
     if (self->loader != NULL) {
         ml_count_add(&self->misses, 1);   /* as cachetools: counted before the function runs, or raises */
         value = load(self, key, args, nargsf, kwnames);   /* can re-enter */
@@ -501,21 +562,27 @@ error:
 
 /* _CachedFunction(func, cache, key=None, *, typed=False, uncached=False,
  *                 keep_existing=False, getters=False, loader=None, lock=None,
- *                 loader_only=False, info=None, lock_lookup=True, condition=None) */
+ *                 loader_only=False, info=None, lock_lookup=True, condition=None,
+ *                 skip_self=False, single_flight=False) */
 static PyObject *
 call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"func", "cache", "key", "typed", "uncached", "keep_existing",
                              "getters", "loader", "lock", "loader_only", "info",
-                             "lock_lookup", "condition", "skip_self", NULL};
+                             "lock_lookup", "condition", "skip_self", "single_flight", NULL};
     PyObject *func, *cache, *keyfunc = Py_None, *loader = Py_None, *lock = Py_None;
     PyObject *info = Py_None, *cond = Py_None;
     int typed = 0, uncached = 0, keep_existing = 0, getters = 0, loader_only = 0;
-    int lock_lookup = 1, skip_self = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOpOp:_CachedFunction", kwlist,
+    int lock_lookup = 1, skip_self = 0, single_flight = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOpOpp:_CachedFunction", kwlist,
                                      &func, &cache, &keyfunc, &typed, &uncached,
                                      &keep_existing, &getters, &loader, &lock,
-                                     &loader_only, &info, &lock_lookup, &cond, &skip_self)) {
+                                     &loader_only, &info, &lock_lookup, &cond, &skip_self,
+                                     &single_flight)) {
+        return NULL;
+    }
+    if (single_flight && (loader != Py_None || lock != Py_None || getters)) {
+        PyErr_SetString(PyExc_TypeError, "single_flight takes no loader, lock or getters");
         return NULL;
     }
     if (loader_only && loader == Py_None) {
@@ -558,6 +625,7 @@ call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->getters = getters;
     self->skip_self = skip_self;
     self->keep_existing = keep_existing;
+    self->single_flight = single_flight;
     /* memleash's own key functions are built here instead of called; a bound one
      * (cachedmethod's methodkey) leaves the instance out, so it is the hashkey of the
      * arguments */
