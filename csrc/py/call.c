@@ -485,6 +485,130 @@ flight_miss(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObj
     }
 }
 
+/* ------------------------------------------------------------------------------------
+ * Hits without building the key. When the key of a call is the tuple of its positional
+ * arguments (cachetools' hashkey, functools' key of two or more arguments: no keywords,
+ * untyped), a hit needs no tuple: the tuple's hash is computed from the arguments' hashes
+ * by CPython's own tuple hash (xxHash-based since 3.8, the same on every version built;
+ * tests/test_decorators.py holds it to hash(tuple(args))) and a stored key is compared
+ * with the arguments element by element, as tuple equality compares. A miss builds the
+ * key as before.
+ */
+#define XXPRIME_1 ((Py_uhash_t)11400714785074694791ULL)
+#define XXPRIME_2 ((Py_uhash_t)14029467366897019727ULL)
+#define XXPRIME_5 ((Py_uhash_t)2870177450012600261ULL)
+#define XXROTATE(x) (((x) << 31) | ((x) >> 33))
+
+/* hash(tuple(args[:n])), or -1 with an exception. Can re-enter (__hash__). */
+static Py_hash_t
+args_hash(PyObject *const *args, Py_ssize_t n)
+{
+    Py_uhash_t acc = XXPRIME_5;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_uhash_t lane = (Py_uhash_t)PyObject_Hash(args[i]);   /* can re-enter */
+        if (lane == (Py_uhash_t)-1) {
+            return -1;
+        }
+        acc += lane * XXPRIME_2;
+        acc = XXROTATE(acc);
+        acc *= XXPRIME_1;
+    }
+    acc += (Py_uhash_t)n ^ (XXPRIME_5 ^ 3527539UL);
+    return acc == (Py_uhash_t)-1 ? 1546275796 : (Py_hash_t)acc;
+}
+
+typedef struct {
+    PyObject *const *args;
+    Py_ssize_t n;
+} args_query;
+
+/* The engine's equality for an arguments query: stored == tuple(args), as tuple equality
+ * decides it (identity, then stored[i] == args[i], in order). Can re-enter. */
+static int
+args_eq(void *ctx, void *stored, void *query)
+{
+    (void)ctx;
+    const args_query *q = query;
+    PyObject *s = (PyObject *)stored;
+    if (!PyTuple_CheckExact(s)) {
+        /* a key stored by hand: compare it with the tuple the call would build */
+        PyObject *t = PyTuple_New(q->n);
+        if (t == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < q->n; i++) {
+            PyTuple_SET_ITEM(t, i, Py_NewRef(q->args[i]));
+        }
+        Py_INCREF(s);
+        int r = PyObject_RichCompareBool(s, t, Py_EQ);   /* can re-enter */
+        Py_DECREF(s);
+        Py_DECREF(t);
+        return r;
+    }
+    if (PyTuple_GET_SIZE(s) != q->n) {
+        return 0;
+    }
+    Py_INCREF(s);   /* __eq__ may remove the entry and drop the cache's reference */
+    int r = 1;
+    for (Py_ssize_t i = 0; i < q->n && r == 1; i++) {
+        PyObject *a = PyTuple_GET_ITEM(s, i);
+        r = a == q->args[i] ? 1 : PyObject_RichCompareBool(a, q->args[i], Py_EQ);   /* can re-enter */
+    }
+    Py_DECREF(s);
+    return r;
+}
+
+/* A hit whose key is the tuple of the positional arguments, found without building it.
+ * 1 found (*value), 0 not (*h: the key's hash, for the miss path), -1 error, 2 this call
+ * is not one (the key must be built). Can re-enter. */
+static int
+args_hit(CallObject *self, PyObject *cache, PyObject *const *args, size_t nargsf,
+         PyObject *kwnames, Py_hash_t *h, PyObject **value)
+{
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (self->skip_self) {
+        if (n < 1) {
+            return 2;
+        }
+        args++;
+        n--;
+    }
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) ||
+        !(self->mode == KEY_HASH || (self->mode == KEY_FUNCTOOLS &&
+                                     !(n == 1 && (PyUnicode_CheckExact(args[0]) ||
+                                                  PyLong_CheckExact(args[0])))))) {
+        return 2;
+    }
+    CacheObject *c = engine_of(self, cache);
+    if (c == NULL) {
+        return 2;
+    }
+    if ((*h = args_hash(args, n)) == -1) {   /* can re-enter */
+        return -1;
+    }
+    int found;
+    args_query q = {args, n};
+    Py_BEGIN_CRITICAL_SECTION(c);
+    uint32_t id;
+    int st = ml_table_find(&c->c.t, (uint64_t)*h, &q, args_eq, NULL, &id);   /* can re-enter */
+    found = st == ML_OK ? 1 : st == ML_NOT_FOUND ? 0 : -1;
+    if (found > 0) {
+        ml_cache_touch(&c->c, id);
+        c->hits++;
+        *value = Py_NewRef((PyObject *)ENTS(c)[id].value);
+    }
+    else if (found == 0) {
+        c->misses++;
+    }
+    else if (st == ML_ERR_CHANGED) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the cache changed during a look-up too many times in a row (a key's "
+                        "__eq__ keeps changing it)");
+    }
+    Py_END_CRITICAL_SECTION();
+    return found;
+}
+
 static PyObject *
 call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -502,16 +626,30 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
     if (cache == NULL) {
         return NULL;
     }
-    PyObject *value = NULL, *key = make_key(self, args, nargsf, kwnames);   /* can re-enter */
+    PyObject *value = NULL, *key = NULL;
+    Py_hash_t h = -1;
+    int found = 0, probed = 0;
+    if (!self->loader_only && !(self->lock && self->lock_lookup)) {
+        found = args_hit(self, cache, args, nargsf, kwnames, &h, &value);   /* can re-enter */
+        if (found < 0) {
+            goto error;
+        }
+        if (found == 1) {
+            ml_count_add(&self->hits, 1);
+            Py_DECREF(cache);
+            return value;
+        }
+        probed = found == 0;   /* a miss, with h the key's hash */
+        found = 0;
+    }
+    key = make_key(self, args, nargsf, kwnames);   /* can re-enter */
     if (key == NULL) {
         goto error;
     }
-    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-    if (h == -1) {
+    if (!probed && (h = PyObject_Hash(key)) == -1) {   /* can re-enter */
         goto error;
     }
-    int found = 0;
-    if (!self->loader_only) {
+    if (!self->loader_only && !probed) {
         found = self->lock && self->lock_lookup ? locked_lookup(self, cache, key, h, &value)
                            : lookup(self, cache, key, h, &value);   /* can re-enter */
         if (found < 0) {
