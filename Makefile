@@ -185,6 +185,16 @@ typecheck: build $(VENV)/.typing
 test-threads: build
 	PYTHONPATH=pkg $(VPY) -m pytest -q -p no:cacheprovider tests/stress/stress_threads.py
 
+.PHONY: test-ft test-ft-tsan
+# The free-threaded build (CPython 3.13t, made once from Debian 13's upstream tarball and
+# cached by tools/ensure-ft-python.sh): the whole suite and the thread stress suite, no GIL
+# (tools/test-ft.sh; pins in requirements/pins-ft.txt). test-ft-tsan runs the stress suite
+# under ThreadSanitizer (the interpreter and memleash both built with it).
+test-ft: apt
+	tools/test-ft.sh
+test-ft-tsan: apt
+	tools/test-ft.sh --tsan
+
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
 compat: build

@@ -9,6 +9,7 @@ Switches (environment):
   MEMLEASH_WERROR=1   turn every warning into an error (CI sets it)
   MEMLEASH_DEBUG=1    -O0 -g3 and consistency validators on (NDEBUG off)
   MEMLEASH_SANITIZE=1 AddressSanitizer + UndefinedBehaviorSanitizer
+  MEMLEASH_TSAN=1     ThreadSanitizer (make test-ft-tsan: for an interpreter built with it)
   MEMLEASH_FUZZ=1     clang's libFuzzer coverage + AddressSanitizer (make fuzz: CC=clang,
                       the runtime is atheris' asan_with_fuzzer.so, preloaded)
 """
@@ -43,6 +44,11 @@ if os.environ.get("MEMLEASH_SANITIZE") == "1":
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
     cflags += san
     ldflags += san
+
+if os.environ.get("MEMLEASH_TSAN") == "1":
+    tsan = ["-fsanitize=thread", "-fno-omit-frame-pointer", "-g"]
+    cflags += tsan
+    ldflags += ["-fsanitize=thread"]
 
 if os.environ.get("MEMLEASH_FUZZ") == "1":
     fuzz = ["-fsanitize=fuzzer-no-link,address", "-fno-omit-frame-pointer", "-g"]

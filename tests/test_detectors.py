@@ -129,7 +129,7 @@ def test_emitter_shows_its_strong_listeners_to_gc_but_never_weak_owners():
 
 
 def test_guppy_sizes_memleash_objects_as_getsizeof_does():
-    guppy = pytest.importorskip("guppy")
+    guppy = pytest.importorskip("guppy", reason="guppy3 has no free-threaded (3.13t) build")
     hp = guppy.hpy()
     cache, ee = memleash.LRUCache(1_000), memleash.EventEmitter()
     for i in range(500):
@@ -266,7 +266,7 @@ def test_memray_attributes_a_filled_cache_to_its_filling_line_and_sees_no_leak(t
 
 
 def test_guppy_reaches_the_items_through_the_cache():
-    guppy = pytest.importorskip("guppy")
+    guppy = pytest.importorskip("guppy", reason="guppy3 has no free-threaded (3.13t) build")
     cache, value = memleash.LRUCache(10), ["payload"]
     cache["k"] = value
     assert any(node is value for node in guppy.hpy().iso(cache).referents.nodes)
