@@ -572,6 +572,26 @@ def test_a_units_sum_past_2_63_is_refused_not_wrapped():
         bounded["c"] = 2**63
 
 
+@pytest.mark.parametrize("maxsize", [2**63, 2**63 + 5, float(2**63), 2**63 + 2**40])
+def test_a_sum_past_2_63_that_also_passes_maxsize_evicts(maxsize):
+    # found by make fuzz: under a maxsize past int64, a store whose exact sum passes both
+    # 2**63 - 1 and maxsize raised OverflowError; cachetools evicts first, and after the
+    # eviction the sum is small again. A sum past 2**63 - 1 but within maxsize is refused.
+    import cachetools
+    cache = memleash.FIFOCache(maxsize, getsizeof=lambda v: v)
+    cache["a"] = 2**63 - 1
+    within = int(maxsize) - (2**63 - 1)
+    with pytest.raises(OverflowError):
+        cache["b"] = int(within)
+    assert list(cache) == ["a"] and cache.currsize == 2**63 - 1
+    cache["c"] = int(within) + 1       # past maxsize: "a" goes, as in cachetools
+    assert list(cache) == ["c"] and cache.currsize == int(within) + 1
+    ref = cachetools.FIFOCache(maxsize, getsizeof=lambda v: v)
+    ref["a"] = 2**63 - 1
+    ref["c"] = int(within) + 1
+    assert list(ref) == list(cache)
+
+
 def test_currbytes_past_2_64_is_refused_not_wrapped():
     cache = memleash.LRUCache(10, sizeof=lambda k, v: 2**63 - 1)
     cache["a"] = 1

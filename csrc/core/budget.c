@@ -17,6 +17,7 @@
 #include <math.h>
 
 #define TWO_63 9223372036854775808.0
+#define TWO_64 18446744073709551616.0
 
 /* Exact comparison of a double (not NaN) with an int64: -1, 0 or 1. */
 static int
@@ -116,8 +117,20 @@ ml_budget_fits(const ml_budget *b, ml_size old, size_t old_bytes, ml_size units,
             /* the exact sum passes INT64_MAX: beyond an int64 or small float maxsize, or
              * more than we count exactly under a larger one */
             const ml_limit *l = &b->maxunits;
-            int below = l->kind == ML_LIMIT_INT || (l->kind == ML_LIMIT_FLOAT && l->d < TWO_63);
-            return below ? ML_FIT_NO : ML_FIT_OVERFLOW;
+            if (l->kind == ML_LIMIT_INT || (l->kind == ML_LIMIT_FLOAT && l->d < TWO_63)) {
+                return ML_FIT_NO;
+            }
+            /* the exact sum, below 2**64 (both terms are at most INT64_MAX), against the
+             * limit: past it the cache evicts as for any sum, within it we refuse */
+            uint64_t sum = (uint64_t)b->units + (uint64_t)diff;
+            int exceeds;
+            if (l->kind == ML_LIMIT_BIG) {
+                exceeds = sum > l->u;
+            }
+            else {   /* a float >= 2**63: an integer, exact as a uint64 below 2**64 */
+                exceeds = !isnan(l->d) && l->d < TWO_64 && sum > (uint64_t)l->d;
+            }
+            return exceeds ? ML_FIT_NO : ML_FIT_OVERFLOW;
         }
         if (i64_exceeds(b->units + diff, b->maxunits)) {
             return ML_FIT_NO;

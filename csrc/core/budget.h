@@ -47,11 +47,18 @@ typedef struct ml_limit {
     int64_t i;      /* INT: the value */
     double d;       /* FLOAT: the value; BIG: the nearest double of an int > INT64_MAX (or +inf) */
     int dir;        /* BIG: the sign of d - value (d rounded up: 1, down: -1, exact: 0) */
+    uint64_t u;     /* BIG: the value if below 2**64, else UINT64_MAX (sums past INT64_MAX
+                     * are compared with it exactly) */
 } ml_limit;
 
-static inline ml_limit ml_limit_int(int64_t i) { ml_limit l = {ML_LIMIT_INT, i, 0.0, 0}; return l; }
-static inline ml_limit ml_limit_float(double d) { ml_limit l = {ML_LIMIT_FLOAT, 0, d, 0}; return l; }
-static inline ml_limit ml_limit_big(double d, int dir) { ml_limit l = {ML_LIMIT_BIG, 0, d, dir}; return l; }
+static inline ml_limit ml_limit_int(int64_t i) { ml_limit l = {ML_LIMIT_INT, i, 0.0, 0, 0}; return l; }
+static inline ml_limit ml_limit_float(double d) { ml_limit l = {ML_LIMIT_FLOAT, 0, d, 0, 0}; return l; }
+static inline ml_limit
+ml_limit_big(double d, int dir, uint64_t u)
+{
+    ml_limit l = {ML_LIMIT_BIG, 0, d, dir, u};
+    return l;
+}
 
 /* @return 1 if size s exceeds limit l (Python's `s > l`, exactly), else 0. */
 int ml_size_exceeds(ml_size s, ml_limit l);

@@ -61,8 +61,16 @@ cacheobj_to_limit(PyObject *o, ml_limit *out)
             return -1;
         }
         PyErr_Clear();
-        *out = ml_limit_big(INFINITY, 1);   /* past every double: inf is above it */
+        *out = ml_limit_big(INFINITY, 1, UINT64_MAX);   /* past every double: inf is above it */
         return 0;
+    }
+    /* the exact value when it is below 2**64 (an unsigned long long there) */
+    unsigned long long u = PyLong_AsUnsignedLongLong(o);
+    if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
     }
     PyObject *back = PyLong_FromDouble(d);
     if (back == NULL) {
@@ -75,7 +83,7 @@ cacheobj_to_limit(PyObject *o, ml_limit *out)
         Py_XDECREF(gt);
         return -1;
     }
-    *out = ml_limit_big(d, gt == Py_True ? 1 : (lt == Py_True ? -1 : 0));
+    *out = ml_limit_big(d, gt == Py_True ? 1 : (lt == Py_True ? -1 : 0), (uint64_t)u);
     Py_DECREF(gt);
     Py_DECREF(lt);
     return 0;

@@ -42,7 +42,8 @@ class CacheInfo(namedtuple("CacheInfo", "hits misses maxsize currsize")):
     def _make_info(cls, cache: Any, hits: int, misses: int) -> "CacheInfo":
         if isinstance(cache, Cache):
             return cls(hits, misses, cache.maxsize, cache.currsize)
-        if not hasattr(cache, "__len__"):   # an async cache (acached): its own count
+        if not hasattr(cache, "__len__") and hasattr(cache, "aget"):
+            # an async cache (acached over AsyncTieredCache): its own count
             return cls(hits, misses, None, getattr(cache, "currsize", 0))
         return cls(hits, misses, None, len(cache))
 

@@ -198,11 +198,23 @@ static void test_budget_units_are_exact(void) {
     CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(2), 0) == ML_FIT_NO);
     /* an int maxsize past int64, whose double rounded up (2**64 + 1 -> 2**64): a float
      * of 2**64 exceeds it, exactly */
-    ml_budget_init(&b, ml_limit_big(18446744073709551616.0, 1), SIZE_MAX);
+    ml_budget_init(&b, ml_limit_big(18446744073709551616.0, 1, UINT64_MAX), SIZE_MAX);
     CHECK(ml_size_exceeds(ml_size_float(18446744073709551616.0), b.maxunits));
     CHECK(!ml_size_exceeds(ml_size_int(INT64_MAX), b.maxunits));
-    ml_budget_init(&b, ml_limit_big(18446744073709551616.0, 0), SIZE_MAX);   /* exactly 2**64 */
+    ml_budget_init(&b, ml_limit_big(18446744073709551616.0, 0, UINT64_MAX), SIZE_MAX);   /* exactly 2**64 */
     CHECK(!ml_size_exceeds(ml_size_float(18446744073709551616.0), b.maxunits));
+    /* maxsize 2**63 holding INT64_MAX: a sum past int64 but within maxsize is refused,
+     * one past maxsize does not fit (the cache evicts first, as cachetools would) */
+    ml_budget_init(&b, ml_limit_big(9223372036854775808.0, 0, UINT64_C(1) << 63), SIZE_MAX);
+    ml_budget_add(&b, ml_size_int(INT64_MAX), 0);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 0) == ML_FIT_OVERFLOW);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(2), 0) == ML_FIT_NO);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(INT64_MAX), 0) == ML_FIT_NO);
+    /* the same under a float maxsize of 2**63 */
+    ml_budget_init(&b, ml_limit_float(9223372036854775808.0), SIZE_MAX);
+    ml_budget_add(&b, ml_size_int(INT64_MAX), 0);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 0) == ML_FIT_OVERFLOW);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(2), 0) == ML_FIT_NO);
 }
 
 /* The first float size turns currsize into a float, updated as Python would. */
