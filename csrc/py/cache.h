@@ -1,8 +1,11 @@
-/* cache.h — what the cache binding's files share (cache.c, cache_state.c, cache_iter.c).
+/* cache.h — what the cache binding's files share.
  *
- * cache.c holds the type's mapping operations, eviction and configuration (its opening
- * comment is the design note, re-entrancy included); cache_state.c its repr and pickling;
- * cache_iter.c the key iterator.
+ * cache.c holds the type's construction, configuration and spec (its opening comment is
+ * the design note, re-entrancy included); cache_ops.c the mapping operations and
+ * eviction; cache_size.c the sizing of entries; cache_state.c repr and pickling;
+ * cache_iter.c the iterators; timed.c the TTL / TLRU part. Layering (a file calls only
+ * the ones after it): cache.c, cache_state.c, cache_iter.c -> cache_ops.c -> timed.c,
+ * cache_size.c -> module.h.
  */
 #ifndef ML_PY_CACHE_H
 #define ML_PY_CACHE_H
@@ -63,7 +66,7 @@ cacheobj_type_name(CacheObject *self)
     return PyType_GetName(Py_TYPE(self));   /* new reference: the class's __name__ */
 }
 
-/* cache.c */
+/* cache_ops.c */
 
 /* Looks key (hash h) up. @return 1 found (*id set), 0 absent, -1 error. Can re-enter
  * (__eq__): *id is only valid until the next call that can. */
@@ -78,8 +81,6 @@ int cacheobj_expire_now(CacheObject *self);
 /* A flat list [k0, v0, k1, v1, ...] in iteration order; new references, no callback. */
 PyObject *cacheobj_snapshot(CacheObject *self);
 
-/* A size (maxsize, a getsizeof result) as a double; *is_float: not an int. 0 or -1. */
-int cacheobj_to_units(PyObject *o, double *out, int *is_float);
 
 /* Stores (key, value) sized (units, bytes) after evicting what the budget requires, with
  * `deadline` when the cache is timed. @pre the entry alone is admitted. 0 or -1. Can
@@ -90,6 +91,43 @@ int cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *valu
 /* self[key] = value with key's hash h known (the whole of __setitem__ after hashing:
  * timed caches' deadline and expiry, sizing, eviction). 0 or -1. Can re-enter. */
 int cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value);
+
+/* Raises KeyError(key), with the key as the single argument even when it is a tuple. */
+void cacheobj_key_error(PyObject *key);
+
+/* The mapping protocol and the methods of the type spec (cache.c). */
+PyObject *cache_subscript(CacheObject *self, PyObject *key);
+int cache_ass_subscript(CacheObject *self, PyObject *key, PyObject *value);
+int cache_contains(CacheObject *self, PyObject *key);
+Py_ssize_t cache_length(CacheObject *self);
+PyObject *cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cache_pop(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames);
+PyObject *cache_popitem(CacheObject *self, PyObject *ignored);
+PyObject *cache_clear(CacheObject *self, PyObject *ignored);
+
+/* cache_size.c */
+
+/* A size (maxsize, a getsizeof result) as a double; *is_float: not an int. 0 or -1. */
+int cacheobj_to_units(PyObject *o, double *out, int *is_float);
+
+/* The units of value (1 without a getsizeof): ValueError when it alone exceeds maxsize,
+ * is negative or NaN. 0 or -1. Can re-enter (getsizeof). */
+int cacheobj_entry_units(CacheObject *self, PyObject *value, double *units, int *is_float);
+
+/* The accounted bytes of (key, value) (0 when bytes are off): ValueError when the entry
+ * alone exceeds max_bytes. 0 or -1. Can re-enter (sizeof, __sizeof__). */
+int cacheobj_entry_bytes(CacheObject *self, PyObject *key, PyObject *value, size_t *bytes);
+
+/* currsize as it stands (expired entries of a timed cache included). New reference. */
+PyObject *cacheobj_units_held(CacheObject *self);
+
+/* The currbytes property: the accounted bytes, or (bytes not accounted as they go) the
+ * default sizing of every item now. Can re-enter (__sizeof__). */
+PyObject *cache_get_currbytes(CacheObject *self, void *closure);
+
+/* cache.c */
 
 /* Validates the limits, then empties the cache and applies them. 0 or -1. Can re-enter. */
 int cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes,

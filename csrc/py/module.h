@@ -60,9 +60,12 @@ ml_state_of_type(PyTypeObject *type)
 void ml_reg_link(ml_state *st, ml_reg *r, PyObject *owner);
 
 /* Unlinks r and releases its name and site; a no-op when not linked. Call it first in
- * dealloc, before anything that can run Python code: report() must never see a dying
- * object. */
+ * dealloc and in tp_clear, before anything that can run Python code: report() must never
+ * see a dying or half-cleared object. */
 void ml_reg_unlink(ml_state *st, ml_reg *r);
+
+/* _live(): a list of every live memleash object (strong references), newest first. */
+PyObject *ml_reg_live(PyObject *module, PyObject *ignored);
 
 /* Sets r's name from a name= argument: a str, or None for the creation site. 0 or -1
  * (TypeError). */
