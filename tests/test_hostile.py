@@ -278,3 +278,52 @@ def test_threads_mixing_operations_keep_invariants(budget):
         t.join()
     assert not errors
     check_invariants(cache)
+
+
+# ---------------------------------------------------------------------------------------
+# The resource tracker (issue 18): each input below once crashed, leaked or corrupted the
+# tracker on at least one build (release, debug or ASan). Inputs that can kill the
+# interpreter run in a child process.
+# ---------------------------------------------------------------------------------------
+import io as _io  # noqa: E402
+import os as _os  # noqa: E402
+import subprocess as _subprocess  # noqa: E402
+import sys as _sys  # noqa: E402
+import textwrap as _textwrap  # noqa: E402
+import warnings as _warnings  # noqa: E402
+import weakref as _weakref  # noqa: E402
+
+import memleash as _memleash  # noqa: E402
+from memleash import tracker as _tracker  # noqa: E402
+
+
+def _tracker_child(body):
+    """Runs body in a fresh interpreter; returns its stdout (asserting a clean exit)."""
+    env = dict(_os.environ, PYTHONPATH=_os.path.dirname(_os.path.dirname(_memleash.__file__)))
+    out = _subprocess.run([_sys.executable, "-c", _textwrap.dedent(body)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert out.returncode == 0, (out.returncode, out.stderr[-3000:])
+    return out.stdout
+
+
+def test_tracked_objects_keep_no_class_alive():
+    # every class made at run time, tracked (closed or not) and dropped, is collected:
+    # the tracker's caches of how a type is closed held each class for good
+    refs = []
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        for i in range(200):
+            cls = type(f"Made{i}", (), {"close": lambda self: None, "payload": [0] * 1000})
+            obj = _memleash.track(cls())
+            if i % 2:
+                obj.close()
+            refs.append(_weakref.ref(cls))
+            del obj, cls
+        from unittest import mock
+        for _ in range(20):
+            m = _memleash.track(mock.MagicMock())   # a class of its own per instance
+            m.close()
+            refs.append(_weakref.ref(type(m)))
+            del m
+        gc.collect()
+    assert [r for r in refs if r() is not None] == []

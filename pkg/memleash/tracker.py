@@ -38,6 +38,7 @@ import sysconfig
 import time
 import tracemalloc
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
@@ -159,18 +160,21 @@ def seed(n: int) -> None:
 # ------------------------------------------------------------------------------------
 # Kinds: how each type is closed, and whether CPython warns about it itself
 
-_kinds: dict[type, tuple] = {}
-_hooked: dict[tuple[type, str], Any] = {}   # (type, method) -> the original attribute
+# id(type) -> (kind, weak reference to the type): a class is never kept alive by being
+# tracked once (classes made at run time, every MagicMock's own class); the entry goes
+# with the class (its weak reference's callback runs before its id can be reused)
+_kinds: dict[int, tuple[tuple, weakref.ref]] = {}
+
+
+def _kind_of(tp: type) -> tuple:
+    entry = _kinds.get(id(tp))
+    return entry[0] if entry is not None else _kind_for(tp)
 
 
 def _kind_for(tp: type) -> tuple:
-    kind = _kinds.get(tp)
-    if kind is not None:
-        return kind
     if issubclass(tp, _IO_TYPES):
-        _kinds[tp] = _FILE_KIND
-        return _FILE_KIND
-    if issubclass(tp, io.IOBase):
+        kind = _FILE_KIND
+    elif issubclass(tp, io.IOBase):
         kind = (("close",), "closed", _PROBE_TRUE, _IO, True)
     elif issubclass(tp, socket.socket):
         kind = (("close", "detach"), "_closed", _PROBE_TRUE, _CPYTHON_WARNS, True)
@@ -180,24 +184,31 @@ def _kind_for(tp: type) -> tuple:
         kind = (("close",), None, _PROBE_NONE, _CPYTHON_WARNS, True)
     else:
         kind = (("close",), "closed", _PROBE_TRUE, 0, False)
-    if tp.__flags__ & _HEAPTYPE or getattr(tp, "__dictoffset__", 0) == 0:
+    if kind is not _FILE_KIND and (tp.__flags__ & _HEAPTYPE or getattr(tp, "__dictoffset__", 0) == 0):
         # a class (Python's socket, Popen, yours): its closing methods are wrapped once,
         # and a call keeps self alive as usual. Another built-in type (io.BytesIO) cannot
         # be changed: an observer goes in each tracked object's __dict__ instead
         _hook_class(tp, kind)
         kind = kind[:3] + (kind[3] | _CLASS_HOOKED,) + kind[4:]
-    _kinds[tp] = kind
+    key = id(tp)
+    _kinds[key] = (kind, weakref.ref(tp, functools.partial(_forget_kind, key)))
     return kind
 
 
+def _forget_kind(key: int, ref: weakref.ref) -> None:
+    entry = _kinds.get(key)
+    if entry is not None and entry[1] is ref:
+        del _kinds[key]
+
+
 def _hook_class(tp: type, kind: tuple) -> None:
-    """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran."""
+    """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran.
+    A method wrapped already (here, or in a base class) is left as it is."""
     methods, probe, mode = kind[0], kind[1], kind[2]
     for name in methods:
-        if (tp, name) in _hooked or not hasattr(tp, name):
+        resolved = getattr(tp, name, None)
+        if resolved is None or getattr(resolved, "__memleash_closing__", False):
             continue
-        original = tp.__dict__.get(name)
-        resolved = getattr(tp, name)
 
         def closing(self: Any, *args: Any, __m: Any = resolved, **kwargs: Any) -> Any:
             try:
@@ -210,13 +221,13 @@ def _hook_class(tp: type, kind: tuple) -> None:
             return result
 
         functools.update_wrapper(closing, resolved)
+        closing.__memleash_closing__ = True  # type: ignore[attr-defined]
         try:
             setattr(tp, name, closing)
         except (TypeError, AttributeError):
             raise TypeError(
                 f"cannot track a {tp.__qualname__!r} object: memleash cannot see when it is "
                 f"closed (no __dict__, immutable type); track an instance of a subclass") from None
-        _hooked[(tp, name)] = original
 
 
 def _probe(obj: Any, attr: Optional[str], mode: int) -> bool:
@@ -244,7 +255,7 @@ def track(obj: T, *, name: Optional[str] = None) -> T:
         raise TypeError(
             f"cannot track a {tp.__qualname__!r} object: it does not support weak references "
             "(track an instance of a subclass, e.g. sqlite3.connect(..., factory=MyConnection))")
-    return _core._tr_track(obj, _kinds.get(tp) or _kind_for(tp), name, True)
+    return _core._tr_track(obj, _kind_of(tp), name, True)
 
 
 def untrack(obj: Any) -> bool:
@@ -390,13 +401,13 @@ def enable(files: bool = True, sockets: bool = True) -> None:
         builtins.open = tracking
         io.open = tracking
     if sockets and "sockets" not in _enabled:
-        kind = _kind_for(socket.socket)
+        kind = _kind_of(socket.socket)
         original = socket.socket.__dict__["__init__"]
 
         def __init__(self: socket.socket, *args: Any, **kwargs: Any) -> None:
             original(self, *args, **kwargs)
             if _core._tr_sample():
-                _core._tr_track(self, _kinds.get(type(self)) or _kind_for(type(self)), None, True)
+                _core._tr_track(self, _kind_of(type(self)), None, True)
 
         functools.update_wrapper(__init__, original)
         socket.socket.__init__ = __init__  # type: ignore[method-assign]
