@@ -327,3 +327,29 @@ def test_tracked_objects_keep_no_class_alive():
             del m
         gc.collect()
     assert [r for r in refs if r() is not None] == []
+
+
+def test_sites_keep_no_code_object_alive_and_one_line_stays_one_site():
+    # code run by exec() and dropped: the tracker kept every code object it saw a site
+    # in; the site itself (its text and counts) stays, and the same line run again is
+    # the same site
+    refs, leaks = [], []
+    _tracker.on_leak(leaks.append)
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            for i in range(50):
+                ns = {"memleash": _memleash}
+                exec(compile("class H:\n    def close(self): pass\n"
+                             "def make():\n    return memleash.track(H())\n",
+                             "<hostile-exec>", "exec"), ns)
+                ns["make"]()            # dropped unclosed: a leak from <hostile-exec>:4
+                refs.append(_weakref.ref(ns["make"].__code__))
+                ns.clear()
+            gc.collect()
+    finally:
+        _tracker.remove_leak_listener(leaks.append)
+    assert [r for r in refs if r() is not None] == []
+    assert len(leaks) == 50 and len({leak.site for leak in leaks}) == 1
+    [site] = [s for s in _tracker.sites() if s.where == "<hostile-exec>:4 in make()"]
+    assert site.leaked == 50 and site.tracked == 50

@@ -714,3 +714,26 @@ def test_resource_collected_with_its_class_in_one_cycle(leaks):
         ns.clear()   # the class and its instance become garbage together
         gc.collect()
     assert len(leaks) == 1
+
+
+def test_one_source_line_is_one_site_however_the_interpreter_rewrites_it():
+    # at paranoid, 20 files opened on one line: the interpreter specializes the call after
+    # a few runs (the instruction the call runs from moves), and the site stayed keyed on
+    # it: two sites with the same `where`, two warnings
+    out = run_script("""
+        import gc, os
+        from memleash import tracker
+        tracker.set_level("paranoid")
+        tracker.enable(files=True, sockets=False)
+        leaks = []
+        tracker.on_leak(leaks.append)
+        def loop():
+            for _ in range(20): f = open(os.devnull)
+        loop()
+        gc.collect()
+        mine = [s for s in tracker.sites() if s.frames and s.frames[0].function == "loop"]
+        print(len(mine), mine[0].tracked, mine[0].leaked, len({leak.site for leak in leaks}))
+    """, "-W", "always::ResourceWarning")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "20", "20", "1"]
+    assert out.stderr.count("ResourceWarning: unclosed file") == 1, out.stderr

@@ -125,9 +125,111 @@ skipped(ml_tracker *tr, PyCodeObject *code)
     return 0;
 }
 
+/* The text of a stack: ((filename, lineno, qualname), ...), innermost first. New
+ * reference, or NULL with an exception. Allocates (a collection may run). */
+static PyObject *
+render_frames(PyCodeObject *const *codes, const ml_frame *frames, uint32_t n)
+{
+    PyObject *text = PyTuple_New((Py_ssize_t)n);
+    for (uint32_t i = 0; i < n && text != NULL; i++) {
+        PyObject *item = Py_BuildValue("(OiO)", codes[i]->co_filename,
+                                       PyCode_Addr2Line(codes[i], frames[i].lasti),
+                                       codes[i]->co_qualname);
+        if (item == NULL) {
+            Py_CLEAR(text);
+            break;
+        }
+        PyTuple_SET_ITEM(text, (Py_ssize_t)i, item);
+    }
+    return text;
+}
+
+/* Whether a _SiteCode watches the code object at addr (a weak reference whose callback
+ * forgets its keys when it dies); makes one when none does. 1, 0 (could not: the
+ * exception is cleared) — a key is filed only when every code object in it is watched,
+ * so that no key outlives its code and matches a new one at the same address. */
+static int
+watch_code(ml_tracker *tr, PyCodeObject *code)
+{
+    PyObject *key = PyLong_FromVoidPtr(code), *ref = NULL;
+    int rc = key != NULL ? PyDict_Contains(tr->code_refs, key) : -1;
+    if (rc == 0) {
+        ref = ml_tr_new_weakref(tr->CodeRefType, (PyObject *)code, tr->code_died);
+        if (ref != NULL) {
+            ((ml_tr_coderef *)ref)->code = (uintptr_t)code;
+            rc = PyDict_SetItem(tr->code_refs, key, ref) == 0;
+        } else {
+            rc = -1;
+        }
+    }
+    Py_XDECREF(ref);
+    Py_XDECREF(key);
+    if (rc < 0) {
+        PyErr_Clear();
+        rc = 0;
+    }
+    return rc;
+}
+
+/* A key seen for the first time: rendered, filed under the site of its text (a new site
+ * for a new text). Runs Python code (allocations may collect; a str subclass may compare
+ * itself): the tracker is re-read after each call. 0 with *site set, or -1. */
+static int
+file_new_key(ml_tracker *tr, PyCodeObject *const *codes, const ml_frame *frames, uint32_t n,
+             uint32_t *site)
+{
+    PyObject *text = render_frames(codes, frames, n), *known = NULL;
+    if (text == NULL || PyDict_GetItemRef(tr->site_ids, text, &known) < 0) {
+        Py_XDECREF(text);
+        return -1;
+    }
+    int rc = 0;
+    if (known != NULL) {
+        *site = (uint32_t)PyLong_AsUnsignedLong(known);
+        Py_DECREF(known);
+    } else {
+        /* the text first, then the site: site_text[id] is site id's text (nothing runs
+           between the two) */
+        Py_ssize_t at = PyList_GET_SIZE(tr->site_text);
+        if (PyList_Append(tr->site_text, text) < 0) {
+            Py_DECREF(text);
+            return -1;
+        }
+        int status = (size_t)at == tr->sites.n ? ml_sites_new(&tr->sites, site) : ML_ERR_FULL;
+        if (status != ML_OK) {
+            (void)PyList_SetSlice(tr->site_text, at, at + 1, NULL);   /* shrinks: cannot fail */
+            *site = 0;   /* too many distinct sites: the frameless one */
+            if (status == ML_ERR_NOMEM) {
+                PyErr_NoMemory();
+                rc = -1;
+            }
+        } else {
+            PyObject *id = PyLong_FromUnsignedLong(*site);
+            if (id == NULL || PyDict_SetItem(tr->site_ids, text, id) < 0) {
+                PyErr_Clear();   /* the site stands; its text may make a second one later */
+            }
+            Py_XDECREF(id);
+        }
+    }
+    Py_DECREF(text);
+    if (rc == 0) {
+        int watched = 1;
+        for (uint32_t i = 0; i < n && watched; i++) {
+            watched = watch_code(tr, codes[i]);
+        }
+        if (watched) {
+            /* a failure only means the key is rendered again next time */
+            (void)ml_sites_add_key(&tr->sites, frames, n, *site);
+        }
+    }
+    return rc;
+}
+
 /* The site of the current stack: up to `depth` frames from the first one outside the
  * skipped prefixes (memleash, the standard library) — or from the innermost frame when
- * every frame is skipped. Site 0 when there is no Python frame. -1 on error. */
+ * every frame is skipped. Site 0 when there is no Python frame. A stack seen before is
+ * found by its key (code objects and instruction offsets) without rendering anything.
+ * -1 on error. */
 int
 ml_tr_capture_site(ml_tracker *tr, int depth, uint32_t *site)
 {
@@ -162,25 +264,67 @@ ml_tr_capture_site(ml_tracker *tr, int depth, uint32_t *site)
         Py_SETREF(f, PyFrame_GetBack(f));
     }
     Py_XDECREF(f);
-    int created = 0, rc = 0;
-    int status = ml_sites_intern(&tr->sites, frames, n, site, &created);
-    if (status == ML_ERR_FULL) {
-        *site = 0;   /* too many distinct sites: the frameless one */
-    } else if (status != ML_OK) {
-        PyErr_NoMemory();
-        rc = -1;
-    } else if (created) {
-        for (uint32_t i = 0; i < n && rc == 0; i++) {
-            rc = PyList_Append(tr->site_codes, (PyObject *)codes[i]);
-        }
-        /* a failure here leaves a site whose code may die: it is only ever compared by
-           address and rendered through site_codes, so render it as unknown */
+    int rc = 0;
+    if (ml_sites_find(&tr->sites, frames, n, site) != ML_OK) {
+        rc = file_new_key(tr, codes, frames, n, site);   /* the codes are held meanwhile */
     }
     for (uint32_t i = 0; i < n; i++) {
         Py_DECREF(codes[i]);
     }
     return rc;
 }
+
+/* _tr_code_died(ref): a code object some keys were made from died; they never match
+ * again (a new code object may take its address). */
+PyObject *
+ml_tr_code_died(PyObject *module, PyObject *ref)
+{
+    ml_tracker *tr = ml_tr_of(module);
+    if (tr == NULL || !tr->ready || !Py_IS_TYPE(ref, tr->CodeRefType)) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(ref);   /* the dict's reference is let go below */
+    uintptr_t code = ((ml_tr_coderef *)ref)->code;
+    (void)ml_sites_forget_code(&tr->sites, code);
+    PyObject *key = PyLong_FromVoidPtr((void *)code), *cur = NULL;
+    if (key != NULL && PyDict_GetItemRef(tr->code_refs, key, &cur) > 0 && cur == ref) {
+        (void)PyDict_DelItem(tr->code_refs, key);
+    }
+    PyErr_Clear();   /* an int-keyed dict: only memory can fail, and nothing is lost */
+    Py_XDECREF(cur);
+    Py_XDECREF(key);
+    Py_DECREF(ref);
+    Py_RETURN_NONE;
+}
+
+static int
+coderef_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return Py_TYPE(self)->tp_base->tp_traverse(self, visit, arg);
+}
+
+static void
+coderef_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_base->tp_dealloc(self);   /* weakref's dealloc untracks and frees */
+    Py_DECREF(tp);
+}
+
+static PyType_Slot coderef_slots[] = {
+    {Py_tp_dealloc, coderef_dealloc},
+    {Py_tp_traverse, coderef_traverse},
+    {Py_tp_doc, (void *)"A weak reference to a code object some sites were found from (internal)."},
+    {0, NULL},
+};
+
+PyType_Spec ml_tr_coderef_spec = {
+    .name = "memleash._core._SiteCode",
+    .basicsize = sizeof(ml_tr_coderef),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = coderef_slots,
+};
 
 /* ------------------------------------------------------------------------------------
  * Records

@@ -94,9 +94,19 @@ typedef struct {
     struct ml_tracker *tr;  /* borrowed: the module outlives us (our type holds it) */
 } ml_tr_open;
 
+/* A weak reference to a code object that keys of ml_tracker.sites were made from. */
+typedef struct {
+    PyWeakReference wr;
+    uintptr_t code;         /* its address: the keys to forget when it dies */
+} ml_tr_coderef;
+
 typedef struct ml_tracker {
-    ml_sites sites;
-    PyObject *site_codes;   /* list: keeps every interned site's code objects alive */
+    ml_sites sites;         /* sites, their counters, and the keys filed under them */
+    PyObject *site_text;    /* list: site id -> ((filename, lineno, qualname), ...) */
+    PyObject *site_ids;     /* dict: that text -> site id (one site per text) */
+    PyObject *code_refs;    /* dict: code address -> _SiteCode watching it (no code object
+                               is kept alive by a site) */
+    PyObject *code_died;    /* the _SiteCodes' callback */
     ml_track ring;          /* head of the open records */
     Py_ssize_t nopen;
     PyObject *recent;       /* list of leaked _TrackRefs whose CPython warning may follow */
@@ -107,7 +117,7 @@ typedef struct ml_tracker {
     PyObject *died;         /* the weakref callback (a function of this module) */
     PyObject *shim_died;    /* the shims' weakref callback */
     PyObject *str_finalizing, *str_flush, *str_dealloc_warn, *str_name;
-    PyTypeObject *TrackRefType, *ShimType, *ResourceType, *OpenType;
+    PyTypeObject *TrackRefType, *ShimType, *ResourceType, *OpenType, *CodeRefType;
     int level;              /* 0 disabled, 1 simple, 2 advanced, 3 paranoid */
     int depth;              /* frames kept by advanced and paranoid */
     uint64_t rate;          /* simple/advanced sample 1 in rate */
@@ -123,6 +133,7 @@ typedef struct ml_tracker {
  * tracker.c: records, ring, sampling, sites, verdicts
  */
 extern PyType_Spec ml_tr_trackref_spec;
+extern PyType_Spec ml_tr_coderef_spec;
 
 /* monotonic ns */
 int64_t ml_tr_now_ns(void);
@@ -146,6 +157,9 @@ ml_tr_frames_for(ml_tracker *tr)
 
 /* The site of the current stack (see tracker.c). 0 or -1. */
 int ml_tr_capture_site(ml_tracker *tr, int depth, uint32_t *site);
+
+/* _tr_code_died(ref): the _SiteCodes' weakref callback (a module function). */
+PyObject *ml_tr_code_died(PyObject *module, PyObject *ref);
 
 void ml_tr_ring_link(ml_tracker *tr, ml_track *t);
 

@@ -288,7 +288,8 @@ tr_sites(PyObject *module, PyObject *Py_UNUSED(ignored))
     return list;
 }
 
-/* _tr_site_frames(site): ((filename, lineno, qualname), ...), innermost first. */
+/* _tr_site_frames(site): ((filename, lineno, qualname), ...), innermost first: the
+ * site's text, made when it was first seen. */
 static PyObject *
 tr_site_frames(PyObject *module, PyObject *arg)
 {
@@ -297,38 +298,10 @@ tr_site_frames(PyObject *module, PyObject *arg)
     if (tr == NULL) {
         return NULL;
     }
-    const ml_site *s = ml_sites_get(&tr->sites, id);
-    const ml_frame *fr = ml_sites_frames(&tr->sites, id);
-    Py_ssize_t ncodes = PyList_GET_SIZE(tr->site_codes);
-    PyObject *out = PyTuple_New(s->depth);
-    for (uint32_t i = 0; i < s->depth && out != NULL; i++) {
-        /* the code object is alive: site_codes holds it (find it there, never trust the
-           address alone) */
-        PyObject *code = NULL;
-        /* site_codes is filled in pool order: frame `first + i` is there, unless an
-           append failed once (then search it) */
-        Py_ssize_t at = (Py_ssize_t)(s->first + i);
-        if (at < ncodes && (uintptr_t)PyList_GET_ITEM(tr->site_codes, at) == fr[i].code) {
-            code = PyList_GET_ITEM(tr->site_codes, at);
-        }
-        for (Py_ssize_t k = ncodes; code == NULL && k-- > 0;) {
-            if ((uintptr_t)PyList_GET_ITEM(tr->site_codes, k) == fr[i].code) {
-                code = PyList_GET_ITEM(tr->site_codes, k);
-                break;
-            }
-        }
-        PyObject *item = code == NULL
-            ? Py_BuildValue("(sis)", "<unknown>", 0, "<unknown>")
-            : Py_BuildValue("(OiO)", ((PyCodeObject *)code)->co_filename,
-                            PyCode_Addr2Line((PyCodeObject *)code, fr[i].lasti),
-                            ((PyCodeObject *)code)->co_qualname);
-        if (item == NULL) {
-            Py_CLEAR(out);
-            break;
-        }
-        PyTuple_SET_ITEM(out, i, item);
+    if ((Py_ssize_t)id >= PyList_GET_SIZE(tr->site_text)) {
+        return PyTuple_New(0);   /* not reached: every site has its text */
     }
-    return out;
+    return Py_NewRef(PyList_GET_ITEM(tr->site_text, (Py_ssize_t)id));
 }
 
 /* _tr_configure(dispatch, skip): set once by tracker.py. */
@@ -432,6 +405,7 @@ static PyMethodDef ml_tracker_methods[] = {
     {"_tr_open", tr_open, METH_NOARGS, "_tr_open(): the open records."},
     {"_tr_sites", tr_sites, METH_NOARGS, "_tr_sites(): the counters of every site."},
     {"_tr_site_frames", tr_site_frames, METH_O, "_tr_site_frames(site): its frames."},
+    {"_tr_code_died", ml_tr_code_died, METH_O, "The sites' weakref callback (internal)."},
     {"_tr_configure", (PyCFunction)(void (*)(void))tr_configure, METH_FASTCALL, NULL},
     {"_tr_set", tr_set, METH_VARARGS, "_tr_set(level, rate, depth, shutdown)."},
     {"_tr_seed", tr_seed, METH_O, "_tr_seed(n): restart sampling from seed n."},
@@ -461,26 +435,40 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
         PyErr_NoMemory();
         return -1;
     }
-    if ((tr->site_codes = PyList_New(0)) == NULL || (tr->recent = PyList_New(0)) == NULL ||
+    if ((tr->site_text = Py_BuildValue("[()]")) == NULL ||
+        (tr->site_ids = Py_BuildValue("{()I}", 0u)) == NULL ||   /* site 0: no frames */
+        (tr->code_refs = PyDict_New()) == NULL || (tr->recent = PyList_New(0)) == NULL ||
         (tr->pending = PyList_New(0)) == NULL ||
         (tr->str_finalizing = PyUnicode_InternFromString("_finalizing")) == NULL ||
         (tr->str_flush = PyUnicode_InternFromString("flush")) == NULL ||
         (tr->str_dealloc_warn = PyUnicode_InternFromString("_dealloc_warn")) == NULL ||
         (tr->str_name = PyUnicode_InternFromString("name")) == NULL ||
         (tr->died = PyObject_GetAttrString(module, "_tr_died")) == NULL ||
-        (tr->shim_died = PyObject_GetAttrString(module, "_tr_shim_died")) == NULL) {
+        (tr->shim_died = PyObject_GetAttrString(module, "_tr_shim_died")) == NULL ||
+        (tr->code_died = PyObject_GetAttrString(module, "_tr_code_died")) == NULL) {
         return -1;
     }
-    PyObject *bases = PyTuple_Pack(1, (PyObject *)&_PyWeakref_RefType);
+    /* the records, observers and site watchers are weakref.ref subtypes */
+    PyObject *weakref_mod = PyImport_ImportModule("_weakref");
+    PyObject *ref_type = weakref_mod ? PyObject_GetAttrString(weakref_mod, "ref") : NULL;
+    Py_XDECREF(weakref_mod);
+    PyObject *bases = ref_type ? PyTuple_Pack(1, ref_type) : NULL;
+    Py_XDECREF(ref_type);
     if (bases == NULL) {
         return -1;
     }
-    tr->TrackRefType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ml_tr_trackref_spec, bases);
+    tr->TrackRefType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ml_tr_trackref_spec,
+                                                                bases);
     tr->ShimType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ml_tr_shim_spec, bases);
+    tr->CodeRefType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ml_tr_coderef_spec,
+                                                               bases);
     Py_DECREF(bases);
-    if (tr->TrackRefType == NULL || tr->ShimType == NULL ||
-        (tr->OpenType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ml_tr_open_spec, NULL)) == NULL ||
-        (tr->ResourceType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ml_tr_resource_spec, NULL)) == NULL) {
+    if (tr->TrackRefType == NULL || tr->ShimType == NULL || tr->CodeRefType == NULL ||
+        (tr->OpenType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &ml_tr_open_spec,
+                                                                 NULL)) == NULL ||
+        (tr->ResourceType = (PyTypeObject *)PyType_FromModuleAndSpec(module,
+                                                                     &ml_tr_resource_spec,
+                                                                     NULL)) == NULL) {
         return -1;
     }
     if (PyModule_AddType(module, tr->ResourceType) < 0 || PyModule_AddType(module, tr->OpenType) < 0 ||
@@ -498,7 +486,10 @@ ml_tracker_traverse(ml_state *st, visitproc visit, void *arg)
     if (tr == NULL) {
         return 0;
     }
-    Py_VISIT(tr->site_codes);
+    Py_VISIT(tr->site_text);
+    Py_VISIT(tr->site_ids);
+    Py_VISIT(tr->code_refs);
+    Py_VISIT(tr->code_died);
     Py_VISIT(tr->recent);
     Py_VISIT(tr->pending);
     Py_VISIT(tr->dispatch);
@@ -513,6 +504,7 @@ ml_tracker_traverse(ml_state *st, visitproc visit, void *arg)
     Py_VISIT(tr->ShimType);
     Py_VISIT(tr->ResourceType);
     Py_VISIT(tr->OpenType);
+    Py_VISIT(tr->CodeRefType);
     return 0;
 }
 
@@ -531,7 +523,10 @@ ml_tracker_clear(ml_state *st)
         t->state = ML_TR_UNTRACKED;
         Py_XDECREF(owned);
     }
-    Py_CLEAR(tr->site_codes);
+    Py_CLEAR(tr->site_text);
+    Py_CLEAR(tr->site_ids);
+    Py_CLEAR(tr->code_refs);
+    Py_CLEAR(tr->code_died);
     Py_CLEAR(tr->recent);
     Py_CLEAR(tr->pending);
     Py_CLEAR(tr->dispatch);
@@ -546,6 +541,7 @@ ml_tracker_clear(ml_state *st)
     Py_CLEAR(tr->ShimType);
     Py_CLEAR(tr->ResourceType);
     Py_CLEAR(tr->OpenType);
+    Py_CLEAR(tr->CodeRefType);
 }
 
 void

@@ -1,7 +1,8 @@
 """Run by `make test-refleaks` (and tests/test_refleaks.py): the resource tracker in rounds
 of mixed operations — files of every kind and user handles, closed, dropped, left in
-cycles, untracked, temporaries; Resource subclasses; reports; a re-entrant leak listener
-(see leakcheck)."""
+cycles, untracked, temporaries; Resource subclasses; reports; a re-entrant leak listener;
+classes made at run time and code run by exec(), tracked from and dropped (nothing the
+tracker keeps may hold them: see leakcheck)."""
 
 import gc
 import os
@@ -16,6 +17,7 @@ from memleash import tracker  # noqa: E402
 OPS = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
 NAMES = [f"handle-{i}" for i in range(8)] + [None]
 MODES = [("r", -1), ("rb", -1), ("wb", 0), ("r+b", -1)]
+EXEC_SOURCE = "def make():\n    return memleash.track(Handle())\n"
 
 
 class Handle:
@@ -98,6 +100,18 @@ def one_round(rnd):
                 memleash.track(Handle(), name=42)     # TypeError
             elif op < 78:
                 gc.collect()
+            elif op < 80:
+                made = type("Made", (), {"close": lambda self: None})   # a class per call
+                h = memleash.track(made())
+                if rnd.random() < 0.5:
+                    h.close()
+                del h, made
+            elif op < 81:
+                ns = {"memleash": memleash, "Handle": Handle}
+                exec(compile(EXEC_SOURCE, "<made>", "exec"), ns)   # new code objects, one site
+                ns["make"]().close()
+                ns["make"]()
+                ns.clear()
             else:
                 memleash.untrack(Handle())
         except TypeError:
