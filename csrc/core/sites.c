@@ -34,7 +34,8 @@ key_matches(const ml_sites *s, const ml_key *k, uint64_t h, const ml_frame *fram
             uint32_t depth)
 {
     return k->hash == h && k->depth == depth && !k->dead &&
-           (depth == 0 || memcmp(&s->pool[k->first], frames, (size_t)depth * sizeof(ml_frame)) == 0);
+           (depth == 0 ||
+            memcmp(&s->pool[k->first], frames, (size_t)depth * sizeof(ml_frame)) == 0);
 }
 
 /* The key id of frames, or UINT32_MAX. */

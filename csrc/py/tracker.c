@@ -19,18 +19,30 @@
  *     keeps it alive as usual); the user's close() is not seen: no leak reported before
  *     the object died means it was closed;
  *   - another built-in type with a __dict__ gets a _CloseShim under "close" (io's
- *     finalizer calls self.close(): the shim tells it apart by `_finalizing`);
+ *     finalizer calls self.close(): the shim tells it apart by `_finalizing`); the record
+ *     holds that dict while it is open, and takes its shims out when it settles;
  *   - memleash.Resource knows it itself.
  * Death is seen by a weakref (_TrackRef, a weakref.ref subtype carrying the record), whose
  * callback runs after the finalizer on a refcount death, and before it on a cyclic
  * collection (then a file's verdict waits for the collection's end: its finalizer may
  * still report it). Nothing of a dying object is read. The one thing done to it is
- * removing "close" shims from its __dict__ (plain dict deletions of our own values), so
- * that a finalizer that runs after the callback reaches the real close().
+ * taking "close" shims out of its __dict__ (through the dict the record holds), so that a
+ * finalizer that runs after the callback reaches the real close().
  *
- * Records of open objects form a ring (open_resources()); the ring owns a reference to
- * each _TrackRef. A leak goes to `dispatch` (tracker.py: listeners, warning, counts) —
- * except at interpreter shutdown, when it is only counted.
+ * A record is found from its object through the tracker's index, a table keyed by the
+ * object's address whose entries count only while the record's weak reference gives
+ * that very object (from 3.12 a class's weakref list is out of reach; an address is
+ * reused once its object is freed). Records of open objects also form a ring
+ * (open_resources()); the ring owns a reference to each _TrackRef. A leak goes to
+ * `dispatch` (tracker.py: listeners, warning, counts) — except at interpreter shutdown,
+ * when it is only counted.
+ *
+ * Note on re-entrancy: describing a record (a file name's repr()), reporting a leak
+ * (listeners, warnings), taking shims out of a dict (a key's __eq__, a replaced value's
+ * __del__) and every allocation (a collection: weakref callbacks, finalizers) run Python
+ * code, which may track, close, untrack or drop anything. Whoever calls them holds the
+ * records and objects it reads afterwards (find_record returns a new reference); settle
+ * and the ring run no Python code.
  *
  * This file holds the records, the ring, sampling, allocation sites, the verdicts
  * (settle, record_leak) and the _TrackRef type; tracker.h says which file holds the rest
@@ -361,6 +373,7 @@ track_clear_fields(ml_track *t)
     Py_CLEAR(t->name);
     Py_CLEAR(t->methods);
     Py_CLEAR(t->probe);
+    Py_CLEAR(t->dict);
 }
 
 /* A new weak reference of one of our weakref.ref subtypes: weakref's tp_new alone (its
@@ -391,26 +404,68 @@ ml_tr_settle(ml_tracker *tr, ml_track *t, int state)
     return ml_tr_ring_unlink(tr, t);
 }
 
-/* The record of obj: the _TrackRef on its weakref list, or NULL. Borrowed. */
+/* The index: a table keyed by the tracked object's address (compared by identity alone,
+ * no equality callback), whose values are the records. A record leaves it when its
+ * object dies (the weakref callback) or when it is freed; an entry left by an object
+ * that died while its record lived on (a collection clears weak references without
+ * calling back a record that is garbage too) is told apart by the record's weak
+ * reference, which no longer gives that object, and replaced. Nothing walks an object's
+ * weakref list (from 3.12 most classes keep it out of reach: managed weak references). */
+static uint64_t
+addr_hash(uintptr_t addr)
+{
+    return mix64((uint64_t)addr);
+}
+
 ml_tr_ref *
 ml_tr_find_record(ml_tracker *tr, PyObject *obj)
 {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (tp->tp_weaklistoffset <= 0) {
+    uint32_t id;
+    if (ml_table_find(&tr->index, addr_hash((uintptr_t)obj), obj, NULL, NULL, &id) != ML_OK) {
         return NULL;
     }
-    PyWeakReference *w = *(PyWeakReference **)((char *)obj + tp->tp_weaklistoffset);
-    for (; w != NULL; w = w->wr_next) {
-        if (Py_IS_TYPE((PyObject *)w, tr->TrackRefType)) {
-            return (ml_tr_ref *)w;
-        }
+    ml_tr_ref *rec = tr->index.ents[id].value;
+    PyObject *referent = ml_weak_get((PyObject *)rec);   /* obj itself, or NULL when dead */
+    int same = referent == obj;
+    Py_XDECREF(referent);   /* obj is held by the caller: nothing is freed here */
+    return same ? (ml_tr_ref *)Py_NewRef(rec) : NULL;
+}
+
+int
+ml_tr_index_add(ml_tracker *tr, ml_tr_ref *rec)
+{
+    uint64_t h = addr_hash(rec->t.ident);
+    uint32_t id;
+    if (ml_table_find(&tr->index, h, (void *)rec->t.ident, NULL, NULL, &id) == ML_OK) {
+        ((ml_tr_ref *)tr->index.ents[id].value)->t.indexed = 0;   /* a dead object's */
+        ml_table_remove(&tr->index, id);
     }
-    return NULL;
+    if (ml_table_reserve(&tr->index) != ML_OK) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    (void)ml_table_insert(&tr->index, h, (void *)rec->t.ident, rec);
+    rec->t.indexed = 1;
+    return 0;
+}
+
+void
+ml_tr_index_remove(ml_tracker *tr, ml_tr_ref *rec)
+{
+    if (!rec->t.indexed) {
+        return;
+    }
+    rec->t.indexed = 0;
+    uint32_t id;
+    if (ml_table_find(&tr->index, addr_hash(rec->t.ident), (void *)rec->t.ident, NULL, NULL,
+                      &id) == ML_OK && tr->index.ents[id].value == rec) {
+        ml_table_remove(&tr->index, id);
+    }
 }
 
 /* Whether obj's attribute `name` says yes: true (ML_TR_PROBE_TRUE) or not None
- * (ML_TR_PROBE_NOT_NONE). Runs Python code; an error is "no", and an exception set on entry is
- * kept. */
+ * (ML_TR_PROBE_NOT_NONE). Runs Python code; an error is "no", and an exception set on
+ * entry is kept. */
 int
 ml_tr_attr_says(PyObject *obj, PyObject *name, int mode)
 {
@@ -428,27 +483,32 @@ ml_tr_attr_says(PyObject *obj, PyObject *name, int mode)
 int
 ml_tr_probe_closed(ml_track *t, PyObject *obj)
 {
-    return t->probe != NULL && t->probe_mode != ML_TR_PROBE_NONE && ml_tr_attr_says(obj, t->probe, t->probe_mode);
+    return t->probe != NULL && t->probe_mode != ML_TR_PROBE_NONE &&
+           ml_tr_attr_says(obj, t->probe, t->probe_mode);
 }
 
-/* t's description (a new reference): made from (type, name) the first time for a file. */
+/* t's description (a new reference): made from (type, name) the first time for a file.
+ * The name's repr() runs Python code: the caller holds the record. */
 PyObject *
 ml_tr_record_desc(ml_track *t)
 {
     if (!PyTuple_Check(t->desc)) {
         return Py_NewRef(t->desc);
     }
-    PyTypeObject *tp = (PyTypeObject *)PyTuple_GET_ITEM(t->desc, 0);
-    PyObject *fname = PyTuple_GET_ITEM(t->desc, 1);
-    PyObject *desc = fname == Py_None ? PyUnicode_FromFormat("<%s>", tp->tp_name)
-                                      : PyUnicode_FromFormat("<%s name=%R>", tp->tp_name, fname);
-    if (desc != NULL) {
+    PyObject *pair = Py_NewRef(t->desc);   /* its items are read across the repr() */
+    const char *tp_name = ((PyTypeObject *)PyTuple_GET_ITEM(pair, 0))->tp_name;
+    PyObject *fname = PyTuple_GET_ITEM(pair, 1);
+    PyObject *desc = fname == Py_None ? PyUnicode_FromFormat("<%s>", tp_name)
+                                      : PyUnicode_FromFormat("<%s name=%R>", tp_name, fname);
+    if (desc != NULL && t->desc == pair) {
         Py_SETREF(t->desc, Py_NewRef(desc));
     }
+    Py_DECREF(pair);
     return desc;
 }
 
-/* A leak: count it, and hand it to dispatch (unless at shutdown). Runs Python code. */
+/* A leak: count it, and hand it to dispatch (unless at shutdown). Runs Python code: the
+ * caller holds the record. */
 static void
 report_leak(ml_tracker *tr, ml_track *t, PyObject *source)
 {
@@ -456,17 +516,19 @@ report_leak(ml_tracker *tr, ml_track *t, PyObject *source)
     if (tr->shutdown || tr->dispatch == NULL) {
         return;
     }
+    PyObject *dispatch = Py_NewRef(tr->dispatch);   /* _tr_configure may replace it */
     PyObject *desc = ml_tr_record_desc(t);
     PyObject *res = desc == NULL ? NULL :
-        PyObject_CallFunction(tr->dispatch, "IOOLiO", (unsigned)t->site, desc,
+        PyObject_CallFunction(dispatch, "IOOLiO", (unsigned)t->site, desc,
                               t->name ? t->name : Py_None, (long long)t->t0,
                               (int)t->flags, source ? source : Py_None);
     Py_XDECREF(desc);
     if (res == NULL) {
         /* -W error::ResourceWarning and friends: reported as unraisable, never lost */
-        PyErr_WriteUnraisable(tr->dispatch);
+        PyErr_WriteUnraisable(dispatch);
     }
     Py_XDECREF(res);
+    Py_DECREF(dispatch);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -479,6 +541,7 @@ trackref_traverse(ml_tr_ref *self, visitproc visit, void *arg)
     Py_VISIT(self->t.name);
     Py_VISIT(self->t.methods);
     Py_VISIT(self->t.probe);
+    Py_VISIT(self->t.dict);
     Py_VISIT(Py_TYPE(self));
     return Py_TYPE(self)->tp_base->tp_traverse((PyObject *)self, visit, arg);
 }
@@ -487,9 +550,16 @@ static void
 trackref_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    track_clear_fields(&((ml_tr_ref *)self)->t);
-    tp->tp_base->tp_dealloc(self);   /* weakref's dealloc untracks and frees */
+    ml_tr_ref *rec = (ml_tr_ref *)self;
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, trackref_dealloc)
+    if (rec->t.tr != NULL) {
+        ml_tr_index_remove(rec->t.tr, rec);
+    }
+    track_clear_fields(&rec->t);
+    tp->tp_base->tp_dealloc(self);   /* weakref's dealloc clears the reference and frees */
     Py_DECREF(tp);
+    Py_TRASHCAN_END
 }
 
 static PyType_Slot trackref_slots[] = {

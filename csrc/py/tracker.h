@@ -20,6 +20,7 @@
 #include "py/module.h"
 
 #include "core/sites.h"
+#include "core/table.h"
 
 enum { ML_TR_OPEN = 0, ML_TR_CLOSED = 1, ML_TR_UNTRACKED = 2, ML_TR_LEAKED = 3 };
 
@@ -38,14 +39,20 @@ enum { ML_TR_PROBE_NONE = 0, ML_TR_PROBE_TRUE = 1, ML_TR_PROBE_NOT_NONE = 2 };
 
 typedef struct ml_track {
     struct ml_track *prev, *next;   /* the ring of open records; NULL when not in it */
+    struct ml_tracker *tr;  /* borrowed: the module outlives every record (the record's
+                               type holds it); never found through the type, whose MRO a
+                               collection may have cleared by dealloc time */
     PyObject *holder;       /* borrowed: the _TrackRef, or the Resource itself */
     PyObject *desc;         /* str: what the object was, captured at track time */
     PyObject *name;         /* str given to track(name=...), or NULL */
     PyObject *methods;      /* tuple of str: the closing methods shimmed, or NULL */
     PyObject *probe;        /* str: the attribute that says closed, or NULL */
-    void *addr;             /* the object's address: an identity, never dereferenced
-                               except to remove our shims from its dict in the callback */
-    uintptr_t ident;        /* the same address as a number: outlives the object, for
+    PyObject *dict;         /* the instance dict holding this record's "close" shims while
+                               it is open (they are taken out when it settles), or NULL */
+    struct ml_tr_shim *shim;   /* borrowed: an io stack's observer on its innermost
+                               stream (cleared by the observer's dealloc), or NULL */
+    uintptr_t ident;        /* the object's address: an identity, never dereferenced; the
+                               key of the tracker's index, and outlives the object, for
                                matching a warning's source after a collection's callback */
     PyTypeObject *type;     /* identity only (matching a warning's source) */
     uintptr_t layers[2];    /* an io stack's streams under the object (buffer, raw): a
@@ -56,6 +63,7 @@ typedef struct ml_track {
     uint32_t site;
     uint8_t state, flags, probe_mode;
     uint8_t pending;        /* an io object a collection found dead: its finalizer follows */
+    uint8_t indexed;        /* filed in the tracker's index under ident */
 } ml_track;
 
 typedef struct {
@@ -67,13 +75,16 @@ typedef struct {
  * the _dealloc_warn() a stream's finalizer calls on the one under it */
 enum { ML_TR_SHIM_CLOSE = 0, ML_TR_SHIM_FLUSH = 1, ML_TR_SHIM_DEALLOC_WARN = 2 };
 
-typedef struct {
-    PyWeakReference wr;     /* a weak reference to obj, whose callback clears obj; its
-                               vectorcall slot is the shim's call */
+typedef struct ml_tr_shim {
+    PyWeakReference wr;     /* a weak reference to obj, the object whose __dict__ holds
+                               the shim: how the shim reaches it; its vectorcall slot is
+                               the shim's call */
     PyObject *rec;          /* the _TrackRef (strong) */
-    PyObject *obj;          /* borrowed: the object whose __dict__ holds the shim. Valid
-                               until _tr_shim_died clears it; on a collection, where that
-                               callback does not run, the shim dies with obj's dict */
+    PyObject *obj;          /* borrowed, for one case only: an io stack's observer called
+                               while a collection finalizes the stream (whose weak
+                               references the collection cleared first); see
+                               tracker_shim.c. NULL for the other roles, and cleared by
+                               _tr_shim_died and when the collection ends */
     PyObject *meth;         /* str: the method name this shim stands in for */
     PyObject *prev;         /* what the instance dict held under that name before, or NULL */
     int role;
@@ -81,10 +92,8 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    ml_track t;
-    struct ml_tracker *tr;  /* borrowed: the module outlives every instance (its Resource
-                               base type holds it); never found through the type, whose
-                               MRO a collection may have cleared by dealloc time */
+    ml_track t;             /* t.tr: the module outlives every instance (its Resource base
+                               type holds it) */
 } ml_tr_resource;
 
 typedef struct {
@@ -108,6 +117,10 @@ typedef struct ml_tracker {
                                is kept alive by a site) */
     PyObject *code_died;    /* the _SiteCodes' callback */
     ml_track ring;          /* head of the open records */
+    ml_table index;         /* tracked object's address -> its _TrackRef (borrowed: a
+                               record leaves the index when its object dies or it is
+                               freed); an entry counts only while the record's weak
+                               reference still gives that object */
     Py_ssize_t nopen;
     PyObject *recent;       /* list of leaked _TrackRefs whose CPython warning may follow */
     PyObject *pending;      /* list of io _TrackRefs whose object a collection found dead
@@ -173,8 +186,16 @@ PyObject *ml_tr_new_weakref(PyTypeObject *type, PyObject *obj, PyObject *callbac
 /* Leaves the open state: closed or untracked. @return the ring's reference to release. */
 PyObject *ml_tr_settle(ml_tracker *tr, ml_track *t, int state);
 
-/* The record of obj, or NULL. Borrowed. */
+/* The record of obj (alive: the caller holds it), from the index. @return a new
+ * reference, or NULL (untracked; no exception). */
 ml_tr_ref *ml_tr_find_record(ml_tracker *tr, PyObject *obj);
+
+/* Files rec in the index under its object's address, replacing what a dead object left
+ * there. 0, or -1 with MemoryError. */
+int ml_tr_index_add(ml_tracker *tr, ml_tr_ref *rec);
+
+/* Takes rec out of the index (if it is there). */
+void ml_tr_index_remove(ml_tracker *tr, ml_tr_ref *rec);
 
 /* Whether obj's attribute `name` says yes (ML_TR_PROBE_TRUE / _NOT_NONE). Runs Python
  * code; an error is "no", and an exception set on entry is kept. */
@@ -196,14 +217,15 @@ PyObject *ml_tr_record_leak(ml_tracker *tr, ml_track *t, PyObject *source);
  */
 extern PyType_Spec ml_tr_shim_spec;
 
-/* The "close" shims of a built-in type with a __dict__. 0 or -1. */
-int ml_tr_install_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *methods);
+/* The "close" shims of a built-in type with a __dict__ (rec keeps the dict). 0 or -1. */
+int ml_tr_install_shims(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *methods);
 
 /* An io stack's observer, on its innermost stream (see tracker_shim.c). 0 or -1. */
 int ml_tr_install_io_shims(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *chain,
                            int *warns);
 
-/* Removes rec's "close" shims from the dying object's dict. */
+/* Takes rec's "close" shims out of its object's dict (see tracker_shim.c). Runs Python
+ * code: the caller holds rec. */
 void ml_tr_drop_shims(ml_tracker *tr, ml_tr_ref *rec);
 
 /* _tr_shim_died(ref): the shims' weakref callback (a module function). */

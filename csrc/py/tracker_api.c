@@ -12,7 +12,8 @@
 
 #include "core/status.h"
 
-/* _tr_died(ref): the weakref callback. */
+/* _tr_died(ref): the weakref callback: the record's verdict (leaked, or closed), its
+ * object out of the index, its "close" shims out of the object's dict. */
 static PyObject *
 tr_died(PyObject *module, PyObject *ref)
 {
@@ -21,8 +22,9 @@ tr_died(PyObject *module, PyObject *ref)
         Py_RETURN_NONE;
     }
     ml_tr_ref *rec = (ml_tr_ref *)Py_NewRef(ref);
-    ml_tr_drop_shims(tr, rec);
     ml_track *t = &rec->t;
+    ml_tr_index_remove(tr, rec);
+    ml_tr_drop_shims(tr, rec);   /* a finalizer still to come reaches the real methods */
     PyObject *owned = NULL;
     if (t->state == ML_TR_OPEN && (t->flags & ML_TR_K_IO_INNER)) {
         /* an io object: its finalizer reports a leak through the shims below it. On a
@@ -37,14 +39,13 @@ tr_died(PyObject *module, PyObject *ref)
     } else {
         owned = ml_tr_record_leak(tr, t, NULL);
     }
-    t->addr = NULL;
     Py_XDECREF(owned);
     Py_DECREF(rec);
     Py_RETURN_NONE;
 }
 
 /* _tr_track(obj, kind, name, explicit): obj, tracked (explicit: always, with the level's
- * frames; else only when ml_tr_sampled). Tracking an object tracked already does nothing. */
+ * frames; else only when sampled). Tracking an object tracked already does nothing. */
 static PyObject *
 tr_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -67,11 +68,21 @@ tr_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!explicit && !ml_tr_sampled(tr)) {
         return Py_NewRef(obj);
     }
-    if (ml_tr_find_record(tr, obj) == NULL &&
-        ml_tr_track_object(tr, obj, args[1], args[2], ml_tr_frames_for(tr)) < 0) {
+    ml_tr_ref *known = ml_tr_find_record(tr, obj);
+    if (known != NULL) {
+        Py_DECREF(known);
+    } else if (ml_tr_track_object(tr, obj, args[1], args[2], ml_tr_frames_for(tr)) < 0) {
         return NULL;
     }
     return Py_NewRef(obj);
+}
+
+/* Settles rec (held by the caller) and takes its "close" shims out. */
+static void
+settle_and_drop(ml_tracker *tr, ml_tr_ref *rec, int state)
+{
+    Py_XDECREF(ml_tr_settle(tr, &rec->t, state));   /* the caller still holds rec */
+    ml_tr_drop_shims(tr, rec);
 }
 
 /* _tr_untrack(obj): True if obj was tracked and open (it now counts as closed). */
@@ -82,17 +93,17 @@ tr_untrack(PyObject *module, PyObject *obj)
     if (tr == NULL) {
         return NULL;
     }
-    ml_tr_ref *rec = ml_tr_find_record(tr, obj);
-    if (rec == NULL || rec->t.state != ML_TR_OPEN) {
+    ml_tr_ref *rec = ml_tr_find_record(tr, obj);   /* a new reference */
+    if (rec == NULL) {
         Py_RETURN_FALSE;
     }
-    Py_INCREF(rec);
     /* a file's close() is not seen: ask it (runs Python code) */
-    int closed = (rec->t.flags & ML_TR_K_IO_INNER) && ml_tr_probe_closed(&rec->t, obj);
-    PyObject *owned = ml_tr_settle(tr, &rec->t, closed ? ML_TR_CLOSED : ML_TR_UNTRACKED);
-    Py_XDECREF(owned);
+    int closed = rec->t.state == ML_TR_OPEN && (rec->t.flags & ML_TR_K_IO_INNER) &&
+                 ml_tr_probe_closed(&rec->t, obj);
+    int was_open = rec->t.state == ML_TR_OPEN;
+    settle_and_drop(tr, rec, closed ? ML_TR_CLOSED : ML_TR_UNTRACKED);
     Py_DECREF(rec);
-    return PyBool_FromLong(!closed && owned != NULL);
+    return PyBool_FromLong(was_open && !closed);
 }
 
 /* _tr_closed(obj): a class-level close wrapper saw obj's close() return. */
@@ -105,26 +116,42 @@ tr_closed(PyObject *module, PyObject *obj)
     }
     ml_tr_ref *rec = ml_tr_find_record(tr, obj);
     if (rec != NULL) {
-        Py_XDECREF(ml_tr_settle(tr, &rec->t, ML_TR_CLOSED));
+        settle_and_drop(tr, rec, ML_TR_CLOSED);
+        Py_DECREF(rec);
     }
     Py_RETURN_NONE;
 }
 
+/* (site, desc, name, state, t0) of the record `holder` (a _TrackRef or a Resource, held
+ * by the caller). */
 static PyObject *
 record_info(ml_track *t)
 {
     static const char *states[] = {"open", "closed", "untracked", "leaked"};
-    PyObject *desc = ml_tr_record_desc(t);
+    PyObject *desc = ml_tr_record_desc(t);   /* may run Python code */
     if (desc == NULL) {
         return NULL;
     }
-    PyObject *res = Py_BuildValue("(INOsL)", (unsigned)t->site, desc,
-                                  t->name ? t->name : Py_None, states[t->state], (long long)t->t0);
-    return res;
+    return Py_BuildValue("(INOsL)", (unsigned)t->site, desc, t->name ? t->name : Py_None,
+                         states[t->state], (long long)t->t0);
+}
+
+/* Whether the record in `list` at i is obj's (by address and type: the object is dead,
+ * or being finalized by a collection) — or one of the streams under it. */
+static int
+matches_dead(PyObject *list, Py_ssize_t i, PyObject *obj)
+{
+    const ml_track *t = &((ml_tr_ref *)PyList_GET_ITEM(list, i))->t;
+    uintptr_t id = (uintptr_t)obj;
+    PyTypeObject *tp = Py_TYPE(obj);
+    return (t->ident == id && t->type == tp) ||
+           (t->layers[0] == id && t->layer_types[0] == tp) ||
+           (t->layers[1] == id && t->layer_types[1] == tp);
 }
 
 /* _tr_lookup(obj): (site, desc, name, state, t0) of obj's record — a live one, or one
- * that a collection just found leaked (matched by address and type) — or None. */
+ * that a collection just found dead (matched by address and type: kept until the
+ * collection ends, as CPython warns after us) — or None. */
 static PyObject *
 tr_lookup(PyObject *module, PyObject *obj)
 {
@@ -132,24 +159,27 @@ tr_lookup(PyObject *module, PyObject *obj)
     if (tr == NULL) {
         return NULL;
     }
-    ml_tr_ref *rec = ml_tr_find_record(tr, obj);
-    if (rec != NULL) {
-        return record_info(&rec->t);
+    PyObject *holder = (PyObject *)ml_tr_find_record(tr, obj);   /* a new reference */
+    if (holder == NULL && PyObject_TypeCheck(obj, tr->ResourceType)) {
+        holder = Py_NewRef(obj);
     }
-    if (PyObject_TypeCheck(obj, tr->ResourceType)) {
-        return record_info(&((ml_tr_resource *)obj)->t);
-    }
-    for (Py_ssize_t i = PyList_GET_SIZE(tr->recent); i-- > 0;) {
-        ml_tr_ref *r = (ml_tr_ref *)PyList_GET_ITEM(tr->recent, i);   /* borrowed */
-        const ml_track *t = &r->t;
-        uintptr_t id = (uintptr_t)obj;
-        PyTypeObject *tp = Py_TYPE(obj);
-        if ((t->ident == id && t->type == tp) || (t->layers[0] == id && t->layer_types[0] == tp) ||
-            (t->layers[1] == id && t->layer_types[1] == tp)) {
-            return record_info(&r->t);
+    PyObject *lists[2] = {tr->recent, tr->pending};
+    for (int l = 0; l < 2 && holder == NULL; l++) {
+        for (Py_ssize_t i = PyList_GET_SIZE(lists[l]); i-- > 0;) {
+            if (matches_dead(lists[l], i, obj)) {
+                holder = Py_NewRef(PyList_GET_ITEM(lists[l], i));
+                break;
+            }
         }
     }
-    Py_RETURN_NONE;
+    if (holder == NULL) {
+        Py_RETURN_NONE;
+    }
+    ml_track *t = Py_IS_TYPE(holder, tr->TrackRefType) ? &((ml_tr_ref *)holder)->t
+                                                       : &((ml_tr_resource *)holder)->t;
+    PyObject *res = record_info(t);
+    Py_DECREF(holder);
+    return res;
 }
 
 /* _tr_gc_phase(started): gc.callbacks' start and stop. At the stop, the collection's
@@ -158,13 +188,14 @@ static PyObject *
 tr_gc_phase(PyObject *module, PyObject *arg)
 {
     ml_tracker *tr = ml_tr_of(module);
-    if (!tr->ready) {
+    if (tr == NULL || !tr->ready) {
         Py_RETURN_NONE;
     }
     tr->collecting = PyObject_IsTrue(arg) == 1;
     /* the io objects the collection found dead: their finalizers have run, and a leak
        was reported by now; the rest were closed (at a start: left over from a
-       collection whose end was not seen) */
+       collection whose end was not seen). Their observers forget the streams, which the
+       collection has freed */
     PyObject *pending = tr->pending;
     if (PyList_GET_SIZE(pending)) {
         if ((tr->pending = PyList_New(0)) == NULL) {
@@ -174,6 +205,9 @@ tr_gc_phase(PyObject *module, PyObject *arg)
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pending); i++) {
             ml_tr_ref *rec = (ml_tr_ref *)PyList_GET_ITEM(pending, i);
             rec->t.pending = 0;
+            if (rec->t.shim != NULL) {
+                rec->t.shim->obj = NULL;
+            }
             Py_XDECREF(ml_tr_settle(tr, &rec->t, ML_TR_CLOSED));   /* the list still holds rec */
         }
         Py_DECREF(pending);
@@ -240,21 +274,23 @@ tr_open(PyObject *module, PyObject *Py_UNUSED(ignored))
     PyObject *list = PyList_New(0);
     for (Py_ssize_t j = 0; j < i && list != NULL; j++) {
         PyObject *h = holders[j];
-        ml_track *t = Py_IS_TYPE(h, tr->TrackRefType) ? &((ml_tr_ref *)h)->t
-                                                      : &((ml_tr_resource *)h)->t;
-        PyObject *obj = Py_IS_TYPE(h, tr->TrackRefType) ? PyWeakref_GET_OBJECT(h) : h;
-        if (t->state != ML_TR_OPEN || obj == Py_None) {
-            continue;
-        }
-        PyObject *desc = ml_tr_record_desc(t);
-        PyObject *item = desc == NULL ? NULL :
-            Py_BuildValue("(ILNOOOi)", (unsigned)t->site, (long long)t->t0, desc,
-                                       t->name ? t->name : Py_None, obj,
-                                       t->probe ? t->probe : Py_None, (int)t->probe_mode);
-        if (item == NULL || PyList_Append(list, item) < 0) {
+        int is_ref = Py_IS_TYPE(h, tr->TrackRefType);
+        ml_track *t = is_ref ? &((ml_tr_ref *)h)->t : &((ml_tr_resource *)h)->t;
+        PyObject *obj = is_ref ? ml_weak_get(h) : Py_NewRef(h);   /* strong, or NULL: dead */
+        PyObject *desc = obj != NULL && t->state == ML_TR_OPEN ? ml_tr_record_desc(t) : NULL;
+        if (desc != NULL && t->state == ML_TR_OPEN) {   /* still open after the repr() */
+            PyObject *item = Py_BuildValue("(ILOOOOi)", (unsigned)t->site, (long long)t->t0,
+                                           desc, t->name ? t->name : Py_None, obj,
+                                           t->probe ? t->probe : Py_None, (int)t->probe_mode);
+            if (item == NULL || PyList_Append(list, item) < 0) {
+                Py_CLEAR(list);
+            }
+            Py_XDECREF(item);
+        } else if (PyErr_Occurred()) {
             Py_CLEAR(list);
         }
-        Py_XDECREF(item);
+        Py_XDECREF(desc);
+        Py_XDECREF(obj);
     }
     for (Py_ssize_t j = 0; j < i; j++) {
         Py_DECREF(holders[j]);
@@ -384,7 +420,7 @@ tr_stats(PyObject *module, PyObject *Py_UNUSED(ignored))
     if (tr == NULL) {
         return NULL;
     }
-    size_t own = sizeof(*tr) + ml_sites_sizeof(&tr->sites) +
+    size_t own = sizeof(*tr) + ml_sites_sizeof(&tr->sites) + ml_table_sizeof(&tr->index) +
                  (size_t)tr->nopen * sizeof(ml_tr_ref);
     return Py_BuildValue("(nIn)", tr->nopen, (unsigned)tr->sites.n, (Py_ssize_t)own);
 }
@@ -431,6 +467,7 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
     tr->rate = 128;
     tr->depth = 8;
     tr->seed = (uint64_t)ml_tr_now_ns();
+    ml_table_init(&tr->index, &ml_alloc_pymem);
     if (ml_sites_init(&tr->sites, &ml_alloc_pymem) != ML_OK) {
         PyErr_NoMemory();
         return -1;
@@ -471,7 +508,8 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
                                                                      NULL)) == NULL) {
         return -1;
     }
-    if (PyModule_AddType(module, tr->ResourceType) < 0 || PyModule_AddType(module, tr->OpenType) < 0 ||
+    if (PyModule_AddType(module, tr->ResourceType) < 0 ||
+        PyModule_AddType(module, tr->OpenType) < 0 ||
         PyModule_AddType(module, tr->ShimType) < 0) {
         return -1;
     }
@@ -550,6 +588,7 @@ ml_tracker_free(ml_state *st)
     ml_tracker_clear(st);
     if (st->tr != NULL) {
         ml_sites_free(&st->tr->sites);
+        ml_table_free(&st->tr->index);   /* every record is gone: each holds the module */
         PyMem_Free(st->tr);
         st->tr = NULL;
     }

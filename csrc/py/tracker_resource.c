@@ -30,7 +30,7 @@ plain_desc(PyObject *obj)
     }
     if (qual != NULL) {
         if (mod != NULL && PyUnicode_Check(mod) &&
-            !_PyUnicode_EqualToASCIIString(mod, "builtins")) {
+            PyUnicode_CompareWithASCIIString(mod, "builtins") != 0) {
             res = PyUnicode_FromFormat("<%U.%U object at %p>", mod, qual, obj);
         } else {
             res = PyUnicode_FromFormat("<%U object at %p>", qual, obj);
@@ -41,7 +41,8 @@ plain_desc(PyObject *obj)
     return res;
 }
 
-/* Fills t for obj (alive, being tracked now). 0 or -1. */
+/* Fills t for obj (alive, being tracked now; kind checked by ml_tr_check_kind). Runs
+ * Python code (the object's name or repr(), a collection). 0 or -1. */
 static int
 fill_record(ml_tracker *tr, ml_track *t, PyObject *obj, PyObject *kind, PyObject *name,
             int depth)
@@ -50,10 +51,7 @@ fill_record(ml_tracker *tr, ml_track *t, PyObject *obj, PyObject *kind, PyObject
     PyObject *methods = PyTuple_GET_ITEM(kind, 0), *probe = PyTuple_GET_ITEM(kind, 1);
     long mode = PyLong_AsLong(PyTuple_GET_ITEM(kind, 2));
     long flags = PyLong_AsLong(PyTuple_GET_ITEM(kind, 3));
-    int use_repr = PyObject_IsTrue(PyTuple_GET_ITEM(kind, 4));
-    if (PyErr_Occurred() || use_repr < 0) {
-        return -1;
-    }
+    int use_repr = PyTuple_GET_ITEM(kind, 4) == Py_True;
     if (ml_tr_capture_site(tr, depth, &t->site) < 0) {
         return -1;
     }
@@ -85,18 +83,14 @@ fill_record(ml_tracker *tr, ml_track *t, PyObject *obj, PyObject *kind, PyObject
     t->probe = PyUnicode_Check(probe) ? Py_NewRef(probe) : NULL;
     t->probe_mode = (uint8_t)mode;
     t->flags = (uint8_t)(flags & 0x3f);
-    t->addr = obj;
-    t->ident = (uintptr_t)obj;
     t->type = Py_TYPE(obj);
     t->t0 = ml_tr_now_ns();
-    t->state = ML_TR_OPEN;
     return 0;
 }
 
 /* Tracks obj (not tracked yet). 0 or -1 (TypeError when it cannot be weakly referenced). */
 int
-ml_tr_track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name,
-             int depth)
+ml_tr_track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name, int depth)
 {
     if (!PyType_SUPPORTS_WEAKREFS(Py_TYPE(obj))) {
         PyErr_Format(PyExc_TypeError,
@@ -110,9 +104,13 @@ ml_tr_track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name
         return -1;
     }
     memset(&rec->t, 0, sizeof(rec->t));
+    rec->t.tr = tr;
     rec->t.holder = (PyObject *)rec;
+    rec->t.ident = (uintptr_t)obj;
     rec->t.state = ML_TR_CLOSED;   /* not in the books until filled */
-    if (fill_record(tr, &rec->t, obj, kind, name, depth) < 0) {
+    /* indexed first: a track() of obj re-entered while the record is filled (its repr(),
+       a collection) finds it and does nothing */
+    if (ml_tr_index_add(tr, rec) < 0 || fill_record(tr, &rec->t, obj, kind, name, depth) < 0) {
         goto error;
     }
     if (rec->t.flags & ML_TR_K_IO_INNER) {
@@ -125,11 +123,13 @@ ml_tr_track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name
             rec->t.flags &= (uint8_t)~ML_TR_K_CPYTHON_WARNS;   /* nothing under it warns: we do */
         }
     } else if (rec->t.methods != NULL && !(rec->t.flags & ML_TR_K_CLASS_HOOKED) &&
-               ml_tr_install_shims(tr, (PyObject *)rec, obj, rec->t.methods) < 0) {
-        rec->t.state = ML_TR_CLOSED;
+               ml_tr_install_shims(tr, rec, obj, rec->t.methods) < 0) {
+        PyObject *exc = PyErr_GetRaisedException();
         ml_tr_drop_shims(tr, rec);
+        PyErr_SetRaisedException(exc);
         goto error;
     }
+    rec->t.state = ML_TR_OPEN;
     ml_site *site = ml_sites_get(&tr->sites, rec->t.site);
     site->tracked++;
     site->open++;
@@ -140,11 +140,31 @@ error:
     return -1;
 }
 
+/* (methods: tuple of str, probe: str or None, probe mode: 0-2, flags: int,
+ * describe with repr(): bool) — what tracker.py's kinds are. */
 int
 ml_tr_check_kind(PyObject *kind)
 {
-    if (!PyTuple_Check(kind) || PyTuple_GET_SIZE(kind) != 5) {
-        PyErr_SetString(PyExc_TypeError, "kind must be a 5-tuple");
+    int ok = PyTuple_Check(kind) && PyTuple_GET_SIZE(kind) == 5;
+    PyObject *methods = ok ? PyTuple_GET_ITEM(kind, 0) : NULL;
+    ok = ok && PyTuple_Check(methods);
+    for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(methods); i++) {
+        ok = PyUnicode_Check(PyTuple_GET_ITEM(methods, i));
+    }
+    if (ok) {
+        PyObject *probe = PyTuple_GET_ITEM(kind, 1), *mode = PyTuple_GET_ITEM(kind, 2);
+        PyObject *flags = PyTuple_GET_ITEM(kind, 3), *use_repr = PyTuple_GET_ITEM(kind, 4);
+        int overflow = 0;
+        long m = PyLong_Check(mode) ? PyLong_AsLongAndOverflow(mode, &overflow) : -1;
+        long f = PyLong_Check(flags) ? PyLong_AsLongAndOverflow(flags, &overflow) : -1;
+        ok = (probe == Py_None || PyUnicode_Check(probe)) && !overflow &&
+             m >= ML_TR_PROBE_NONE && m <= ML_TR_PROBE_NOT_NONE && f >= 0 && f <= 0x3f &&
+             PyBool_Check(use_repr);
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError, "kind must be (methods: tuple of str, probe: str or "
+                        "None, probe mode: 0 to 2, flags: int from 0 to 63, "
+                        "describe with repr(): bool)");
         return -1;
     }
     return 0;
@@ -177,14 +197,15 @@ resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL) {
         return NULL;
     }
-    self->tr = tr;
+    self->t.tr = tr;
     ml_track *t = &self->t;
     t->holder = (PyObject *)self;
     t->state = ML_TR_UNTRACKED;
     if (!tr->ready) {
         return (PyObject *)self;   /* the tracker is gone (interpreter shutdown) */
     }
-    if (ml_tr_capture_site(tr, ml_tr_frames_for(tr), &t->site) < 0 || (t->desc = plain_desc((PyObject *)self)) == NULL) {
+    if (ml_tr_capture_site(tr, ml_tr_frames_for(tr), &t->site) < 0 ||
+        (t->desc = plain_desc((PyObject *)self)) == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -204,8 +225,9 @@ resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyObject *
 resource_close(ml_tr_resource *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->tr != NULL && self->tr->ready) {
-        (void)ml_tr_settle(self->tr, &self->t, ML_TR_CLOSED);   /* NULL: the ring owns no Resource */
+    if (self->t.tr != NULL && self->t.tr->ready) {
+        /* NULL: the ring owns no Resource */
+        (void)ml_tr_settle(self->t.tr, &self->t, ML_TR_CLOSED);
     }
     Py_RETURN_NONE;
 }
@@ -259,7 +281,7 @@ static void
 resource_finalize(PyObject *self)
 {
     ml_tr_resource *r = (ml_tr_resource *)self;
-    ml_tracker *tr = r->tr;
+    ml_tracker *tr = r->t.tr;
     if (tr == NULL || !tr->ready || r->t.state != ML_TR_OPEN) {
         return;
     }
@@ -285,7 +307,7 @@ resource_dealloc(PyObject *self)
         return;   /* resurrected */
     }
     PyObject_GC_UnTrack(self);
-    ml_tracker *tr = r->tr;
+    ml_tracker *tr = r->t.tr;
     if (tr != NULL && tr->ready && r->t.state == ML_TR_OPEN) {
         /* the finalizer did not run (a subclass's __del__ replaced it, or it ran once
            already before a resurrection): a leak all the same, without a source */
@@ -355,8 +377,10 @@ topen_call(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
     if (f == NULL || tr == NULL || !tr->ready || !ml_tr_sampled(tr)) {
         return f;
     }
-    if (ml_tr_find_record(tr, f) == NULL &&
-        ml_tr_track_object(tr, f, self->kind, Py_None, ml_tr_frames_for(tr)) < 0) {
+    ml_tr_ref *known = ml_tr_find_record(tr, f);   /* a replaced open() may return one */
+    if (known != NULL) {
+        Py_DECREF(known);
+    } else if (ml_tr_track_object(tr, f, self->kind, Py_None, ml_tr_frames_for(tr)) < 0) {
         PyErr_WriteUnraisable(op);   /* tracking never fails an open() */
     }
     return f;

@@ -8,39 +8,62 @@
  * calls (a file closed while its tracked object is being finalized leaked); the
  * _dealloc_warn() io's finalizer calls on the stream under an unclosed one.
  *
+ * How a shim reaches its object: through its own weak reference (a strong reference
+ * for the call), never a stored pointer — except in one case: a collection clears the
+ * weak references to its garbage before it runs any finalizer, so the raw file of a
+ * stack the collection is finalizing calls its flush() shim with that reference dead.
+ * Then, and only while the record is pending (a collection found its object dead) and
+ * the collection runs, the shim uses the borrowed pointer it kept (the stream is
+ * garbage of this very collection: alive until its end, when pending records are
+ * judged and their observers forget the pointer). A shim called after its object died
+ * forwards to what it replaced, or does nothing.
+ *
+ * A record's "close" shims live in the instance dict only while the record is open:
+ * closing, untracking or the object's death takes them out (ml_tr_drop_shims), so a
+ * later close() reaches the real one, and a shim kept elsewhere outlives nothing.
+ *
  * Note on re-entrancy: the forwarded call runs anything (the real method, a user's
- * override, a finalizer's chain); the shim holds its record and the object strongly
- * across it, and reads the record's state again after it.
+ * override, a finalizer's chain, another shim: a recursion guard bounds that); the
+ * shim holds itself, its record and the object strongly across it, and reads the
+ * record's state again after it. Dict look-ups may run a key's __eq__: every value read
+ * from a dict is held strongly.
  */
 #include "py/tracker.h"
 
 #include <structmember.h>
 
-/* Removes our "close" shims from the dying object's dict, so that a finalizer still to
- * come reaches the real methods. */
+/* Takes rec's "close" shims out of its object's dict (the real methods are reached
+ * again; a shim kept elsewhere forwards to what it replaced) and lets the dict go. Runs
+ * Python code (a key's __eq__, a replaced value's __del__): the caller holds rec. */
 void
 ml_tr_drop_shims(ml_tracker *tr, ml_tr_ref *rec)
 {
     ml_track *t = &rec->t;
-    if (t->methods == NULL) {
+    PyObject *dict = t->dict;   /* ours now: a re-entrant call finds nothing to do */
+    t->dict = NULL;
+    if (dict == NULL || t->methods == NULL) {
+        Py_XDECREF(dict);
         return;
     }
-    PyObject **dictptr = _PyObject_GetDictPtr((PyObject *)t->addr);
-    PyObject *dict = dictptr ? *dictptr : NULL;   /* borrowed */
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t->methods); i++) {
-        PyObject *meth = PyTuple_GET_ITEM(t->methods, i);
-        PyObject *v = dict ? PyDict_GetItemWithError(dict, meth) : NULL;   /* borrowed */
-        if (v != NULL && Py_IS_TYPE(v, tr->ShimType) && ((ml_tr_shim *)v)->rec == (PyObject *)rec) {
+    PyObject *methods = Py_NewRef(t->methods);
+    PyObject *exc = PyErr_GetRaisedException();
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        PyObject *meth = PyTuple_GET_ITEM(methods, i), *v = NULL;
+        if (PyDict_GetItemRef(dict, meth, &v) > 0 && Py_IS_TYPE(v, tr->ShimType) &&
+            ((ml_tr_shim *)v)->rec == (PyObject *)rec) {
             ml_tr_shim *shim = (ml_tr_shim *)v;
-            shim->obj = NULL;
             if (shim->prev != NULL) {
                 (void)PyDict_SetItem(dict, meth, shim->prev);   /* back as it was */
             } else {
                 (void)PyDict_DelItem(dict, meth);
             }
         }
+        Py_XDECREF(v);
         PyErr_Clear();
     }
+    PyErr_SetRaisedException(exc);
+    Py_DECREF(methods);
+    Py_DECREF(dict);
 }
 
 /* _tr_shim_died(ref): the object holding a shim died (a refcount death, or the shim was
@@ -59,107 +82,132 @@ ml_tr_shim_died(PyObject *module, PyObject *ref)
  * _CloseShim: stands in an instance dict for a method, and forwards to it.
  */
 
+/* The object whose dict holds self: a new reference, or NULL when it is gone (see the
+ * note at the top of this file). */
+static PyObject *
+shim_object(ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec)
+{
+    PyObject *obj = ml_weak_get((PyObject *)self);
+    if (obj == NULL && self->obj != NULL && rec->t.pending && tr->collecting) {
+        obj = Py_NewRef(self->obj);   /* being finalized by this collection */
+    }
+    return obj;
+}
+
+/* Calls the real method of obj (the type's, found along its MRO). */
+static PyObject *
+call_real(ml_tr_shim *self, PyObject *obj, PyObject *const *args, size_t nargsf,
+          PyObject *kwnames)
+{
+    PyObject *func = ml_type_lookup_ref(Py_TYPE(obj), self->meth);   /* held across the call */
+    if (func == NULL) {
+        if (self->role == ML_TR_SHIM_DEALLOC_WARN) {
+            Py_RETURN_NONE;   /* the stream under it has no warning of its own */
+        }
+        return PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                            Py_TYPE(obj)->tp_name, self->meth);
+    }
+    PyObject *res;
+    size_t n = (size_t)PyVectorcall_NARGS(nargsf);
+    if (PyType_HasFeature(Py_TYPE(func), Py_TPFLAGS_METHOD_DESCRIPTOR) && kwnames == NULL &&
+        n < 4) {
+        /* the type's method, called unbound with obj first (no bound method made) */
+        PyObject *stack[4] = {obj};
+        for (size_t i = 0; i < n; i++) {
+            stack[i + 1] = args[i];
+        }
+        res = PyObject_Vectorcall(func, stack, n + 1, NULL);   /* may re-enter anything */
+    } else {
+        descrgetfunc get = Py_TYPE(func)->tp_descr_get;
+        if (get != NULL) {
+            Py_SETREF(func, get(func, obj, (PyObject *)Py_TYPE(obj)));
+        }
+        res = func == NULL ? NULL : PyObject_Vectorcall(func, args, nargsf, kwnames);
+    }
+    Py_XDECREF(func);
+    return res;
+}
+
 static PyObject *
 shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     ml_tr_shim *self = (ml_tr_shim *)op;
-    ml_state *st = ml_state_of_type(Py_TYPE(self));
-    ml_tracker *tr = st ? st->tr : NULL;
     ml_tr_ref *rec = (ml_tr_ref *)self->rec;
-    PyObject *obj = self->obj;
-    if (tr == NULL || rec == NULL) {
+    ml_tracker *tr = rec != NULL ? rec->t.tr : NULL;
+    if (tr == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the memleash tracker is shut down");
         return NULL;
     }
+    if (Py_EnterRecursiveCall(" while calling a memleash observer")) {
+        return NULL;   /* shims forwarding to shims, without end */
+    }
+    Py_INCREF(self);   /* closing takes us out of the dict that held us */
+    Py_INCREF(rec);
+    PyObject *res = NULL, *owned = NULL;
+    PyObject *obj = shim_object(tr, self, rec);
     if (obj == NULL) {
         if (self->prev != NULL) {
-            return PyObject_Vectorcall(self->prev, args, nargsf, kwnames);
+            res = PyObject_Vectorcall(self->prev, args, nargsf, kwnames);   /* may re-enter */
+        } else if (self->role != ML_TR_SHIM_CLOSE || (rec->t.flags & ML_TR_K_IO)) {
+            res = Py_NewRef(Py_None);   /* io: its finalizer closed it; flushing it is done */
+        } else {
+            PyErr_Format(PyExc_ReferenceError, "%U() of an object that no longer exists",
+                         self->meth);
         }
-        if (self->role != ML_TR_SHIM_CLOSE || (rec->t.flags & ML_TR_K_IO)) {
-            Py_RETURN_NONE;   /* io: its finalizer closed it; flushing it is done */
-        }
-        PyErr_Format(PyExc_ReferenceError, "%U() of an object that no longer exists",
-                     self->meth);
-        return NULL;
+        goto done;
     }
     if (self->role == ML_TR_SHIM_FLUSH && rec->t.state == ML_TR_LEAKED) {
         /* its finalizer ran (a temporary: `f.flush` was looked up, then the file died):
            it was flushed and closed then */
-        Py_RETURN_NONE;
+        res = Py_NewRef(Py_None);
+        goto done;
     }
-    Py_INCREF(rec);
-    Py_INCREF(obj);
-    PyObject *res = NULL, *func = NULL, *owned = NULL;
     int open = tr->ready && rec->t.state == ML_TR_OPEN;
     int finalizing = 0;
     if (open && self->role == ML_TR_SHIM_FLUSH) {
         /* a close of the stack reached its raw file: is the tracked object (alive on a
            refcount death, its weakref intact) being finalized, or did a collection find
            it dead? Either way no one closed it */
-        PyObject *tracked = PyWeakref_GET_OBJECT((PyObject *)rec);   /* borrowed */
+        PyObject *tracked = ml_weak_get((PyObject *)rec);
         finalizing = rec->t.pending ||
-                     (tracked != Py_None && ml_tr_attr_says(tracked, tr->str_finalizing, ML_TR_PROBE_TRUE));
+                     (tracked != NULL &&
+                      ml_tr_attr_says(tracked, tr->str_finalizing, ML_TR_PROBE_TRUE));
+        Py_XDECREF(tracked);
     } else if (open && self->role == ML_TR_SHIM_CLOSE && (rec->t.flags & ML_TR_K_IO)) {
-        finalizing = ml_tr_attr_says(obj, tr->str_finalizing, ML_TR_PROBE_TRUE);   /* io's finalizer? */
+        /* io's finalizer? */
+        finalizing = ml_tr_attr_says(obj, tr->str_finalizing, ML_TR_PROBE_TRUE);
     }
-    if (open && (self->role == ML_TR_SHIM_DEALLOC_WARN || (self->role == ML_TR_SHIM_FLUSH && finalizing))) {
+    if (open && (self->role == ML_TR_SHIM_DEALLOC_WARN ||
+                 (self->role == ML_TR_SHIM_FLUSH && finalizing))) {
         /* reported before the real method runs (and CPython warns); our own warning, if
-           any, names the unclosed stream _dealloc_warn was called for */
-        PyObject *source = self->role == ML_TR_SHIM_DEALLOC_WARN && PyVectorcall_NARGS(nargsf) == 1
-                           ? args[0] : NULL;
-        owned = ml_tr_record_leak(tr, &rec->t, source);   /* now: a recorded warning may keep it alive */
+           any, names the unclosed stream _dealloc_warn was called for. Now: a recorded
+           warning may keep the object alive */
+        PyObject *source = self->role == ML_TR_SHIM_DEALLOC_WARN &&
+                           PyVectorcall_NARGS(nargsf) == 1 ? args[0] : NULL;
+        owned = ml_tr_record_leak(tr, &rec->t, source);
     }
-    if (self->prev != NULL) {
-        res = PyObject_Vectorcall(self->prev, args, nargsf, kwnames);   /* may re-enter */
-        goto called;
-    }
-    PyObject *descr = _PyType_Lookup(Py_TYPE(obj), self->meth);   /* borrowed */
-    if (descr == NULL) {
-        if (self->role == ML_TR_SHIM_DEALLOC_WARN) {
-            res = Py_NewRef(Py_None);   /* the stream under it has no warning of its own */
-        } else {
-            PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
-                         Py_TYPE(obj)->tp_name, self->meth);
-        }
-        goto done;
-    }
-    func = Py_NewRef(descr);   /* kept across the call, which may change the type */
-    if (PyType_HasFeature(Py_TYPE(descr), Py_TPFLAGS_METHOD_DESCRIPTOR) && kwnames == NULL &&
-        PyVectorcall_NARGS(nargsf) < 4) {
-        /* the type's method, called unbound with obj first (no bound method made) */
-        PyObject *stack[4] = {obj};
-        size_t n = (size_t)PyVectorcall_NARGS(nargsf);
-        for (size_t i = 0; i < n; i++) {
-            stack[i + 1] = args[i];
-        }
-        res = PyObject_Vectorcall(func, stack, n + 1, NULL);   /* may re-enter anything */
-        goto called;
-    }
-    descrgetfunc get = Py_TYPE(descr)->tp_descr_get;
-    if (get != NULL) {
-        Py_SETREF(func, get(descr, obj, (PyObject *)Py_TYPE(obj)));
-        if (func == NULL) {
-            goto done;
-        }
-    }
-    res = PyObject_Vectorcall(func, args, nargsf, kwnames);   /* may re-enter anything */
-called:
+    res = self->prev != NULL ? PyObject_Vectorcall(self->prev, args, nargsf, kwnames)
+                             : call_real(self, obj, args, nargsf, kwnames);   /* may re-enter */
     if (self->role == ML_TR_SHIM_CLOSE && finalizing) {
         /* io's finalizer closing an unclosed object */
         Py_XDECREF(owned);
         owned = ml_tr_record_leak(tr, &rec->t, NULL);
     } else if (self->role == ML_TR_SHIM_CLOSE && tr->ready && rec->t.state == ML_TR_OPEN) {
         int closed = rec->t.probe_mode != ML_TR_PROBE_NONE ? ml_tr_probe_closed(&rec->t, obj)
-                                                     : res != NULL;   /* close() returned */
-        if (closed) {
+                                                           : res != NULL;   /* returned */
+        if (closed && rec->t.state == ML_TR_OPEN) {
             owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);
+            PyObject *exc = PyErr_GetRaisedException();
+            ml_tr_drop_shims(tr, rec);
+            PyErr_SetRaisedException(exc);
         }
     }
 done:
-    Py_XDECREF(func);
-    Py_DECREF(obj);
+    Py_XDECREF(obj);
     Py_XDECREF(owned);
     Py_DECREF(rec);
+    Py_DECREF(self);
+    Py_LeaveRecursiveCall();
     return res;
 }
 
@@ -172,10 +220,21 @@ shim_traverse(ml_tr_shim *self, visitproc visit, void *arg)
     return Py_TYPE(self)->tp_base->tp_traverse((PyObject *)self, visit, arg);
 }
 
+/* Forgets the record (which forgets us as its observer). */
+static void
+shim_unlink(ml_tr_shim *self)
+{
+    ml_tr_ref *rec = (ml_tr_ref *)self->rec;
+    if (rec != NULL && rec->t.shim == self) {
+        rec->t.shim = NULL;
+    }
+    self->obj = NULL;
+}
+
 static int
 shim_clear(ml_tr_shim *self)
 {
-    self->obj = NULL;
+    shim_unlink(self);
     Py_CLEAR(self->rec);
     Py_CLEAR(self->prev);
     return Py_TYPE(self)->tp_base->tp_clear((PyObject *)self);
@@ -186,12 +245,15 @@ shim_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     ml_tr_shim *shim = (ml_tr_shim *)self;
-    shim->obj = NULL;
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, shim_dealloc)   /* shims forwarding to shims free as a chain */
+    shim_unlink(shim);
     Py_CLEAR(shim->rec);
     Py_CLEAR(shim->prev);
     Py_CLEAR(shim->meth);
-    tp->tp_base->tp_dealloc(self);   /* weakref's dealloc untracks and frees */
+    tp->tp_base->tp_dealloc(self);   /* weakref's dealloc clears the reference and frees */
     Py_DECREF(tp);
+    Py_TRASHCAN_END
 }
 
 static PyObject *
@@ -224,50 +286,69 @@ PyType_Spec ml_tr_shim_spec = {
 };
 
 /* Puts a shim for `meth` in obj's dict (obj: alive, weakly referenceable, with a
- * __dict__). A type without that method gets none, unless `always`. 0 or -1. */
-static int
-add_shim(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *meth, int role, int always)
+ * __dict__). A type without that method gets none, unless `always`. @return the shim
+ * (borrowed: the dict holds it), NULL with no exception when none was put, or NULL with
+ * an exception. A "close" shim's record keeps the dict, to take it out again. */
+static ml_tr_shim *
+add_shim(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *meth, int role, int always)
 {
     PyObject *dict = PyObject_GenericGetDict(obj, NULL);   /* new reference */
     if (dict == NULL) {
-        return -1;
+        return NULL;
     }
-    int rc = -1;
-    PyObject *prev = PyDict_GetItemWithError(dict, meth);   /* borrowed */
-    if (prev == NULL && PyErr_Occurred()) {
+    ml_tr_shim *shim = NULL;
+    PyObject *prev = NULL, *method = NULL;
+    if (PyDict_GetItemRef(dict, meth, &prev) < 0) {   /* strong: the allocations below may
+                                                         collect, and a __del__ replace it */
         goto done;
     }
-    if (prev == NULL && !always && _PyType_Lookup(Py_TYPE(obj), meth) == NULL) {
-        rc = 0;   /* the type has no such method */
-        goto done;
+    if (prev == NULL && !always && (method = ml_type_lookup_ref(Py_TYPE(obj), meth)) == NULL) {
+        goto done;   /* the type has no such method */
     }
-    ml_tr_shim *shim = (ml_tr_shim *)ml_tr_new_weakref(tr->ShimType, obj, tr->shim_died);
+    shim = (ml_tr_shim *)ml_tr_new_weakref(tr->ShimType, obj, tr->shim_died);
     if (shim == NULL) {
         goto done;
     }
     shim->wr.vectorcall = shim_vectorcall;
     shim->rec = Py_NewRef(rec);
-    shim->obj = obj;
+    shim->obj = role == ML_TR_SHIM_FLUSH ? obj : NULL;   /* see the note above */
     shim->meth = Py_NewRef(meth);
     shim->prev = Py_XNewRef(prev);
     shim->role = role;
-    rc = PyDict_SetItem(dict, meth, (PyObject *)shim);
-    Py_DECREF(shim);
+    if (PyDict_SetItem(dict, meth, (PyObject *)shim) < 0) {
+        Py_CLEAR(shim);
+        goto done;
+    }
+    if (role == ML_TR_SHIM_CLOSE && rec->t.dict == NULL) {
+        rec->t.dict = Py_NewRef(dict);
+    }
+    Py_DECREF(shim);   /* the dict holds it */
 done:
+    Py_XDECREF(method);
+    Py_XDECREF(prev);
     Py_DECREF(dict);
-    return rc;
+    return shim;
 }
 
-/* The "close" shims of a built-in type with a __dict__. 0 or -1. */
 int
-ml_tr_install_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *methods)
+ml_tr_install_shims(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *methods)
 {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
-        if (add_shim(tr, rec, obj, PyTuple_GET_ITEM(methods, i), ML_TR_SHIM_CLOSE, 0) < 0) {
+        if (add_shim(tr, rec, obj, PyTuple_GET_ITEM(methods, i), ML_TR_SHIM_CLOSE, 0) == NULL &&
+            PyErr_Occurred()) {
             return -1;
         }
     }
     return 0;
+}
+
+/* Whether type defines (or inherits) the attribute name. */
+static int
+type_has(PyTypeObject *type, PyObject *name)
+{
+    PyObject *v = ml_type_lookup_ref(type, name);
+    Py_XDECREF(v);
+    return v != NULL;
 }
 
 /* An io stack: follows `chain` (attribute names: "buffer", "raw"; one the type does
@@ -275,13 +356,14 @@ ml_tr_install_shims(ml_tracker *tr, PyObject *rec, PyObject *obj, PyObject *meth
  * puts the shim there: on a raw file's flush, or on another stream's _dealloc_warn.
  * *warns: whether that stream warns itself (a FileIO has _dealloc_warn). 0 or -1. */
 int
-ml_tr_install_io_shims(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *chain, int *warns)
+ml_tr_install_io_shims(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *chain,
+                       int *warns)
 {
     PyObject *x = Py_NewRef(obj);
     int nlayers = 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(chain); i++) {
         PyObject *name = PyTuple_GET_ITEM(chain, i);
-        if (!PyUnicode_Check(name) || _PyType_Lookup(Py_TYPE(x), name) == NULL) {
+        if (!type_has(Py_TYPE(x), name)) {
             continue;
         }
         Py_SETREF(x, PyObject_GetAttr(x, name));
@@ -294,14 +376,20 @@ ml_tr_install_io_shims(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *
         }
     }
     int rc = -1;
-    if (!PyType_SUPPORTS_WEAKREFS(Py_TYPE(x)) || _PyObject_GetDictPtr(x) == NULL) {
+    if (!PyType_SUPPORTS_WEAKREFS(Py_TYPE(x)) || Py_TYPE(x)->tp_dictoffset == 0) {
         PyErr_Format(PyExc_TypeError, "cannot track a '%.100s' object: the stream under it "
-                     "('%.100s') cannot be observed", Py_TYPE(obj)->tp_name, Py_TYPE(x)->tp_name);
+                     "('%.100s') cannot be observed", Py_TYPE(obj)->tp_name,
+                     Py_TYPE(x)->tp_name);
         goto done;
     }
-    *warns = _PyType_Lookup(Py_TYPE(x), tr->str_dealloc_warn) != NULL;
-    rc = *warns ? add_shim(tr, (PyObject *)rec, x, tr->str_flush, ML_TR_SHIM_FLUSH, 1)
-                : add_shim(tr, (PyObject *)rec, x, tr->str_dealloc_warn, ML_TR_SHIM_DEALLOC_WARN, 1);
+    *warns = type_has(Py_TYPE(x), tr->str_dealloc_warn);
+    ml_tr_shim *shim = *warns
+        ? add_shim(tr, rec, x, tr->str_flush, ML_TR_SHIM_FLUSH, 1)
+        : add_shim(tr, rec, x, tr->str_dealloc_warn, ML_TR_SHIM_DEALLOC_WARN, 1);
+    if (shim != NULL) {
+        rec->t.shim = shim;
+        rc = 0;
+    }
 done:
     Py_DECREF(x);
     return rc;
