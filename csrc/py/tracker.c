@@ -522,11 +522,14 @@ report_leak(ml_tracker *tr, ml_track *t, PyObject *source)
         PyObject_CallFunction(dispatch, "IOOLiO", (unsigned)t->site, desc,
                               t->name ? t->name : Py_None, (long long)t->t0,
                               (int)t->flags, source ? source : Py_None);
-    Py_XDECREF(desc);
-    if (res == NULL) {
-        /* -W error::ResourceWarning and friends: reported as unraisable, never lost */
-        PyErr_WriteUnraisable(dispatch);
+    if (res == NULL && desc != NULL) {
+        /* -W error::ResourceWarning, a listener that raised: reported as unraisable, never
+           lost, naming the leaked object rather than memleash's handler */
+        PyErr_FormatUnraisable("Exception ignored in the leak report of %U", desc);
+    } else if (res == NULL) {
+        PyErr_FormatUnraisable("Exception ignored while describing a leaked object");
     }
+    Py_XDECREF(desc);
     Py_XDECREF(res);
     Py_DECREF(dispatch);
 }

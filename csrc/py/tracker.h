@@ -129,7 +129,7 @@ typedef struct ml_tracker {
     PyObject *skip;         /* tuple of str: path prefixes a site's first frame skips */
     PyObject *died;         /* the weakref callback (a function of this module) */
     PyObject *shim_died;    /* the shims' weakref callback */
-    PyObject *str_finalizing, *str_flush, *str_dealloc_warn, *str_name;
+    PyObject *str_finalizing, *str_flush, *str_dealloc_warn, *str_name, *str_closefd;
     PyTypeObject *TrackRefType, *ShimType, *ResourceType, *OpenType, *CodeRefType;
     int level;              /* 0 disabled, 1 simple, 2 advanced, 3 paranoid */
     int depth;              /* frames kept by advanced and paranoid */

@@ -93,6 +93,12 @@ tr_untrack(PyObject *module, PyObject *obj)
     if (tr == NULL) {
         return NULL;
     }
+    if (PyObject_TypeCheck(obj, tr->ResourceType)) {
+        ml_track *t = &((ml_tr_resource *)obj)->t;
+        int was_open = t->state == ML_TR_OPEN;
+        (void)ml_tr_settle(tr, t, ML_TR_UNTRACKED);   /* NULL: the ring owns no Resource */
+        return PyBool_FromLong(was_open);
+    }
     ml_tr_ref *rec = ml_tr_find_record(tr, obj);   /* a new reference */
     if (rec == NULL) {
         Py_RETURN_FALSE;
@@ -480,6 +486,7 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
         (tr->str_flush = PyUnicode_InternFromString("flush")) == NULL ||
         (tr->str_dealloc_warn = PyUnicode_InternFromString("_dealloc_warn")) == NULL ||
         (tr->str_name = PyUnicode_InternFromString("name")) == NULL ||
+        (tr->str_closefd = PyUnicode_InternFromString("closefd")) == NULL ||
         (tr->died = PyObject_GetAttrString(module, "_tr_died")) == NULL ||
         (tr->shim_died = PyObject_GetAttrString(module, "_tr_shim_died")) == NULL ||
         (tr->code_died = PyObject_GetAttrString(module, "_tr_code_died")) == NULL) {
@@ -538,6 +545,7 @@ ml_tracker_traverse(ml_state *st, visitproc visit, void *arg)
     Py_VISIT(tr->str_flush);
     Py_VISIT(tr->str_dealloc_warn);
     Py_VISIT(tr->str_name);
+    Py_VISIT(tr->str_closefd);
     Py_VISIT(tr->TrackRefType);
     Py_VISIT(tr->ShimType);
     Py_VISIT(tr->ResourceType);
@@ -575,6 +583,7 @@ ml_tracker_clear(ml_state *st)
     Py_CLEAR(tr->str_flush);
     Py_CLEAR(tr->str_dealloc_warn);
     Py_CLEAR(tr->str_name);
+    Py_CLEAR(tr->str_closefd);
     Py_CLEAR(tr->TrackRefType);
     Py_CLEAR(tr->ShimType);
     Py_CLEAR(tr->ResourceType);

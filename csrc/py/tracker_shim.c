@@ -128,6 +128,21 @@ call_real(ml_tr_shim *self, PyObject *obj, PyObject *const *args, size_t nargsf,
     return res;
 }
 
+/* Whether raw (a raw file) owns its descriptor: open(fd, closefd=False) does not, and
+ * dropping it unclosed leaks nothing (CPython warns nothing). Runs Python code; an error
+ * (kept as it was) counts as owning. */
+static int
+owns_descriptor(ml_tracker *tr, PyObject *raw)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *v = PyObject_GetAttr(raw, tr->str_closefd);
+    int owns = v == NULL || PyObject_IsTrue(v) != 0;
+    Py_XDECREF(v);
+    PyErr_Clear();
+    PyErr_SetRaisedException(exc);
+    return owns;
+}
+
 static PyObject *
 shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -184,7 +199,11 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
            warning may keep the object alive */
         PyObject *source = self->role == ML_TR_SHIM_DEALLOC_WARN &&
                            PyVectorcall_NARGS(nargsf) == 1 ? args[0] : NULL;
-        owned = ml_tr_record_leak(tr, &rec->t, source);
+        if (self->role == ML_TR_SHIM_FLUSH && !owns_descriptor(tr, obj)) {
+            owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);   /* it held nothing */
+        } else {
+            owned = ml_tr_record_leak(tr, &rec->t, source);
+        }
     }
     res = self->prev != NULL ? PyObject_Vectorcall(self->prev, args, nargsf, kwnames)
                              : call_real(self, obj, args, nargsf, kwnames);   /* may re-enter */

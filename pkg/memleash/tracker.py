@@ -7,9 +7,9 @@ and its allocation site. When it is collected without having been closed, that i
 - the leak reaches every ``on_leak`` listener and the per-site counts, whatever the
   warning filters say;
 - the user sees one ``ResourceWarning``: CPython's own for files, sockets, ``Popen`` and
-  asyncio transports (the tracker adds ``allocated at file:line in function()`` when it is
-  shown), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
-  site are de-duplicated: the first is shown, the rest are counted.
+  asyncio transports (its message gets ``allocated at file:line in function()``, shown or
+  recorded), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
+  site are de-duplicated on display: the first is shown, the rest are counted.
 
 How close() is seen: a class (Python's socket and Popen, your own) has its closing
 methods wrapped once; a built-in file is watched from the stream under it, which io's
@@ -57,6 +57,8 @@ LEVELS = ("disabled", "simple", "advanced", "paranoid")
 # attribute, probe mode, flags, describe with repr())
 _PROBE_NONE, _PROBE_TRUE, _PROBE_NOT_NONE = 0, 1, 2
 _CPYTHON_WARNS, _IO, _CLASS_HOOKED, _IO_INNER = 1, 2, 4, 8
+_PROBE_DECIDES = 16   # a closing method that returned closed only if the probe says so
+                      # (Popen.poll() returning None): Python's side alone reads it
 _HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE
 # built-in io stacks, watched from their innermost stream: the attributes that lead there
 # (a type without one is passed through: a BufferedReader has no "buffer")
@@ -179,7 +181,8 @@ def _kind_for(tp: type) -> tuple:
     elif issubclass(tp, socket.socket):
         kind = (("close", "detach"), "_closed", _PROBE_TRUE, _CPYTHON_WARNS, True)
     elif issubclass(tp, subprocess.Popen):
-        kind = (("wait", "communicate", "poll"), "returncode", _PROBE_NOT_NONE, _CPYTHON_WARNS, True)
+        kind = (("wait", "communicate", "poll"), "returncode", _PROBE_NOT_NONE,
+                _CPYTHON_WARNS | _PROBE_DECIDES, True)
     elif issubclass(tp, asyncio.BaseTransport):
         kind = (("close",), None, _PROBE_NONE, _CPYTHON_WARNS, True)
     else:
@@ -202,9 +205,11 @@ def _forget_kind(key: int, ref: weakref.ref) -> None:
 
 
 def _hook_class(tp: type, kind: tuple) -> None:
-    """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran.
-    A method wrapped already (here, or in a base class) is left as it is."""
-    methods, probe, mode = kind[0], kind[1], kind[2]
+    """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran
+    (for a kind whose probe decides, only when the probe then says closed: a poll() that
+    found the child running closes nothing). A method wrapped already (here, or in a base
+    class) is left as it is."""
+    methods, probe, mode, decides = kind[0], kind[1], kind[2], bool(kind[3] & _PROBE_DECIDES)
     for name in methods:
         resolved = getattr(tp, name, None)
         if resolved is None or getattr(resolved, "__memleash_closing__", False):
@@ -217,7 +222,8 @@ def _hook_class(tp: type, kind: tuple) -> None:
                 if _probe(self, probe, mode):
                     _core._tr_closed(self)
                 raise
-            _core._tr_closed(self)
+            if not decides or _probe(self, probe, mode):
+                _core._tr_closed(self)
             return result
 
         functools.update_wrapper(closing, resolved)
@@ -263,46 +269,82 @@ def untrack(obj: Any) -> bool:
     return _core._tr_untrack(obj)
 
 
+class _Closed:
+    """``Resource.closed``: True once ``close()`` ran. Not a data descriptor: a class that
+    keeps its own ``closed`` (``self.closed = False`` in ``__init__``) keeps it."""
+
+    def __get__(self, obj: Any, tp: Any = None) -> Any:
+        return self if obj is None else _core.Resource.closed.__get__(obj)
+
+
 class Resource(_core.Resource):
     """Base class of your own handles: every instance is tracked from its creation.
 
     ``close()`` marks it closed (a subclass's ``close()`` is wrapped to do so when it
-    returns), ``closed`` says so, ``with`` closes it. One collected unclosed gives an
-    ``UnclosedResourceWarning`` from its finalizer, with ``source`` set to it.
+    returns), ``closed`` says so (unless the class keeps a ``closed`` of its own), ``with``
+    closes it. An instance whose ``__init__`` raised is no longer tracked. One collected
+    unclosed gives an ``UnclosedResourceWarning`` from its finalizer, with ``source`` set
+    to it.
     """
 
     __slots__ = ()
+    closed = _Closed()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        close = cls.__dict__.get("close")
-        if close is None:
-            # a close() reached before Resource's in the MRO (resource() puts the user's
-            # class first): wrap it in this class
-            close = getattr(cls, "close", None)
-            if close is None or close is _core.Resource.close or getattr(close, "__memleash_closing__", False):
-                return
-        elif getattr(close, "__memleash_closing__", False) or not callable(close):
-            return
+        close = _own_or_inherited(cls, "close")
+        if close is not None and close is not _core.Resource.close:
+            def closing(self: Any, *args: Any, __close: Any = close, **kw: Any) -> Any:
+                try:
+                    return __close(self, *args, **kw)
+                finally:
+                    if not _core.Resource.closed.__get__(self):
+                        _core.Resource.close(self)
 
-        def closing(self: Any, *args: Any, __close: Any = close, **kw: Any) -> Any:
-            try:
-                return __close(self, *args, **kw)
-            finally:
-                if not _core.Resource.closed.__get__(self):
-                    _core.Resource.close(self)
+            functools.update_wrapper(closing, close)
+            closing.__memleash_closing__ = True  # type: ignore[attr-defined]
+            cls.close = closing  # type: ignore[method-assign]
+        init = _own_or_inherited(cls, "__init__")
+        if init is not None and init is not object.__init__:
+            def __init__(self: Any, *args: Any, __init: Any = init, **kw: Any) -> None:
+                try:
+                    __init(self, *args, **kw)
+                except BaseException:
+                    _core._tr_untrack(self)   # never finished: not a leak
+                    raise
 
-        functools.update_wrapper(closing, close)
-        closing.__memleash_closing__ = True  # type: ignore[attr-defined]
-        cls.close = closing  # type: ignore[method-assign]
+            functools.update_wrapper(__init__, init)
+            __init__.__memleash_closing__ = True  # type: ignore[attr-defined]
+            cls.__init__ = __init__  # type: ignore[misc]
+
+
+def _own_or_inherited(cls: type, name: str) -> Any:
+    """cls's `name` to wrap: its own, or one reached before Resource's in the MRO
+    (resource() puts the user's class first); None when there is nothing to wrap."""
+    method = cls.__dict__.get(name)
+    if method is None:
+        method = getattr(cls, name, None)
+    if method is None or not callable(method) or getattr(method, "__memleash_closing__", False):
+        return None
+    return method
 
 
 def resource(cls: type[T]) -> type[T]:
-    """Class decorator: ``cls`` with ``Resource`` mixed in (its own ``close()`` kept)."""
+    """Class decorator: ``cls`` with ``Resource`` mixed in (its own ``close()`` and
+    ``closed`` kept). ``TypeError`` for a class whose ``__slots__`` give it an instance
+    layout of its own: derive it from ``memleash.Resource`` instead."""
     if not isinstance(cls, type):
         raise TypeError("resource() decorates a class")
     ns = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
-    return type(cls.__name__, (cls, Resource), ns)  # type: ignore[return-value]
+    try:
+        return type(cls.__name__, (cls, Resource), ns)  # type: ignore[return-value]
+    except TypeError as exc:
+        if "lay-out conflict" not in str(exc):
+            raise
+        raise TypeError(
+            f"@memleash.resource cannot mix Resource into {cls.__qualname__!r}: its __slots__ "
+            f"give it an instance layout of its own; derive it from memleash.Resource instead "
+            f"(class {cls.__name__}(memleash.Resource): __slots__ = ...)") from None
 
 
 # ------------------------------------------------------------------------------------
@@ -342,24 +384,51 @@ def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, so
 
 _original_format = warnings._formatwarnmsg_impl   # type: ignore[attr-defined]
 _original_show = warnings._showwarnmsg_impl       # type: ignore[attr-defined]
+_original_showwarnmsg = warnings._showwarnmsg     # type: ignore[attr-defined]
+
+
+def _showwarnmsg(msg: warnings.WarningMessage) -> None:
+    """warnings' one step between a warning that passed the filters and its display or
+    its record (catch_warnings(record=True), pytest's capture, logging's capture): a
+    ResourceWarning whose source memleash tracks — CPython's own, for files, sockets,
+    Popen, asyncio transports — gets ``allocated at file:line in function()`` in its
+    message. CPython calls ``warnings._showwarnmsg`` for every warning it shows, made in C
+    or in Python; nothing else is done, so a warning costs one look-up of its source."""
+    info = _source_record(msg)
+    if info is not None:
+        msg._memleash_site = info[0]   # type: ignore[attr-defined]
+        text = str(msg.message)
+        if " allocated at " not in text:
+            label = f" ({info[2]})" if info[2] else ""
+            try:
+                msg.message = type(msg.message)(f"{text}{label} allocated at "
+                                                f"{_where(_frames(info[0]))}")
+            except Exception:
+                pass   # a warning class that takes other arguments: shown as it is
+    _original_showwarnmsg(msg)
 
 
 def _formatwarnmsg_impl(msg: warnings.WarningMessage) -> str:
-    if isinstance(msg.category, type) and issubclass(msg.category, UnclosedResourceWarning) \
-            and msg.source is not None and not tracemalloc.is_tracing():
+    info = _source_record(msg)
+    if msg.source is not None and not tracemalloc.is_tracing() and \
+            " allocated at " in str(msg.message) and isinstance(msg.category, type) and \
+            issubclass(msg.category, ResourceWarning) and \
+            (info is not None or issubclass(msg.category, UnclosedResourceWarning)):
         # the message says where it was allocated: no "enable tracemalloc" tip
         msg = warnings.WarningMessage(msg.message, msg.category, msg.filename, msg.lineno,
                                       msg.file, msg.line, None)
     text = _original_format(msg)
-    info = _source_record(msg)
-    if info is not None:
-        text += f"  allocated at {_where(_frames(info[0]))}\n"
+    if info is not None and " allocated at " not in str(msg.message):
+        text += f"  allocated at {_where(_frames(info[0]))}\n"   # formatted without _showwarnmsg
     return text
 
 
 def _showwarnmsg_impl(msg: warnings.WarningMessage) -> None:
-    info = _source_record(msg)
-    if info is not None and not _core._tr_note_warned(info[0]):
+    site = getattr(msg, "_memleash_site", None)
+    if site is None:
+        info = _source_record(msg)
+        site = None if info is None else info[0]
+    if site is not None and not _core._tr_note_warned(site):
         return   # this site has warned already: counted, not shown again
     _original_show(msg)
 
@@ -473,6 +542,7 @@ def _configure() -> None:
     _core._tr_configure(_dispatch, tuple(dict.fromkeys(skip)))
     warnings._formatwarnmsg_impl = _formatwarnmsg_impl   # type: ignore[attr-defined]
     warnings._showwarnmsg_impl = _showwarnmsg_impl       # type: ignore[attr-defined]
+    warnings._showwarnmsg = _showwarnmsg                 # type: ignore[attr-defined]
     gc.callbacks.append(_gc_phase)
     atexit.register(_at_exit)
     level = os.environ.get("MEMLEASH_LEAK_LEVEL", "").strip().lower()
