@@ -157,6 +157,13 @@ PyErr_FormatUnraisable(const char *format, ...)
 #endif
 
 /* ------------------------------------------------------------------------------------
+ * C function signatures: PyCFunctionFastWithKeywords (public in 3.13)
+ */
+#if PY_VERSION_HEX < 0x030D0000
+typedef _PyCFunctionFastWithKeywords PyCFunctionFastWithKeywords;
+#endif
+
+/* ------------------------------------------------------------------------------------
  * Type look-ups
  */
 /* @return a new reference to the attribute `name` found along type's MRO without
