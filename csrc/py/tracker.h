@@ -100,6 +100,8 @@ typedef struct {
     PyObject_HEAD
     PyObject *real;         /* the open() it stands in for */
     PyObject *kind;         /* the file kind tuple */
+    int direct;             /* real is io.open's C function (args, nargs, kwnames): called
+                               directly, and what it returns is a new object */
     struct ml_tracker *tr;  /* borrowed: the module outlives us (our type holds it) */
 } ml_tr_open;
 

@@ -366,18 +366,22 @@ topen_call(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
 {
     ml_tr_open *self = (ml_tr_open *)op;
     PyObject *real = self->real, *f;
-    if (PyCFunction_Check(real) &&
-        (PyCFunction_GET_FLAGS(real) & ~METH_COEXIST) == (METH_FASTCALL | METH_KEYWORDS)) {
-        f = ((_PyCFunctionFastWithKeywords)(void (*)(void))PyCFunction_GET_FUNCTION(real))(
+    if (self->direct) {
+        /* io.open's C function: called as the interpreter calls it, a new file each time
+           (its self, the io module, is held by the function, which we hold) */
+        f = ((PyCFunctionFastWithKeywords)(void (*)(void))PyCFunction_GET_FUNCTION(real))(
             PyCFunction_GET_SELF(real), args, nargs, kwnames);
     } else {
+        Py_INCREF(real);   /* held across a call that runs anything */
         f = PyObject_Vectorcall(real, args, (size_t)nargs, kwnames);
+        Py_DECREF(real);
     }
     ml_tracker *tr = self->tr;
     if (f == NULL || tr == NULL || !tr->ready || !ml_tr_sampled(tr)) {
         return f;
     }
-    ml_tr_ref *known = ml_tr_find_record(tr, f);   /* a replaced open() may return one */
+    ml_tr_ref *known = self->direct ? NULL : ml_tr_find_record(tr, f);   /* another open()
+                                                                             may return one */
     if (known != NULL) {
         Py_DECREF(known);
     } else if (ml_tr_track_object(tr, f, self->kind, Py_None, ml_tr_frames_for(tr)) < 0) {
@@ -417,6 +421,13 @@ topen_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->real = Py_NewRef(real);
     self->kind = Py_NewRef(kind);
+    PyObject *io = PyImport_ImportModule("_io");
+    PyObject *io_open = io != NULL ? PyObject_GetAttrString(io, "open") : NULL;
+    Py_XDECREF(io);
+    PyErr_Clear();   /* then it is called as any other callable */
+    self->direct = real == io_open && PyCFunction_Check(real) &&
+                   (PyCFunction_GET_FLAGS(real) & ~METH_COEXIST) == (METH_FASTCALL | METH_KEYWORDS);
+    Py_XDECREF(io_open);
     self->tr = st->tr;
     PyObject *func = PyCFunction_NewEx(&topen_def, (PyObject *)self, NULL);
     Py_DECREF(self);   /* the function holds it */
