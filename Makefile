@@ -69,7 +69,7 @@ demo: build
 	PYTHONPATH=pkg $(VPY) demo/demo.py
 
 clean:
-	rm -rf build $(CTEST) pkg/memleash/_core*.so
+	rm -rf build dist $(CTEST) pkg/memleash/_core*.so
 
 # A variant build in build/<name>/ next to a copy of the Python package, so the in-place
 # release build is left alone: $(call variant,NAME,ENV)
@@ -79,23 +79,49 @@ define variant
 	cp pkg/memleash/*.py pkg/memleash/*.pyi pkg/memleash/py.typed build/$(1)/memleash/
 endef
 
+.PHONY: roots python-ft python-ft-tsan
+# Build environments outside the repository, in ${MEMLEASH_CACHE:-~/.cache/memleash}
+# (docs/environments.md): Debian 13 and unstable roots for tools/in-root.sh, and
+# free-threaded CPython 3.13 interpreters (each prints its python3.13t's path).
+roots:
+	@tools/ensure-root.sh trixie >/dev/null
+	@tools/ensure-root.sh unstable >/dev/null
+python-ft:
+	@tools/ensure-ft-python.sh
+python-ft-tsan:
+	@tools/ensure-ft-python.sh --tsan
+
 .PHONY: test-debug
 # Consistency validators (ml_cache_check) after every mutation, -O0, asserts on.
 test-debug: apt venv
 	$(call variant,debug,MEMLEASH_DEBUG=1)
 	PYTHONPATH=build/debug $(VPY) -m pytest -q -p no:cacheprovider
 
-.PHONY: test-asan
+.PHONY: test-asan test-gc-stress
 # AddressSanitizer + UndefinedBehaviorSanitizer over the whole pytest suite. PYTHONMALLOC=malloc
 # so small PyMem blocks are not hidden in pymalloc arenas; the ASan runtime is preloaded
-# because the interpreter itself is not instrumented.
+# because the interpreter itself is not instrumented. The ASan build (build/asan) is made
+# once for both targets below, again when a source changes.
 ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so)
 UBSAN_RT = $(shell $(CC) -print-file-name=libubsan.so)
-test-asan: apt venv
+ASAN_RUN = PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)"
+build/asan/.built: $(CSRC) setup.py $(wildcard pkg/memleash/*.py pkg/memleash/*.pyi) $(VENV)/.pins
 	$(call variant,asan,MEMLEASH_SANITIZE=1 MEMLEASH_DEBUG=1)
-	PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
-	  $(VPY) -m pytest -q -p no:cacheprovider -m "not memray"
+	@touch $@
+test-asan: apt venv build/asan/.built
+	$(ASAN_RUN) $(VPY) -m pytest -q -p no:cacheprovider -m "not memray"
+
+# The collection stress run (CPython's GC stress, on the ASan build): the suites that reach
+# the binding's re-entrant paths, with gc.set_threshold(1) (tests/conftest.py reads
+# MEMLEASH_GC_STRESS), so a collection runs at nearly every allocation of a tracked object
+# and frees cyclic garbage there: a borrowed reference held across an allocation, or an
+# object a collection can see half-built, is a use after free that ASan reports.
+GC_STRESS_TESTS = tests/test_hostile.py $(wildcard tests/test_emitter*.py tests/test_tracker*.py) \
+	tests/test_cache.py tests/test_timed.py tests/test_report.py tests/test_decorators.py
+test-gc-stress: apt venv build/asan/.built
+	MEMLEASH_GC_STRESS=1 $(ASAN_RUN) $(VPY) -m pytest -q -p no:cacheprovider -m "not memray" \
+	  $(GC_STRESS_TESTS)
 
 .PHONY: test-refleaks
 # The isolated leak scripts (tests/isolated) on Debian's debug interpreter, python3.11-dbg,
@@ -114,6 +140,24 @@ test-refleaks:
 	  echo "test-refleaks: $$s"; \
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done
+
+.PHONY: typecheck
+# Typing, as a user's type checker sees memleash: mypy's stubtest holds the stubs to the
+# runtime (tools/stubtest-allowlist.txt: only what it cannot see, each with its reason);
+# mypy --strict over the package, over tests/typing (assert_type lines, and lines that
+# must be rejected, whose `type: ignore` would otherwise be unused) and over every python
+# example of README.md and docs/ (tools/doc-examples.py). mypy is pinned in
+# requirements/typing.txt, installed into .venv by this target only.
+TYPING_ENV := PYTHONPATH=pkg MYPYPATH=pkg MYPY_CACHE_DIR=build/typing/cache
+$(VENV)/.typing: requirements/typing.txt $(VENV)/.pins
+	$(VPY) -m pip install -q -r requirements/typing.txt
+	@touch $@
+
+typecheck: build $(VENV)/.typing
+	$(TYPING_ENV) $(VPY) -m mypy.stubtest memleash --allowlist tools/stubtest-allowlist.txt
+	$(TYPING_ENV) $(VPY) -m mypy --strict -p memleash
+	$(VPY) tools/doc-examples.py build/typing/examples
+	$(TYPING_ENV) $(VPY) -m mypy --strict tests/typing build/typing/examples
 
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
@@ -157,3 +201,55 @@ test-cost: build
 # The benchmark suite against the peers; writes docs/benchmarks.md from its own output.
 bench: build bench-core
 	PYTHONPATH=pkg $(VPY) bench/run.py --core $(BENCH_CORE) --out docs/benchmarks.md
+
+# ---- Release ------------------------------------------------------------------------
+# make dist: the sdist (everything to build and test: tools/check-dist.py holds it to `git
+# ls-files`), then one wheel per interpreter of DIST_PYTHONS built from that sdist
+# (tools/build-wheel.sh: debug info stripped, no RUNPATH), tagged by auditwheel with the
+# oldest manylinux policy its symbols allow, checked by `twine check --strict` and
+# tools/check-dist.py. An entry ROOT:PYTHON builds inside that distribution's root
+# (tools/in-root.sh ROOT CMD...), e.g. unstable:python3.14.
+# make test-wheel: per DIST_PYTHONS entry, the whole suite from the unpacked sdist against
+# the wheel installed in a fresh venv outside the repository (tools/test-wheel.sh); it
+# tests the wheels in dist/ as they are, and makes them only if the sdist is missing or
+# older than a tracked file.
+VERSION      := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' pkg/memleash/__init__.py)
+SDIST        := dist/memleash-$(VERSION).tar.gz
+DIST_PYTHONS ?= python3.11
+DVENV        := build/venv-dist
+DIST_SRC     := $(wildcard $(shell git ls-files 2>/dev/null))
+# run tools/SCRIPT for each DIST_PYTHONS entry: $(call per_python,SCRIPT,ARGS)
+per_python = for py in $(DIST_PYTHONS); do \
+	  case $$py in \
+	    *:*) tools/in-root.sh $${py%%:*} tools/$(1) $${py\#*:} $(2) || exit 1 ;; \
+	    *) tools/$(1) $$py $(2) || exit 1 ;; \
+	  esac; \
+	done
+
+.PHONY: dist test-wheel
+$(DVENV)/.pins: requirements/dist.txt requirements/pins.txt
+	@test -x $(DVENV)/bin/python || $(PYTHON) -m venv $(DVENV)
+	$(DVENV)/bin/python -m pip install -q -r requirements/dist.txt
+	@touch $@
+
+dist: apt $(DVENV)/.pins
+	rm -rf dist build/dist && mkdir -p build/dist/raw
+	$(DVENV)/bin/python -m build -q --sdist --no-isolation -o dist .
+	$(call per_python,build-wheel.sh,$(SDIST) build/dist/raw)
+	PATH="$(CURDIR)/$(DVENV)/bin:$$PATH" auditwheel repair -w dist build/dist/raw/*.whl
+	$(DVENV)/bin/twine check --strict dist/*
+	$(DVENV)/bin/python tools/check-dist.py dist
+
+$(SDIST): $(DIST_SRC)
+	$(MAKE) dist
+
+test-wheel: $(SDIST)
+	$(call per_python,test-wheel.sh,dist)
+
+.PHONY: test-minroot
+# The README's promise that a wheel needs no build tools, kept: the cp311 wheel pip-installed
+# offline in a minimal Debian 12 root without compiler or headers (cached in
+# ~/.cache/memleash/roots/minbase, made by debootstrap on first use), imported, and the
+# README's examples run there (tools/minroot.sh).
+test-minroot: $(SDIST)
+	tools/minroot.sh dist

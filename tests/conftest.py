@@ -8,6 +8,14 @@ import memleash
 
 sys.path.insert(0, os.path.dirname(__file__))   # tests/hostile.py and tests/model.py
 
+if os.environ.get("MEMLEASH_GC_STRESS") == "1":
+    # make test-gc-stress: a collection at nearly every allocation of a GC-tracked object,
+    # as CPython's own GC stress runs do: a borrowed reference held across an allocation,
+    # or state a collection can see half-built, shows up under AddressSanitizer
+    import gc
+
+    gc.set_threshold(1, 1, 1)
+
 FAR = 10**9   # seconds: the timed caches below never expire during a test
 
 

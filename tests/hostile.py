@@ -96,3 +96,24 @@ def check_invariants(cache: Any) -> None:
         assert cache.currbytes <= cache.maxbytes
     if cache.getsizeof(object()) == 1 and "getsizeof" not in cache.__dict__:
         assert cache.currsize == len(cache)
+
+
+def run_isolated(code: str, timeout: float = 120) -> str:
+    """Runs `code` in a fresh interpreter (same memleash, same sanitizer runtime) and
+    returns its stdout; fails the test on a crash, a hang past `timeout` seconds, or a
+    non-zero exit, with what the child printed. For inputs that can kill the interpreter."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    try:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:  # pragma: no cover - the failure itself
+        raise AssertionError(f"hung for {timeout} s:\n{exc.stdout}\n{exc.stderr}") from None
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc.stdout

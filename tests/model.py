@@ -18,6 +18,10 @@ POLICY = {"Cache": "insertion", "LRUCache": "lru", "FIFOCache": "fifo", "LFUCach
           "RRCache": "rr"}
 
 
+MAX_UNITS = 2**63 - 1   # sizes and currsize are exact int64 counts
+MAX_BYTES = 2**64 - 2   # currbytes is a size_t that never reaches SIZE_MAX
+
+
 def units(value: int) -> int:
     return value % 5
 
@@ -91,19 +95,32 @@ class ModelCache:
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        # memleash counts exactly what fits in its counters (sizes and currsize up to
+        # 2**63 - 1, currbytes up to 2**64 - 2) and refuses the rest with OverflowError
         units = self.getsizeof(value) if self.getsizeof else 1
         if units > self.maxsize:
             raise ValueError("value too large")
+        if units > MAX_UNITS:
+            raise OverflowError("value size too large")
         nbytes = self.sizeof(key, value) if self.sizeof else 0
-        limit = self.max_bytes if self.max_bytes is not None else float("inf")
+        if nbytes > MAX_BYTES:
+            raise OverflowError("sizeof result too large")
+        limit = self.max_bytes if self.max_bytes is not None else MAX_BYTES
         if nbytes > limit:
             raise ValueError("value too large")
 
         def fits() -> bool:
             old_units = self.units.get(key, 0)
             old_bytes = self.bytes.get(key, 0)
-            return (self.currsize + (units - old_units) <= self.maxsize
-                    and self.currbytes - old_bytes + nbytes <= limit)
+            total = self.currsize + (units - old_units)
+            if total > self.maxsize:
+                return False
+            if total > MAX_UNITS:
+                raise OverflowError("cache size too large")
+            total_bytes = self.currbytes - old_bytes + nbytes
+            if total_bytes > MAX_BYTES and self.max_bytes is None:
+                raise OverflowError("cache size too large")
+            return total_bytes <= limit
 
         while not fits():
             self._remove(self._victim())

@@ -198,12 +198,17 @@ HIT_PATHS = {
 
 
 def python_calls_during(f, *args):
+    # with the collector off: gc.callbacks (the tracker's) are not the hit path's frames
     events = []
+    enabled = gc.isenabled()
+    gc.disable()
     sys.setprofile(lambda frame, event, arg: events.append((event, frame.f_code.co_name)))
     try:
         f(*args)
     finally:
         sys.setprofile(None)
+        if enabled:
+            gc.enable()
     return [e for e in events if e[0] == "call"]
 
 

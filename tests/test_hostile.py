@@ -281,29 +281,476 @@ def test_threads_mixing_operations_keep_invariants(budget):
 
 
 # ---------------------------------------------------------------------------------------
+# The crash-proof C layer (issue 18), caches and timers: each input below once crashed,
+# corrupted or leaked on at least one build (release, debug or ASan). Inputs that can kill
+# the interpreter run in a child process (hostile.run_isolated).
+# ---------------------------------------------------------------------------------------
+import datetime as _dt  # noqa: E402
+import math  # noqa: E402
+import pickle  # noqa: E402
+import sys  # noqa: E402
+import weakref  # noqa: E402
+
+import memleash  # noqa: E402
+from hostile import run_isolated  # noqa: E402
+
+
+def test_datetime_whose_sub_reinitialises_the_cache_reads_no_freed_origin():
+    # the origin was borrowed across PyNumber_Subtract: __sub__ re-ran __init__ (freeing
+    # it) and returned NotImplemented, so CPython read the freed origin for __rsub__
+    out = run_isolated("""
+        import datetime, memleash
+        ttl = datetime.timedelta(seconds=5)
+        base = datetime.datetime(2026, 1, 1)
+        class Evil(datetime.datetime):
+            def __sub__(self, other):
+                cache.__init__(10, ttl=ttl, timer=timer)
+                return NotImplemented
+        times = iter([base + datetime.timedelta(seconds=1),
+                      Evil(2026, 1, 1, 0, 0, 2)] + [base] * 100)
+        timer = lambda: next(times)
+        cache = memleash.TTLCache(10, ttl=ttl, timer=timer)
+        cache["a"] = 1
+        cache["b"] = 2     # re-initialised while its time was read: stored afresh after it
+        cache["c"] = 3
+        print(sorted(cache))
+    """)
+    assert out.splitlines() == ["['b', 'c']"]
+
+
+def test_datetime_whose_add_reinitialises_the_cache_reads_no_freed_ttl():
+    out = run_isolated("""
+        import datetime, memleash
+        class Evil(datetime.datetime):
+            def __add__(self, other):
+                cache.__init__(10, ttl=datetime.timedelta(seconds=7), timer=timer)
+                return NotImplemented
+        now = Evil(2026, 1, 1)
+        timer = lambda: now
+        cache = memleash.TTLCache(10, ttl=datetime.timedelta(seconds=5), timer=timer)
+        try:
+            cache["a"] = 1
+        except TypeError as exc:
+            print("TypeError")
+        print(cache.ttl, len(cache))
+    """)
+    assert out.splitlines()[-1] == "0:00:07 0"
+
+
+def test_setstate_whose_key_hash_clears_the_state_lists(cache_cls):
+    cache = cache_cls(10)
+    for i in range(5):
+        cache[HashKey(i, hash_value=i)] = i
+    state = cache.__getstate__()
+    items = state[6]
+
+    class Clearing(HashKey):
+        def __hash__(self):
+            items.clear()
+            return 99
+
+    items[2] = Clearing("x", 99)
+    fresh = cache_cls(10)
+    fresh.__setstate__(state)
+    assert len(fresh) == 5 and Clearing("x", 99) in fresh
+    check_invariants(fresh)
+
+
+def test_report_from_a_del_during_a_collection_does_not_see_a_half_cleared_cache():
+    out = run_isolated("""
+        import gc, memleash
+        seen = []
+        class X:
+            def __del__(self):
+                seen.append(memleash.report())
+        x = X()
+        gc.collect()
+        c = memleash.LRUCache(10, name="half")
+        c["self"] = c
+        c.ref = x
+        del x, c
+        gc.collect(0)
+        gc.collect()
+        assert seen, "the __del__ ran"
+        print([c.name for c in seen[0].caches if c.name == "half"])
+    """)
+    assert out.strip() == "[]"
+
+
+def test_pickling_what_live_returns_during_a_collection_does_not_crash():
+    run_isolated("""
+        import gc, pickle, memleash
+        from memleash import _core
+        kept = []
+        class X:
+            def __del__(self):
+                kept.extend(_core._live())
+        x = X()
+        gc.collect()
+        c = memleash.TTLCache(10, ttl=5)
+        c["self"] = c
+        c.ref = x
+        del x, c
+        gc.collect(0)
+        for obj in kept:
+            try:
+                pickle.dumps(obj)
+            except Exception:
+                pass
+    """)
+
+
+@pytest.mark.parametrize("how", ["init", "setstate"])
+def test_iterator_taken_before_reinit_never_yields_a_stale_key(untimed_cache_cls, how):
+    # __init__ and __setstate__ reset the change counter to 0: after as many stores as
+    # before, an old iterator matched the new table again and read a stale entry id
+    empty_state = untimed_cache_cls(100).__getstate__()
+    for extra in range(25):
+        cache = untimed_cache_cls(100)
+        for i in range(10):
+            cache[i] = i
+        it = iter(cache)
+        next(it)
+        if how == "init":
+            cache.__init__(100)
+        else:
+            cache.__setstate__(empty_state)
+        for i in range(extra):
+            cache[f"k{i}"] = i
+        with pytest.raises(RuntimeError):
+            next(it)
+
+
+def test_eq_that_reinitialises_the_cache_during_a_lookup(cache_cls):
+    cache = cache_cls(1000)
+    for i in range(100):
+        cache[HashKey(i, hash_value=i % 7)] = i
+
+    def reinit():
+        cache.__init__(1000)
+        for i in range(40):
+            cache[HashKey(f"n{i}", hash_value=i % 7)] = i
+
+    probe = EqHook("absent", on_eq=reinit, hash_value=3)
+    assert cache.get(probe) is None
+    assert len(cache) == 40
+    check_invariants(cache)
+
+
+def test_lookup_with_eq_that_stores_into_the_same_cache_finishes():
+    # a probe restarted on every mutation: each __eq__ stored a fresh key, so the look-up
+    # never ended (13M entries in 3 s). functools.lru_cache and dict finish.
+    out = run_isolated("""
+        import itertools, memleash
+        cache = memleash.LRUCache(maxsize=100_000)
+        counter = itertools.count()
+        @memleash.cached(cache)
+        def memo(n):
+            return n
+        class K:
+            def __init__(self, n):
+                self.n = n
+            def __hash__(self):
+                return 1
+            def __eq__(self, other):
+                memo(next(counter))
+                return isinstance(other, K) and self.n == other.n
+        for i in range(50):
+            cache[K(i)] = i
+        print(cache.get(K(25)), cache.get(K(-1)), len(cache) < 100_000)
+    """, timeout=60)
+    assert out.split() == ["25", "None", "True"]
+
+
+def test_lookup_whose_eq_replaces_the_compared_entry_every_time_is_bounded():
+    cache = memleash.LRUCache(10)
+    stored = HashKey("a")
+    cache[stored] = 1
+
+    class Churn(HashKey):
+        def __eq__(self, other):
+            # the compared entry is replaced by an equal key every time: a probe that
+            # restarts whenever the compared entry changed would never end
+            (key, value), = cache.items()
+            del cache[key]
+            cache[HashKey("a")] = value
+            return False
+
+        __hash__ = HashKey.__hash__
+
+    with pytest.raises(RuntimeError, match="changed during a look-up"):
+        cache.get(Churn("b"))
+    assert dict(cache) == {HashKey("a"): 1}
+    check_invariants(cache)
+
+
+def test_deep_timer_chain_getattr_raises_recursion_error():
+    out = run_isolated("""
+        from memleash._core import Timer
+        t = Timer(lambda: 0)
+        for _ in range(200_000):
+            t = Timer(t)
+        try:
+            getattr(t, "missing")
+        except RecursionError:
+            print("RecursionError")
+        del t
+        print("dropped")
+    """)
+    assert out.split() == ["RecursionError", "dropped"]
+
+
+def test_dropping_a_million_deep_timer_chain_does_not_overflow_the_stack():
+    out = run_isolated("""
+        from memleash._core import Timer
+        t = Timer(lambda: 0)
+        for _ in range(1_000_000):
+            t = Timer(t)
+        del t
+        print("dropped")
+    """)
+    assert out.strip() == "dropped"
+
+
+def test_units_are_counted_exactly_past_2_53():
+    import cachetools
+
+    def run(cls):
+        c = cls(maxsize=2**53, getsizeof=lambda v: v)
+        c["x"] = 2**53 - 1
+        c["y"] = 2
+        first = (sorted(c), c.currsize)
+        c["z"] = 1
+        del c["z"]
+        return first, (sorted(c), c.currsize)
+
+    assert run(memleash.LRUCache) == run(cachetools.LRUCache) == (
+        (["y"], 2), (["y"], 2))
+
+
+def test_units_sum_of_exact_ints_matches_cachetools_across_many_stores():
+    import random
+
+    import cachetools
+
+    rnd = random.Random(7)
+    sizes = [rnd.choice([1, 2**52, 2**53 - 1, 2**60 + 1, 3]) for _ in range(200)]
+    mine = memleash.LRUCache(maxsize=2**62, getsizeof=lambda v: v)
+    ref = cachetools.LRUCache(maxsize=2**62, getsizeof=lambda v: v)
+    for i, s in enumerate(sizes):
+        for c in (mine, ref):
+            c[i % 17] = s
+        assert mine.currsize == ref.currsize and list(mine) == list(ref)
+        assert isinstance(mine.currsize, int)
+
+
+def test_a_units_sum_past_2_63_is_refused_not_wrapped():
+    cache = memleash.LRUCache(maxsize=math.inf, getsizeof=lambda v: v)
+    cache["a"] = 2**62
+    cache["b"] = 2**62 - 1
+    with pytest.raises(OverflowError):
+        cache["c"] = 1
+    assert sorted(cache) == ["a", "b"] and cache.currsize == 2**63 - 1
+    with pytest.raises(OverflowError):
+        cache["d"] = 2**63     # a single size past 2**63 - 1 under an unbounded maxsize
+    bounded = memleash.LRUCache(maxsize=2**63 - 1, getsizeof=lambda v: v)
+    bounded["a"] = 2**62
+    bounded["b"] = 2**62     # past maxsize: "a" is evicted, as cachetools does
+    assert list(bounded) == ["b"]
+    with pytest.raises(ValueError, match="value too large"):
+        bounded["c"] = 2**63
+
+
+def test_currbytes_past_2_64_is_refused_not_wrapped():
+    cache = memleash.LRUCache(10, sizeof=lambda k, v: 2**63 - 1)
+    cache["a"] = 1
+    cache["b"] = 2
+    with pytest.raises(OverflowError):
+        cache["c"] = 3
+    assert sorted(cache) == ["a", "b"] and cache.currbytes == 2 * (2**63 - 1)
+    big = memleash.LRUCache(10, sizeof=lambda k, v: 2**64)
+    with pytest.raises(OverflowError):
+        big["a"] = 1
+    assert len(big) == 0
+
+
+@pytest.mark.parametrize("bad", [math.nan, -1, -math.inf, 1.5])
+def test_setstate_refuses_impossible_units_and_changes_nothing(bad):
+    src = memleash.LRUCache(3, getsizeof=lambda v: 1)
+    for i in range(3):
+        src[i] = i
+    state = list(src.__getstate__())
+    units = list(state[7])
+    units[1] = bad
+    state[7] = units
+    if bad == 1.5:
+        state[3] = 0   # a float size in a state that says every size is an int
+    target = memleash.LRUCache(3, getsizeof=lambda v: 1)
+    target["kept"] = 1
+    with pytest.raises((ValueError, TypeError)):
+        target.__setstate__(tuple(state))
+    assert dict(target) == {"kept": 1} and target.maxsize == 3
+    check_invariants(target)
+
+
+def test_setstate_refuses_more_units_than_maxsize():
+    src = memleash.LRUCache(3)
+    for i in range(3):
+        src[i] = i
+    state = list(src.__getstate__())
+    state[6] = [x for i in range(1001) for x in (i, i)]
+    state[9] = list(range(1001))
+    target = memleash.LRUCache(3)
+    with pytest.raises(ValueError):
+        target.__setstate__(tuple(state))
+    assert len(target) == 0
+
+
+def test_setstate_refuses_an_lfu_count_that_would_wrap():
+    src = memleash.LFUCache(3)
+    src["a"] = 1
+    state = list(src.__getstate__())
+    state[10] = [2**64 - 1]
+    target = memleash.LFUCache(3)
+    with pytest.raises((ValueError, OverflowError)):
+        target.__setstate__(tuple(state))
+    assert len(target) == 0
+    state[10] = [2**63 - 1]     # the largest count a state may hold: hits saturate there
+    target.__setstate__(tuple(state))
+    for _ in range(3):
+        assert target["a"] == 1
+    check_invariants(target)
+
+
+def test_reinit_releases_what_a_values_del_stores_during_the_clear():
+    cache = memleash.LRUCache(10_000)
+    stored = []
+
+    class Sentinel:
+        pass
+
+    class Storing:
+        def __del__(self):
+            s = Sentinel()
+            stored.append(weakref.ref(s))
+            cache[("from-del", len(stored))] = s
+
+    for _ in range(1000):
+        cache["v"] = Storing()
+        cache.__init__(10_000)
+    cache.clear()
+    gc.collect()
+    assert len(stored) == 1000 and all(r() is None for r in stored)
+
+
+def test_expire_with_a_datetime_on_a_numeric_cache_raises_and_changes_nothing():
+    cache = memleash.TTLCache(10, 60)
+    with pytest.raises(TypeError):
+        cache.expire(_dt.datetime.now())
+    cache["a"] = 1
+    assert len(cache) == 1 and cache.get("a") == 1 and cache.currsize == 1
+
+
+def test_expire_with_a_number_on_a_datetime_cache_raises_and_changes_nothing():
+    cache = memleash.TTLCache(10, ttl=_dt.timedelta(seconds=60), timer=_dt.datetime.now)
+    with pytest.raises(TypeError):
+        cache.expire(5)
+    cache["a"] = 1
+    assert len(cache) == 1 and cache["a"] == 1
+    fresh = memleash.TTLCache(10, ttl=_dt.timedelta(seconds=60), timer=_dt.datetime.now)
+    with pytest.raises(TypeError):
+        fresh.expire(5)
+    fresh["a"] = 1
+    assert fresh.expire(_dt.datetime.now() + _dt.timedelta(days=1)) == [("a", 1)]
+
+
+def test_rrcache_choice_sees_the_keys_as_they_were_while_the_cache_changes():
+    # random.choice reads len(keys), runs Python code, then indexes: another thread (here,
+    # choice itself) shrinking the cache in between made keys[n - 1] an IndexError
+    calls = []
+
+    def choice(keys):
+        n = len(keys)
+        if not calls:
+            calls.append(list(keys))
+            cache.pop(keys[0])
+            cache.pop(keys[1])
+        return keys[n - 1]
+
+    cache = memleash.RRCache(3, choice=choice)
+    for i in range(3):
+        cache[i] = i
+    cache[3] = 3
+    assert calls == [[0, 1, 2]] and dict(cache) == {3: 3}
+    check_invariants(cache)
+
+
+def test_rrcache_choice_whose_pick_was_removed_meanwhile_chooses_again():
+    picks = []
+
+    def choice(keys):
+        picks.append(list(keys))
+        if len(picks) == 1:
+            del cache[keys[0]]     # removed under choice: the pick is gone, choose again
+        return keys[0]
+
+    cache = memleash.RRCache(2, choice=choice)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.popitem() == ("b", 2)
+    assert picks == [["a", "b"], ["b"]] and len(cache) == 0
+
+
+def test_rrcache_choice_that_returns_a_foreign_key_raises_key_error():
+    cache = memleash.RRCache(2, choice=lambda keys: "nope")
+    cache["a"] = 1
+    with pytest.raises(KeyError):
+        cache.popitem()
+    assert dict(cache) == {"a": 1}
+
+
+def test_rrcache_key_sequence_kept_by_choice_stays_as_it_was():
+    kept = []
+
+    def choice(keys):
+        kept.append(keys)
+        return keys[0]
+
+    cache = memleash.RRCache(2, choice=choice)
+    cache["a"], cache["b"] = 1, 2
+    cache["c"] = 3
+    cache["d"] = 4
+    assert [list(k) for k in kept] == [["a", "b"], ["b", "c"]]
+    assert len(kept[0]) == 2 and kept[0][1] == "b"
+    with pytest.raises(IndexError):
+        kept[0][2]
+
+
+def test_max_bytes_past_2_63_is_accepted_and_counted_up_to_2_64_minus_2():
+    # max_bytes above 2**63 - 1 was refused as "negative" (the overflow flag was misread)
+    cache = memleash.LRUCache(10, max_bytes=2**64 - 2, sizeof=lambda k, v: v)
+    cache["a"] = 2**63
+    cache["b"] = 2**63 - 2
+    assert cache.currbytes == 2**64 - 2 and cache.maxbytes == 2**64 - 2
+    cache["c"] = 1      # past the budget: "a" is evicted
+    assert sorted(cache) == ["b", "c"]
+    assert memleash.LRUCache(10, max_bytes=2**70).maxbytes == 2**64 - 2
+    exact = memleash.LRUCache(10, max_bytes=2**63, sizeof=lambda k, v: v)
+    assert exact.maxbytes == 2**63
+    with pytest.raises(ValueError):
+        exact["x"] = 2**63 + 1
+
+
+# ---------------------------------------------------------------------------------------
 # The resource tracker (issue 18): each input below once crashed, leaked or corrupted the
 # tracker on at least one build (release, debug or ASan). Inputs that can kill the
-# interpreter run in a child process.
+# interpreter run in a child process (hostile.run_isolated).
 # ---------------------------------------------------------------------------------------
 import io as _io  # noqa: E402
-import os as _os  # noqa: E402
-import subprocess as _subprocess  # noqa: E402
-import sys as _sys  # noqa: E402
-import textwrap as _textwrap  # noqa: E402
 import warnings as _warnings  # noqa: E402
 import weakref as _weakref  # noqa: E402
 
 import memleash as _memleash  # noqa: E402
 from memleash import tracker as _tracker  # noqa: E402
-
-
-def _tracker_child(body):
-    """Runs body in a fresh interpreter; returns its stdout (asserting a clean exit)."""
-    env = dict(_os.environ, PYTHONPATH=_os.path.dirname(_os.path.dirname(_memleash.__file__)))
-    out = _subprocess.run([_sys.executable, "-c", _textwrap.dedent(body)], capture_output=True,
-                          text=True, env=env, timeout=300)
-    assert out.returncode == 0, (out.returncode, out.stderr[-3000:])
-    return out.stdout
 
 
 def test_tracked_objects_keep_no_class_alive():
@@ -357,7 +804,7 @@ def test_sites_keep_no_code_object_alive_and_one_line_stays_one_site():
 
 def test_open_resources_while_describing_a_file_drops_it():
     # _tr_open held the object borrowed while formatting its description
-    out = _tracker_child("""
+    out = run_isolated("""
         import os, memleash
         from memleash import tracker
         keep = []
@@ -381,7 +828,7 @@ def test_open_resources_while_describing_a_file_drops_it():
 def test_a_warning_whose_source_record_is_let_go_while_it_is_described():
     # _tr_lookup (a ResourceWarning naming a tracked source) described a borrowed record,
     # which the file name's repr() let go (untracked, its observer deleted)
-    out = _tracker_child("""
+    out = run_isolated("""
         import os, warnings, memleash
         class EvilName:
             def __repr__(self):
@@ -401,7 +848,7 @@ def test_a_warning_whose_source_record_is_let_go_while_it_is_described():
 def test_an_observer_kept_by_a_finalizer_outlives_its_object():
     # a collection freed the object while a __del__ kept its close() observer, which
     # still pointed at it
-    out = _tracker_child("""
+    out = run_isolated("""
         import gc, io, memleash
         saved = []
         class Grab:
@@ -424,7 +871,7 @@ def test_an_observer_kept_by_a_finalizer_outlives_its_object():
 def test_an_instance_close_replaced_during_tracking():
     # the instance's own "close" was held borrowed across an allocation that may collect
     # (a __del__ replacing it then freed it)
-    out = _tracker_child("""
+    out = run_isolated("""
         import gc, io, memleash
         current = [None]
         class Churn:
@@ -467,7 +914,7 @@ _CHAIN = """
 
 def test_a_chain_of_observers_called_does_not_overflow_the_stack():
     # calling the last one forwarded 150,000 calls deep in C (SIGSEGV)
-    out = _tracker_child(_CHAIN + """
+    out = run_isolated(timeout=300, code=_CHAIN + """
     try:
         objs[-1].close()
         print("returned")
@@ -479,7 +926,7 @@ def test_a_chain_of_observers_called_does_not_overflow_the_stack():
 
 def test_a_chain_of_observers_freed_does_not_overflow_the_stack():
     # the first object freed first: the observers then freed each other 150,000 deep
-    out = _tracker_child(_CHAIN + """
+    out = run_isolated(timeout=300, code=_CHAIN + """
     objs.reverse()
     objs.clear()
     print("ok")

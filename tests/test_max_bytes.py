@@ -146,11 +146,15 @@ def _with_cached_utf8(text):
 
 
 def _with_cached_wchar(text):
+    """3.11: a str whose wchar_t copy was made (sys.getsizeof counts it); from 3.12 on no
+    str has one (PyUnicode_AsUnicode is gone), and the text is returned as it is."""
     import ctypes
 
-    as_unicode = ctypes.pythonapi.PyUnicode_AsUnicode   # deprecated, still in 3.11
-    as_unicode.restype = ctypes.c_void_p
-    as_unicode(ctypes.py_object(text))
+    as_unicode = getattr(ctypes.pythonapi, "PyUnicode_AsUnicode", None)
+    if sys.version_info < (3, 12):
+        assert as_unicode is not None
+        as_unicode.restype = ctypes.c_void_p
+        as_unicode(ctypes.py_object(text))
     return text
 
 

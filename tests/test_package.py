@@ -1,7 +1,14 @@
-"""The package's public surface: names, stub, typing marker."""
+"""The package's public surface: names, stub, typing marker, version, import errors."""
 
 import ast
+import importlib.machinery
+import importlib.metadata
+import os
 import pathlib
+import platform
+import re
+import subprocess
+import sys
 
 import memleash
 
@@ -27,3 +34,66 @@ def test_every_public_name_exists():
 
 def test_package_is_typed():
     assert (PKG / "py.typed").exists()
+
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_version_has_one_source():
+    """__version__ is the version: pyproject reads it, the changelog's newest entry is it,
+    and an installed memleash's metadata says it."""
+    assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?", memleash.__version__)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^dynamic = \["version"\]', pyproject, re.M)
+    assert re.search(r"^version = \{ attr = \"memleash.__version__\" \}", pyproject, re.M)
+    assert not re.search(r"^version = \"", pyproject, re.M)
+    newest = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert newest is not None and newest.group(1) == memleash.__version__
+    try:
+        installed = importlib.metadata.version("memleash")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None   # the source tree on PYTHONPATH (make test): nothing installed
+    if installed is not None and PKG.parent.name in ("site-packages", "dist-packages"):
+        assert installed == memleash.__version__
+
+
+def test_cli_prints_the_version():
+    out = subprocess.run([sys.executable, "-m", "memleash", "--version"], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(PKG.parent)), check=True)
+    assert out.stdout == f"memleash {memleash.__version__} (Python {platform.python_version()})\n"
+
+
+def _import_in_copy(tmp_path, extension_name=None, content=None):
+    """Import a copy of the package whose extension is absent, renamed or replaced."""
+    copy = tmp_path / "memleash"
+    copy.mkdir()
+    for f in PKG.glob("*.py"):
+        (copy / f.name).write_bytes(f.read_bytes())
+    if extension_name is not None:
+        built = next(PKG.glob("_core.*.so"))
+        (copy / extension_name).write_bytes(built.read_bytes() if content is None else content)
+    out = subprocess.run([sys.executable, "-c", "import memleash"], capture_output=True,
+                         text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: memleash's C extension") and "circular" not in last
+    assert "pip install --force-reinstall --no-cache-dir memleash" in last
+    assert "python setup.py build_ext --inplace" in last
+    return last
+
+
+def test_import_without_the_extension_says_it_is_missing(tmp_path):
+    assert "is missing from" in _import_in_copy(tmp_path)
+
+
+def test_import_of_an_extension_for_another_python_names_it(tmp_path):
+    other = "_core.cpython-399-x86_64-linux-gnu.so"
+    last = _import_in_copy(tmp_path, other)
+    assert f"built for another Python ({other})" in last
+    assert importlib.machinery.EXTENSION_SUFFIXES[0] in last
+
+
+def test_import_of_a_broken_extension_keeps_the_loaders_reason(tmp_path):
+    name = "_core" + importlib.machinery.EXTENSION_SUFFIXES[0]
+    last = _import_in_copy(tmp_path, name, content=b"not an ELF file")
+    assert "could not be loaded by" in last and "file too short" in last   # glibc's dlopen

@@ -2,6 +2,7 @@
 user's own handles, under both deaths (refcount and cyclic collection), reported once."""
 
 import gc
+import logging
 import os
 import socket
 import sqlite3
@@ -720,6 +721,64 @@ def test_resource_collected_with_its_class_in_one_cycle(leaks):
         ns.clear()   # the class and its instance become garbage together
         gc.collect()
     assert len(leaks) == 1
+
+
+# ---- leaks to logging ----
+
+def test_log_leaks_logs_every_leak_whatever_the_warning_filters(caplog):
+    class Handle(memleash.Resource):
+        pass
+
+    def opened_here():
+        return Handle()
+
+    listener = tracker.log_leaks("app.leaks")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")        # a service's default: ResourceWarning hidden
+            with caplog.at_level(logging.WARNING, logger="app.leaks"):
+                opened_here()
+                opened_here()                      # the same site: logged again, not deduplicated
+                gc.collect()
+    finally:
+        tracker.remove_leak_listener(listener)
+    records = [r for r in caplog.records if r.name == "app.leaks"]
+    assert len(records) == 2
+    for r in records:
+        assert r.levelno == logging.WARNING
+        assert r.getMessage().startswith("unclosed <")
+        assert f"allocated at {__file__}:" in r.getMessage()
+        assert r.getMessage().endswith(".<locals>.opened_here()")
+        assert r.leak.frames[0].function.endswith("opened_here")   # the Leak, for handlers
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opened_here()
+        gc.collect()
+    assert len([r for r in caplog.records if r.name == "app.leaks"]) == 2   # removed: silent
+
+
+def test_log_leaks_takes_a_logger_and_a_level(caplog):
+    logger = logging.getLogger("app.resources")
+    listener = tracker.log_leaks(logger, level=logging.ERROR)
+    try:
+        with caplog.at_level(logging.ERROR, logger="app.resources"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            memleash.track(Closeable(), name="db")
+            gc.collect()
+    finally:
+        tracker.remove_leak_listener(listener)
+    [record] = [r for r in caplog.records if r.name == "app.resources"]
+    assert record.levelno == logging.ERROR and "(db) allocated at" in record.getMessage()
+
+
+def test_log_leaks_refuses_what_is_not_a_logger():
+    with pytest.raises(TypeError, match="logger must be a logging.Logger or a logger name, not int"):
+        tracker.log_leaks(3)   # type: ignore[arg-type]
+
+
+class Closeable:
+    def close(self):
+        pass
 
 
 def test_one_source_line_is_one_site_however_the_interpreter_rewrites_it():

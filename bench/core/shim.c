@@ -94,10 +94,10 @@ mlb_cache_new(int policy, uint32_t n)
     if (c == NULL) {
         abort();
     }
-    ml_cache_init(&c->c, &ml_alloc_libc, (ml_policy)policy, 0, 0, (double)n, SIZE_MAX);
+    ml_cache_init(&c->c, &ml_alloc_libc, (ml_policy)policy, 0, 0, ml_limit_int((int64_t)n), SIZE_MAX);
     for (uint64_t k = 1; k <= n; k++) {
         check(ml_cache_reserve(&c->c), "cache reserve");
-        (void)ml_cache_insert(&c->c, mix(k), KEY(k), NULL, 1.0, 0);
+        (void)ml_cache_insert(&c->c, mix(k), KEY(k), NULL, ml_size_int(1), 0);
     }
     c->next_key = (uint64_t)n + 1;
     return c;
@@ -122,7 +122,7 @@ mlb_cache_evict_insert(mlb_cache *c)
     ml_cache_remove(&c->c, victim, &k, &v);
     uint64_t key = c->next_key++;
     check(ml_cache_reserve(&c->c), "cache reserve");
-    (void)ml_cache_insert(&c->c, mix(key), KEY(key), NULL, 1.0, 0);
+    (void)ml_cache_insert(&c->c, mix(key), KEY(key), NULL, ml_size_int(1), 0);
 }
 
 void

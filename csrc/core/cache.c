@@ -9,7 +9,8 @@
  *   +-- lfu      frequency buckets, threading link[ML_LINK_POLICY] (LFU, lfu.c)
  *   +-- dense    packed live ids for random choice (RANDOM, dense.c)
  *   +-- deadlines  timer wheel of per-entry deadlines (TTL / TLRU, wheel.c)
- *   +-- units[]  side array by id, only when a getsizeof is in use
+ *   +-- units[]  side array by id, only when a getsizeof is in use (int64; funits[]
+ *                beside it, doubles, once a float size was stored)
  *   +-- bytes[]  side array by id, only when bytes are accounted (max_bytes / sizeof)
  *   +-- budget   sums and limits (budget.c)
  *
@@ -24,8 +25,8 @@
  *   clear     ml_cache_steal: the whole table moves out in one step
  *
  * Invariants (ml_cache_check): both lists hold exactly the live entries, each once, with
- * consistent back links; the budget's sums equal the sums over live entries (units within
- * floating-point rounding); an empty cache has zero counts.
+ * consistent back links; the budget's sums equal the sums over live entries (exactly in
+ * integer mode, within rounding in float mode); an empty cache has zero counts.
  */
 #include "core/cache.h"
 
@@ -36,7 +37,7 @@
 
 void
 ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on, int bytes_on,
-              double maxunits, size_t maxbytes)
+              ml_limit maxunits, size_t maxbytes)
 {
     memset(c, 0, sizeof(*c));
     ml_table_init(&c->t, alloc);
@@ -56,8 +57,10 @@ side_free(ml_cache *c)
 {
     const ml_alloc *a = c->t.alloc;
     a->free(a->ctx, c->units);
+    a->free(a->ctx, c->funits);
     a->free(a->ctx, c->bytes);
     c->units = NULL;
+    c->funits = NULL;
     c->bytes = NULL;
     c->side_cap = 0;
 }
@@ -90,8 +93,16 @@ ml_cache_reserve(ml_cache *c)
     }
     uint32_t need = c->t.cap;
     if (need > c->side_cap) {
-        if (c->units_on && ml_grow(c->t.alloc, (void **)&c->units, sizeof(double), need) != ML_OK) {
+        if (c->units_on && ml_grow(c->t.alloc, (void **)&c->units, sizeof(int64_t), need) != ML_OK) {
             return ML_ERR_NOMEM;
+        }
+        if (c->funits != NULL) {
+            if (ml_grow(c->t.alloc, (void **)&c->funits, sizeof(double), need) != ML_OK) {
+                return ML_ERR_NOMEM;
+            }
+            for (uint32_t i = c->side_cap; i < need; i++) {
+                c->funits[i] = NAN;
+            }
         }
         if (c->bytes_on && ml_grow(c->t.alloc, (void **)&c->bytes, sizeof(size_t), need) != ML_OK) {
             return ML_ERR_NOMEM;   /* units may have grown: harmless, side_cap still old */
@@ -110,13 +121,49 @@ ml_cache_reserve(ml_cache *c)
     return ML_OK;
 }
 
+int
+ml_cache_reserve_float(ml_cache *c)
+{
+    assert(c->units_on);
+    if (c->funits != NULL) {
+        return ML_OK;
+    }
+    size_t n = c->side_cap ? c->side_cap : 1u;   /* the next reserve grows it with the rest */
+    double *f = c->t.alloc->malloc(c->t.alloc->ctx, n * sizeof(double));
+    if (f == NULL) {
+        return ML_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        f[i] = NAN;
+    }
+    c->funits = f;
+    return ML_OK;
+}
+
+/* Records entry id's units in the side arrays. */
+static void
+set_units(ml_cache *c, uint32_t id, ml_size units)
+{
+    if (units.is_float) {
+        assert(c->funits != NULL);
+        c->units[id] = 0;
+        c->funits[id] = units.f;
+    }
+    else {
+        c->units[id] = units.i;
+        if (c->funits != NULL) {
+            c->funits[id] = NAN;
+        }
+    }
+}
+
 uint32_t
-ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, double units, size_t bytes)
+ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_size units, size_t bytes)
 {
     uint32_t id = ml_table_insert(&c->t, hash, key, value);
     assert(id < c->side_cap || (!c->units_on && !c->bytes_on));
     if (c->units_on) {
-        c->units[id] = units;
+        set_units(c, id, units);
     }
     if (c->bytes_on) {
         c->bytes[id] = bytes;
@@ -131,14 +178,20 @@ ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, double units
     else if (c->kind == ML_POLICY_RANDOM) {
         ml_dense_add(&c->dense, id);
     }
-    ml_budget_add(&c->budget, c->units_on ? units : 1.0, c->bytes_on ? bytes : 0);
+    ml_budget_add(&c->budget, c->units_on ? units : ml_size_int(1), c->bytes_on ? bytes : 0);
     return id;
 }
 
-double
+ml_size
 ml_cache_units_of(const ml_cache *c, uint32_t id)
 {
-    return c->units_on ? c->units[id] : 1.0;
+    if (!c->units_on) {
+        return ml_size_int(1);
+    }
+    if (c->funits != NULL && !isnan(c->funits[id])) {
+        return ml_size_float(c->funits[id]);
+    }
+    return ml_size_int(c->units[id]);
 }
 
 size_t
@@ -148,19 +201,21 @@ ml_cache_bytes_of(const ml_cache *c, uint32_t id)
 }
 
 void *
-ml_cache_replace(ml_cache *c, uint32_t id, void *value, double units, size_t bytes)
+ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, size_t bytes)
 {
     ml_entry *e = &c->t.ents[id];
     void *old = e->value;
     e->value = value;
-    ml_budget_sub(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
+    ml_size old_units = ml_cache_units_of(c, id);
+    size_t old_bytes = ml_cache_bytes_of(c, id);
     if (c->units_on) {
-        c->units[id] = units;
+        set_units(c, id, units);
     }
     if (c->bytes_on) {
         c->bytes[id] = bytes;
     }
-    ml_budget_add(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
+    ml_budget_replace(&c->budget, old_units, old_bytes, ml_cache_units_of(c, id),
+                      ml_cache_bytes_of(c, id));
     if (uses_policy_list(c)) {
         ml_list_move_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
     }
@@ -192,7 +247,8 @@ ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value)
     }
     ml_table_remove(&c->t, id);
     if (c->t.used == 0) {
-        c->budget.units = 0.0;   /* no rounding residue survives an empty cache */
+        c->budget.units = 0;
+        c->budget.funits = 0.0;   /* no rounding residue survives an empty cache */
     }
 }
 
@@ -211,10 +267,10 @@ ml_cache_set_deadline(ml_cache *c, uint32_t id, double when)
 }
 
 int
-ml_cache_fits(const ml_cache *c, uint32_t id, double units, size_t bytes)
+ml_cache_fits(const ml_cache *c, uint32_t id, ml_size units, size_t bytes)
 {
     if (id == ML_NIL) {
-        return ml_budget_fits(&c->budget, 0.0, 0, units, bytes);
+        return ml_budget_fits(&c->budget, ml_size_int(0), 0, units, bytes);
     }
     return ml_budget_fits(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id), units,
                           bytes);
@@ -230,8 +286,17 @@ ml_cache_steal(ml_cache *c, ml_table *out)
     ml_wheel_free(&c->deadlines, c->t.alloc);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
-    c->budget.units = 0.0;
-    c->budget.bytes = 0;
+    ml_budget_reset(&c->budget);
+}
+
+void
+ml_cache_exchange(ml_cache *c, ml_cache *other)
+{
+    ml_cache held = *c;
+    *c = *other;
+    *other = held;
+    c->t.version = held.t.version + c->t.version + 1u;
+    c->t.layout = held.t.layout + c->t.layout + 1u;
 }
 
 size_t
@@ -239,6 +304,9 @@ ml_cache_sizeof(const ml_cache *c)
 {
     size_t n = ml_table_sizeof(&c->t);
     if (c->units != NULL) {
+        n += (size_t)c->side_cap * sizeof(int64_t);
+    }
+    if (c->funits != NULL) {
         n += (size_t)c->side_cap * sizeof(double);
     }
     if (c->bytes != NULL) {
@@ -255,7 +323,8 @@ ml_cache_entry_overhead(const ml_cache *c)
 {
     /* slab entry + side cells + two index slots (the index holds 1.5 to 3 per entry);
      * LFU: its bucket id (buckets are fewer than entries and shared); RANDOM: two ids */
-    return sizeof(ml_entry) + (c->units_on ? sizeof(double) : 0) +
+    return sizeof(ml_entry) + (c->units_on ? sizeof(int64_t) : 0) +
+           (c->funits != NULL ? sizeof(double) : 0) +
            (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t) +
            (c->kind == ML_POLICY_LFU ? sizeof(uint32_t) : 0) +
            (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0) +
@@ -334,14 +403,17 @@ ml_cache_check(const ml_cache *c)
             }
         }
     }
-    double units = 0.0;
+    double funits = 0.0;
+    int64_t units = 0;
     size_t bytes = 0, live = 0;
     for (uint32_t id = 0; id < t->top; id++) {
         if (t->ents[id].key == NULL) {
             continue;
         }
         live++;
-        units += ml_cache_units_of(c, id);
+        ml_size u = ml_cache_units_of(c, id);
+        funits += ml_size_to_double(u);
+        units += u.is_float ? 0 : u.i;
         bytes += ml_cache_bytes_of(c, id);
         uint32_t found = ML_NIL;
         if (ml_table_find((ml_table *)t, t->ents[id].hash, t->ents[id].key, NULL, NULL, &found) !=
@@ -353,7 +425,11 @@ ml_cache_check(const ml_cache *c)
     if (live != t->used || bytes != c->budget.bytes) {
         abort();
     }
-    if (fabs(units - c->budget.units) > 1e-6 * (1.0 + fabs(units)) && !isinf(units)) {
+    if (!c->budget.float_mode && units != c->budget.units) {
+        abort();   /* integer mode is exact */
+    }
+    if (c->budget.float_mode && fabs(funits - c->budget.funits) > 1e-6 * (1.0 + fabs(funits)) &&
+        !isinf(funits) && !isnan(c->budget.funits)) {
         abort();
     }
     if (t->slots != NULL && 3u * t->fill > 2u * (t->mask + 1u)) {

@@ -45,7 +45,9 @@ typedef struct ml_cache {
     ml_dense dense;     /* RANDOM only */
     ml_wheel deadlines; /* per-entry deadlines, only once ml_cache_enable_deadlines ran */
     ml_policy kind;
-    double *units;      /* per-id units, NULL while units are off (each entry counts 1) */
+    int64_t *units;     /* per-id integer units, NULL while units are off (each counts 1) */
+    double *funits;     /* per-id float units once a float size was stored (NaN: the
+                           entry's size is the integer in units[]), else NULL */
     size_t *bytes;      /* per-id bytes, NULL while bytes are off */
     uint32_t side_cap;  /* ids the side arrays hold */
     unsigned units_on : 1;
@@ -57,7 +59,14 @@ typedef struct ml_cache {
 /* Makes an empty cache; allocates nothing. maxunits >= 0 (may be +inf); maxbytes
  * SIZE_MAX for none. units_on / bytes_on: keep per-entry units / bytes (side arrays). */
 void ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on,
-                   int bytes_on, double maxunits, size_t maxbytes);
+                   int bytes_on, ml_limit maxunits, size_t maxbytes);
+
+/* Exchanges the whole of *c and *other (entries, policy, limits). Afterwards *c's change
+ * counters (t.version, t.layout) are past every value either engine had: an iterator or
+ * a probe of the engine *c held before sees the change. Used to re-initialise a cache
+ * without a moment where it is half-configured: build the new engine, exchange, then
+ * release the old one's entries and ml_cache_free(other). */
+void ml_cache_exchange(ml_cache *c, ml_cache *other);
 
 /* Frees the engine's memory. Keys and values still inside belong to the caller, who
  * must have released them (see ml_cache_steal). */
@@ -67,16 +76,21 @@ void ml_cache_free(ml_cache *c);
  * ML_ERR_FULL; the cache's content is unchanged either way. */
 int ml_cache_reserve(ml_cache *c);
 
+/* Makes room for float sizes (funits), before the first one is stored by insert or
+ * replace. @return ML_OK or ML_ERR_NOMEM (unchanged). @pre units are on. */
+int ml_cache_reserve_float(ml_cache *c);
+
 /* Inserts a new entry at the tail of both lists and adds its counts to the budget.
  * @pre ml_cache_reserve succeeded, key is absent. Takes ownership of key and value.
  * Does not evict: the caller makes room first (ml_cache_fits / ml_cache_victim). */
-uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, double units,
+uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_size units,
                          size_t bytes);
 
 /* Gives live entry id a new value and counts; LRU and FIFO move it to the recent end, LFU
  * counts a use (each as cachetools' __setitem__ on an existing key).
- * @return the old value, which the caller now owns. */
-void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, double units, size_t bytes);
+ * @pre a float size was reserved (ml_cache_reserve_float); the counts fit (ml_cache_fits
+ * did not answer ML_FIT_OVERFLOW). @return the old value, which the caller now owns. */
+void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, size_t bytes);
 
 /* Removes live entry id; *key and *value receive its pointers, which the caller owns. */
 void ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value);
@@ -136,12 +150,12 @@ ml_cache_next_expired(ml_cache *c, double time)
 }
 
 /* @return the units / bytes entry id is accounted for. */
-double ml_cache_units_of(const ml_cache *c, uint32_t id);
+ml_size ml_cache_units_of(const ml_cache *c, uint32_t id);
 size_t ml_cache_bytes_of(const ml_cache *c, uint32_t id);
 
-/* @return 1 if storing an entry of (units, bytes) in place of entry id (ML_NIL for a new
- * key) keeps the budget, else 0. */
-int ml_cache_fits(const ml_cache *c, uint32_t id, double units, size_t bytes);
+/* Whether storing an entry of (units, bytes) in place of entry id (ML_NIL for a new key)
+ * keeps the budget: ML_FIT_YES, ML_FIT_NO or ML_FIT_OVERFLOW (budget.h). */
+int ml_cache_fits(const ml_cache *c, uint32_t id, ml_size units, size_t bytes);
 
 /* @return the first id in insertion order / the one after id, or ML_NIL. */
 static inline uint32_t ml_cache_first(const ml_cache *c) { return c->order.head; }

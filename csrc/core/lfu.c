@@ -125,6 +125,12 @@ ml_lfu_touch(ml_lfu *l, ml_entry *ents, uint32_t id)
 {
     uint32_t b = l->bucket_of[id];
     uint32_t next = l->b[b].next;
+    if (l->b[b].count >= ML_LFU_MAX_COUNT) {
+        /* saturated: the count stays, the use still makes it the most recent of its bucket */
+        ml_list_unlink(&l->b[b].keys, ents, ML_LINK_POLICY, id);
+        ml_list_push_back(&l->b[b].keys, ents, ML_LINK_POLICY, id);
+        return;
+    }
     uint64_t count = l->b[b].count + 1;
     if (next == ML_NIL || l->b[next].count != count) {
         if (l->b[b].keys.head == id && l->b[b].keys.tail == id) {

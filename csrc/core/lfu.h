@@ -57,6 +57,10 @@ void ml_lfu_remove(ml_lfu *l, ml_entry *ents, uint32_t id);
 /* @return the entry evicted next (least frequent, then least recent), or ML_NIL. */
 uint32_t ml_lfu_victim(const ml_lfu *l);
 
+/* The largest use count: a count that reaches it stays there (it is never wrapped), so
+ * every count is also a non-negative int64. */
+#define ML_LFU_MAX_COUNT ((uint64_t)INT64_MAX)
+
 /* @return the use count of entry id. */
 uint64_t ml_lfu_count(const ml_lfu *l, uint32_t id);
 

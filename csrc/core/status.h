@@ -12,7 +12,9 @@ typedef enum ml_status {
     ML_NOT_FOUND = 1,       /* look-up: no such key (not an error) */
     ML_ERR_NOMEM = -1,      /* an allocation failed; the structure is unchanged */
     ML_ERR_CALLBACK = -2,   /* a callback reported an error; the structure is consistent */
-    ML_ERR_FULL = -3        /* a fixed limit (entry ids) is reached; unchanged */
+    ML_ERR_FULL = -3,       /* a fixed limit (entry ids) is reached; unchanged */
+    ML_ERR_CHANGED = -4     /* callbacks kept changing the structure under a look-up past
+                               a bound; the structure is consistent */
 } ml_status;
 
 #endif

@@ -24,8 +24,13 @@
  *   - the free list holds exactly the ids below top that are not live.
  *
  * Look-ups compare identity first, then the stored hash, and call the equality callback
- * only on a hash match. The callback may mutate the table: `version` is bumped by every
- * insertion and removal, and a probe restarts from scratch when it changed.
+ * only on a hash match. The callback may mutate the table. After it, the probe goes on
+ * where it was if the index is the same array (`layout` unchanged) and the slot still
+ * holds the entry just compared, with the same key; otherwise it restarts from scratch,
+ * at most ML_TABLE_MAX_RESTARTS times. Going on is safe: insertions fill empty or deleted
+ * slots and removals leave deleted ones, so the rest of the probe sequence still finds
+ * every key it would have found (dictobject.c's rule). Restarting on every insertion
+ * instead never ends when each comparison stores a new key.
  */
 #include "core/table.h"
 
@@ -56,6 +61,8 @@ ml_table_free(ml_table *t)
     t->free_head = ML_NIL;
     t->mask = 0;
     t->fill = 0;
+    t->version++;
+    t->layout++;
 }
 
 /* The slot to start probing at, and the probe step (CPython's dict recurrence). */
@@ -65,11 +72,13 @@ ml_table_free(ml_table *t)
 int
 ml_table_find(ml_table *t, uint64_t hash, const void *key, ml_eq_fn eq, void *ctx, uint32_t *id)
 {
+    unsigned restarts = 0;
 restart:
     if (t->slots == NULL) {
         return ML_NOT_FOUND;
     }
     size_t mask = t->mask;
+    uint64_t layout = t->layout;
     size_t i = PROBE_START(hash, mask);
     uint64_t perturb = hash;
     for (;;) {
@@ -85,12 +94,15 @@ restart:
                 return ML_OK;
             }
             if (e->hash == hash && eq != NULL) {
-                uint64_t before = t->version;
-                int r = eq(ctx, e->key, (void *)key);   /* can mutate t */
+                void *stored = e->key;
+                int r = eq(ctx, stored, (void *)key);   /* can mutate t: e may dangle */
                 if (r < 0) {
                     return ML_ERR_CALLBACK;
                 }
-                if (t->version != before) {
+                if (t->layout != layout || t->slots[i] != s || t->ents[cand].key != stored) {
+                    if (++restarts > ML_TABLE_MAX_RESTARTS) {
+                        return ML_ERR_CHANGED;
+                    }
                     goto restart;
                 }
                 if (r) {
@@ -140,6 +152,7 @@ index_rebuild(ml_table *t, size_t want_entries)
     t->slots = slots;
     t->mask = n - 1u;
     t->fill = fill;
+    t->layout++;
     return ML_OK;
 }
 
@@ -217,9 +230,9 @@ void
 ml_table_steal(ml_table *t, ml_table *out)
 {
     *out = *t;
-    uint64_t version = t->version;
     ml_table_init(t, out->alloc);
-    t->version = version + 1u;
+    t->version = out->version + 1u;
+    t->layout = out->layout + 1u;
 }
 
 size_t

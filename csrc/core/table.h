@@ -6,10 +6,14 @@
  * dereferences, copies or frees them; equality is a callback.
  *
  * Re-entrancy contract: the equality callback may mutate the table (it may run arbitrary
- * Python code). The table carries `version`, bumped by every insertion and removal;
- * ml_table_find re-checks it after each callback and restarts the probe when it changed,
- * as CPython's dict lookup does. Callers that hold an entry id across any callback must
- * re-check `version` themselves.
+ * Python code). The table carries two counters that never go back during its life:
+ * `version`, bumped by every insertion and removal (callers that hold an entry id across
+ * any callback re-check it; iterators compare it), and `layout`, bumped whenever the
+ * index is rebuilt or replaced. ml_table_find restarts its probe after a callback only
+ * when the layout changed or the compared entry changed (as CPython's dict lookup does):
+ * insertions and removals elsewhere leave the probe sequence valid. Restarts are bounded
+ * (ML_TABLE_MAX_RESTARTS): a callback that changes the compared entry every time gets
+ * ML_ERR_CHANGED instead of a probe that never ends.
  *
  * Limits: at most ML_TABLE_MAX_ENTRIES live entries (ids are 32-bit).
  */
@@ -44,7 +48,8 @@ typedef struct ml_table {
     uint32_t *slots;        /* index: 0 empty, 1 deleted, id + 2 */
     size_t mask;            /* number of slots - 1 (slots == NULL: 0) */
     size_t fill;            /* slots that are not empty (live + deleted) */
-    uint64_t version;       /* bumped by every insertion and removal */
+    uint64_t version;       /* bumped by every insertion and removal; never goes back */
+    uint64_t layout;        /* bumped by every rebuild of the index; never goes back */
     const ml_alloc *alloc;
 } ml_table;
 
@@ -57,9 +62,12 @@ void ml_table_init(ml_table *t, const ml_alloc *alloc);
 /* Frees both arrays. Keys and values still in t are not touched: the caller owns them. */
 void ml_table_free(ml_table *t);
 
+#define ML_TABLE_MAX_RESTARTS 100
+
 /* Looks key up. Identity is checked first, then the stored hash, and only then eq
- * (which may mutate t: the probe restarts if t->version changed during the call).
- * @return ML_OK with *id set, ML_NOT_FOUND, or ML_ERR_CALLBACK if eq failed. */
+ * (which may mutate t: the probe restarts if the index was rebuilt or the compared entry
+ * changed during the call). @return ML_OK with *id set, ML_NOT_FOUND, ML_ERR_CALLBACK if
+ * eq failed, or ML_ERR_CHANGED after ML_TABLE_MAX_RESTARTS restarts. */
 int ml_table_find(ml_table *t, uint64_t hash, const void *key, ml_eq_fn eq, void *ctx,
                   uint32_t *id);
 
@@ -77,7 +85,7 @@ uint32_t ml_table_insert(ml_table *t, uint64_t hash, void *key, void *value);
  * The caller owns the entry's key and value, which it must read before calling this. */
 void ml_table_remove(ml_table *t, uint32_t id);
 
-/* Moves all of t into *out and leaves t empty (version still increasing). The caller
+/* Moves all of t into *out and leaves t empty (both counters still increasing). The caller
  * releases the keys and values of *out, then calls ml_table_free(out). */
 void ml_table_steal(ml_table *t, ml_table *out);
 

@@ -22,12 +22,16 @@
  * `hooks`, and only then do the internal paths call the Python-level method (as
  * cachetools calls `self.<name>`). A class without overrides runs the C paths alone.
  *
- * The type is spread over files by concern (cache.h lists what they share):
- *   cache.c        this note; construction, configuration, properties, statistics, GC and
- *                  the type spec
- *   cache_ops.c    look-ups, stores and eviction, and the mapping methods
- *   cache_size.c   sizing an entry (units, bytes) and the size properties' arithmetic
- *   cache_state.c  repr and pickling;  cache_iter.c  iterators;  timed.c  TTL / TLRU
+ * The type is spread over files by concern (cache.h lists what they share, and the order
+ * in which they call each other):
+ *   cache.c        this note; the type spec, life cycle, properties, statistics and GC
+ *   cache_state.c  configuration (limits validated, then a new engine put in place at
+ *                  once), repr and pickling
+ *   cache_iter.c   the key iterator
+ *   cache_ops.c    look-ups, stores and eviction, the mapping methods
+ *   timed.c        TTL / TLRU: time, deadlines, expiry
+ *   cache_entry.c  what an entry counts (units, bytes), reading every entry (snapshots,
+ *                  RRCache's key sequence), releasing entries
  *
  * Note on re-entrancy
  * -------------------
@@ -134,25 +138,6 @@ cache_get_maxsize(CacheObject *self, void *Py_UNUSED(closure))
 }
 
 
-PyObject *
-cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
-{
-    if (self->timed != TIMED_NONE && cacheobj_expire_now(self) < 0) {
-        return NULL;
-    }
-    return cacheobj_units_held(self);
-}
-
-PyObject *
-cache_get_maxbytes(CacheObject *self, void *Py_UNUSED(closure))
-{
-    if (self->c.budget.maxbytes == SIZE_MAX) {
-        Py_RETURN_NONE;
-    }
-    return PyLong_FromSize_t(self->c.budget.maxbytes);
-}
-
-
 /* ------------------------------------------------------------------------------------
  * Construction and configuration
  */
@@ -169,10 +154,13 @@ detect_hooks(CacheObject *self, ml_state *st)
     self->hooks = ml_overrides(type, base, names, sizeof(names) / sizeof(names[0]));
     /* timed classes publish the C _ml_expire as `expire`; anything else there overrides it
      * (a class without `expire`, untimed, overrides nothing) */
-    PyObject *expire = _PyType_Lookup(type, st->str_expire);   /* borrowed */
-    if (expire != NULL && expire != _PyType_Lookup(base, st->str_ml_expire)) {
+    PyObject *expire = ml_type_lookup_ref(type, st->str_expire);
+    PyObject *own = ml_type_lookup_ref(base, st->str_ml_expire);
+    if (expire != NULL && expire != own) {
         self->hooks |= HOOK_EXPIRE;
     }
+    Py_XDECREF(expire);
+    Py_XDECREF(own);
 }
 
 static PyObject *
@@ -183,9 +171,10 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
         return NULL;
     }
     ml_policy kind = ML_POLICY_INSERTION;
-    PyObject *policy = _PyType_Lookup(type, st->str_policy);   /* borrowed */
+    PyObject *policy = ml_type_lookup_ref(type, st->str_policy);
     if (policy != NULL) {
         long p = PyLong_Check(policy) ? PyLong_AsLong(policy) : -1;
+        Py_DECREF(policy);
         if (p < 0 || p >= ML_POLICY_COUNT) {
             PyErr_Clear();
             PyErr_SetString(PyExc_TypeError, "_ml_policy must be one of memleash._core.POLICY_*");
@@ -198,81 +187,11 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
         return NULL;
     }
     self->st = st;
-    ml_cache_init(&self->c, &ml_alloc_pymem, kind, 0, 0, 0.0, SIZE_MAX);
+    ml_cache_init(&self->c, &ml_alloc_pymem, kind, 0, 0, ml_limit_int(0), SIZE_MAX);
     self->maxsize = Py_NewRef(Py_None);   /* until __init__ / __setstate__ */
     detect_hooks(self, st);
     ml_reg_link(st, &self->reg, (PyObject *)self);
     return (PyObject *)self;
-}
-
-/* Puts the cache in its configured, empty state. Steals nothing. */
-int
-cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
-{
-    double maxunits;
-    int is_float;
-    if (cacheobj_to_units(maxsize, &maxunits, &is_float) < 0) {
-        return -1;
-    }
-    if (isnan(maxunits)) {
-        PyErr_SetString(PyExc_ValueError, "maxsize must not be NaN");
-        return -1;
-    }
-    if (maxunits < 0) {
-        PyErr_SetString(PyExc_ValueError, "maxsize must be non-negative");
-        return -1;
-    }
-    size_t maxbytes = SIZE_MAX;
-    if (max_bytes != Py_None) {
-        if (!PyLong_Check(max_bytes) || PyBool_Check(max_bytes)) {
-            PyErr_Format(PyExc_TypeError, "max_bytes must be an int or None, not %.200s",
-                         Py_TYPE(max_bytes)->tp_name);
-            return -1;
-        }
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(max_bytes, &overflow);
-        if (v == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        if (v < 0 || overflow < 0) {
-            PyErr_SetString(PyExc_ValueError, "max_bytes must be non-negative");
-            return -1;
-        }
-        maxbytes = (overflow > 0 || (unsigned long long)v >= SIZE_MAX) ? SIZE_MAX - 1 : (size_t)v;
-    }
-    if (sizeof_fn != Py_None && !PyCallable_Check(sizeof_fn)) {
-        PyErr_Format(PyExc_TypeError, "sizeof must be callable or None, not %.200s",
-                     Py_TYPE(sizeof_fn)->tp_name);
-        return -1;
-    }
-    /* everything validated: from here on the cache changes */
-    cacheobj_clear_entries(self);   /* can re-enter (releases old entries), leaves it empty */
-    ml_policy kind = self->c.kind;
-    ml_cache_free(&self->c);
-    ml_cache_init(&self->c, &ml_alloc_pymem, kind, units_on, max_bytes != Py_None || sizeof_fn != Py_None,
-                  maxunits, maxbytes);
-    Py_XSETREF(self->maxsize, Py_NewRef(maxsize));
-    Py_XSETREF(self->sizeof_fn, sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn));
-    self->units_float = 0;
-    self->timed = TIMED_NONE;   /* the new engine has no deadlines: _ml_configure_timed adds them */
-    timed_clear(self);
-    self->config_gen++;
-    return 0;
-}
-
-/* The units callable: an overriding getsizeof, else one set on the instance. */
-int
-cacheobj_resolve_getsizeof(CacheObject *self)
-{
-    PyObject *fn = NULL;
-    if (self->c.units_on) {
-        fn = PyObject_GetAttr((PyObject *)self, self->st->str_getsizeof);
-        if (fn == NULL) {
-            return -1;
-        }
-    }
-    Py_XSETREF(self->getsizeof, fn);
-    return 0;
 }
 
 static int
@@ -333,11 +252,15 @@ cache_traverse(CacheObject *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Also what a collection calls on a cache in a garbage cycle: the cache leaves the registry
+ * first (report() must not see it half-cleared), and is left empty but whole: maxsize reads
+ * None (every store is refused), a timed cache without its timer raises RuntimeError. */
 static int
 cache_tp_clear(CacheObject *self)
 {
-    cacheobj_clear_entries(self);
-    Py_CLEAR(self->maxsize);
+    ml_reg_unlink(self->st, &self->reg);
+    cacheobj_clear_entries(self);   /* can re-enter */
+    Py_XSETREF(self->maxsize, Py_NewRef(Py_None));
     Py_CLEAR(self->getsizeof);
     Py_CLEAR(self->sizeof_fn);
     Py_CLEAR(self->choice);
@@ -357,39 +280,45 @@ cache_dealloc(CacheObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)cache_tp_clear(self);
+    Py_CLEAR(self->maxsize);
     ml_cache_free(&self->c);
     tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);   /* inside: a dealloc the trashcan defers runs all of this later */
     Py_TRASHCAN_END
-    Py_DECREF(tp);
 }
 
 /* ------------------------------------------------------------------------------------
  * Type specs
  */
 PyDoc_STRVAR(cache_doc,
-"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None)\n--\n\n"
+"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None)\n--\n\n"
 "The C engine under memleash's caches; use memleash.Cache or memleash.LRUCache.");
 
 static PyMethodDef cache_methods[] = {
     {"get", (PyCFunction)(void (*)(void))cache_get, METH_FASTCALL | METH_KEYWORDS,
-     "get(key, default=None): the value for key (refreshing it), else default."},
+     "get($self, /, key, default=None)\n--\n\n"
+     "The value for key (refreshing it), else default."},
     {"pop", (PyCFunction)(void (*)(void))cache_pop, METH_FASTCALL | METH_KEYWORDS,
      "pop(key[, default]): remove key and return its value; KeyError without a default."},
     {"setdefault", (PyCFunction)(void (*)(void))cache_setdefault, METH_FASTCALL | METH_KEYWORDS,
-     "setdefault(key, default=None): the value for key, storing default if absent."},
+     "setdefault($self, /, key, default=None)\n--\n\n"
+     "The value for key, storing default if absent."},
     {"popitem", (PyCFunction)cache_popitem, METH_NOARGS,
-     "Remove and return the (key, value) pair the policy evicts next."},
-    {"clear", (PyCFunction)cache_clear, METH_NOARGS, "Remove every item."},
+     "popitem($self, /)\n--\n\nRemove and return the (key, value) pair the policy evicts next."},
+    {"clear", (PyCFunction)cache_clear, METH_NOARGS, "clear($self, /)\n--\n\nRemove every item."},
     {"__missing__", (PyCFunction)cache_missing_method, METH_O,
+     "__missing__($self, key, /)\n--\n\n"
      "Called by c[key] on a miss; raises KeyError(key). Override to compute values."},
     {"getsizeof", (PyCFunction)cache_getsizeof, METH_O | METH_STATIC,
+     "getsizeof(value, /)\n--\n\n"
      "Return the size of a cache element's value (1 unless overridden or given)."},
     {"__sizeof__", (PyCFunction)cache_sizeof, METH_NOARGS,
-     "Bytes the cache itself owns (not its keys and values)."},
+     "__sizeof__($self, /)\n--\n\nBytes the cache itself owns (not its keys and values)."},
     {"_ml_stats", (PyCFunction)cache_stats, METH_NOARGS,
      "What memleash.report() shows of this cache (a dict; nothing expires)."},
     {"_ml_expire", (PyCFunction)(void (*)(void))cache_expire_method, METH_FASTCALL | METH_KEYWORDS,
-     "expire(time=None): remove the items expired at `time` (now by default) and return the\n"
+     "_ml_expire($self, /, time=None)\n--\n\n"
+     "expire(): remove the items expired at `time` (now by default) and return the\n"
      "removed (key, value) pairs, earliest deadline first."},
     {"_ml_configure_timed", (PyCFunction)cache_configure_timed, METH_VARARGS, NULL},
     {"__getstate__", (PyCFunction)cache_getstate, METH_NOARGS, NULL},

@@ -1,11 +1,13 @@
 /* cache.h — what the cache binding's files share.
  *
- * cache.c holds the type's construction, configuration and spec (its opening comment is
- * the design note, re-entrancy included); cache_ops.c the mapping operations and
- * eviction; cache_size.c the sizing of entries; cache_state.c repr and pickling;
- * cache_iter.c the iterators; timed.c the TTL / TLRU part. Layering (a file calls only
- * the ones after it): cache.c, cache_state.c, cache_iter.c -> cache_ops.c -> timed.c,
- * cache_size.c -> module.h.
+ * cache.c holds the type's spec, life cycle, properties and statistics (its opening
+ * comment is the design note, re-entrancy included); cache_state.c configuration, repr
+ * and pickling; cache_iter.c the key iterator; cache_ops.c the mapping operations,
+ * eviction and RRCache's key view; timed.c the TTL / TLRU part; cache_entry.c what an
+ * entry counts (units, bytes) and releasing entries. Layering (a file calls only the ones
+ * after it; tests/test_lint.py checks there is no circle):
+ *   cache.c -> cache_state.c, cache_iter.c -> cache_ops.c -> timed.c -> cache_entry.c
+ *   -> registry.c (module.h)
  */
 #ifndef ML_PY_CACHE_H
 #define ML_PY_CACHE_H
@@ -38,6 +40,7 @@ typedef struct {
     PyObject *getsizeof;    /* units callable while units are on, else NULL */
     PyObject *sizeof_fn;    /* bytes callable, or NULL for the default accounting */
     PyObject *choice;       /* RRCache: choice(keys) names the victim; else NULL */
+    PyObject *rrview;       /* borrowed: the live key sequence choice holds, or NULL */
     PyObject *timer;        /* timed: the memleash._core.Timer around the user's timer */
     PyObject *ttl;          /* TTLCache: the ttl as given */
     PyObject *ttu;          /* TLRUCache: ttu(key, value, now) */
@@ -50,7 +53,6 @@ typedef struct {
     PyObject *weakreflist;
     uint64_t config_gen;    /* bumped by every (re)configuration */
     unsigned hooks;
-    unsigned units_float;   /* a float size was stored: currsize is a float until clear() */
     ml_reg reg;             /* registry node: memleash.report() (module.h) */
     /* statistics for report(): reads by c[key] and get(), entries removed to make room,
      * entries removed because their deadline passed */
@@ -67,6 +69,11 @@ cacheobj_type_name(CacheObject *self)
 }
 
 /* cache_ops.c */
+
+
+/* The engine's equality callback: stored == key, holding stored while __eq__ runs. 1, 0 or
+ * -1. Can re-enter. */
+int cacheobj_eq(void *ctx, void *stored, void *key);
 
 /* Looks key (hash h) up. @return 1 found (*id set), 0 absent, -1 error. Can re-enter
  * (__eq__): *id is only valid until the next call that can. */
@@ -85,8 +92,8 @@ PyObject *cacheobj_snapshot(CacheObject *self);
 /* Stores (key, value) sized (units, bytes) after evicting what the budget requires, with
  * `deadline` when the cache is timed. @pre the entry alone is admitted. 0 or -1. Can
  * re-enter. */
-int cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units,
-                   size_t bytes, int units_is_float, double deadline);
+int cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, ml_size units,
+                   size_t bytes, double deadline);
 
 /* self[key] = value with key's hash h known (the whole of __setitem__ after hashing:
  * timed caches' deadline and expiry, sizing, eviction). 0 or -1. Can re-enter. */
@@ -107,14 +114,42 @@ PyObject *cache_setdefault(CacheObject *self, PyObject *const *args, Py_ssize_t 
 PyObject *cache_popitem(CacheObject *self, PyObject *ignored);
 PyObject *cache_clear(CacheObject *self, PyObject *ignored);
 
-/* cache_size.c */
+/* cache_entry.c */
 
-/* A size (maxsize, a getsizeof result) as a double; *is_float: not an int. 0 or -1. */
-int cacheobj_to_units(PyObject *o, double *out, int *is_float);
+/* RRCache's key sequence for its choice function: the keys in cachetools' key-list order
+ * (dense.h) as they are now, kept as they are for as long as the sequence lives. New
+ * reference. Can re-enter (a collection at its allocation). */
+PyObject *rrkeys_new(CacheObject *self);
+extern PyType_Spec rrkeys_spec;
 
-/* The units of value (1 without a getsizeof): ValueError when it alone exceeds maxsize,
- * is negative or NaN. 0 or -1. Can re-enter (getsizeof). */
-int cacheobj_entry_units(CacheObject *self, PyObject *value, double *units, int *is_float);
+/* To call before the cache's set of keys changes (an insertion, a removal, an exchange of
+ * engines): a live key sequence copies the keys first. Runs no Python code. */
+void cacheobj_keys_change(CacheObject *self);
+
+/* A size (a getsizeof result, a pickled size) as an ml_size: an int exactly, anything
+ * else through __float__. *big: 1 / -1 for an int beyond int64 (then out is 0), else 0.
+ * 0 or -1 (TypeError for what is no number). Can re-enter (__float__). */
+int cacheobj_to_size(PyObject *o, ml_size *out, int *big);
+
+/* maxsize as an exact ml_limit: ValueError when negative or NaN. 0 or -1. */
+int cacheobj_to_limit(PyObject *o, ml_limit *out);
+
+/* A sizeof result or a pickled byte count: ValueError when negative, OverflowError past
+ * SIZE_MAX - 1. 0 or -1. */
+int cacheobj_to_bytes(PyObject *o, size_t *bytes);
+
+/* The units of value (1 without a getsizeof), checked by cacheobj_check_units. 0 or -1.
+ * Can re-enter (getsizeof). */
+int cacheobj_entry_units(CacheObject *self, PyObject *value, ml_size *units);
+
+/* Refuses units (big: as cacheobj_to_size gives it) that no store could accept: negative,
+ * NaN, more than maxsize alone (ValueError), or past what is counted exactly
+ * (OverflowError). 0 or -1. cacheobj_check_size: the same against any maxsize. */
+int cacheobj_check_units(CacheObject *self, ml_size units, int big);
+int cacheobj_check_size(ml_size units, int big, const ml_limit *maxunits);
+
+/* A size as a Python int or float. New reference. */
+PyObject *cacheobj_size_to_object(ml_size s);
 
 /* The accounted bytes of (key, value) (0 when bytes are off): ValueError when the entry
  * alone exceeds max_bytes. 0 or -1. Can re-enter (sizeof, __sizeof__). */
@@ -128,6 +163,30 @@ PyObject *cacheobj_units_held(CacheObject *self);
 PyObject *cache_get_currbytes(CacheObject *self, void *closure);
 
 /* cache.c */
+
+/* A cache's limits, validated. */
+typedef struct {
+    ml_limit maxunits;
+    size_t maxbytes;    /* SIZE_MAX: none */
+    int units_on, bytes_on;
+} cache_limits;
+
+/* Validates maxsize, max_bytes and sizeof as the constructor takes them (ValueError,
+ * TypeError). 0 or -1; nothing changes. */
+int cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn,
+                          cache_limits *out);
+
+/* Makes an empty engine of self's policy under lim in *fresh (allocates nothing). */
+void cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh);
+
+/* Releases every key and value of an engine taken out of a cache, then frees it. Can
+ * re-enter. */
+void cacheobj_release_engine(ml_cache *old);
+
+/* Makes *engine the cache's engine (its counters moved past the old one's), with maxsize
+ * and sizeof_fn, untimed; then releases the old engine's entries and the old settings.
+ * Nothing old is released before every new field is set. Can re-enter. */
+void cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn);
 
 /* Validates the limits, then empties the cache and applies them. 0 or -1. Can re-enter. */
 int cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes,
@@ -168,6 +227,22 @@ int timed_expire_internal(CacheObject *self, double now);
 PyObject *cache_expire_method(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
                               PyObject *kwnames);
 PyObject *cache_configure_timed(CacheObject *self, PyObject *args);
+
+/* Validates a timed configuration (kind, the ttl or ttu, the timer) without applying it:
+ * *ttl_d, and *wrapped a new Timer around the user's timer. 0 or -1. */
+int timed_parse(CacheObject *self, int kind, PyObject *param, PyObject *timer, double *ttl_d,
+                PyObject **wrapped);
+
+/* An empty engine with self's limits and deadlines on, in *fresh. */
+void timed_new_engine(CacheObject *self, ml_cache *fresh);
+
+/* Makes *engine (deadlines on) the cache's engine, timed by (kind, param, wrapped — whose
+ * reference it takes — ttl_d); then releases the old engine and settings. Can re-enter. */
+void timed_install(CacheObject *self, ml_cache *engine, int kind, PyObject *param, PyObject *wrapped,
+                   double ttl_d);
+
+/* 0 if origin is a datetime (a pickled timed cache's origin), else -1 with an exception. */
+int timed_check_origin(PyObject *origin);
 int timed_traverse(CacheObject *self, visitproc visit, void *arg);
 void timed_clear(CacheObject *self);
 PyObject *timed_get_timer(CacheObject *self, void *closure);
@@ -177,11 +252,8 @@ PyObject *timed_get_ttu(CacheObject *self, void *closure);
 PyObject *timed_get_expiry_work(CacheObject *self, void *closure);
 extern PyType_Spec timer_spec;
 
-/* Pickling of the timed part: None, or (kind, ttl or ttu, timer, deadlines). */
+/* Pickling of the timed part: None, or (kind, ttl or ttu, timer, deadlines, origin). */
 PyObject *timed_getstate(CacheObject *self);
-/* Configures the timed part from that state; *deadlines (borrowed) gets the list of n
- * deadlines, or NULL for an untimed cache. 0 or -1. */
-int timed_setstate(CacheObject *self, PyObject *timed, Py_ssize_t n, PyObject **deadlines);
 
 /* cache_state.c */
 PyObject *cache_repr(CacheObject *self);
@@ -195,9 +267,5 @@ PyObject *cache_setstate(CacheObject *self, PyObject *state);
 PyObject *cache_iter(CacheObject *self);
 extern PyType_Spec cacheiter_spec;
 
-/* A live sequence view of an RRCache's keys in cachetools' key-list order (dense.h),
- * for its choice function. New reference. */
-PyObject *rrkeys_new(CacheObject *self);
-extern PyType_Spec rrkeys_spec;
 
 #endif

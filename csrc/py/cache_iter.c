@@ -1,4 +1,5 @@
-/* cache_iter.c — the key iterator of memleash._core.Cache.
+/* cache_iter.c — the key iterator of memleash._core.Cache (RRCache's key sequence for its
+ * choice function is in cache_entry.c).
  *
  * Keys come in insertion order (the engine's ML_LINK_ORDER list). Entry ids are stable,
  * so an iterator holds the next id and the table version it started from: replacing a
@@ -180,83 +181,4 @@ PyType_Spec cacheiter_spec = {
     .basicsize = sizeof(CacheIterObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = cacheiter_slots,
-};
-
-/* ------------------------------------------------------------------------------------
- * RRCache's key sequence: what choice(keys) sees. Live (reads the cache at each access,
- * bounds-checked), so a choice function that mutates the cache or keeps the view is safe.
- */
-typedef struct {
-    PyObject_HEAD
-    CacheObject *cache;
-} RRKeysObject;
-
-PyObject *
-rrkeys_new(CacheObject *self)
-{
-    RRKeysObject *v = PyObject_GC_New(RRKeysObject, self->st->RRKeysType);
-    if (v == NULL) {
-        return NULL;
-    }
-    v->cache = (CacheObject *)Py_NewRef(self);
-    PyObject_GC_Track(v);
-    return (PyObject *)v;
-}
-
-static Py_ssize_t
-rrkeys_length(RRKeysObject *v)
-{
-    return (Py_ssize_t)v->cache->c.dense.n;
-}
-
-static PyObject *
-rrkeys_item(RRKeysObject *v, Py_ssize_t i)
-{
-    const ml_cache *c = &v->cache->c;
-    if (i < 0 || i >= (Py_ssize_t)c->dense.n) {
-        PyErr_SetString(PyExc_IndexError, "index out of range");
-        return NULL;
-    }
-    return Py_NewRef((PyObject *)c->t.ents[c->dense.ids[i]].key);
-}
-
-static int
-rrkeys_traverse(RRKeysObject *v, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(v));
-    Py_VISIT((PyObject *)v->cache);
-    return 0;
-}
-
-static int
-rrkeys_clear(RRKeysObject *v)
-{
-    Py_CLEAR(v->cache);
-    return 0;
-}
-
-static void
-rrkeys_dealloc(RRKeysObject *v)
-{
-    PyTypeObject *tp = Py_TYPE(v);
-    PyObject_GC_UnTrack(v);
-    Py_CLEAR(v->cache);
-    PyObject_GC_Del(v);
-    Py_DECREF(tp);
-}
-
-static PyType_Slot rrkeys_slots[] = {
-    {Py_sq_length, rrkeys_length},
-    {Py_sq_item, rrkeys_item},
-    {Py_tp_traverse, rrkeys_traverse},
-    {Py_tp_clear, rrkeys_clear},
-    {Py_tp_dealloc, rrkeys_dealloc},
-    {0, NULL},
-};
-
-PyType_Spec rrkeys_spec = {
-    .name = "memleash._core.RRKeys",
-    .basicsize = sizeof(RRKeysObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = rrkeys_slots,
 };

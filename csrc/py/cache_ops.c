@@ -30,8 +30,8 @@ defer_flush(deferred *d)
 /* ------------------------------------------------------------------------------------
  * Look-ups and small helpers
  */
-static int
-eq_callback(void *ctx, void *stored, void *key)
+int
+cacheobj_eq(void *ctx, void *stored, void *key)
 {
     (void)ctx;
     PyObject *s = (PyObject *)stored;
@@ -45,7 +45,16 @@ eq_callback(void *ctx, void *stored, void *key)
 static inline int
 cache_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
 {
-    int st = ml_table_find(&self->c.t, (uint64_t)h, key, eq_callback, NULL, id);
+    int st = ml_table_find(&self->c.t, (uint64_t)h, key, cacheobj_eq, NULL, id);
+    if (st == ML_ERR_CHANGED) {
+        PyObject *name = cacheobj_type_name(self);
+        if (name != NULL) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "%U changed during a look-up %d times in a row (a key's __eq__ keeps "
+                         "changing it)", name, ML_TABLE_MAX_RESTARTS);
+            Py_DECREF(name);
+        }
+    }
     return st == ML_OK ? 1 : (st == ML_NOT_FOUND ? 0 : -1);
 }
 
@@ -60,51 +69,10 @@ cacheobj_key_error(PyObject *key)
     }
 }
 
-/* Converts a size (maxsize, a getsizeof result) to a double. Ints too large for a double
- * become +-inf (cachetools compares them exactly; they are beyond any real budget).
- * *is_float: the number is not an int (cachetools' currsize then turns float). */
-
-PyObject *
-cacheobj_snapshot(CacheObject *self)
-{
-    PyObject *list = PyList_New((Py_ssize_t)self->c.t.used * 2);
-    if (list == NULL) {
-        return NULL;
-    }
-    Py_ssize_t i = 0;
-    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
-        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].key));
-        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].value));
-    }
-    return list;
-}
-
-/* Empties the cache: the entries move out first, then are released. */
-static void
-clear_entries(CacheObject *self)
-{
-    ml_table out;
-    ml_cache_steal(&self->c, &out);
-    self->units_float = 0;
-    for (uint32_t id = 0; id < out.top; id++) {
-        if (out.ents[id].key != NULL) {
-            Py_DECREF((PyObject *)out.ents[id].key);     /* can re-enter */
-            Py_DECREF((PyObject *)out.ents[id].value);   /* can re-enter */
-        }
-    }
-    ml_table_free(&out);
-}
-
 int
 cacheobj_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
 {
     return cache_find(self, key, h, id);
-}
-
-void
-cacheobj_clear_entries(CacheObject *self)
-{
-    clear_entries(self);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -117,15 +85,17 @@ static int
 evict_via_popitem(CacheObject *self)
 {
     uint32_t used = self->c.t.used;
-    double units = self->c.budget.units;
-    size_t bytes = self->c.budget.bytes;
+    ml_budget before = self->c.budget;
     PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, self->st->str_popitem);   /* can re-enter */
     if (r == NULL) {
         return -1;
     }
     /* judged while r still holds what was evicted: releasing it may run a __del__ that
      * stores something new, which is no failure of popitem() */
-    int freed = self->c.t.used < used || self->c.budget.units < units || self->c.budget.bytes < bytes;
+    const ml_budget *now = &self->c.budget;
+    int freed = self->c.t.used < used || now->bytes < before.bytes ||
+                (now->float_mode ? (before.float_mode && now->funits < before.funits)
+                                 : now->units < before.units);
     self->evictions += (uint64_t)freed;
     Py_DECREF(r);   /* can re-enter */
     if (!freed) {
@@ -140,8 +110,8 @@ evict_via_popitem(CacheObject *self)
 /* Stores (key, value) sized (units, bytes), evicting first until both budgets hold.
  * @pre the entry alone is admitted (entry_units / entry_bytes checked it). */
 int
-cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, double units, size_t bytes,
-      int units_is_float, double deadline)
+cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, ml_size units,
+               size_t bytes, double deadline)
 {
     deferred d;
     d.n = 0;
@@ -154,7 +124,14 @@ restart:;
     if (!found) {
         id = ML_NIL;
     }
-    while (!ml_cache_fits(&self->c, id, units, bytes)) {
+    int fit;
+    while ((fit = ml_cache_fits(&self->c, id, units, bytes)) != ML_FIT_YES) {
+        if (fit == ML_FIT_OVERFLOW) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "cache size too large: memleash counts currsize exactly up to 2**63 - 1 "
+                            "and currbytes up to 2**64 - 2");
+            goto error;
+        }
         /* Python code chooses or removes the victim: one popitem() at a time, then
          * look again (RRCache's choice() counts as such code) */
         if ((self->hooks & (HOOK_POPITEM | HOOK_DELITEM)) || self->c.kind == ML_POLICY_RANDOM) {
@@ -174,27 +151,32 @@ restart:;
             id = ML_NIL;
         }
         void *k, *v;
+        cacheobj_keys_change(self);
         ml_cache_remove(&self->c, victim, &k, &v);
         self->evictions++;
         d.objs[d.n++] = (PyObject *)k;   /* released below, once consistent */
         d.objs[d.n++] = (PyObject *)v;
-        if (d.n + 2 > DEFER_MAX && !ml_cache_fits(&self->c, id, units, bytes)) {
+        if (d.n + 2 > DEFER_MAX && ml_cache_fits(&self->c, id, units, bytes) != ML_FIT_YES) {
             defer_flush(&d);   /* can re-enter: the entry id may be stale */
             goto restart;
         }
     }
     PyObject *old = NULL;
-    if (id == ML_NIL) {
-        int rc = ml_cache_reserve(&self->c);
-        if (rc != ML_OK) {
-            if (rc == ML_ERR_FULL) {
-                PyErr_SetString(PyExc_OverflowError, "cache holds the most entries it can");
-            }
-            else {
-                PyErr_NoMemory();
-            }
-            goto error;   /* entries evicted above stay evicted: still within budget */
+    int rc = id == ML_NIL ? ml_cache_reserve(&self->c) : ML_OK;
+    if (rc == ML_OK && units.is_float) {
+        rc = ml_cache_reserve_float(&self->c);
+    }
+    if (rc != ML_OK) {
+        if (rc == ML_ERR_FULL) {
+            PyErr_SetString(PyExc_OverflowError, "cache holds the most entries it can");
         }
+        else {
+            PyErr_NoMemory();
+        }
+        goto error;   /* entries evicted above stay evicted: still within budget */
+    }
+    if (id == ML_NIL) {
+        cacheobj_keys_change(self);
         id = ml_cache_insert(&self->c, (uint64_t)h, Py_NewRef(key), Py_NewRef(value), units, bytes);
     }
     else {
@@ -202,9 +184,6 @@ restart:;
     }
     if (self->c.deadlines_on) {
         ml_cache_set_deadline(&self->c, id, deadline);
-    }
-    if (units_is_float) {
-        self->units_float = 1;
     }
     ML_CACHE_CHECK(&self->c);
     defer_flush(&d);
@@ -230,9 +209,10 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
 {
     for (;;) {
         uint64_t gen = self->config_gen;
-        double units, now = 0.0, deadline = 0.0;
+        double now = 0.0, deadline = 0.0;
+        ml_size units;
         PyObject *tm = NULL;
-        int is_float, rc = -1, timed = self->timed != TIMED_NONE;
+        int rc = -1, timed = self->timed != TIMED_NONE;
         size_t bytes;
         if (timed) {
             /* as cachetools: time frozen for the whole assignment; TTL computes the
@@ -264,6 +244,7 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
                     rc = cache_find(self, key, h, &id);   /* can re-enter */
                     if (rc > 0) {
                         void *k, *v;
+                        cacheobj_keys_change(self);
                         ml_cache_remove(&self->c, id, &k, &v);
                         self->expirations++;
                         Py_DECREF((PyObject *)k);   /* can re-enter */
@@ -274,12 +255,12 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
                 }
             }
         }
-        if (cacheobj_entry_units(self, value, &units, &is_float) < 0 ||
+        if (cacheobj_entry_units(self, value, &units) < 0 ||
             cacheobj_entry_bytes(self, key, value, &bytes) < 0) {
             goto next;
         }
         if (gen == self->config_gen) {
-            rc = cacheobj_store(self, key, h, value, units, bytes, is_float, deadline);
+            rc = cacheobj_store(self, key, h, value, units, bytes, deadline);
             if (timed) {
                 timed_exit(tm);
             }
@@ -324,6 +305,7 @@ cache_delitem(CacheObject *self, PyObject *key)
         alive = timed_alive(self, id, now);
     }
     void *k, *v;
+    cacheobj_keys_change(self);
     ml_cache_remove(&self->c, id, &k, &v);
     ML_CACHE_CHECK(&self->c);
     Py_DECREF((PyObject *)k);   /* can re-enter */
@@ -445,6 +427,15 @@ cache_contains(CacheObject *self, PyObject *key)
     }
     timed_exit(tm);
     return found;
+}
+
+PyObject *
+cache_get_currsize(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (self->timed != TIMED_NONE && cacheobj_expire_now(self) < 0) {
+        return NULL;
+    }
+    return cacheobj_units_held(self);
 }
 
 /* Timed caches: expires first (cachetools' __len__, currsize and repr do). 0 or -1. */
@@ -606,6 +597,7 @@ pop_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
     }
     if (found && PRESENT(self, id, now)) {
         void *k, *v;
+        cacheobj_keys_change(self);
         ml_cache_remove(&self->c, id, &k, &v);
         ML_CACHE_CHECK(&self->c);
         Py_DECREF((PyObject *)k);   /* can re-enter */
@@ -704,36 +696,46 @@ raise_empty(CacheObject *self)
 static int
 choose_random(CacheObject *self, uint32_t *id, PyObject **chosen)
 {
-    if (self->c.dense.n == 0) {
-        raise_empty(self);
-        return -1;
-    }
     if (self->choice == NULL) {
         PyErr_SetString(PyExc_TypeError, "RRCache has no choice function (was __init__ called?)");
         return -1;
     }
-    PyObject *keys = rrkeys_new(self);
-    if (keys == NULL) {
-        return -1;
-    }
-    PyObject *choice = Py_NewRef(self->choice);
-    PyObject *key = PyObject_CallOneArg(choice, keys);   /* can re-enter */
-    Py_DECREF(choice);
-    Py_DECREF(keys);
-    if (key == NULL) {
-        return -1;
-    }
-    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-    int found = h == -1 ? -1 : cache_find(self, key, h, id);   /* can re-enter */
-    if (found <= 0) {
+    /* choice runs Python code: another thread (or choice itself) may remove the key it
+     * picks before it is found. Then it chooses again among the keys as they are now; a
+     * key that was never in the cache is choice's error (KeyError, as cachetools) */
+    for (int attempt = 0;; attempt++) {
+        if (self->c.dense.n == 0) {
+            raise_empty(self);
+            return -1;
+        }
+        uint64_t version = self->c.t.version;
+        PyObject *keys = rrkeys_new(self);
+        if (keys == NULL) {
+            return -1;
+        }
+        PyObject *choice = Py_NewRef(self->choice);
+        PyObject *key = PyObject_CallOneArg(choice, keys);   /* can re-enter */
+        Py_DECREF(choice);
+        Py_DECREF(keys);   /* can re-enter (a sequence that copied the keys releases them) */
+        if (key == NULL) {
+            return -1;
+        }
+        Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
+        int found = h == -1 ? -1 : cache_find(self, key, h, id);   /* can re-enter */
+        if (found > 0) {
+            *chosen = key;
+            return 0;
+        }
+        if (found == 0 && self->c.t.version != version && attempt < ML_TABLE_MAX_RESTARTS) {
+            Py_DECREF(key);
+            continue;
+        }
         if (found == 0) {
             cacheobj_key_error(key);   /* as cachetools: the chosen key must be in the cache */
         }
         Py_DECREF(key);
         return -1;
     }
-    *chosen = key;
-    return 0;
 }
 
 static PyObject *
@@ -789,6 +791,7 @@ popitem_impl(CacheObject *self)
         goto done;
     }
     void *k, *v;
+    cacheobj_keys_change(self);
     ml_cache_remove(&self->c, victim, &k, &v);
     ML_CACHE_CHECK(&self->c);
     PyTuple_SET_ITEM(pair, 0, (PyObject *)k);   /* steals the cache's references */
@@ -801,6 +804,6 @@ done:
 PyObject *
 cache_clear(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
-    clear_entries(self);
+    cacheobj_clear_entries(self);
     Py_RETURN_NONE;
 }

@@ -9,6 +9,114 @@
 
 #include <assert.h>
 #include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------
+ * Configuration: limits validated first, then a new engine put in place at once
+ */
+int
+cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn,
+                      cache_limits *out)
+{
+    if (cacheobj_to_limit(maxsize, &out->maxunits) < 0) {
+        return -1;
+    }
+    size_t maxbytes = SIZE_MAX;
+    if (max_bytes != Py_None) {
+        if (!PyLong_Check(max_bytes) || PyBool_Check(max_bytes)) {
+            PyErr_Format(PyExc_TypeError, "max_bytes must be an int or None, not %.200s",
+                         Py_TYPE(max_bytes)->tp_name);
+            return -1;
+        }
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(max_bytes, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow < 0 || (overflow == 0 && v < 0)) {
+            PyErr_SetString(PyExc_ValueError, "max_bytes must be non-negative");
+            return -1;
+        }
+        unsigned long long u = (unsigned long long)v;
+        if (overflow > 0) {
+            u = PyLong_AsUnsignedLongLong(max_bytes);
+            if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();   /* past 2**64 - 1 */
+            }
+        }
+        /* a budget past what currbytes can count (SIZE_MAX - 1) is that largest count */
+        maxbytes = u >= SIZE_MAX ? SIZE_MAX - 1 : (size_t)u;
+    }
+    if (sizeof_fn != Py_None && !PyCallable_Check(sizeof_fn)) {
+        PyErr_Format(PyExc_TypeError, "sizeof must be callable or None, not %.200s",
+                     Py_TYPE(sizeof_fn)->tp_name);
+        return -1;
+    }
+    out->maxbytes = maxbytes;
+    out->units_on = units_on != 0;
+    out->bytes_on = max_bytes != Py_None || sizeof_fn != Py_None;
+    return 0;
+}
+
+void
+cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh)
+{
+    ml_cache_init(fresh, &ml_alloc_pymem, self->c.kind, lim->units_on, lim->bytes_on,
+                  lim->maxunits, lim->maxbytes);
+}
+
+void
+cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn)
+{
+    /* every field is set before anything old is released: a __del__ reached by the
+     * releases below finds a whole, configured cache (and may reconfigure it again) */
+    cacheobj_keys_change(self);
+    ml_cache_exchange(&self->c, engine);
+    PyObject *old_maxsize = self->maxsize, *old_sizeof = self->sizeof_fn;
+    PyObject *old_timed[4] = {self->origin, self->timer, self->ttl, self->ttu};
+    self->maxsize = Py_NewRef(maxsize);
+    self->sizeof_fn = sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn);
+    self->timed = TIMED_NONE;   /* a new engine has no deadlines: _ml_configure_timed adds them */
+    self->origin = self->timer = self->ttl = self->ttu = NULL;
+    self->timed_numbers_seen = 0;
+    self->config_gen++;
+    cacheobj_release_engine(engine);   /* can re-enter */
+    Py_XDECREF(old_maxsize);
+    Py_XDECREF(old_sizeof);
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(old_timed[i]);
+    }
+}
+
+/* Puts the cache in its configured, empty state. Steals nothing. */
+int
+cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
+{
+    cache_limits lim;
+    if (cacheobj_parse_limits(maxsize, units_on, max_bytes, sizeof_fn, &lim) < 0) {
+        return -1;
+    }
+    /* everything validated: from here on the cache changes */
+    ml_cache fresh;
+    cacheobj_new_engine(self, &lim, &fresh);
+    cacheobj_install(self, &fresh, maxsize, sizeof_fn);   /* can re-enter */
+    return 0;
+}
+
+/* The units callable: an overriding getsizeof, else one set on the instance. */
+int
+cacheobj_resolve_getsizeof(CacheObject *self)
+{
+    PyObject *fn = NULL;
+    if (self->c.units_on) {
+        fn = PyObject_GetAttr((PyObject *)self, self->st->str_getsizeof);
+        if (fn == NULL) {
+            return -1;
+        }
+    }
+    Py_XSETREF(self->getsizeof, fn);
+    return 0;
+}
 
 /* ------------------------------------------------------------------------------------
  * repr, pickling and copying
@@ -115,8 +223,7 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
     Py_ssize_t i = 0;
     for (uint32_t id = ml_cache_first(c); id != ML_NIL; id = ml_cache_next(c, id), i++) {
         if (units != Py_None) {
-            double u = c->units[id];
-            PyObject *o = self->units_float ? PyFloat_FromDouble(u) : PyLong_FromDouble(u);
+            PyObject *o = cacheobj_size_to_object(ml_cache_units_of(c, id));
             if (o == NULL) {
                 goto error;
             }
@@ -171,7 +278,7 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
         goto error;
     }
     state = Py_BuildValue("(OOiiOOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
-                          (int)c->units_on, (int)self->units_float, maxbytes,
+                          (int)c->units_on, c->budget.float_mode, maxbytes,
                           self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, order,
                           counts, self->choice ? self->choice : Py_None, timed);
 error:
@@ -196,168 +303,354 @@ inconsistent(void)
     return -1;
 }
 
-/* Rebuilds the policy's order from `order` (positions) and LFU's `counts`, once every
- * item is stored in insertion order. Validates everything before changing anything. */
-static int
-restore_policy_order(CacheObject *self, PyObject *order, PyObject *counts, Py_ssize_t n)
+/* What __setstate__ has read and validated, before it changes anything. The lists of the
+ * state are copied into tuples first: user code runs while the state is read (a key's
+ * __hash__ and __eq__, __float__ of a size) and may change the lists, never the copies. */
+typedef struct {
+    PyObject *items, *units, *bytes, *order, *counts;   /* tuples (new references) or NULL */
+    Py_ssize_t n;
+    cache_limits lim;
+    int units_float;
+    ml_size *u;             /* n sizes, or NULL without units */
+    size_t *b;              /* n byte counts, or NULL without bytes */
+    Py_ssize_t *q;          /* the policy order: positions in items, or NULL (Cache) */
+    uint64_t *cnt;          /* LFU's counts along q, or NULL */
+    Py_hash_t *h;           /* the keys' hashes */
+    uint32_t *ids;          /* the entry id of each position, once stored */
+    /* timed: */
+    int kind;               /* TIMED_NONE, TIMED_TTL or TIMED_TLRU */
+    PyObject *param, *wrapped, *origin, *deadline_list;
+    double ttl_d, *dl;
+} restore;
+
+static void
+restore_free(restore *r)
 {
-    ml_cache *c = &self->c;
-    uint32_t *ids = NULL;
-    unsigned long long *cnt = NULL;
-    char *seen = NULL;
-    int rc = -1;
-    if ((Py_ssize_t)c->t.used != n) {
-        return inconsistent();   /* the items did not all fit, or keys repeated */
+    Py_XDECREF(r->items);
+    Py_XDECREF(r->units);
+    Py_XDECREF(r->bytes);
+    Py_XDECREF(r->order);
+    Py_XDECREF(r->counts);
+    Py_XDECREF(r->wrapped);
+    Py_XDECREF(r->deadline_list);
+    PyMem_Free(r->u);
+    PyMem_Free(r->b);
+    PyMem_Free(r->q);
+    PyMem_Free(r->cnt);
+    PyMem_Free(r->h);
+    PyMem_Free(r->ids);
+    PyMem_Free(r->dl);
+}
+
+/* A private tuple copy of a list of n items (or None, when allowed). 0 or -1. */
+static int
+copy_list(PyObject *o, Py_ssize_t n, int none_ok, PyObject **out)
+{
+    *out = NULL;
+    if (o == Py_None && none_ok) {
+        return 0;
     }
-    ids = PyMem_Malloc(((size_t)n + 1u) * sizeof(uint32_t));
-    cnt = PyMem_Malloc(((size_t)n + 1u) * sizeof(unsigned long long));
-    seen = PyMem_Calloc((size_t)n + 1u, 1);
-    if (ids == NULL || cnt == NULL || seen == NULL) {
+    if (!PyList_Check(o) || (n >= 0 && PyList_GET_SIZE(o) != n)) {
+        return inconsistent();
+    }
+    *out = PyList_AsTuple(o);
+    return *out == NULL ? -1 : 0;
+}
+
+static void *
+alloc_array(Py_ssize_t n, size_t size)
+{
+    void *p = PyMem_Calloc((size_t)n + 1u, size);
+    if (p == NULL) {
         PyErr_NoMemory();
-        goto done;
     }
-    uint32_t *by_pos = ids;   /* first: position -> id */
-    Py_ssize_t p = 0;
-    for (uint32_t id = ml_cache_first(c); id != ML_NIL; id = ml_cache_next(c, id)) {
-        by_pos[p++] = id;
+    return p;
+}
+
+/* Reads and validates every part of the state that needs no user code but sizes'
+ * __float__; nothing of self changes. 0 or -1. */
+static int
+restore_read(CacheObject *self, restore *r, PyObject *maxsize, int units_on, PyObject *max_bytes,
+             PyObject *sizeof_fn, PyObject *choice, PyObject *timed)
+{
+    const ml_cache *c = &self->c;
+    Py_ssize_t n = r->n;
+    int ordered = c->kind != ML_POLICY_INSERTION;
+    if ((ordered ? r->order == NULL : r->order != NULL) ||
+        (c->kind == ML_POLICY_LFU ? r->counts == NULL : r->counts != NULL) ||
+        (c->kind == ML_POLICY_RANDOM ? !PyCallable_Check(choice) : choice != Py_None) ||
+        units_on != (r->units != NULL) || n > (Py_ssize_t)ML_TABLE_MAX_ENTRIES) {
+        return inconsistent();
     }
-    Py_ssize_t *q = PyMem_Malloc(((size_t)n + 1u) * sizeof(Py_ssize_t));
-    if (q == NULL) {
-        PyErr_NoMemory();
-        goto done;
+    /* the limits, validated as the constructor validates them */
+    if (cacheobj_parse_limits(maxsize, units_on, max_bytes, sizeof_fn, &r->lim) < 0) {
+        return -1;
     }
-    for (Py_ssize_t j = 0; j < n; j++) {
-        q[j] = PyLong_AsSsize_t(PyList_GET_ITEM(order, j));
-        if (q[j] < 0 || q[j] >= n || seen[q[j]]) {
-            PyMem_Free(q);
-            inconsistent();
-            goto done;
+    if (r->lim.bytes_on != (r->bytes != NULL)) {
+        return inconsistent();
+    }
+    if ((r->h = alloc_array(n, sizeof(Py_hash_t))) == NULL ||
+        (r->ids = alloc_array(n, sizeof(uint32_t))) == NULL) {
+        return -1;
+    }
+    if (r->units != NULL) {
+        if ((r->u = alloc_array(n, sizeof(ml_size))) == NULL) {
+            return -1;
         }
-        seen[q[j]] = 1;
-        if (counts != Py_None) {
-            cnt[j] = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(counts, j));
-            if (PyErr_Occurred() || cnt[j] == 0 || (j > 0 && cnt[j] < cnt[j - 1])) {
-                PyMem_Free(q);
-                inconsistent();
-                goto done;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int big;
+            if (cacheobj_to_size(PyTuple_GET_ITEM(r->units, i), &r->u[i], &big) < 0) {   /* can re-enter (__float__) */
+                return -1;
+            }
+            if (r->u[i].is_float && !r->units_float) {
+                return inconsistent();   /* a float size in a state whose sizes are all ints */
+            }
+            if (cacheobj_check_size(r->u[i], big, &r->lim.maxunits) < 0) {
+                return -1;
             }
         }
     }
-    /* valid: rebuild */
-    switch (c->kind) {
+    if (r->bytes != NULL) {
+        if ((r->b = alloc_array(n, sizeof(size_t))) == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *o = PyTuple_GET_ITEM(r->bytes, i);
+            if (!PyLong_Check(o)) {
+                return inconsistent();
+            }
+            if (cacheobj_to_bytes(o, &r->b[i]) < 0) {
+                return -1;
+            }
+            if (r->b[i] > r->lim.maxbytes) {
+                return inconsistent();
+            }
+        }
+    }
+    if (ordered) {
+        char *seen = alloc_array(n, 1);
+        if (seen == NULL || (r->q = alloc_array(n, sizeof(Py_ssize_t))) == NULL ||
+            (r->counts != NULL && (r->cnt = alloc_array(n, sizeof(uint64_t))) == NULL)) {
+            PyMem_Free(seen);
+            return -1;
+        }
+        int rc = 0;
+        for (Py_ssize_t j = 0; j < n && rc == 0; j++) {
+            PyObject *o = PyTuple_GET_ITEM(r->order, j);
+            Py_ssize_t q = PyLong_Check(o) ? PyLong_AsSsize_t(o) : -1;
+            if (q < 0 || q >= n || seen[q]) {
+                PyErr_Clear();
+                rc = inconsistent();
+                break;
+            }
+            seen[q] = 1;
+            r->q[j] = q;
+            if (r->cnt != NULL) {
+                PyObject *co = PyTuple_GET_ITEM(r->counts, j);
+                unsigned long long k = PyLong_Check(co) ? PyLong_AsUnsignedLongLong(co) : 0;
+                if (PyErr_Occurred() || k == 0 || k > ML_LFU_MAX_COUNT ||
+                    (j > 0 && k < r->cnt[j - 1])) {
+                    PyErr_Clear();
+                    rc = inconsistent();
+                    break;
+                }
+                r->cnt[j] = k;
+            }
+        }
+        PyMem_Free(seen);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    r->kind = TIMED_NONE;
+    if (timed != Py_None) {
+        PyObject *param, *timer, *list, *origin;
+        if (!PyTuple_Check(timed) ||
+            !PyArg_ParseTuple(timed, "iOOOO:__setstate__", &r->kind, &param, &timer, &list, &origin)) {
+            return -1;
+        }
+        if (timed_parse(self, r->kind, param, timer, &r->ttl_d, &r->wrapped) < 0 ||
+            copy_list(list, n, 0, &r->deadline_list) < 0) {
+            return -1;
+        }
+        if (origin != Py_None && timed_check_origin(origin) < 0) {
+            return inconsistent();
+        }
+        r->param = param;     /* borrowed from the state, which the caller holds */
+        r->origin = origin == Py_None ? NULL : origin;
+        if ((r->dl = alloc_array(n, sizeof(double))) == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *o = PyTuple_GET_ITEM(r->deadline_list, i);
+            r->dl[i] = PyFloat_Check(o) ? PyFloat_AS_DOUBLE(o) : NAN;
+            if (isnan(r->dl[i])) {
+                return inconsistent();
+            }
+        }
+    }
+    return 0;
+}
+
+/* Stores the items into the empty engine *e in order, sized as the state says and kept
+ * within its limits; then rebuilds the policy's order. User code runs (__hash__ before,
+ * __eq__ during look-ups) but only on *e, which nothing else can reach. 0 or -1. */
+static int
+restore_build(restore *r, ml_cache *e)
+{
+    for (Py_ssize_t i = 0; i < r->n; i++) {
+        r->h[i] = PyObject_Hash(PyTuple_GET_ITEM(r->items, 2 * i));   /* can re-enter */
+        if (r->h[i] == -1) {
+            return -1;
+        }
+    }
+    if (r->kind != TIMED_NONE) {
+        ml_cache_enable_deadlines(e);
+    }
+    for (Py_ssize_t i = 0; i < r->n; i++) {
+        PyObject *key = PyTuple_GET_ITEM(r->items, 2 * i), *value = PyTuple_GET_ITEM(r->items, 2 * i + 1);
+        uint32_t id;
+        int st = ml_table_find(&e->t, (uint64_t)r->h[i], key, cacheobj_eq, NULL, &id);   /* can re-enter */
+        if (st != ML_NOT_FOUND) {
+            return st == ML_OK ? inconsistent() : -1;   /* a key twice, or __eq__ failed */
+        }
+        ml_size u = r->u ? r->u[i] : ml_size_int(1);
+        size_t b = r->b ? r->b[i] : 0;
+        if (ml_cache_fits(e, ML_NIL, u, b) != ML_FIT_YES) {
+            return inconsistent();   /* more than maxsize or max_bytes */
+        }
+        st = ml_cache_reserve(e);
+        if (st == ML_OK && u.is_float) {
+            st = ml_cache_reserve_float(e);
+        }
+        if (st != ML_OK) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->ids[i] = ml_cache_insert(e, (uint64_t)r->h[i], Py_NewRef(key), Py_NewRef(value), u, b);
+        if (r->dl != NULL) {
+            ml_cache_set_deadline(e, r->ids[i], r->dl[i]);
+        }
+    }
+    if (r->units_float && !e->budget.float_mode) {
+        e->budget.funits = (double)e->budget.units;   /* currsize is a float, as it was */
+        e->budget.float_mode = 1;
+    }
+    switch (e->kind) {
     case ML_POLICY_LRU:
     case ML_POLICY_FIFO:
-        c->policy = ML_LIST_EMPTY;
-        for (Py_ssize_t j = 0; j < n; j++) {
-            ml_list_push_back(&c->policy, c->t.ents, ML_LINK_POLICY, by_pos[q[j]]);
+        e->policy = ML_LIST_EMPTY;
+        for (Py_ssize_t j = 0; j < r->n; j++) {
+            ml_list_push_back(&e->policy, e->t.ents, ML_LINK_POLICY, r->ids[r->q[j]]);
         }
         break;
     case ML_POLICY_LFU:
-        ml_lfu_reset(&c->lfu);
-        for (Py_ssize_t j = 0; j < n; j++) {
-            ml_lfu_append(&c->lfu, c->t.ents, by_pos[q[j]], cnt[j]);
+        ml_lfu_reset(&e->lfu);
+        for (Py_ssize_t j = 0; j < r->n; j++) {
+            ml_lfu_append(&e->lfu, e->t.ents, r->ids[r->q[j]], r->cnt[j]);
         }
         break;
     case ML_POLICY_RANDOM:
-        c->dense.n = 0;
-        for (Py_ssize_t j = 0; j < n; j++) {
-            ml_dense_add(&c->dense, by_pos[q[j]]);
+        e->dense.n = 0;
+        for (Py_ssize_t j = 0; j < r->n; j++) {
+            ml_dense_add(&e->dense, r->ids[r->q[j]]);
         }
         break;
     case ML_POLICY_INSERTION:
         break;
     }
-    PyMem_Free(q);
-    ML_CACHE_CHECK(c);
-    rc = 0;
-done:
-    PyMem_Free(ids);
-    PyMem_Free(cnt);
-    PyMem_Free(seen);
-    return rc;
+    ML_CACHE_CHECK(e);
+    return 0;
 }
 
+/* __setstate__: validates the whole state and builds the restored engine aside; only then
+ * does the cache change, at once. A refused state leaves the cache as it was. */
 PyObject *
 cache_setstate(CacheObject *self, PyObject *state)
 {
     PyObject *dict, *maxsize, *max_bytes, *sizeof_fn, *items, *units, *bytes, *order, *counts, *choice;
-    PyObject *timed, *deadlines = NULL;
+    PyObject *timed;
     int units_on, units_float;
     if (!PyTuple_Check(state) ||
-        !PyArg_ParseTuple(state, "OOppOOO!OOOOOO:__setstate__", &dict, &maxsize, &units_on,
-                          &units_float, &max_bytes, &sizeof_fn, &PyList_Type, &items, &units,
-                          &bytes, &order, &counts, &choice, &timed)) {
+        !PyArg_ParseTuple(state, "OOppOOOOOOOOO:__setstate__", &dict, &maxsize, &units_on,
+                          &units_float, &max_bytes, &sizeof_fn, &items, &units, &bytes, &order,
+                          &counts, &choice, &timed)) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_TypeError, "__setstate__ expects the tuple __getstate__ returns");
         }
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(items) / 2;
-    int ordered = self->c.kind != ML_POLICY_INSERTION;
-#define LIST_OF_N(o) (PyList_Check(o) && PyList_GET_SIZE(o) == n)
-    if (PyList_GET_SIZE(items) % 2 || (dict != Py_None && !PyDict_Check(dict)) ||
-        (units != Py_None && !LIST_OF_N(units)) || (bytes != Py_None && !LIST_OF_N(bytes)) ||
-        (ordered ? !LIST_OF_N(order) : order != Py_None) ||
-        (self->c.kind == ML_POLICY_LFU ? !LIST_OF_N(counts) : counts != Py_None) ||
-        (self->c.kind == ML_POLICY_RANDOM ? !PyCallable_Check(choice) : choice != Py_None) ||
-        units_on != (units != Py_None)) {
-        PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
-        return NULL;
-    }
-#undef LIST_OF_N
+    restore r;
+    memset(&r, 0, sizeof(r));
+    r.units_float = units_float;
+    ml_cache fresh;
+    int built = 0;
     Py_INCREF(state);   /* its parts are borrowed below, across callbacks */
+    if (dict != Py_None && !PyDict_Check(dict)) {
+        inconsistent();
+        goto error;
+    }
+    if (copy_list(items, -1, 0, &r.items) < 0) {
+        goto error;
+    }
+    if (PyTuple_GET_SIZE(r.items) % 2) {
+        inconsistent();
+        goto error;
+    }
+    r.n = PyTuple_GET_SIZE(r.items) / 2;
+    if (copy_list(units, r.n, 1, &r.units) < 0 || copy_list(bytes, r.n, 1, &r.bytes) < 0 ||
+        copy_list(order, r.n, 1, &r.order) < 0 || copy_list(counts, r.n, 1, &r.counts) < 0 ||
+        restore_read(self, &r, maxsize, units_on, max_bytes, sizeof_fn, choice, timed) < 0) {
+        goto error;
+    }
+    cacheobj_new_engine(self, &r.lim, &fresh);
+    built = 1;
+    if (restore_build(&r, &fresh) < 0) {
+        goto error;
+    }
+    /* valid: the cache changes, all at once */
+    cacheobj_keys_change(self);
+    ml_cache_exchange(&self->c, &fresh);   /* fresh now holds the old engine */
+    PyObject *old[7] = {self->maxsize, self->sizeof_fn, self->choice, self->origin, self->timer,
+                        self->ttl, self->ttu};
+    self->maxsize = Py_NewRef(maxsize);
+    self->sizeof_fn = sizeof_fn == Py_None ? NULL : Py_NewRef(sizeof_fn);
+    self->choice = choice == Py_None ? NULL : Py_NewRef(choice);
+    self->timed = (unsigned)r.kind;
+    self->ttl_d = r.ttl_d;
+    self->timer = r.wrapped;   /* the reference moves */
+    r.wrapped = NULL;
+    self->ttl = r.kind == TIMED_TTL ? Py_NewRef(r.param) : NULL;
+    self->ttu = r.kind == TIMED_TLRU ? Py_NewRef(r.param) : NULL;
+    self->origin = Py_XNewRef(r.origin);
+    self->timed_numbers_seen = 0;
+    self->config_gen++;
+    cacheobj_release_engine(&fresh);   /* can re-enter */
+    built = 0;
+    for (int i = 0; i < 7; i++) {
+        Py_XDECREF(old[i]);   /* can re-enter */
+    }
+    restore_free(&r);
     if (dict != Py_None) {
         PyObject *own = PyObject_GenericGetDict((PyObject *)self, NULL);
-        int rc = own ? PyDict_Update(own, dict) : -1;
+        int rc = own ? PyDict_Update(own, dict) : -1;   /* can re-enter */
         Py_XDECREF(own);
         if (rc < 0) {
-            goto error;
+            goto done_error;
         }
     }
-    if (cacheobj_configure(self, maxsize, units_on, max_bytes, sizeof_fn) < 0 ||
-        cacheobj_resolve_getsizeof(self) < 0) {
-        goto error;
-    }
-    Py_XSETREF(self->choice, choice == Py_None ? NULL : Py_NewRef(choice));
-    if (timed_setstate(self, timed, n, &deadlines) < 0) {
-        goto error;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *key = PyList_GET_ITEM(items, 2 * i), *value = PyList_GET_ITEM(items, 2 * i + 1);
-        double u = 1.0;
-        int is_float = 0;
-        long long b = 0;
-        if (units != Py_None && cacheobj_to_units(PyList_GET_ITEM(units, i), &u, &is_float) < 0) {
-            goto error;
-        }
-        if (bytes != Py_None && (b = PyLong_AsLongLong(PyList_GET_ITEM(bytes, i))) < 0) {
-            inconsistent();
-            goto error;
-        }
-        double deadline = 0.0;
-        if (deadlines != NULL) {
-            deadline = PyFloat_AsDouble(PyList_GET_ITEM(deadlines, i));
-            if ((deadline == -1.0 && PyErr_Occurred()) || isnan(deadline)) {
-                inconsistent();
-                goto error;
-            }
-        }
-        Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-        if (h == -1 || cacheobj_store(self, key, h, value, u, (size_t)b, 0, deadline) < 0) {
-            goto error;
-        }
-    }
-    self->units_float = (unsigned)units_float;
-    if (ordered && restore_policy_order(self, order, counts, n) < 0) {
-        goto error;
-    }
-    if (cacheobj_expire_now(self) < 0) {   /* as cachetools' TTLCache.__setstate__ */
-        goto error;
+    if (cacheobj_resolve_getsizeof(self) < 0 ||
+        cacheobj_expire_now(self) < 0) {   /* as cachetools' TTLCache.__setstate__ */
+        goto done_error;
     }
     Py_DECREF(state);
     Py_RETURN_NONE;
 error:
+    if (built) {
+        cacheobj_release_engine(&fresh);   /* can re-enter: self is untouched */
+    }
+    restore_free(&r);
+done_error:
     Py_DECREF(state);
     return NULL;
 }
-

@@ -659,7 +659,7 @@ call_cache_info(CallObject *self, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef cache_info_def = {
     "cache_info", (PyCFunction)call_cache_info, METH_NOARGS,
-    "The cache's statistics: (hits, misses, maxsize, currsize)."};
+    "cache_info($self, /)\n--\n\nThe cache's statistics: (hits, misses, maxsize, currsize)."};
 
 /* The cache_info attribute: a method when the wrapper was made with info, else absent. */
 static PyObject *
@@ -685,9 +685,12 @@ static PyObject *
 call_reduce(CallObject *self, PyObject *Py_UNUSED(ignored))
 {
     /* a cachedmethod wrapper: how its descriptor binds it again (set by the Python layer) */
-    PyObject *how = self->dict ? PyDict_GetItemString(self->dict, "_ml_reduce") : NULL;
+    PyObject *how = NULL;
+    if (self->dict != NULL && PyDict_GetItemStringRef(self->dict, "_ml_reduce", &how) < 0) {
+        return NULL;
+    }
     if (how != NULL) {
-        return Py_NewRef(how);   /* borrowed from the dict until here */
+        return how;
     }
     return PyObject_GetAttrString((PyObject *)self, "__qualname__");
 }
@@ -777,15 +780,21 @@ call_dealloc(CallObject *self)
 static PyObject *
 call_repr(CallObject *self)
 {
-    PyObject *text = self->dict ? PyDict_GetItemString(self->dict, "_ml_repr") : NULL;
+    PyObject *text = NULL, *wrapped = NULL;
+    if (self->dict != NULL && PyDict_GetItemStringRef(self->dict, "_ml_repr", &text) < 0) {
+        return NULL;
+    }
     if (text != NULL) {
-        return PyObject_Str(text);   /* text: borrowed from the dict until here */
+        PyObject *r = PyObject_Str(text);   /* can re-enter */
+        Py_DECREF(text);
+        return r;
     }
-    PyObject *wrapped = self->dict ? PyDict_GetItemString(self->dict, "__wrapped__") : NULL;
+    if (self->dict != NULL && PyDict_GetItemStringRef(self->dict, "__wrapped__", &wrapped) < 0) {
+        return NULL;
+    }
     if (wrapped == NULL) {
-        wrapped = self->func ? self->func : Py_None;
+        wrapped = Py_NewRef(self->func ? self->func : Py_None);
     }
-    Py_INCREF(wrapped);   /* the format below can run Python code */
     PyObject *r = PyUnicode_FromFormat("<cached %R>", wrapped);
     Py_DECREF(wrapped);
     return r;
@@ -793,7 +802,7 @@ call_repr(CallObject *self)
 
 static PyMethodDef call_methods[] = {
     {"cache_clear", (PyCFunction)call_cache_clear, METH_NOARGS,
-     "Empty the cache and zero the hit and miss counts."},
+     "cache_clear($self, /)\n--\n\nEmpty the cache and zero the hit and miss counts."},
     {"_ml_counts", (PyCFunction)call_counts, METH_NOARGS, "(hits, misses)."},
     {"__reduce__", (PyCFunction)call_reduce, METH_NOARGS, NULL},
     {"__copy__", (PyCFunction)call_copy, METH_NOARGS, NULL},

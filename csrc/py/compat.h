@@ -20,6 +20,9 @@
  *   _PyType_Lookup      ml_type_lookup_ref below wraps it (3.11-3.14 export it, with the
  *                       same meaning: a borrowed MRO look-up without descriptors); the
  *                       result is made strong before anything else runs.
+ *   PyASCIIObject.wstr  read on 3.11 only (ml_unicode_ascii_sizeof): the one field by which
+ *                       3.11's sys.getsizeof of an ASCII str exceeds header + length + 1.
+ *                       3.12 removed the field; nothing is read there.
  *   _PyErr_WriteUnraisableMsg
  *                       PyErr_FormatUnraisable below, on 3.11 and 3.12 only (exported by
  *                       both with this meaning; 3.13 has the public call instead).
@@ -112,17 +115,33 @@ PyErr_SetRaisedException(PyObject *exc)
 #endif
 
 /* ------------------------------------------------------------------------------------
- * Dict look-ups: PyDict_GetItemRef (3.13)
+ * Dictionary look-ups: PyDict_GetItemRef, PyDict_GetItemStringRef (3.13)
  */
 #if PY_VERSION_HEX < 0x030D00A1
-/* Sets *result to a new reference to d[key] and returns 1; to NULL and returns 0 when
- * key is missing; -1 with an exception (from key's __hash__ / __eq__, or d not a dict). */
+/* Sets *result to a new reference to dict[key] and returns 1; to NULL and returns 0 when
+ * the key is absent; -1 with an exception (an unhashable key, or dict not a dict). */
 static inline int
-PyDict_GetItemRef(PyObject *d, PyObject *key, PyObject **result)
+PyDict_GetItemRef(PyObject *dict, PyObject *key, PyObject **result)
 {
-    PyObject *v = PyDict_GetItemWithError(d, key);   /* borrowed: made strong at once */
+    PyObject *v = PyDict_GetItemWithError(dict, key);   /* borrowed: made strong at once */
     *result = Py_XNewRef(v);
-    return v != NULL ? 1 : (PyErr_Occurred() ? -1 : 0);
+    if (v != NULL) {
+        return 1;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static inline int
+PyDict_GetItemStringRef(PyObject *dict, const char *key, PyObject **result)
+{
+    PyObject *k = PyUnicode_FromString(key);
+    if (k == NULL) {
+        *result = NULL;
+        return -1;
+    }
+    int rc = PyDict_GetItemRef(dict, k, result);
+    Py_DECREF(k);
+    return rc;
 }
 #endif
 
@@ -173,6 +192,26 @@ static inline PyObject *
 ml_type_lookup_ref(PyTypeObject *type, PyObject *name)
 {
     return Py_XNewRef(_PyType_Lookup(type, name));
+}
+
+/* ------------------------------------------------------------------------------------
+ * Sizes
+ */
+/* For an exact str that is compact ASCII, sets *size to sys.getsizeof(o) and returns 1;
+ * returns 0 for any other str (the caller asks sys.getsizeof). */
+static inline int
+ml_unicode_ascii_sizeof(PyObject *o, size_t *size)
+{
+    if (!PyUnicode_IS_COMPACT_ASCII(o)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (((PyASCIIObject *)o)->wstr != NULL) {
+        return 0;   /* 3.11: a wchar_t copy made by a legacy API counts too */
+    }
+#endif
+    *size = sizeof(PyASCIIObject) + (size_t)PyUnicode_GET_LENGTH(o) + 1u;
+    return 1;
 }
 
 /* ------------------------------------------------------------------------------------

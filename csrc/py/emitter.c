@@ -198,6 +198,11 @@ static int
 find_event(EmitterObject *self, PyObject *event, Py_hash_t h, uint32_t *id)
 {
     int rc = ml_table_find(&self->sl.events, (uint64_t)h, event, event_eq, NULL, id);
+    if (rc == ML_ERR_CHANGED) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the emitter changed during a look-up too many times in a row (an event's "
+                        "__eq__ keeps changing it)");
+    }
     return rc == ML_OK ? 1 : rc == ML_NOT_FOUND ? 0 : -1;
 }
 
@@ -274,6 +279,12 @@ find_listener(EmitterObject *self, PyObject *event, Py_hash_t eh, PyObject *f, P
         listener_query q = {self, f, fh, *event_id};
         int rc = ml_slots_find(&self->sl, *event_id, (uint64_t)fh, listener_eq, NULL, &q, slot_id);
         if (rc == ML_ERR_CALLBACK) {
+            return -1;
+        }
+        if (rc == ML_ERR_CHANGED) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "the emitter changed during a look-up too many times in a row (a "
+                            "listener's __eq__ keeps changing it)");
             return -1;
         }
         if (self->sl.clock == clock) {
@@ -1637,8 +1648,8 @@ emitter_dealloc(EmitterObject *self)
     (void)emitter_tp_clear(self);
     ml_slots_free(&self->sl);
     tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);   /* inside: a dealloc the trashcan defers runs all of this later */
     Py_TRASHCAN_END
-    Py_DECREF(tp);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -1714,53 +1725,69 @@ PyType_Spec reaper_spec = {
  * The EventEmitter type
  */
 PyDoc_STRVAR(emitter_doc,
-"EventEmitter()\n--\n\n"
+"EventEmitter(*, name=None)\n--\n\n"
 "pyee's EventEmitter, in C, whose listeners never keep their owners alive: a bound\n"
 "method is held through a weak reference to its object and unlinked when it dies.");
 
 static PyMethodDef emitter_methods[] = {
     {"emit", (PyCFunction)(void (*)(void))emitter_emit, METH_FASTCALL | METH_KEYWORDS,
-     "emit(event, *args, **kwargs) -> bool: call the listeners of event; True if any ran."},
+     "emit($self, event, /, *args, **kwargs)\n--\n\n"
+     "Call the listeners of event with args and kwargs; True if any ran."},
     {"on", (PyCFunction)(void (*)(void))emitter_on, METH_FASTCALL | METH_KEYWORDS,
-     "on(event, f=None, *, weak=None): register f (or decorate); returns f."},
+     "on($self, event, /, f=None, *, weak=None)\n--\n\n"
+     "Register f for event and return it; without f, a decorator that does."},
     {"add_listener", (PyCFunction)(void (*)(void))emitter_add_listener,
-     METH_FASTCALL | METH_KEYWORDS, "add_listener(event, f, *, weak=None): register f; returns f."},
+     METH_FASTCALL | METH_KEYWORDS,
+     "add_listener($self, event, /, f, *, weak=None)\n--\n\nRegister f for event; return f."},
     {"listens_to", (PyCFunction)(void (*)(void))emitter_listens_to, METH_FASTCALL | METH_KEYWORDS,
-     "listens_to(event, *, weak=None): a decorator registering its function."},
+     "listens_to($self, event, /, *, weak=None)\n--\n\n"
+     "A decorator registering its function for event."},
     {"once", (PyCFunction)(void (*)(void))emitter_once, METH_FASTCALL | METH_KEYWORDS,
-     "once(event, f=None, *, weak=None): like on(), removed when it first runs."},
+     "once($self, event, /, f=None, *, weak=None)\n--\n\n"
+     "Like on(), but f is removed when it first runs."},
     {"_ml_add", (PyCFunction)(void (*)(void))emitter_ml_add, METH_FASTCALL,
      "_ml_add(event, once, weak, f): the decorators' target."},
     {"remove_listener", (PyCFunction)(void (*)(void))emitter_remove_listener, METH_FASTCALL,
-     "remove_listener(event, f): unregister f (KeyError if event has listeners but not f)."},
+     "remove_listener($self, event, f, /)\n--\n\n"
+     "Unregister f (KeyError if event has listeners but not f)."},
     {"remove_all_listeners", (PyCFunction)(void (*)(void))emitter_remove_all_listeners,
-     METH_FASTCALL | METH_KEYWORDS, "remove_all_listeners(event=None)"},
+     METH_FASTCALL | METH_KEYWORDS,
+     "remove_all_listeners($self, /, event=None)\n--\n\n"
+     "Unregister every listener of event, or of every event when event is None."},
     {"listeners", (PyCFunction)emitter_listeners, METH_O,
-     "listeners(event): a list of the live listeners of event."},
+     "listeners($self, event, /)\n--\n\nA list of the live listeners of event."},
     {"event_names", (PyCFunction)emitter_event_names, METH_NOARGS,
-     "event_names(): the set of events with listeners."},
+     "event_names($self, /)\n--\n\nThe set of events with listeners."},
     {"listener_count", (PyCFunction)emitter_listener_count, METH_O,
-     "listener_count(event): how many live listeners event has."},
+     "listener_count($self, event, /)\n--\n\nHow many live listeners event has."},
     {"set_max_listeners", (PyCFunction)emitter_set_max_listeners, METH_O,
-     "set_max_listeners(n): warn (ListenerLeakWarning) beyond n listeners of one event; 0: never."},
+     "set_max_listeners($self, n, /)\n--\n\n"
+     "Warn (ListenerLeakWarning) beyond n listeners of one event; 0: never."},
     {"get_max_listeners", (PyCFunction)emitter_get_max_listeners, METH_NOARGS,
-     "get_max_listeners()"},
+     "get_max_listeners($self, /)\n--\n\nThe leak-warning threshold set_max_listeners() set."},
     {"_call_handlers", (PyCFunction)(void (*)(void))emitter_call_handlers, METH_FASTCALL,
-     "_call_handlers(event, args, kwargs) -> bool: run event's listeners (pyee's hook)."},
+     "_call_handlers($self, event, args, kwargs, /)\n--\n\n"
+     "Run event's listeners; True if any ran (pyee's hook)."},
     {"_emit_run", (PyCFunction)(void (*)(void))emitter_emit_run, METH_FASTCALL,
-     "_emit_run(f, args, kwargs): call one listener (pyee's hook; override to schedule)."},
+     "_emit_run($self, f, args, kwargs, /)\n--\n\n"
+     "Call one listener (pyee's hook; override to schedule)."},
     {"_add_event_handler", (PyCFunction)(void (*)(void))emitter_add_event_handler,
-     METH_FASTCALL, "_add_event_handler(event, k, v): register k (pyee's hook; once if v is not k)."},
+     METH_FASTCALL,
+     "_add_event_handler($self, event, k, v, /)\n--\n\n"
+     "Register k (pyee's hook; once if v is not k)."},
     {"_remove_listener", (PyCFunction)(void (*)(void))emitter_naked_remove, METH_FASTCALL,
-     "_remove_listener(event, f): remove f (pyee's hook)."},
+     "_remove_listener($self, event, f, /)\n--\n\nRemove f (pyee's hook)."},
     {"_emit_handle_potential_error", (PyCFunction)(void (*)(void))emitter_handle_error,
-     METH_FASTCALL, "_emit_handle_potential_error(event, error): raise for an unhandled 'error'."},
+     METH_FASTCALL,
+     "_emit_handle_potential_error($self, event, error, /)\n--\n\n"
+     "Raise for an unhandled 'error' event (pyee's hook)."},
     {"__getstate__", (PyCFunction)emitter_getstate, METH_NOARGS,
      "The strongly held listeners, settings and instance dict (weak listeners are dropped)."},
     {"__setstate__", (PyCFunction)emitter_setstate, METH_O, "Restores __getstate__'s state."},
     {"_ml_stats", (PyCFunction)emitter_stats, METH_NOARGS,
      "What memleash.report() shows of this emitter (a dict)."},
     {"__sizeof__", (PyCFunction)emitter_sizeof, METH_NOARGS,
+     "__sizeof__($self, /)\n--\n\n"
      "Size in bytes: the object and the slot arrays it owns (not the listeners)."},
     {NULL, NULL, 0, NULL},
 };
@@ -1795,7 +1822,7 @@ static PyType_Slot emitter_slots[] = {
 };
 
 static PyType_Spec emitter_spec = {
-    .name = "memleash._core.EventEmitter",
+    .name = "memleash.EventEmitter",
     .basicsize = sizeof(EmitterObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = emitter_slots,

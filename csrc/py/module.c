@@ -12,10 +12,14 @@ static PyMethodDef module_methods[] = {
      "_live(): every live memleash object (what memleash.report() describes), newest first."},
 #define KEYFN(name, doc) \
     {#name, (PyCFunction)(void (*)(void))ml_##name, METH_FASTCALL | METH_KEYWORDS, doc},
-    KEYFN(hashkey, "Return a cache key for the specified hashable arguments.")
-    KEYFN(typedkey, "Return a typed cache key for the specified hashable arguments.")
-    KEYFN(methodkey, "Return a cache key for use with cached methods (self left out).")
-    KEYFN(typedmethodkey, "Return a typed cache key for use with cached methods (self left out).")
+    KEYFN(hashkey, "hashkey($module, /, *args, **kwargs)\n--\n\n"
+                   "Return a cache key for the specified hashable arguments.")
+    KEYFN(typedkey, "typedkey($module, /, *args, **kwargs)\n--\n\n"
+                    "Return a typed cache key for the specified hashable arguments.")
+    KEYFN(methodkey, "methodkey($module, self, /, *args, **kwargs)\n--\n\n"
+                     "Return a cache key for use with cached methods (self left out).")
+    KEYFN(typedmethodkey, "typedmethodkey($module, self, /, *args, **kwargs)\n--\n\n"
+                          "Return a typed cache key for use with cached methods (self left out).")
 #undef KEYFN
     {NULL, NULL, 0, NULL},
 };
@@ -77,6 +81,21 @@ module_exec(PyObject *module)
     INTERN(str_add_hook, "_add_event_handler");
     INTERN(str_remove_hook, "_remove_listener");
 #undef INTERN
+    st->sys_getsizeof = Py_XNewRef(PySys_GetObject("getsizeof"));   /* borrowed: made strong */
+    PyObject *info = PyLong_GetInfo();
+    if (st->sys_getsizeof == NULL || info == NULL) {
+        Py_XDECREF(info);
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ImportError, "memleash needs sys.getsizeof");
+        }
+        return -1;
+    }
+    st->digit_bits = PyLong_AsUnsignedLong(PyStructSequence_GetItem(info, 0));
+    st->digit_size = PyLong_AsSize_t(PyStructSequence_GetItem(info, 1));
+    Py_DECREF(info);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
 #ifdef NDEBUG
     int checked = 0;
 #else
@@ -99,6 +118,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     ml_state *st = PyModule_GetState(module);
     Py_VISIT(st->pkg_dir);
+    Py_VISIT(st->sys_getsizeof);
     Py_VISIT(st->CacheType);
     Py_VISIT(st->CacheIterType);
     Py_VISIT(st->RRKeysType);
@@ -143,6 +163,7 @@ module_clear(PyObject *module)
 {
     ml_state *st = PyModule_GetState(module);
     Py_CLEAR(st->pkg_dir);
+    Py_CLEAR(st->sys_getsizeof);
     Py_CLEAR(st->CacheType);
     Py_CLEAR(st->CacheIterType);
     Py_CLEAR(st->RRKeysType);

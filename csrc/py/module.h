@@ -43,6 +43,9 @@ typedef struct {
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
     PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;
     struct ml_tracker *tr;          /* the resource tracker (tracker.c), PyMem-allocated */
+    PyObject *sys_getsizeof;        /* sys.getsizeof: the default byte sizing of other types */
+    unsigned long digit_bits;       /* sys.int_info.bits_per_digit */
+    size_t digit_size;              /* sys.int_info.sizeof_digit */
 } ml_state;
 
 extern PyModuleDef ml_module_def;

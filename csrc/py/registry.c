@@ -111,10 +111,13 @@ ml_overrides(PyTypeObject *type, PyTypeObject *base, const ml_hook *hooks, size_
 {
     unsigned bits = 0;
     for (size_t i = 0; i < n; i++) {
-        /* both borrowed */
-        if (_PyType_Lookup(type, hooks[i].name) != _PyType_Lookup(base, hooks[i].name)) {
+        PyObject *mine = ml_type_lookup_ref(type, hooks[i].name);
+        PyObject *theirs = ml_type_lookup_ref(base, hooks[i].name);
+        if (mine != theirs) {
             bits |= hooks[i].bit;
         }
+        Py_XDECREF(mine);
+        Py_XDECREF(theirs);
     }
     return bits;
 }

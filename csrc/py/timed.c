@@ -69,24 +69,42 @@ typedef struct {
     Py_ssize_t nesting;
 } TimerObject;
 
+/* timer() of the user's timer. New reference, or NULL. Can re-enter. */
+static PyObject *
+timer_read(TimerObject *t)
+{
+    if (t->timer == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Timer without a timer (cleared by a collection)");
+        return NULL;
+    }
+    PyObject *fn = Py_NewRef(t->timer);
+    PyObject *now = PyObject_CallNoArgs(fn);   /* can re-enter */
+    Py_DECREF(fn);
+    return now;
+}
+
 static PyObject *
 timer_call_now(TimerObject *t)
 {
-    if (t->nesting > 0) {
+    if (t->nesting > 0 && t->frozen != NULL) {
         return Py_NewRef(t->frozen);
     }
-    return PyObject_CallNoArgs(t->timer);   /* can re-enter */
+    return timer_read(t);   /* can re-enter */
 }
 
 static PyObject *
 timer_enter_obj(TimerObject *t)
 {
     if (t->nesting == 0) {
-        PyObject *now = PyObject_CallNoArgs(t->timer);   /* can re-enter */
+        PyObject *now = timer_read(t);   /* can re-enter */
         if (now == NULL) {
             return NULL;
         }
         Py_XSETREF(t->frozen, now);
+    }
+    if (t->frozen == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Timer cleared while it was entered");
+        return NULL;
     }
     t->nesting++;
     return Py_NewRef(t->frozen);
@@ -177,9 +195,16 @@ static PyObject *
 timer_getattro(TimerObject *t, PyObject *name)
 {
     PyObject *r = PyObject_GenericGetAttr((PyObject *)t, name);
-    if (r == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_AttributeError) && t->timer != NULL) {
         PyErr_Clear();
-        r = PyObject_GetAttr(t->timer, name);
+        /* a Timer may wrap a Timer, any number deep: each level is one C frame */
+        if (Py_EnterRecursiveCall(" while getting an attribute of a Timer's timer")) {
+            return NULL;
+        }
+        PyObject *inner = Py_NewRef(t->timer);
+        r = PyObject_GetAttr(inner, name);
+        Py_DECREF(inner);
+        Py_LeaveRecursiveCall();
     }
     return r;
 }
@@ -206,23 +231,27 @@ timer_dealloc(TimerObject *t)
 {
     PyTypeObject *tp = Py_TYPE(t);
     PyObject_GC_UnTrack(t);
+    Py_TRASHCAN_BEGIN(t, timer_dealloc)   /* a chain of Timers is released iteratively */
     (void)timer_clear(t);
     tp->tp_free((PyObject *)t);
-    Py_DECREF(tp);
+    Py_DECREF(tp);   /* inside: a dealloc the trashcan defers runs all of this later */
+    Py_TRASHCAN_END
 }
 
 static PyMethodDef timer_methods[] = {
     {"__enter__", (PyCFunction)timer_enter_method, METH_NOARGS,
-     "Freeze the time (nestable); return it."},
-    {"__exit__", (PyCFunction)(void (*)(void))timer_exit_method, METH_FASTCALL, NULL},
-    {"__reduce__", (PyCFunction)timer_reduce, METH_NOARGS, NULL},
-    {"__copy__", (PyCFunction)timer_copy, METH_NOARGS, NULL},
-    {"__deepcopy__", (PyCFunction)timer_deepcopy, METH_O, NULL},
+     "__enter__($self, /)\n--\n\nFreeze the time (nestable); return it."},
+    {"__exit__", (PyCFunction)(void (*)(void))timer_exit_method, METH_FASTCALL,
+     "__exit__($self, /, *exc_info)\n--\n\nUnfreeze the time (at the outermost exit)."},
+    {"__reduce__", (PyCFunction)timer_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\n"},
+    {"__copy__", (PyCFunction)timer_copy, METH_NOARGS, "__copy__($self, /)\n--\n\n"},
+    {"__deepcopy__", (PyCFunction)timer_deepcopy, METH_O, "__deepcopy__($self, memo, /)\n--\n\n"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot timer_slots[] = {
-    {Py_tp_doc, "Timer(timer): the timer of a timed cache; `with t as now:` freezes the time."},
+    {Py_tp_doc, "Timer(timer)\n--\n\n"
+                "The timer of a timed cache: t() is the time; `with t as now:` freezes it."},
     {Py_tp_new, timer_new},
     {Py_tp_call, timer_tp_call},
     {Py_tp_getattro, timer_getattro},
@@ -234,7 +263,7 @@ static PyType_Slot timer_slots[] = {
 };
 
 PyType_Spec timer_spec = {
-    .name = "memleash._core.Timer",
+    .name = "memleash.Timer",
     .basicsize = sizeof(TimerObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .slots = timer_slots,
@@ -268,10 +297,13 @@ number_to_double(PyObject *o, double *out)
 }
 
 /* A time (a timer's value, a ttu result, an expire() argument) as a double: a number, or
- * a datetime as microseconds since the cache's origin (the first datetime it sees, which
- * must come while the cache is empty). 0 or -1. */
+ * a datetime as microseconds since the cache's origin. Only the timer's own readings
+ * (`establish`) fix what kind of times the cache takes: the first one read while the
+ * cache is empty makes a datetime the origin, or says the times are numbers; anything
+ * else of the other kind is refused with TypeError, changing nothing. 0 or -1. Can
+ * re-enter (datetime subtraction of a subclass). */
 static int
-time_to_double(CacheObject *self, PyObject *o, const char *what, double *out)
+time_to_double(CacheObject *self, PyObject *o, const char *what, int establish, double *out)
 {
     int r = number_to_double(o, out);
     if (r != 0) {
@@ -287,13 +319,17 @@ time_to_double(CacheObject *self, PyObject *o, const char *what, double *out)
     }
     if (PyDateTime_Check(o)) {
         if (self->origin == NULL) {
-            if (self->c.t.used != 0 || self->timed_numbers_seen) {
-                PyErr_SetString(PyExc_TypeError, "this timed cache's times are numbers, not datetimes");
+            if (!establish || self->c.t.used != 0 || self->timed_numbers_seen) {
+                PyErr_SetString(PyExc_TypeError, self->timed_numbers_seen || self->c.t.used
+                                    ? "this timed cache's times are numbers, not datetimes"
+                                    : "this timed cache's timer has not given a datetime");
                 return -1;
             }
             self->origin = Py_NewRef(o);
         }
-        PyObject *delta = PyNumber_Subtract(o, self->origin);   /* TypeError: naive vs aware */
+        PyObject *origin = Py_NewRef(self->origin);   /* __sub__ may reconfigure the cache */
+        PyObject *delta = PyNumber_Subtract(o, origin);   /* can re-enter; TypeError: naive vs aware */
+        Py_DECREF(origin);
         if (delta == NULL) {
             return -1;
         }
@@ -324,8 +360,8 @@ timed_enter(CacheObject *self, double *now, PyObject **timer)
         Py_DECREF(t);
         return -1;
     }
-    int rc = time_to_double(self, o, "times", now);
-    if (rc == 0 && self->origin == NULL) {
+    int rc = time_to_double(self, o, "times", 1, now);   /* can re-enter */
+    if (rc == 0 && (PyFloat_Check(o) || PyLong_Check(o))) {
         self->timed_numbers_seen = 1;
     }
     Py_DECREF(o);
@@ -365,17 +401,29 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
             }
             return 0;
         }
-        /* datetimes: Python adds (and raises OverflowError past datetime.max) */
-        PyObject *deadline = PyNumber_Add(t->frozen, self->ttl);
+        /* datetimes: Python adds (and raises OverflowError past datetime.max); __add__ of
+         * a subclass may reconfigure the cache, so both operands are held */
+        PyObject *frozen = Py_NewRef(t->frozen), *ttl = Py_XNewRef(self->ttl);
+        PyObject *deadline = ttl ? PyNumber_Add(frozen, ttl) : NULL;   /* can re-enter */
+        if (ttl == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "timed cache without a ttl (reconfigured?)");
+        }
+        Py_DECREF(frozen);
+        Py_XDECREF(ttl);
         if (deadline == NULL) {
             return -1;
         }
-        int rc = time_to_double(self, deadline, "deadlines", when);
+        int rc = time_to_double(self, deadline, "deadlines", 0, when);
         Py_DECREF(deadline);
         return rc;
     }
     PyObject *nowobj = t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
     if (nowobj == NULL) {
+        return -1;
+    }
+    if (self->ttu == NULL) {
+        Py_DECREF(nowobj);
+        PyErr_SetString(PyExc_RuntimeError, "timed cache without a ttu (reconfigured?)");
         return -1;
     }
     PyObject *ttu = Py_NewRef(self->ttu);
@@ -385,7 +433,7 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
     if (r == NULL) {
         return -1;
     }
-    int rc = time_to_double(self, r, "ttu results", when);
+    int rc = time_to_double(self, r, "ttu results", 0, when);
     Py_DECREF(r);
     return rc;
 }
@@ -479,15 +527,17 @@ cache_expire_method(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, 
         PyErr_SetString(PyExc_TypeError, "expire() is for timed caches");
         return NULL;
     }
+    /* an explicit time is judged by the kind of times the cache takes; until the timer
+     * has said which (numbers or datetimes), it is read first */
     double now;
-    if (time == Py_None) {
+    if (time == Py_None || (self->origin == NULL && !self->timed_numbers_seen)) {
         PyObject *tm;
         if (timed_enter(self, &now, &tm) < 0) {
             return NULL;
         }
         timed_exit(tm);
     }
-    else if (time_to_double(self, time, "times", &now) < 0) {
+    if (time != Py_None && time_to_double(self, time, "times", 0, &now) < 0) {
         return NULL;
     }
     PyObject *pairs = NULL;
@@ -497,72 +547,97 @@ cache_expire_method(CacheObject *self, PyObject *const *args, Py_ssize_t nargs, 
     return pairs;
 }
 
-/* _ml_configure_timed(kind, ttl_or_ttu, timer): called by TTLCache / TLRUCache.__init__
- * right after Cache.__init__ (the cache is empty). */
-PyObject *
-cache_configure_timed(CacheObject *self, PyObject *args)
+int
+timed_parse(CacheObject *self, int kind, PyObject *param, PyObject *timer, double *ttl_d,
+            PyObject **wrapped)
 {
-    int kind;
-    PyObject *param, *timer;
-    if (!PyArg_ParseTuple(args, "iOO:_ml_configure_timed", &kind, &param, &timer)) {
-        return NULL;
-    }
+    *wrapped = NULL;
+    *ttl_d = 0.0;
     if ((kind != TIMED_TTL && kind != TIMED_TLRU) || self->c.kind != ML_POLICY_LRU) {
         PyErr_SetString(PyExc_ValueError, "timed caches are LRU caches with a TTL or a TTU");
-        return NULL;
+        return -1;
     }
-    double ttl_d = 0.0;
     if (kind == TIMED_TTL) {
-        int r = number_to_double(param, &ttl_d);
+        int r = number_to_double(param, ttl_d);
         if (r == 0) {
             if (datetime_api() < 0) {
-                return NULL;
+                return -1;
             }
             if (!PyDelta_Check(param)) {
                 PyErr_Format(PyExc_TypeError,
                              "ttl must be an int (|n| <= 2**53), a float or a timedelta, not %.200s",
                              Py_TYPE(param)->tp_name);
-                return NULL;
+                return -1;
             }
-            r = delta_us(param, &ttl_d) < 0 ? -1 : 1;
+            r = delta_us(param, ttl_d) < 0 ? -1 : 1;
         }
         if (r < 0) {
-            return NULL;
+            return -1;
         }
-        if (isnan(ttl_d)) {
+        if (isnan(*ttl_d)) {
             PyErr_SetString(PyExc_ValueError, "ttl must not be NaN");
-            return NULL;
+            return -1;
         }
     }
     else if (!PyCallable_Check(param)) {
         PyErr_SetString(PyExc_TypeError, "ttu must be callable");
-        return NULL;
+        return -1;
     }
-    PyObject *wrapped;
-    if (Py_IS_TYPE(timer, self->st->TimerType)) {
-        wrapped = PyObject_CallOneArg((PyObject *)self->st->TimerType, ((TimerObject *)timer)->timer);
+    PyObject *inner = Py_IS_TYPE(timer, self->st->TimerType) ? ((TimerObject *)timer)->timer : timer;
+    if (inner == NULL) {
+        PyErr_SetString(PyExc_TypeError, "timer must be callable");
+        return -1;
     }
-    else {
-        wrapped = PyObject_CallOneArg((PyObject *)self->st->TimerType, timer);
-    }
-    if (wrapped == NULL) {
-        return NULL;
-    }
-    cacheobj_clear_entries(self);   /* can re-enter; timed caches start empty */
-    if (self->c.t.used != 0) {
-        Py_DECREF(wrapped);
-        PyErr_SetString(PyExc_RuntimeError, "cache refilled while being configured");
-        return NULL;
-    }
-    ml_cache_enable_deadlines(&self->c);
-    Py_CLEAR(self->origin);
-    self->timed_numbers_seen = 0;
+    inner = Py_NewRef(inner);
+    *wrapped = PyObject_CallOneArg((PyObject *)self->st->TimerType, inner);
+    Py_DECREF(inner);
+    return *wrapped == NULL ? -1 : 0;
+}
+
+void
+timed_install(CacheObject *self, ml_cache *engine, int kind, PyObject *param, PyObject *wrapped,
+              double ttl_d)
+{
+    ml_cache_exchange(&self->c, engine);
+    PyObject *old[4] = {self->origin, self->timer, self->ttl, self->ttu};
+    self->origin = NULL;
+    self->timer = wrapped;   /* the caller's reference moves here */
+    self->ttl = kind == TIMED_TTL ? Py_NewRef(param) : NULL;
+    self->ttu = kind == TIMED_TLRU ? Py_NewRef(param) : NULL;
     self->timed = (unsigned)kind;
     self->ttl_d = ttl_d;
-    Py_XSETREF(self->timer, wrapped);
-    Py_XSETREF(self->ttl, kind == TIMED_TTL ? Py_NewRef(param) : NULL);
-    Py_XSETREF(self->ttu, kind == TIMED_TLRU ? Py_NewRef(param) : NULL);
+    self->timed_numbers_seen = 0;
     self->config_gen++;
+    cacheobj_release_engine(engine);   /* can re-enter */
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(old[i]);
+    }
+}
+
+void
+timed_new_engine(CacheObject *self, ml_cache *fresh)
+{
+    const ml_cache *c = &self->c;
+    ml_cache_init(fresh, &ml_alloc_pymem, c->kind, c->units_on, c->bytes_on, c->budget.maxunits,
+                  c->budget.maxbytes);
+    ml_cache_enable_deadlines(fresh);
+}
+
+/* _ml_configure_timed(kind, ttl_or_ttu, timer): called by TTLCache / TLRUCache.__init__
+ * right after Cache.__init__; the cache starts empty, with the same limits. */
+PyObject *
+cache_configure_timed(CacheObject *self, PyObject *args)
+{
+    int kind;
+    PyObject *param, *timer, *wrapped;
+    double ttl_d;
+    if (!PyArg_ParseTuple(args, "iOO:_ml_configure_timed", &kind, &param, &timer) ||
+        timed_parse(self, kind, param, timer, &ttl_d, &wrapped) < 0) {
+        return NULL;
+    }
+    ml_cache fresh;
+    timed_new_engine(self, &fresh);
+    timed_install(self, &fresh, kind, param, wrapped, ttl_d);   /* can re-enter */
     Py_RETURN_NONE;
 }
 
@@ -624,6 +699,11 @@ timed_getstate(CacheObject *self)
     if (self->timed == TIMED_NONE) {
         Py_RETURN_NONE;
     }
+    PyObject *param = self->timed == TIMED_TTL ? self->ttl : self->ttu;
+    if (self->timer == NULL || ((TimerObject *)self->timer)->timer == NULL || param == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (cleared by a collection)");
+        return NULL;
+    }
     PyObject *deadlines = PyList_New((Py_ssize_t)self->c.t.used);
     if (deadlines == NULL) {
         return NULL;
@@ -637,51 +717,21 @@ timed_getstate(CacheObject *self)
         }
         PyList_SET_ITEM(deadlines, i++, d);
     }
-    PyObject *r = Py_BuildValue("(iOONO)", (int)self->timed,
-                                self->timed == TIMED_TTL ? self->ttl : self->ttu,
+    PyObject *r = Py_BuildValue("(iOONO)", (int)self->timed, param,
                                 ((TimerObject *)self->timer)->timer, deadlines,
                                 self->origin ? self->origin : Py_None);
     return r;
 }
 
 int
-timed_setstate(CacheObject *self, PyObject *timed, Py_ssize_t n, PyObject **deadlines)
+timed_check_origin(PyObject *origin)
 {
-    *deadlines = NULL;
-    if (timed == Py_None) {
-        return 0;
-    }
-    int kind;
-    PyObject *param, *timer, *list, *origin;
-    if (!PyTuple_Check(timed) ||
-        !PyArg_ParseTuple(timed, "iOOO!O:__setstate__", &kind, &param, &timer, &PyList_Type, &list,
-                          &origin)) {
+    if (datetime_api() < 0) {
         return -1;
     }
-    if (PyList_GET_SIZE(list) != n) {
+    if (!PyDateTime_Check(origin)) {
         PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
         return -1;
     }
-    PyObject *args = Py_BuildValue("(iOO)", kind, param, timer);
-    if (args == NULL) {
-        return -1;
-    }
-    PyObject *r = cache_configure_timed(self, args);
-    Py_DECREF(args);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    if (origin != Py_None) {
-        if (datetime_api() < 0) {
-            return -1;
-        }
-        if (!PyDateTime_Check(origin)) {
-            PyErr_SetString(PyExc_ValueError, "inconsistent cache state");
-            return -1;
-        }
-        Py_XSETREF(self->origin, Py_NewRef(origin));
-    }
-    *deadlines = list;   /* borrowed from the state tuple, which the caller holds */
     return 0;
 }

@@ -323,10 +323,11 @@ resource_dealloc(PyObject *self)
 
 static PyMethodDef resource_methods[] = {
     {"close", (PyCFunction)resource_close, METH_NOARGS,
-     "close()\n--\n\nMark the resource closed. Subclasses release what they hold, then call "
-     "super().close() (a subclass's close() is wrapped to do it anyway)."},
-    {"__enter__", resource_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))resource_exit, METH_FASTCALL, NULL},
+     "close($self, /)\n--\n\nMark the resource closed. Subclasses release what they hold, "
+     "then call super().close() (a subclass's close() is wrapped to do it anyway)."},
+    {"__enter__", resource_enter, METH_NOARGS, "__enter__($self, /)\n--\n\nReturn self."},
+    {"__exit__", (PyCFunction)(void (*)(void))resource_exit, METH_FASTCALL,
+     "__exit__($self, /, *exc_info)\n--\n\nClose the resource; return False."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,6 +9,13 @@ object collected unclosed with where it was allocated; ``report()``, one snapsho
 plain data, or Prometheus metrics).
 """
 
+try:
+    from . import _core
+except ImportError as _exc:   # missing, or built for another interpreter: say which
+    from ._native import explain as _explain
+
+    raise _explain(_exc, __path__[0]) from _exc
+
 from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
 from . import func, keys
 from .decorators import CacheInfo, acached, cache, cached, cachedmethod, lru_cache, method_cache

@@ -3,6 +3,7 @@
 
 ``-m module`` runs a module instead of a script, as ``python -m`` does. ``--format``
 chooses the table (default), ``json`` or ``prometheus``; ``--output FILE`` writes there.
+``python -m memleash --version`` prints memleash's version and the interpreter it runs on.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import runpy
 import sys
 from typing import Optional, Sequence
 
+from . import __version__
 from .report import Report, report
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m memleash",
                                      description="memleash's command line.")
+    parser.add_argument("--version", action="version",
+                        version=f"memleash {__version__} (Python {platform.python_version()})")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a script and print memleash.report() at its end")
     run.add_argument("--format", choices=("table", "json", "prometheus"), default="table",

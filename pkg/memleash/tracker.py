@@ -5,7 +5,8 @@ picked by ``tracker.enable()``) has a record made when it was tracked: its descr
 and its allocation site. When it is collected without having been closed, that is a leak:
 
 - the leak reaches every ``on_leak`` listener and the per-site counts, whatever the
-  warning filters say;
+  warning filters say (``log_leaks()`` makes one that logs it, for services, where
+  Python's default filters hide every ``ResourceWarning``);
 - the user sees one ``ResourceWarning``: CPython's own for files, sockets, ``Popen`` and
   asyncio transports (its message gets ``allocated at file:line in function()``, shown or
   recorded), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
@@ -30,6 +31,7 @@ import builtins
 import functools
 import gc
 import io
+import logging
 import os
 import socket
 import subprocess
@@ -46,8 +48,8 @@ from . import _core
 
 __all__ = [
     "Leak", "Resource", "SiteReport", "UnclosedResourceWarning", "disable", "enable",
-    "get_level", "on_leak", "open_resources", "remove_leak_listener", "resource", "seed",
-    "set_level", "sites", "track", "untrack",
+    "get_level", "log_leaks", "on_leak", "open_resources", "remove_leak_listener", "resource",
+    "seed", "set_level", "sites", "track", "untrack",
 ]
 
 T = TypeVar("T")
@@ -55,6 +57,7 @@ LEVELS = ("disabled", "simple", "advanced", "paranoid")
 
 # a kind is (closing methods — for a file, the attributes down to its raw stream —, probe
 # attribute, probe mode, flags, describe with repr())
+_Kind = tuple[Any, ...]
 _PROBE_NONE, _PROBE_TRUE, _PROBE_NOT_NONE = 0, 1, 2
 _CPYTHON_WARNS, _IO, _CLASS_HOOKED, _IO_INNER = 1, 2, 4, 8
 _PROBE_DECIDES = 16   # a closing method that returned closed only if the probe says so
@@ -64,7 +67,7 @@ _HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE
 # (a type without one is passed through: a BufferedReader has no "buffer")
 _IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
              io.FileIO)
-_FILE_KIND = (("buffer", "raw"), "closed", _PROBE_TRUE, _CPYTHON_WARNS | _IO | _IO_INNER, True)
+_FILE_KIND: _Kind = (("buffer", "raw"), "closed", _PROBE_TRUE, _CPYTHON_WARNS | _IO | _IO_INNER, True)
 
 
 class UnclosedResourceWarning(ResourceWarning):
@@ -124,15 +127,20 @@ def _where(frames: tuple[Frame, ...]) -> str:
     return head if len(frames) == 1 else head + ", called from " + ", ".join(map(str, frames[1:]))
 
 
-@functools.lru_cache(maxsize=None)
+_site_frames: dict[int, tuple[Frame, ...]] = {}   # a site's frames never change
+
+
 def _frames(site: int) -> tuple[Frame, ...]:
-    return tuple(Frame(*f) for f in _core._tr_site_frames(site))
+    frames = _site_frames.get(site)
+    if frames is None:
+        frames = _site_frames[site] = tuple(Frame(*f) for f in _core._tr_site_frames(site))
+    return frames
 
 
 # ------------------------------------------------------------------------------------
 # Levels
 
-_state = {"level": 1, "rate": 128, "depth": 8, "shutdown": False}
+_state: dict[str, Any] = {"level": 1, "rate": 128, "depth": 8, "shutdown": False}
 
 
 def set_level(level: str, *, sample_rate: Optional[int] = None, depth: Optional[int] = None) -> None:
@@ -165,15 +173,15 @@ def seed(n: int) -> None:
 # id(type) -> (kind, weak reference to the type): a class is never kept alive by being
 # tracked once (classes made at run time, every MagicMock's own class); the entry goes
 # with the class (its weak reference's callback runs before its id can be reused)
-_kinds: dict[int, tuple[tuple, weakref.ref]] = {}
+_kinds: dict[int, tuple[_Kind, weakref.ref[type]]] = {}
 
 
-def _kind_of(tp: type) -> tuple:
+def _kind_of(tp: type) -> _Kind:
     entry = _kinds.get(id(tp))
     return entry[0] if entry is not None else _kind_for(tp)
 
 
-def _kind_for(tp: type) -> tuple:
+def _kind_for(tp: type) -> _Kind:
     if issubclass(tp, _IO_TYPES):
         kind = _FILE_KIND
     elif issubclass(tp, io.IOBase):
@@ -198,13 +206,13 @@ def _kind_for(tp: type) -> tuple:
     return kind
 
 
-def _forget_kind(key: int, ref: weakref.ref) -> None:
+def _forget_kind(key: int, ref: weakref.ref[type]) -> None:
     entry = _kinds.get(key)
     if entry is not None and entry[1] is ref:
         del _kinds[key]
 
 
-def _hook_class(tp: type, kind: tuple) -> None:
+def _hook_class(tp: type, kind: _Kind) -> None:
     """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran
     (for a kind whose probe decides, only when the probe then says closed: a poll() that
     found the child running closes nothing). A method wrapped already (here, or in a base
@@ -315,7 +323,7 @@ class Resource(_core.Resource):
 
             functools.update_wrapper(__init__, init)
             __init__.__memleash_closing__ = True  # type: ignore[attr-defined]
-            cls.__init__ = __init__  # type: ignore[misc]
+            cls.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _own_or_inherited(cls: type, name: str) -> Any:
@@ -337,7 +345,7 @@ def resource(cls: type[T]) -> type[T]:
         raise TypeError("resource() decorates a class")
     ns = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
     try:
-        return type(cls.__name__, (cls, Resource), ns)  # type: ignore[return-value]
+        return type(cls.__name__, (cls, Resource), ns)
     except TypeError as exc:
         if "lay-out conflict" not in str(exc):
             raise
@@ -366,6 +374,34 @@ def remove_leak_listener(callback: Callable[[Leak], Any]) -> None:
     _listeners.remove(callback)
 
 
+def log_leaks(logger: logging.Logger | str = "memleash.tracker", *,
+              level: int = logging.WARNING) -> Callable[[Leak], None]:
+    """Log every leak on ``logger`` (a ``logging.Logger`` or a logger name) at ``level``.
+
+    One record per leak, whatever the warning filters say (``ResourceWarning`` is hidden
+    by default), reading as the warning does: ``unclosed <description> allocated at
+    file:line in function()``; the ``Leak`` itself is ``record.leak``, for handlers that
+    ship structured data. Returns the listener: ``remove_leak_listener()`` stops it.
+    ``TypeError`` for a logger that is neither a Logger nor a str.
+    """
+    if isinstance(logger, str):
+        logger = logging.getLogger(logger)
+    elif not isinstance(logger, logging.Logger):
+        raise TypeError(f"logger must be a logging.Logger or a logger name, not "
+                        f"{type(logger).__name__}")
+    target = logger
+
+    def log_leak(leak: Leak) -> None:
+        target.log(level, "%s", _leak_text(leak), extra={"leak": leak})
+
+    return on_leak(log_leak)
+
+
+def _leak_text(leak: Leak) -> str:
+    label = f" ({leak.name})" if leak.name else ""
+    return f"unclosed {leak.description}{label} allocated at {leak.where}"
+
+
 def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, source: Any) -> None:
     leak = Leak(desc, name, _frames(site), max(0.0, (time.monotonic_ns() - t0) / 1e9), site)
     failure: Optional[BaseException] = None
@@ -375,9 +411,7 @@ def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, so
         except BaseException as exc:   # the others still hear of it
             failure = failure or exc
     if not flags & _CPYTHON_WARNS and _core._tr_note_warned(site):
-        label = f" ({name})" if name else ""
-        warnings.warn(f"unclosed {desc}{label} allocated at {leak.where}",
-                      UnclosedResourceWarning, stacklevel=2, source=source)
+        warnings.warn(_leak_text(leak), UnclosedResourceWarning, stacklevel=2, source=source)
     if failure is not None:
         raise failure
 
@@ -417,7 +451,7 @@ def _formatwarnmsg_impl(msg: warnings.WarningMessage) -> str:
         # the message says where it was allocated: no "enable tracemalloc" tip
         msg = warnings.WarningMessage(msg.message, msg.category, msg.filename, msg.lineno,
                                       msg.file, msg.line, None)
-    text = _original_format(msg)
+    text: str = _original_format(msg)
     if info is not None and " allocated at " not in str(msg.message):
         text += f"  allocated at {_where(_frames(info[0]))}\n"   # formatted without _showwarnmsg
     return text
@@ -433,7 +467,7 @@ def _showwarnmsg_impl(msg: warnings.WarningMessage) -> None:
     _original_show(msg)
 
 
-def _source_record(msg: warnings.WarningMessage) -> Optional[tuple]:
+def _source_record(msg: warnings.WarningMessage) -> Optional[tuple[Any, ...]]:
     """The record of a CPython ResourceWarning's source, if memleash tracks it."""
     if msg.source is None or not isinstance(msg.category, type) or \
             not issubclass(msg.category, ResourceWarning) or \
@@ -445,7 +479,7 @@ def _source_record(msg: warnings.WarningMessage) -> Optional[tuple]:
         return None
 
 
-def _gc_phase(phase: str, info: dict) -> None:
+def _gc_phase(phase: str, info: dict[str, Any]) -> None:
     _core._tr_gc_phase(phase == "start")
 
 
@@ -505,7 +539,7 @@ def enabled() -> dict[str, bool]:
 def sites() -> list[SiteReport]:
     """Every allocation site that tracked something: open now, leaked, most open first."""
     now = time.monotonic_ns()
-    by_site: dict[int, list] = {}
+    by_site: dict[int, list[tuple[int, str, Optional[str]]]] = {}
     for site, t0, desc, name, obj, probe, mode in _core._tr_open():
         if _probe(obj, probe, mode):   # closed by a path memleash does not see
             _core._tr_closed(obj)

@@ -65,12 +65,12 @@ static uint32_t find(ml_cache *c, uintptr_t k) {
 
 static void put(ml_cache *c, uintptr_t k, uintptr_t v) {
     if (ml_cache_reserve(c) != ML_OK) abort();
-    ml_cache_insert(c, weak_hash(k), K(k), K(v), 1.0, 0);
+    ml_cache_insert(c, weak_hash(k), K(k), K(v), ml_size_int(1), 0);
 }
 
 static void test_table_insert_find_remove_many(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 5000; k++) put(&c, k, k * 10);
     CHECK(c.t.used == 5000);
     for (uintptr_t k = 1; k <= 5000; k++) {
@@ -90,7 +90,7 @@ static void test_table_insert_find_remove_many(void) {
 
 static void test_removed_ids_are_reused(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 8; k++) put(&c, k, k);
     uint32_t cap = c.t.cap;
     for (int round = 0; round < 1000; round++) {
@@ -107,13 +107,13 @@ static void test_removed_ids_are_reused(void) {
 
 static void test_lru_victim_is_least_recently_used(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, 3.0, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, ml_limit_int(3), SIZE_MAX);
     put(&c, 1, 1);
     put(&c, 2, 2);
     put(&c, 3, 3);
     ml_cache_touch(&c, find(&c, 1));
     CHECK(c.t.ents[ml_cache_victim(&c)].key == K(2));
-    ml_cache_replace(&c, find(&c, 2), K(20), 1.0, 0);
+    ml_cache_replace(&c, find(&c, 2), K(20), ml_size_int(1), 0);
     CHECK(c.t.ents[ml_cache_victim(&c)].key == K(3));
     /* iteration stays in insertion order whatever the recency */
     uint32_t id = ml_cache_first(&c);
@@ -126,41 +126,98 @@ static void test_lru_victim_is_least_recently_used(void) {
 
 static void test_insertion_policy_ignores_hits(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, 3.0, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, ml_limit_int(3), SIZE_MAX);
     put(&c, 1, 1);
     put(&c, 2, 2);
     ml_cache_touch(&c, find(&c, 1));
-    ml_cache_replace(&c, find(&c, 1), K(5), 1.0, 0);
+    ml_cache_replace(&c, find(&c, 1), K(5), ml_size_int(1), 0);
     CHECK(c.t.ents[ml_cache_victim(&c)].key == K(1));
     ml_cache_free(&c);
 }
 
 static void test_budget_units_and_bytes(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 1, 1, 10.0, 100);
-    CHECK(ml_budget_admits(&c.budget, 10.0, 100));
-    CHECK(!ml_budget_admits(&c.budget, 10.5, 0));
-    CHECK(!ml_budget_admits(&c.budget, 0.0, 101));
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 1, 1, ml_limit_int(10), 100);
+    CHECK(ml_budget_admits(&c.budget, ml_size_int(10), 100));
+    CHECK(!ml_budget_admits(&c.budget, ml_size_float(10.5), 0));
+    CHECK(!ml_budget_admits(&c.budget, ml_size_int(0), 101));
     if (ml_cache_reserve(&c) != ML_OK) abort();
-    uint32_t a = ml_cache_insert(&c, 1, K(1), K(1), 4.0, 60);
-    CHECK(ml_cache_fits(&c, ML_NIL, 6.0, 40));
-    CHECK(!ml_cache_fits(&c, ML_NIL, 6.0, 41));
-    CHECK(!ml_cache_fits(&c, ML_NIL, 6.5, 1));
-    CHECK(ml_cache_fits(&c, a, 10.0, 100));   /* replacing counts the old entry out */
-    ml_cache_replace(&c, a, K(2), 2.0, 10);
-    CHECK(c.budget.units == 2.0 && c.budget.bytes == 10);
+    uint32_t a = ml_cache_insert(&c, 1, K(1), K(1), ml_size_int(4), 60);
+    CHECK(ml_cache_fits(&c, ML_NIL, ml_size_int(6), 40) == ML_FIT_YES);
+    CHECK(ml_cache_fits(&c, ML_NIL, ml_size_int(6), 41) == ML_FIT_NO);
+    CHECK(ml_cache_fits(&c, ML_NIL, ml_size_float(6.5), 1) == ML_FIT_NO);
+    CHECK(ml_cache_fits(&c, a, ml_size_int(10), 100) == ML_FIT_YES);   /* the old entry counts out */
+    ml_cache_replace(&c, a, K(2), ml_size_int(2), 10);
+    CHECK(c.budget.units == 2 && c.budget.bytes == 10 && !c.budget.float_mode);
     void *k, *v;
     ml_cache_remove(&c, a, &k, &v);
-    CHECK(c.budget.units == 0.0 && c.budget.bytes == 0);
+    CHECK(c.budget.units == 0 && c.budget.bytes == 0);
     ml_cache_free(&c);
 }
 
 static void test_bytes_fit_never_overflows(void) {
     ml_budget b;
-    ml_budget_init(&b, INFINITY, SIZE_MAX - 1);
+    ml_budget_init(&b, ml_limit_float(INFINITY), SIZE_MAX - 1);
     b.bytes = SIZE_MAX - 10;
-    CHECK(!ml_budget_fits(&b, 0.0, 0, 1.0, 100));
-    CHECK(ml_budget_fits(&b, 0.0, 0, 1.0, 9));
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 100) == ML_FIT_NO);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 9) == ML_FIT_YES);
+    /* without a byte limit, a sum past SIZE_MAX - 1 is refused, never wrapped */
+    ml_budget_init(&b, ml_limit_float(INFINITY), SIZE_MAX);
+    b.bytes = SIZE_MAX - 10;
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 9) == ML_FIT_YES);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 10) == ML_FIT_OVERFLOW);
+}
+
+/* Units are exact integers past 2**53, and refuse to pass INT64_MAX; comparisons with a
+ * maxsize of any kind are exact. */
+static void test_budget_units_are_exact(void) {
+    const int64_t two53 = (int64_t)1 << 53;
+    ml_budget b;
+    ml_budget_init(&b, ml_limit_int(two53), SIZE_MAX);
+    ml_budget_add(&b, ml_size_int(two53 - 1), 0);
+    /* (2**53 - 1) + 2 rounds to 2**53 as doubles: exact, it is past maxsize */
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(2), 0) == ML_FIT_NO);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 0) == ML_FIT_YES);
+    ml_budget_add(&b, ml_size_int(1), 0);
+    ml_budget_sub(&b, ml_size_int(two53 - 1), 0);
+    CHECK(b.units == 1 && !b.float_mode);
+    /* a float maxsize of 2**53 + 0.5 is not a double, but 10.5 is: compared exactly */
+    ml_budget_init(&b, ml_limit_float(10.5), SIZE_MAX);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(10), 0) == ML_FIT_YES);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(11), 0) == ML_FIT_NO);
+    ml_budget_init(&b, ml_limit_float(9007199254740992.0), SIZE_MAX);   /* 2**53 as a float */
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(two53), 0) == ML_FIT_YES);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(two53 + 1), 0) == ML_FIT_NO);
+    /* past INT64_MAX: refused under an unbounded maxsize, "no room" under an int one */
+    ml_budget_init(&b, ml_limit_float(INFINITY), SIZE_MAX);
+    ml_budget_add(&b, ml_size_int(INT64_MAX - 1), 0);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(1), 0) == ML_FIT_YES);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(2), 0) == ML_FIT_OVERFLOW);
+    ml_budget_init(&b, ml_limit_int(INT64_MAX), SIZE_MAX);
+    ml_budget_add(&b, ml_size_int(INT64_MAX - 1), 0);
+    CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(2), 0) == ML_FIT_NO);
+    /* an int maxsize past int64, whose double rounded up (2**64 + 1 -> 2**64): a float
+     * of 2**64 exceeds it, exactly */
+    ml_budget_init(&b, ml_limit_big(18446744073709551616.0, 1), SIZE_MAX);
+    CHECK(ml_size_exceeds(ml_size_float(18446744073709551616.0), b.maxunits));
+    CHECK(!ml_size_exceeds(ml_size_int(INT64_MAX), b.maxunits));
+    ml_budget_init(&b, ml_limit_big(18446744073709551616.0, 0), SIZE_MAX);   /* exactly 2**64 */
+    CHECK(!ml_size_exceeds(ml_size_float(18446744073709551616.0), b.maxunits));
+}
+
+/* The first float size turns currsize into a float, updated as Python would. */
+static void test_budget_float_mode_follows_python(void) {
+    ml_budget b;
+    ml_budget_init(&b, ml_limit_float(INFINITY), SIZE_MAX);
+    ml_budget_add(&b, ml_size_int(3), 0);
+    ml_budget_add(&b, ml_size_float(0.5), 0);
+    CHECK(b.float_mode && b.funits == 3.5);
+    ml_budget_sub(&b, ml_size_float(0.5), 0);
+    CHECK(b.float_mode && b.funits == 3.0);
+    ml_budget_replace(&b, ml_size_int(3), 0, ml_size_int(4), 0);
+    CHECK(b.funits == 4.0);
+    ml_budget_reset(&b);
+    CHECK(!b.float_mode && b.units == 0);
 }
 
 /* An equality callback that removes entries while it runs: the probe must restart. */
@@ -179,7 +236,7 @@ static int mutating_eq(void *ctx, void *a, void *b) {
 
 static void test_find_restarts_when_eq_mutates(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     g_mut_cache = &c;
     for (uintptr_t k = 1; k <= 50; k++) put(&c, k, k);
     uint32_t id = ML_NIL;
@@ -189,11 +246,103 @@ static void test_find_restarts_when_eq_mutates(void) {
     ml_cache_free(&c);
 }
 
+/* An equality callback that inserts a new key (another hash) on every call: the probe goes
+ * on over the same index and ends, where restarting on every insertion never would. */
+static uintptr_t g_next_key;
+static int inserting_eq(void *ctx, void *a, void *b) {
+    (void)ctx;
+    uintptr_t k = g_next_key++;
+    if (ml_cache_reserve(g_mut_cache) != ML_OK) abort();
+    ml_cache_insert(g_mut_cache, 1000003u * k + 3u, K(k), K(k), ml_size_int(1), 0);
+    return a == b;
+}
+
+static void test_find_goes_on_when_eq_inserts_elsewhere(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    g_mut_cache = &c;
+    for (uintptr_t k = 1; k <= 40; k++) put(&c, k * 7u, k);   /* all weak_hash 0 */
+    g_next_key = 100000;
+    uint32_t id = ML_NIL;
+    int st = ml_table_find(&c.t, 0, K(99999), inserting_eq, NULL, &id);
+    CHECK(st == ML_NOT_FOUND);
+    /* each rebuild of the index restarts the probe: more comparisons than keys, but few */
+    CHECK(g_next_key - 100000 >= 40 && g_next_key - 100000 < 40 * 12);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+/* An equality callback that replaces the compared entry's key by an equal new one, every
+ * time: the probe restarts a bounded number of times, then reports ML_ERR_CHANGED. */
+static int churning_eq(void *ctx, void *a, void *b) {
+    (void)ctx; (void)b;
+    uint32_t id = find(g_mut_cache, (uintptr_t)a);
+    void *k, *v;
+    ml_cache_remove(g_mut_cache, id, &k, &v);
+    if (ml_cache_reserve(g_mut_cache) != ML_OK) abort();
+    /* the same number under another pointer: K() of the next key of that weak hash */
+    ml_cache_insert(g_mut_cache, weak_hash((uintptr_t)a), (void *)((uintptr_t)a + 7u), v,
+                    ml_size_int(1), 0);
+    return 0;
+}
+
+static void test_find_restarts_are_bounded(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    g_mut_cache = &c;
+    put(&c, 1, 1);
+    uint32_t id;
+    CHECK(ml_table_find(&c.t, weak_hash(1), K(2), churning_eq, NULL, &id) == ML_ERR_CHANGED);
+    CHECK(c.t.used == 1);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+/* Re-initialising a cache by exchanging engines moves both counters past every value
+ * the old engine had; so does stealing the table. */
+static void test_counters_never_go_back(void) {
+    ml_cache c, fresh;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    for (uintptr_t k = 1; k <= 100; k++) put(&c, k, k);
+    uint64_t version = c.t.version, layout = c.t.layout;
+    CHECK(layout > 0);   /* the index was rebuilt while growing */
+    ml_cache_init(&fresh, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, ml_limit_int(5), SIZE_MAX);
+    ml_cache_exchange(&c, &fresh);
+    CHECK(c.t.version > version && c.t.layout > layout && c.t.used == 0);
+    CHECK(fresh.t.used == 100);
+    version = c.t.version;
+    layout = c.t.layout;
+    ml_table out;
+    ml_cache_steal(&c, &out);
+    CHECK(c.t.version > version && c.t.layout > layout);
+    ml_table_free(&out);
+    ml_cache_steal(&fresh, &out);   /* its keys are not pointers to release */
+    ml_table_free(&out);
+    ml_cache_free(&fresh);
+    ml_cache_free(&c);
+}
+
+/* LFU counts stop at ML_LFU_MAX_COUNT instead of wrapping. */
+static void test_lfu_count_saturates(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    if (ml_cache_reserve(&c) != ML_OK) abort();
+    uint32_t a = ml_cache_insert(&c, 1, K(1), K(1), ml_size_int(1), 0);
+    if (ml_cache_reserve(&c) != ML_OK) abort();
+    uint32_t b = ml_cache_insert(&c, 2, K(2), K(2), ml_size_int(1), 0);
+    c.lfu.b[c.lfu.bucket_of[a]].count = ML_LFU_MAX_COUNT;   /* as a restored state may say */
+    ml_cache_touch(&c, b);
+    ml_cache_touch(&c, a);
+    ml_cache_touch(&c, a);
+    CHECK(ml_lfu_count(&c.lfu, a) == ML_LFU_MAX_COUNT && ml_cache_victim(&c) == b);
+    ml_cache_free(&c);
+}
+
 static int failing_eq(void *ctx, void *a, void *b) { (void)ctx; (void)a; (void)b; return -1; }
 
 static void test_eq_error_is_reported(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_INSERTION, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     put(&c, 1, 1);
     put(&c, 8, 8);  /* same weak hash as 1 */
     uint32_t id;
@@ -208,11 +357,11 @@ static void test_reserve_failure_leaves_cache_unchanged(void) {
         counting cnt = {0, 0, fail_at};
         ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
         ml_cache c;
-        ml_cache_init(&c, &a, ML_POLICY_LRU, 1, 1, INFINITY, SIZE_MAX);
+        ml_cache_init(&c, &a, ML_POLICY_LRU, 1, 1, ml_limit_float(INFINITY), SIZE_MAX);
         uintptr_t stored = 0;
         for (uintptr_t k = 1; k <= 200; k++) {
             if (ml_cache_reserve(&c) != ML_OK) continue;
-            ml_cache_insert(&c, weak_hash(k), K(k), K(k), 1.0, 1);
+            ml_cache_insert(&c, weak_hash(k), K(k), K(k), ml_size_int(1), 1);
             stored++;
         }
         CHECK(c.t.used == stored);
@@ -226,15 +375,15 @@ static void test_steal_empties_in_one_step(void) {
     counting cnt = {0, 0, 0};
     ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
     ml_cache c;
-    ml_cache_init(&c, &a, ML_POLICY_LRU, 0, 1, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &a, ML_POLICY_LRU, 0, 1, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 100; k++) {
         if (ml_cache_reserve(&c) != ML_OK) abort();
-        ml_cache_insert(&c, weak_hash(k), K(k), K(k), 1.0, 3);
+        ml_cache_insert(&c, weak_hash(k), K(k), K(k), ml_size_int(1), 3);
     }
     uint64_t v = c.t.version;
     ml_table out;
     ml_cache_steal(&c, &out);
-    CHECK(c.t.used == 0 && c.budget.bytes == 0 && c.budget.units == 0.0);
+    CHECK(c.t.used == 0 && c.budget.bytes == 0 && c.budget.units == 0);
     CHECK(c.t.version > v);
     CHECK(out.used == 100);
     ML_CACHE_CHECK(&c);
@@ -247,7 +396,7 @@ static void test_steal_empties_in_one_step(void) {
 
 static void test_sizeof_counts_owned_arrays(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     CHECK(ml_cache_sizeof(&c) == 0);
     put(&c, 1, 1);
     CHECK(ml_cache_sizeof(&c) == c.t.cap * sizeof(ml_entry) + (c.t.mask + 1) * sizeof(uint32_t));
@@ -268,13 +417,13 @@ static void evict(ml_cache *c) {
 
 static void test_fifo_ignores_hits_and_requeues_replacements(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_FIFO, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_FIFO, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     put(&c, 1, 1);
     put(&c, 2, 2);
     put(&c, 3, 3);
     ml_cache_touch(&c, find(&c, 1));
     CHECK(victim_key(&c) == 1);
-    ml_cache_replace(&c, find(&c, 1), K(10), 1.0, 0);
+    ml_cache_replace(&c, find(&c, 1), K(10), ml_size_int(1), 0);
     CHECK(victim_key(&c) == 2);
     ML_CACHE_CHECK(&c);
     ml_cache_free(&c);
@@ -282,7 +431,7 @@ static void test_fifo_ignores_hits_and_requeues_replacements(void) {
 
 static void test_lfu_evicts_least_frequent_then_least_recent(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 4; k++) put(&c, k, k);
     ml_cache_touch(&c, find(&c, 1));
     ml_cache_touch(&c, find(&c, 1));
@@ -302,7 +451,7 @@ static void test_lfu_evicts_least_frequent_then_least_recent(void) {
 
 static void test_lfu_alone_in_its_bucket_relabels_it(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     put(&c, 1, 1);
     for (int i = 0; i < 1000; i++) ml_cache_touch(&c, find(&c, 1));
     CHECK(ml_lfu_count(&c.lfu, find(&c, 1)) == 1001);
@@ -315,7 +464,7 @@ static void test_lfu_alone_in_its_bucket_relabels_it(void) {
 
 static void test_lfu_buckets_never_outnumber_entries(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 64; k++) {
         put(&c, k, k);
         for (uintptr_t j = 0; j < k; j++) ml_cache_touch(&c, find(&c, k));  /* all counts differ */
@@ -331,7 +480,7 @@ static void test_lfu_buckets_never_outnumber_entries(void) {
 
 static void test_lfu_append_rebuilds_in_order(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 3; k++) put(&c, k, k);
     ml_lfu_reset(&c.lfu);
     ml_lfu_append(&c.lfu, c.t.ents, find(&c, 2), 1);
@@ -346,7 +495,7 @@ static void test_lfu_append_rebuilds_in_order(void) {
 
 static void test_random_policy_keeps_a_dense_id_array(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_RANDOM, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_RANDOM, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 10; k++) put(&c, k, k);
     CHECK(ml_cache_victim(&c) == ML_NIL);
     void *k, *v;
@@ -502,7 +651,7 @@ static void test_wheel_work_is_constant_per_entry_filed_before_any_clock(void) {
 
 static void test_deadlines_follow_entries_out(void) {
     ml_cache c;
-    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, INFINITY, SIZE_MAX);
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LRU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     ml_cache_enable_deadlines(&c);
     for (uintptr_t k = 1; k <= 20; k++) {
         put(&c, k, k);
@@ -737,8 +886,14 @@ int main(void) {
     RUN(test_lru_victim_is_least_recently_used);
     RUN(test_insertion_policy_ignores_hits);
     RUN(test_budget_units_and_bytes);
+    RUN(test_budget_units_are_exact);
+    RUN(test_budget_float_mode_follows_python);
     RUN(test_bytes_fit_never_overflows);
     RUN(test_find_restarts_when_eq_mutates);
+    RUN(test_find_goes_on_when_eq_inserts_elsewhere);
+    RUN(test_find_restarts_are_bounded);
+    RUN(test_counters_never_go_back);
+    RUN(test_lfu_count_saturates);
     RUN(test_eq_error_is_reported);
     RUN(test_reserve_failure_leaves_cache_unchanged);
     RUN(test_steal_empties_in_one_step);

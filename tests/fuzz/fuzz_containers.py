@@ -9,13 +9,20 @@ invariants must hold. Containers:
   lookups now and then (a key whose __hash__ collides and whose __eq__ raises);
 - TTLCache and TLRUCache over a fake clock that moves forwards and backwards, against
   test_model_timed.py's exact model;
-- EventEmitter against a plain-Python emitter model (listeners in order, once, removal).
+- EventEmitter against a plain-Python emitter model (listeners in order, once, removal);
+- sizes near the counters' limits (2**53, 2**63, 2**64, in units and in bytes) against
+  the model's exact Python arithmetic: memleash counts them exactly or refuses them;
+- re-entrant keys whose __hash__ and __eq__ re-initialise the cache (__init__,
+  __setstate__), resume an iterator taken earlier, store, delete, clear or pickle it, in
+  the middle of a look-up: nothing may crash (ASan), and the cache stays consistent.
 
     python tests/fuzz/fuzz_containers.py -seed=1 -runs=20000     (CI: bounded, reproducible)
     python tests/fuzz/fuzz_containers.py -max_total_time=600     (a long run)
 """
 
+import math
 import os
+import pickle
 import sys
 
 import atheris
@@ -30,8 +37,27 @@ from model import POLICY, ModelCache, middle, nbytes, units  # noqa: E402
 from test_model_timed import TimedModel, ttu  # noqa: E402
 
 NAMES = list(POLICY)
-CONFIGS = [(4, None, None), (10, "units", None), (6, None, 150), (12, "units", 120),
-           (0, None, None), (1, None, 40)]
+BIG_UNITS = [1, 2**52, 2**53 - 1, 2**53, 2**53 + 1, 2**62, 2**63 - 1, 2**63, 2**64 - 1, 2**64]
+BIG_BYTES = [20, 2**53 + 1, 2**62, 2**63 - 1, 2**63, 2**64 - 3, 2**64 - 2, 2**64 - 1, 2**64]
+
+
+def big_units(value):
+    return BIG_UNITS[value % len(BIG_UNITS)]
+
+
+def big_bytes(key, value):
+    return BIG_BYTES[value % len(BIG_BYTES)]
+
+
+# (maxsize, getsizeof, max_bytes, sizeof): sizing by the model's small functions, or by
+# sizes near 2**53, 2**63 and 2**64
+SIZINGS = {None: None, "units": units, "big": big_units}
+CONFIGS = [(4, None, None, None), (10, "units", None, None), (6, None, 150, nbytes),
+           (12, "units", 120, nbytes), (0, None, None, None), (1, None, 40, nbytes),
+           (2**53, "big", None, None), (2**63 - 1, "big", None, None),
+           (2**64, "big", None, None), (math.inf, "big", None, None),
+           (math.inf, None, None, big_bytes), (5, None, 2**64 - 2, big_bytes),
+           (2**63, "big", 2**63, big_bytes)]
 
 
 class Colliding:
@@ -55,19 +81,20 @@ class Colliding:
 def outcome(op, impl):
     try:
         return ("ok", op(impl))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, OverflowError) as exc:
         return (type(exc).__name__, None)
 
 
 def fuzz_cache(fdp):
     name = NAMES[fdp.ConsumeIntInRange(0, len(NAMES) - 1)]
-    maxsize, getsizeof, max_bytes = CONFIGS[fdp.ConsumeIntInRange(0, len(CONFIGS) - 1)]
-    getsizeof = units if getsizeof else None
-    budget = {} if max_bytes is None else {"max_bytes": max_bytes, "sizeof": nbytes}
+    maxsize, sizing, max_bytes, sizeof = CONFIGS[fdp.ConsumeIntInRange(0, len(CONFIGS) - 1)]
+    getsizeof = SIZINGS[sizing]
+    budget = {"max_bytes": max_bytes} if max_bytes is not None else {}
+    if sizeof is not None:
+        budget["sizeof"] = sizeof
     extra = {"choice": middle} if name == "RRCache" else {}
     cache = getattr(memleash, name)(maxsize, getsizeof=getsizeof, **extra, **budget)
-    model = ModelCache(maxsize, POLICY[name], getsizeof, max_bytes,
-                       nbytes if max_bytes is not None else None, choice=middle)
+    model = ModelCache(maxsize, POLICY[name], getsizeof, max_bytes, sizeof, choice=middle)
     hostile = Colliding(fdp.ConsumeIntInRange(0, 7), True)
     trail = [(name, maxsize, getsizeof, max_bytes)]   # what led here, for the report
     for _ in range(fdp.ConsumeIntInRange(0, 80)):
@@ -103,8 +130,10 @@ def fuzz_cache(fdp):
         assert list(cache) == model.keys(), (name, list(cache), model.keys())
         assert len(cache) == len(model.data)
         assert cache.currsize == model.currsize
+        if sizeof is not None:
+            assert cache.currbytes == model.currbytes
         if cache.maxbytes is not None:
-            assert cache.currbytes == model.currbytes <= cache.maxbytes
+            assert cache.currbytes <= cache.maxbytes
 
 
 class EmitterModel:
@@ -200,13 +229,108 @@ def fuzz_timed(fdp):
         model.expire(now)
 
 
+class Hook:
+    """A key whose __hash__ or __eq__ runs the next action the fuzzer chose for it: the
+    cache re-initialised (__init__ or __setstate__ of a state saved earlier), an iterator
+    taken earlier resumed, another key stored or deleted, the cache cleared or pickled."""
+
+    def __init__(self, n, hooks, where):
+        self.n, self.hooks, self.where = n, hooks, where
+
+    def _fire(self, where):
+        if self.where == where and self.hooks.actions:
+            action = self.hooks.actions.pop()
+            try:
+                action()
+            except (KeyError, ValueError, RuntimeError, StopIteration, TypeError,
+                    AttributeError, pickle.PicklingError):
+                pass   # refused, as documented; what matters is what follows
+
+    def __hash__(self):
+        self._fire("hash")
+        return self.n % 3
+
+    def __eq__(self, other):
+        self._fire("eq")
+        return isinstance(other, Hook) and other.n == self.n
+
+
+class Hooks:
+    def __init__(self):
+        self.actions = []
+
+
+def fuzz_reentrant(fdp):
+    name = (NAMES + ["TTLCache"])[fdp.ConsumeIntInRange(0, len(NAMES))]
+    maxsize = fdp.ConsumeIntInRange(1, 8)
+    if name == "TTLCache":
+        clock = Clock()
+        make_args = (maxsize, 5)
+        make_kw = {"timer": clock}
+    else:
+        make_args, make_kw = (maxsize,), {"choice": middle} if name == "RRCache" else {}
+    if fdp.ConsumeBool():
+        make_kw = dict(make_kw, max_bytes=400, sizeof=nbytes)
+    cls = getattr(memleash, name)
+    cache = cls(*make_args, **make_kw)
+    hooks = Hooks()
+    saved = [cache.__getstate__()]
+    iters = [iter(cache)]
+
+    def resume():
+        for it in iters:
+            key = next(it, None)
+            assert key is None or isinstance(key, (int, Hook))
+
+    choices = [
+        lambda: cache.__init__(*make_args, **make_kw),
+        lambda: cache.__setstate__(saved[-1]),
+        resume,
+        lambda: cache.__setitem__(fdp.ConsumeIntInRange(0, 9), fdp.ConsumeIntInRange(0, 9)),
+        lambda: cache.pop(fdp.ConsumeIntInRange(0, 9), None),
+        cache.clear,
+        lambda: saved.append(pickle.loads(pickle.dumps(cache)).__getstate__()),
+        lambda: iters.append(iter(cache)),
+    ]
+    for _ in range(fdp.ConsumeIntInRange(0, 40)):
+        hooks.actions = [choices[fdp.ConsumeIntInRange(0, len(choices) - 1)]
+                         for _ in range(fdp.ConsumeIntInRange(0, 3))]
+        key = Hook(fdp.ConsumeIntInRange(0, 9), hooks, "eq" if fdp.ConsumeBool() else "hash")
+        op = fdp.ConsumeIntInRange(0, 6)
+        try:
+            if op == 0:
+                cache[key] = fdp.ConsumeIntInRange(0, 9)
+            elif op == 1:
+                cache.get(key)
+            elif op == 2:
+                key in cache
+            elif op == 3:
+                cache.pop(key, None)
+            elif op == 4:
+                cache.setdefault(key, 1)
+            elif op == 5:
+                resume()
+            else:
+                saved.append(cache.__getstate__())
+        except (KeyError, ValueError, RuntimeError, TypeError):
+            pass
+        hooks.actions = []
+        keys = list(cache)
+        assert len(keys) == len(cache) <= maxsize
+        assert cache.currsize <= cache.maxsize
+        if cache.maxbytes is not None:
+            assert cache.currbytes <= cache.maxbytes
+
+
 def test_one_input(data):
     fdp = atheris.FuzzedDataProvider(data)
-    which = fdp.ConsumeIntInRange(0, 5)
+    which = fdp.ConsumeIntInRange(0, 6)
     if which == 0:
         fuzz_emitter(fdp)
     elif which == 1:
         fuzz_timed(fdp)
+    elif which == 2:
+        fuzz_reentrant(fdp)
     else:
         fuzz_cache(fdp)
 

@@ -1,0 +1,563 @@
+/* cache_entry.c — the bottom of the cache binding: how much an entry counts (its units,
+ * cachetools' getsizeof against maxsize, and its accounted bytes, memleash's sizeof against
+ * max_bytes), the arithmetic behind currsize, currbytes and maxbytes, reading every entry
+ * (snapshots, RRCache's key sequence) and releasing the entries of an engine. It calls no
+ * other cache file.
+ */
+#include "py/cache.h"
+
+#include <math.h>
+
+int
+cacheobj_to_size(PyObject *o, ml_size *out, int *big)
+{
+    *big = 0;
+    if (PyLong_Check(o)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *big = overflow;
+        *out = ml_size_int(overflow ? 0 : (int64_t)v);
+        return 0;
+    }
+    double d = PyFloat_AsDouble(o);   /* can re-enter (__float__) */
+    if (d == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = ml_size_float(d);
+    return 0;
+}
+
+int
+cacheobj_to_limit(PyObject *o, ml_limit *out)
+{
+    ml_size s;
+    int big;
+    if (cacheobj_to_size(o, &s, &big) < 0) {
+        return -1;
+    }
+    if (s.is_float ? isnan(s.f) : 0) {
+        PyErr_SetString(PyExc_ValueError, "maxsize must not be NaN");
+        return -1;
+    }
+    if (big < 0 || (s.is_float ? s.f < 0 : s.i < 0)) {
+        PyErr_SetString(PyExc_ValueError, "maxsize must be non-negative");
+        return -1;
+    }
+    if (s.is_float) {
+        *out = ml_limit_float(s.f);
+        return 0;
+    }
+    if (!big) {
+        *out = ml_limit_int(s.i);
+        return 0;
+    }
+    /* an int past int64: its nearest double, and which way that rounded */
+    double d = PyLong_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        *out = ml_limit_big(INFINITY, 1);   /* past every double: inf is above it */
+        return 0;
+    }
+    PyObject *back = PyLong_FromDouble(d);
+    if (back == NULL) {
+        return -1;
+    }
+    PyObject *gt = PyLong_Type.tp_richcompare(back, o, Py_GT);
+    PyObject *lt = gt ? PyLong_Type.tp_richcompare(back, o, Py_LT) : NULL;
+    Py_DECREF(back);
+    if (lt == NULL) {
+        Py_XDECREF(gt);
+        return -1;
+    }
+    *out = ml_limit_big(d, gt == Py_True ? 1 : (lt == Py_True ? -1 : 0));
+    Py_DECREF(gt);
+    Py_DECREF(lt);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Sizing an entry: units (cachetools' getsizeof) and bytes (memleash's sizeof)
+ */
+/* sys.getsizeof(o). For the exact types a cache most often holds it is computed here, as
+ * every supported CPython computes it, from public type fields: bytes (basicsize + length),
+ * float (basicsize), an int that fits in 64 bits (basicsize + its digits, at least one),
+ * and an ASCII str (its compact header + length + 1; compat.h says when 3.11 adds a
+ * wchar_t copy). None of them is GC-tracked, so no GC header is added. Anything else,
+ * subclasses included, goes through sys.getsizeof itself (a method call).
+ * tests/test_max_bytes.py pins equality with sys.getsizeof. @return (size_t)-1 with an
+ * exception on error. Can re-enter (__sizeof__). */
+static size_t
+default_sizeof(ml_state *st, PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyBytes_Type) {
+        return (size_t)PyBytes_Type.tp_basicsize + (size_t)Py_SIZE(o);
+    }
+    if (tp == &PyFloat_Type) {
+        return (size_t)PyFloat_Type.tp_basicsize;
+    }
+    if (tp == &PyLong_Type) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (overflow == 0 && !(v == -1 && PyErr_Occurred())) {
+            unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+            size_t digits = 1;
+            while ((m >>= st->digit_bits) != 0) {
+                digits++;
+            }
+            return (size_t)PyLong_Type.tp_basicsize + digits * st->digit_size;
+        }
+        PyErr_Clear();
+    }
+    size_t n;
+    if (tp == &PyUnicode_Type && ml_unicode_ascii_sizeof(o, &n)) {
+        return n;
+    }
+    PyObject *fn = Py_NewRef(st->sys_getsizeof);
+    PyObject *r = PyObject_CallOneArg(fn, o);   /* can re-enter (__sizeof__) */
+    Py_DECREF(fn);
+    if (r == NULL) {
+        return (size_t)-1;
+    }
+    n = PyLong_AsSize_t(r);
+    Py_DECREF(r);
+    return n;
+}
+
+int
+cacheobj_entry_units(CacheObject *self, PyObject *value, ml_size *units)
+{
+    if (self->getsizeof == NULL) {
+        *units = ml_size_int(1);
+        if (ml_size_exceeds(*units, self->c.budget.maxunits)) {
+            PyErr_SetString(PyExc_ValueError, "value too large");
+            return -1;
+        }
+        return 0;
+    }
+    PyObject *callable = Py_NewRef(self->getsizeof);
+    PyObject *r = PyObject_CallOneArg(callable, value);   /* can re-enter */
+    Py_DECREF(callable);
+    if (r == NULL) {
+        return -1;
+    }
+    int big;
+    int rc = cacheobj_to_size(r, units, &big);   /* can re-enter (__float__) */
+    if (rc == 0 && big > 0) {
+        /* an int past 2**63 - 1: "too large" is cachetools' own comparison with maxsize,
+         * made as it makes it; one that fits under an even larger maxsize is more than is
+         * counted exactly */
+        PyObject *maxsize = Py_NewRef(self->maxsize);
+        int gt = PyObject_RichCompareBool(r, maxsize, Py_GT);   /* can re-enter */
+        Py_DECREF(maxsize);
+        if (gt >= 0) {
+            PyErr_SetString(gt ? PyExc_ValueError : PyExc_OverflowError,
+                            gt ? "value too large"
+                               : "value size too large: memleash counts sizes exactly up to 2**63 - 1");
+        }
+        rc = -1;
+    }
+    Py_DECREF(r);
+    if (rc < 0) {
+        return -1;
+    }
+    return cacheobj_check_units(self, *units, big);
+}
+
+int
+cacheobj_check_units(CacheObject *self, ml_size units, int big)
+{
+    return cacheobj_check_size(units, big, &self->c.budget.maxunits);
+}
+
+int
+cacheobj_check_size(ml_size units, int big, const ml_limit *max)
+{
+    if (big > 0) {
+        if (max->kind == ML_LIMIT_BIG || (max->kind == ML_LIMIT_FLOAT && max->d >= 0x1p63)) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "value size too large: memleash counts sizes exactly up to 2**63 - 1");
+        }
+        else {
+            PyErr_SetString(PyExc_ValueError, "value too large");
+        }
+        return -1;
+    }
+    if (big < 0 || (units.is_float ? units.f < 0 : units.i < 0)) {
+        PyErr_SetString(PyExc_ValueError, "value size must be non-negative");
+        return -1;
+    }
+    if (units.is_float && isnan(units.f)) {
+        PyErr_SetString(PyExc_ValueError, "value size must not be NaN");
+        return -1;
+    }
+    if (ml_size_exceeds(units, *max)) {
+        PyErr_SetString(PyExc_ValueError, "value too large");
+        return -1;
+    }
+    return 0;
+}
+
+int
+cacheobj_to_bytes(PyObject *o, size_t *bytes)
+{
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow < 0 || (overflow == 0 && v < 0)) {
+        PyErr_SetString(PyExc_ValueError, "sizeof must return a non-negative int");
+        return -1;
+    }
+    unsigned long long u = (unsigned long long)v;
+    if (overflow > 0) {
+        u = PyLong_AsUnsignedLongLong(o);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();   /* past 2**64 - 1 */
+        }
+    }
+    if (u >= SIZE_MAX) {
+        PyErr_Format(PyExc_OverflowError,
+                     "sizeof result too large: memleash counts at most %zu bytes", SIZE_MAX - 1);
+        return -1;
+    }
+    *bytes = (size_t)u;
+    return 0;
+}
+
+int
+cacheobj_entry_bytes(CacheObject *self, PyObject *key, PyObject *value, size_t *bytes)
+{
+    *bytes = 0;
+    if (!self->c.bytes_on) {
+        return 0;
+    }
+    if (self->sizeof_fn != NULL) {
+        PyObject *callable = Py_NewRef(self->sizeof_fn);
+        PyObject *r = PyObject_CallFunctionObjArgs(callable, key, value, NULL);   /* can re-enter */
+        Py_DECREF(callable);
+        if (r == NULL) {
+            return -1;
+        }
+        if (!PyLong_Check(r)) {
+            PyErr_Format(PyExc_TypeError, "sizeof must return an int, not %.200s",
+                         Py_TYPE(r)->tp_name);
+            Py_DECREF(r);
+            return -1;
+        }
+        int rc = cacheobj_to_bytes(r, bytes);
+        Py_DECREF(r);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    else {
+        size_t k = default_sizeof(self->st, key);   /* can re-enter (__sizeof__) */
+        if (k == (size_t)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        size_t v = default_sizeof(self->st, value);   /* can re-enter (__sizeof__) */
+        if (v == (size_t)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *bytes = k + v + ml_cache_entry_overhead(&self->c);
+    }
+    if (*bytes > self->c.budget.maxbytes) {
+        PyErr_Format(PyExc_ValueError, "value too large: entry of %zu bytes exceeds max_bytes=%zu",
+                     *bytes, self->c.budget.maxbytes);
+        return -1;
+    }
+    return 0;
+}
+
+/* currsize as it stands (expired entries of a timed cache included). New reference. */
+PyObject *
+cacheobj_units_held(CacheObject *self)
+{
+    const ml_budget *b = &self->c.budget;
+    if (b->float_mode) {
+        return PyFloat_FromDouble(b->funits);
+    }
+    return PyLong_FromLongLong(b->units);
+}
+
+PyObject *
+cacheobj_size_to_object(ml_size s)
+{
+    return s.is_float ? PyFloat_FromDouble(s.f) : PyLong_FromLongLong(s.i);
+}
+
+PyObject *
+cache_get_currbytes(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (self->c.bytes_on) {
+        return PyLong_FromSize_t(self->c.budget.bytes);
+    }
+    /* not accounted as it goes (no max_bytes, no sizeof): the default sizing, on demand */
+    PyObject *items = cacheobj_snapshot(self);
+    if (items == NULL) {
+        return NULL;
+    }
+    size_t total = 0, overhead = ml_cache_entry_overhead(&self->c);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        size_t n = default_sizeof(self->st, PyList_GET_ITEM(items, i));   /* can re-enter */
+        if (n == (size_t)-1 && PyErr_Occurred()) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        total += n + (i % 2 ? overhead : 0);
+    }
+    Py_DECREF(items);
+    return PyLong_FromSize_t(total);
+}
+
+
+/* ------------------------------------------------------------------------------------
+ * Reading every entry, and releasing them
+ */
+/* Converts a size (maxsize, a getsizeof result) to a double. Ints too large for a double
+ * become +-inf (cachetools compares them exactly; they are beyond any real budget).
+ * *is_float: the number is not an int (cachetools' currsize then turns float). */
+
+PyObject *
+cacheobj_snapshot(CacheObject *self)
+{
+    PyObject *list = PyList_New((Py_ssize_t)self->c.t.used * 2);
+    if (list == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
+        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].key));
+        PyList_SET_ITEM(list, i++, Py_NewRef((PyObject *)ENTS(self)[id].value));
+    }
+    return list;
+}
+
+/* Releases the keys and values of a table moved out of an engine, then frees it. */
+static void
+release_table(ml_table *out)
+{
+    for (uint32_t id = 0; id < out->top; id++) {
+        if (out->ents[id].key != NULL) {
+            Py_DECREF((PyObject *)out->ents[id].key);     /* can re-enter */
+            Py_DECREF((PyObject *)out->ents[id].value);   /* can re-enter */
+        }
+    }
+    ml_table_free(out);
+}
+
+/* Empties the cache: the entries move out first, then are released. */
+static void
+clear_entries(CacheObject *self)
+{
+    ml_table out;
+    cacheobj_keys_change(self);
+    ml_cache_steal(&self->c, &out);
+    release_table(&out);   /* can re-enter */
+}
+
+void
+cacheobj_release_engine(ml_cache *old)
+{
+    ml_table out;
+    ml_cache_steal(old, &out);
+    ml_cache_free(old);
+    release_table(&out);   /* can re-enter */
+}
+
+void
+cacheobj_clear_entries(CacheObject *self)
+{
+    clear_entries(self);
+}
+
+PyObject *
+cache_get_maxbytes(CacheObject *self, void *Py_UNUSED(closure))
+{
+    if (self->c.budget.maxbytes == SIZE_MAX) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromSize_t(self->c.budget.maxbytes);
+}
+
+/* ------------------------------------------------------------------------------------
+ * RRCache's key sequence: what choice(keys) sees — the cache's keys in cachetools' key-list
+ * order, as they were when choice was called, for as long as the sequence lives.
+ *
+ * It is read live from the engine while the keys stay as they were, and copied the
+ * moment they are about to change (cacheobj_keys_change, called before every insertion or
+ * removal of a key and every exchange of engines): no copy in the common case, where
+ * choice returns before anything changes, and a consistent sequence however long choice
+ * runs (random.choice reads len(keys), then runs Python code, then indexes: another thread
+ * may shrink the cache in between). A cache has at most one live sequence; making a
+ * second one copies the first.
+ */
+typedef struct {
+    PyObject_HEAD
+    CacheObject *cache;     /* NULL once the keys are copied or lost */
+    PyObject **keys;        /* the copy (new references), once the keys changed */
+    Py_ssize_t n;
+    int lost;               /* the copy could not be made (no memory): accesses raise */
+} RRKeysObject;
+
+/* Copies the live sequence's keys into it and detaches it from the cache. Runs no
+ * Python code (PyMem and reference counts only). */
+static void
+rrkeys_freeze(CacheObject *self)
+{
+    RRKeysObject *v = (RRKeysObject *)self->rrview;
+    self->rrview = NULL;
+    const ml_cache *c = &self->c;
+    Py_ssize_t n = (Py_ssize_t)c->dense.n;
+    PyObject **keys = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(PyObject *));
+    if (keys == NULL) {
+        v->lost = 1;
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            keys[i] = Py_NewRef((PyObject *)c->t.ents[c->dense.ids[i]].key);
+        }
+        v->keys = keys;
+        v->n = n;
+    }
+    v->cache = NULL;
+    Py_DECREF(self);   /* the sequence's reference to the cache: never the last one here,
+                          as the caller holds the cache */
+}
+
+void
+cacheobj_keys_change(CacheObject *self)
+{
+    if (self->rrview != NULL) {
+        rrkeys_freeze(self);
+    }
+}
+
+PyObject *
+rrkeys_new(CacheObject *self)
+{
+    RRKeysObject *v = PyObject_GC_New(RRKeysObject, self->st->RRKeysType);   /* can re-enter */
+    if (v == NULL) {
+        return NULL;
+    }
+    cacheobj_keys_change(self);   /* one live sequence at a time */
+    v->cache = (CacheObject *)Py_NewRef(self);
+    v->keys = NULL;
+    v->n = 0;
+    v->lost = 0;
+    self->rrview = (PyObject *)v;   /* borrowed: the sequence unregisters itself */
+    PyObject_GC_Track(v);
+    return (PyObject *)v;
+}
+
+/* 0, or -1 with MemoryError for a sequence whose copy could not be made. */
+static int
+rrkeys_check(RRKeysObject *v)
+{
+    if (v->lost) {
+        PyErr_SetString(PyExc_MemoryError, "RRCache keys: no memory to keep them");
+        return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t
+rrkeys_length(RRKeysObject *v)
+{
+    if (rrkeys_check(v) < 0) {
+        return -1;
+    }
+    return v->cache ? (Py_ssize_t)v->cache->c.dense.n : v->n;
+}
+
+static PyObject *
+rrkeys_item(RRKeysObject *v, Py_ssize_t i)
+{
+    if (rrkeys_check(v) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = rrkeys_length(v);
+    if (i < 0 || i >= n) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return NULL;
+    }
+    if (v->cache == NULL) {
+        return Py_NewRef(v->keys[i]);
+    }
+    const ml_cache *c = &v->cache->c;
+    return Py_NewRef((PyObject *)c->t.ents[c->dense.ids[i]].key);
+}
+
+/* Unregisters v from its cache (live) and drops what it holds. */
+static void
+rrkeys_release(RRKeysObject *v)
+{
+    CacheObject *c = v->cache;
+    if (c != NULL) {
+        v->cache = NULL;
+        if (c->rrview == (PyObject *)v) {
+            c->rrview = NULL;
+        }
+        Py_DECREF(c);
+    }
+    PyObject **keys = v->keys;
+    Py_ssize_t n = v->n;
+    v->keys = NULL;
+    v->n = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(keys[i]);   /* can re-enter */
+    }
+    PyMem_Free(keys);
+}
+
+static int
+rrkeys_traverse(RRKeysObject *v, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(v));
+    Py_VISIT((PyObject *)v->cache);
+    for (Py_ssize_t i = 0; i < v->n; i++) {
+        Py_VISIT(v->keys[i]);
+    }
+    return 0;
+}
+
+static int
+rrkeys_clear(RRKeysObject *v)
+{
+    rrkeys_release(v);
+    return 0;
+}
+
+static void
+rrkeys_dealloc(RRKeysObject *v)
+{
+    PyTypeObject *tp = Py_TYPE(v);
+    PyObject_GC_UnTrack(v);
+    rrkeys_release(v);
+    PyObject_GC_Del(v);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot rrkeys_slots[] = {
+    {Py_sq_length, rrkeys_length},
+    {Py_sq_item, rrkeys_item},
+    {Py_tp_traverse, rrkeys_traverse},
+    {Py_tp_clear, rrkeys_clear},
+    {Py_tp_dealloc, rrkeys_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec rrkeys_spec = {
+    .name = "memleash._core.RRKeys",
+    .basicsize = sizeof(RRKeysObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = rrkeys_slots,
+};
