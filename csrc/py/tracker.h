@@ -77,8 +77,8 @@ enum { ML_TR_SHIM_CLOSE = 0, ML_TR_SHIM_FLUSH = 1, ML_TR_SHIM_DEALLOC_WARN = 2 }
 
 typedef struct ml_tr_shim {
     PyWeakReference wr;     /* a weak reference to obj, the object whose __dict__ holds
-                               the shim: how the shim reaches it; its vectorcall slot is
-                               the shim's call */
+                               the shim: how the shim reaches it (its fields untouched) */
+    vectorcallfunc vectorcall;   /* the shim's call: its type's vectorcall offset */
     PyObject *rec;          /* the _TrackRef (strong) */
     PyObject *obj;          /* borrowed, for one case only: an io stack's observer called
                                while a collection finalizes the stream (whose weak

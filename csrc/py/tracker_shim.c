@@ -282,7 +282,7 @@ shim_repr(ml_tr_shim *self)
 }
 
 static PyMemberDef shim_members[] = {
-    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ml_tr_shim, wr.vectorcall), READONLY, NULL},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ml_tr_shim, vectorcall), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -328,7 +328,7 @@ add_shim(ml_tracker *tr, ml_tr_ref *rec, PyObject *obj, PyObject *meth, int role
     if (shim == NULL) {
         goto done;
     }
-    shim->wr.vectorcall = shim_vectorcall;
+    shim->vectorcall = shim_vectorcall;
     shim->rec = Py_NewRef(rec);
     shim->obj = role == ML_TR_SHIM_FLUSH ? obj : NULL;   /* see the note above */
     shim->meth = Py_NewRef(meth);

@@ -62,7 +62,7 @@ _PROBE_NONE, _PROBE_TRUE, _PROBE_NOT_NONE = 0, 1, 2
 _CPYTHON_WARNS, _IO, _CLASS_HOOKED, _IO_INNER = 1, 2, 4, 8
 _PROBE_DECIDES = 16   # a closing method that returned closed only if the probe says so
                       # (Popen.poll() returning None): Python's side alone reads it
-_HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE
+_IMMUTABLETYPE = 1 << 8   # Py_TPFLAGS_IMMUTABLETYPE: static types, and built-in heap types
 # built-in io stacks, watched from their innermost stream: the attributes that lead there
 # (a type without one is passed through: a BufferedReader has no "buffer")
 _IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
@@ -193,12 +193,18 @@ def _kind_for(tp: type) -> _Kind:
                 _CPYTHON_WARNS | _PROBE_DECIDES, True)
     elif issubclass(tp, asyncio.BaseTransport):
         kind = (("close",), None, _PROBE_NONE, _CPYTHON_WARNS, True)
+    elif sys.version_info >= (3, 13) and "sqlite3" in sys.modules and \
+            issubclass(tp, sys.modules["sqlite3"].Connection):
+        # 3.13's sqlite3 warns "unclosed database" itself
+        kind = (("close",), None, _PROBE_NONE, _CPYTHON_WARNS, True)
     else:
         kind = (("close",), "closed", _PROBE_TRUE, 0, False)
-    if kind is not _FILE_KIND and (tp.__flags__ & _HEAPTYPE or getattr(tp, "__dictoffset__", 0) == 0):
+    if kind is not _FILE_KIND and (not tp.__flags__ & _IMMUTABLETYPE or
+                                   getattr(tp, "__dictoffset__", 0) == 0):
         # a class (Python's socket, Popen, yours): its closing methods are wrapped once,
-        # and a call keeps self alive as usual. Another built-in type (io.BytesIO) cannot
-        # be changed: an observer goes in each tracked object's __dict__ instead
+        # and a call keeps self alive as usual. A built-in type (io.BytesIO: static on
+        # 3.11, an immutable heap type from 3.12) cannot be changed: an observer goes in
+        # each tracked object's __dict__ instead
         _hook_class(tp, kind)
         kind = kind[:3] + (kind[3] | _CLASS_HOOKED,) + kind[4:]
     key = id(tp)
