@@ -790,21 +790,12 @@ def test_max_bytes_past_2_63_is_accepted_and_counted_up_to_2_64_minus_2():
 # its test rather than the run (under make test-asan the child inherits the sanitizer).
 
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
-import textwrap  # noqa: E402
 
 import memleash  # noqa: E402
 
 
-def run_isolated(body, timeout=300):
-    """Runs body in a new interpreter against this memleash; returns its stdout."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(memleash.__file__)), os.path.dirname(__file__)]))
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
-    assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stderr[-4000:]}"
-    return proc.stdout
+# run_isolated: hostile.run_isolated, imported above
 
 
 OWNER = """
@@ -1118,3 +1109,210 @@ settle()
 def test_emitter_under_a_collection_at_nearly_every_allocation(scenario):
     out = run_isolated(COLLECTING + SCENARIOS[scenario] + '\nprint("done")\n')
     assert out.splitlines()[-1] == "done" and set(out.splitlines()[:-1]) <= {"p"}
+# ---------------------------------------------------------------------------------------
+# The resource tracker (issue 18): each input below once crashed, leaked or corrupted the
+# tracker on at least one build (release, debug or ASan). Inputs that can kill the
+# interpreter run in a child process (hostile.run_isolated).
+# ---------------------------------------------------------------------------------------
+import io as _io  # noqa: E402
+import warnings as _warnings  # noqa: E402
+import weakref as _weakref  # noqa: E402
+
+import memleash as _memleash  # noqa: E402
+from memleash import tracker as _tracker  # noqa: E402
+
+
+def test_tracked_objects_keep_no_class_alive():
+    # every class made at run time, tracked (closed or not) and dropped, is collected:
+    # the tracker's caches of how a type is closed held each class for good
+    refs = []
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        for i in range(200):
+            cls = type(f"Made{i}", (), {"close": lambda self: None, "payload": [0] * 1000})
+            obj = _memleash.track(cls())
+            if i % 2:
+                obj.close()
+            refs.append(_weakref.ref(cls))
+            del obj, cls
+        from unittest import mock
+        for _ in range(20):
+            m = _memleash.track(mock.MagicMock())   # a class of its own per instance
+            m.close()
+            refs.append(_weakref.ref(type(m)))
+            del m
+        gc.collect()
+    assert [r for r in refs if r() is not None] == []
+
+
+def test_sites_keep_no_code_object_alive_and_one_line_stays_one_site():
+    # code run by exec() and dropped: the tracker kept every code object it saw a site
+    # in; the site itself (its text and counts) stays, and the same line run again is
+    # the same site
+    refs, leaks = [], []
+    _tracker.on_leak(leaks.append)
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            for i in range(50):
+                ns = {"memleash": _memleash}
+                exec(compile("class H:\n    def close(self): pass\n"
+                             "def make():\n    return memleash.track(H())\n",
+                             "<hostile-exec>", "exec"), ns)
+                ns["make"]()            # dropped unclosed: a leak from <hostile-exec>:4
+                refs.append(_weakref.ref(ns["make"].__code__))
+                ns.clear()
+            gc.collect()
+    finally:
+        _tracker.remove_leak_listener(leaks.append)
+    assert [r for r in refs if r() is not None] == []
+    assert len(leaks) == 50 and len({leak.site for leak in leaks}) == 1
+    [site] = [s for s in _tracker.sites() if s.where == "<hostile-exec>:4 in make()"]
+    assert site.leaked == 50 and site.tracked == 50
+
+
+def test_open_resources_while_describing_a_file_drops_it():
+    # _tr_open held the object borrowed while formatting its description
+    out = run_isolated("""
+        import os, memleash
+        from memleash import tracker
+        keep = []
+        class EvilName:
+            def __repr__(self):
+                keep.clear()
+                return "'evil'"
+        f = open(os.devnull)
+        f.buffer.raw.name = EvilName()
+        memleash.track(f)
+        keep.append(f)
+        del f
+        import warnings
+        warnings.simplefilter("ignore")
+        report = memleash.open_resources()
+        print("ok", keep)
+    """)
+    assert out.split() == ["ok", "[]"]
+
+
+def test_a_warning_whose_source_record_is_let_go_while_it_is_described():
+    # _tr_lookup (a ResourceWarning naming a tracked source) described a borrowed record,
+    # which the file name's repr() let go (untracked, its observer deleted)
+    out = run_isolated("""
+        import os, warnings, memleash
+        class EvilName:
+            def __repr__(self):
+                memleash.untrack(f)
+                del f.buffer.raw.__dict__["flush"]
+                return "'evil'"
+        f = open(os.devnull)
+        f.buffer.raw.name = EvilName()
+        memleash.track(f)
+        warnings.simplefilter("always")
+        warnings.warn("about it", ResourceWarning, source=f)   # shown: its record looked up
+        print("ok")
+    """)
+    assert out.split() == ["ok"]
+
+
+def test_an_observer_kept_by_a_finalizer_outlives_its_object():
+    # a collection freed the object while a __del__ kept its close() observer, which
+    # still pointed at it
+    out = run_isolated("""
+        import gc, io, memleash
+        saved = []
+        class Grab:
+            def __del__(self):
+                saved.append(self.close)
+        for _ in range(20):
+            b = memleash.track(io.BytesIO(b"x" * 100))
+            g = Grab()
+            g.close = b.close      # the observer in b's __dict__
+            b.close()              # closed: tracking is over
+            g.b, b.g = b, g
+            del b, g
+            gc.collect()
+        results = [close() for close in saved]
+        print("ok", len(saved), set(results))
+    """)
+    assert out.split()[:2] == ["ok", "20"]
+
+
+def test_an_instance_close_replaced_during_tracking():
+    # the instance's own "close" was held borrowed across an allocation that may collect
+    # (a __del__ replacing it then freed it)
+    out = run_isolated("""
+        import gc, io, memleash
+        current = [None]
+        class Churn:
+            def __del__(self):
+                if current[0] is not None:   # frees the close() it replaces
+                    current[0].__dict__["close"] = lambda: "replaced"
+                nxt = Churn()
+                nxt.cycle = nxt              # the next collection has one to run too
+        gc.collect()
+        c = Churn(); c.cycle = c; del c
+        gc.set_threshold(1)
+        for i in range(300):
+            b = io.BytesIO()
+            b.close = lambda: "own"
+            current[0] = b
+            memleash.track(b)
+            b.close()
+            current[0] = None
+            del b
+        gc.set_threshold(700)
+        print("ok")
+    """)
+    assert out.split()[-1] == "ok"
+
+
+_CHAIN = """
+    import io, memleash
+    objs = []
+    prev = None
+    for i in range(150_000):      # each BytesIO's own close() is the previous observer
+        b = io.BytesIO()
+        if prev is not None:
+            b.close = prev
+        memleash.track(b)
+        prev = b.close
+        objs.append(b)
+    del b, prev
+"""
+
+
+def test_a_chain_of_observers_called_does_not_overflow_the_stack():
+    # calling the last one forwarded 150,000 calls deep in C (SIGSEGV)
+    out = run_isolated(timeout=300, code=_CHAIN + """
+    try:
+        objs[-1].close()
+        print("returned")
+    except RecursionError:
+        print("RecursionError")
+    """)
+    assert out.split() == ["RecursionError"]
+
+
+def test_a_chain_of_observers_freed_does_not_overflow_the_stack():
+    # the first object freed first: the observers then freed each other 150,000 deep
+    out = run_isolated(timeout=300, code=_CHAIN + """
+    objs.reverse()
+    objs.clear()
+    print("ok")
+    """)
+    assert out.split() == ["ok"]
+
+
+@pytest.mark.parametrize("kind", [
+    ((1,), None, 0, 0, False),                 # a method name that is not a str
+    (("close",), 3, 1, 0, False),              # a probe that is not a str
+    (("close",), "closed", 7, 0, False),       # no such probe mode
+    ([], None, 0, 0, False),                    # methods not a tuple
+    (("close",), "closed", 1, 0, 2**80),       # describe-with-repr not a bool
+], ids=["method", "probe", "mode", "methods", "use_repr"])
+def test_a_malformed_kind_is_refused(kind):
+    b = _io.BytesIO()
+    with pytest.raises(TypeError):
+        _memleash._core._tr_track(b, kind, None, True)
+    b.close()
+    assert "close" not in vars(b) and _memleash.untrack(b) is False

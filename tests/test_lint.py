@@ -54,14 +54,9 @@ BORROWING = ["PyWeakref_GET_OBJECT", "PyWeakref_GetObject", "PyDict_GetItem",
              "PyList_GetItem", "PyTuple_GetItem", "PySequence_Fast_GET_ITEM"]
 
 
-# The emitter's and the tracker's files are being ported to compat.h in their own
-# branches (issues 18, 20, 21); the names below leave these two rules when they land.
-NOT_YET_PORTED = {"tracker.c"}
-
-
 def test_borrowed_lookups_only_in_the_compatibility_header():
     for p in BINDING:
-        if p.name == "compat.h" or p.name in NOT_YET_PORTED:
+        if p.name == "compat.h":
             continue
         for name in BORROWING:
             assert not re.search(rf"\b{name}\s*\(", _code(p)), (p.name, name)
@@ -72,7 +67,7 @@ def test_private_api_and_struct_internals_only_in_the_compatibility_header():
     # the macros of the public API that the preprocessor expands are not in the text
     internals = r"\bob_digit\b|->wstr\b|\bwr_next\b|\bwr_prev\b|\b_Py[A-Za-z]\w*"
     for p in BINDING:
-        if p.name == "compat.h" or p.name in NOT_YET_PORTED:
+        if p.name == "compat.h":
             continue
         found = re.findall(internals, _code(p))
         assert found == [], (p.name, sorted(set(found)))

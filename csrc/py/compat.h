@@ -23,6 +23,14 @@
  *   PyASCIIObject.wstr  read on 3.11 only (ml_unicode_ascii_sizeof): the one field by which
  *                       3.11's sys.getsizeof of an ASCII str exceeds header + length + 1.
  *                       3.12 removed the field; nothing is read there.
+ *   _PyErr_WriteUnraisableMsg
+ *                       PyErr_FormatUnraisable below, on 3.11 and 3.12 only (exported by
+ *                       both with this meaning; 3.13 has the public call instead).
+ * Fields read directly (the non-limited API's structures, documented there):
+ *   PyCodeObject.co_filename, .co_qualname
+ *                       (str, never NULL) present with these names and meanings from 3.11
+ *                       to 3.14; the getters would be attribute look-ups (the resource
+ *                       tracker reads them for every frame of a site).
  */
 #ifndef ML_PY_COMPAT_H
 #define ML_PY_COMPAT_H
@@ -72,6 +80,41 @@ ml_weak_get(PyObject *ref)
 }
 
 /* ------------------------------------------------------------------------------------
+ * The raised exception as one object: PyErr_GetRaisedException / SetRaisedException (3.12)
+ */
+#if PY_VERSION_HEX < 0x030C0000
+/* @return the current exception (normalized, its traceback attached), cleared; a new
+ * reference, or NULL when none is set. */
+static inline PyObject *
+PyErr_GetRaisedException(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        (void)PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* Sets exc (stolen; NULL clears) as the current exception. */
+static inline void
+PyErr_SetRaisedException(PyObject *exc)
+{
+    if (exc == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+#endif
+
+/* ------------------------------------------------------------------------------------
  * Dictionary look-ups: PyDict_GetItemRef, PyDict_GetItemStringRef (3.13)
  */
 #if PY_VERSION_HEX < 0x030D00A1
@@ -100,6 +143,43 @@ PyDict_GetItemStringRef(PyObject *dict, const char *key, PyObject **result)
     Py_DECREF(k);
     return rc;
 }
+#endif
+
+/* ------------------------------------------------------------------------------------
+ * Unraisable errors with a message of our own: PyErr_FormatUnraisable (3.13)
+ */
+#if PY_VERSION_HEX < 0x030D00A1
+/* Reports the current exception through sys.unraisablehook with the message made from
+ * format (PyUnicode_FromFormat's), which should start with "Exception ignored " (3.11
+ * and 3.12 put that prefix themselves); clears the exception. */
+static inline void
+PyErr_FormatUnraisable(const char *format, ...)
+{
+    static const char prefix[] = "Exception ignored ";
+    va_list va;
+    va_start(va, format);
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *msg = PyUnicode_FromFormatV(format, va);
+    va_end(va);
+    const char *text = msg != NULL ? PyUnicode_AsUTF8(msg) : NULL;
+    if (text == NULL) {
+        PyErr_Clear();
+        text = "Exception ignored in memleash";
+    }
+    if (strncmp(text, prefix, sizeof(prefix) - 1) == 0) {
+        text += sizeof(prefix) - 1;
+    }
+    PyErr_SetRaisedException(exc);
+    _PyErr_WriteUnraisableMsg(text, NULL);
+    Py_XDECREF(msg);
+}
+#endif
+
+/* ------------------------------------------------------------------------------------
+ * C function signatures: PyCFunctionFastWithKeywords (public in 3.13)
+ */
+#if PY_VERSION_HEX < 0x030D0000
+typedef _PyCFunctionFastWithKeywords PyCFunctionFastWithKeywords;
 #endif
 
 /* ------------------------------------------------------------------------------------

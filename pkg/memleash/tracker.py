@@ -8,9 +8,9 @@ and its allocation site. When it is collected without having been closed, that i
   warning filters say (``log_leaks()`` makes one that logs it, for services, where
   Python's default filters hide every ``ResourceWarning``);
 - the user sees one ``ResourceWarning``: CPython's own for files, sockets, ``Popen`` and
-  asyncio transports (the tracker adds ``allocated at file:line in function()`` when it is
-  shown), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
-  site are de-duplicated: the first is shown, the rest are counted.
+  asyncio transports (its message gets ``allocated at file:line in function()``, shown or
+  recorded), memleash's ``UnclosedResourceWarning`` for everything else. Warnings from one
+  site are de-duplicated on display: the first is shown, the rest are counted.
 
 How close() is seen: a class (Python's socket and Popen, your own) has its closing
 methods wrapped once; a built-in file is watched from the stream under it, which io's
@@ -40,6 +40,7 @@ import sysconfig
 import time
 import tracemalloc
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
@@ -59,7 +60,9 @@ LEVELS = ("disabled", "simple", "advanced", "paranoid")
 _Kind = tuple[Any, ...]
 _PROBE_NONE, _PROBE_TRUE, _PROBE_NOT_NONE = 0, 1, 2
 _CPYTHON_WARNS, _IO, _CLASS_HOOKED, _IO_INNER = 1, 2, 4, 8
-_HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE
+_PROBE_DECIDES = 16   # a closing method that returned closed only if the probe says so
+                      # (Popen.poll() returning None): Python's side alone reads it
+_IMMUTABLETYPE = 1 << 8   # Py_TPFLAGS_IMMUTABLETYPE: static types, and built-in heap types
 # built-in io stacks, watched from their innermost stream: the attributes that lead there
 # (a type without one is passed through: a BufferedReader has no "buffer")
 _IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
@@ -167,45 +170,64 @@ def seed(n: int) -> None:
 # ------------------------------------------------------------------------------------
 # Kinds: how each type is closed, and whether CPython warns about it itself
 
-_kinds: dict[type, _Kind] = {}
-_hooked: dict[tuple[type, str], Any] = {}   # (type, method) -> the original attribute
+# id(type) -> (kind, weak reference to the type): a class is never kept alive by being
+# tracked once (classes made at run time, every MagicMock's own class); the entry goes
+# with the class (its weak reference's callback runs before its id can be reused)
+_kinds: dict[int, tuple[_Kind, weakref.ref[type]]] = {}
+
+
+def _kind_of(tp: type) -> _Kind:
+    entry = _kinds.get(id(tp))
+    return entry[0] if entry is not None else _kind_for(tp)
 
 
 def _kind_for(tp: type) -> _Kind:
-    kind = _kinds.get(tp)
-    if kind is not None:
-        return kind
     if issubclass(tp, _IO_TYPES):
-        _kinds[tp] = _FILE_KIND
-        return _FILE_KIND
-    if issubclass(tp, io.IOBase):
+        kind = _FILE_KIND
+    elif issubclass(tp, io.IOBase):
         kind = (("close",), "closed", _PROBE_TRUE, _IO, True)
     elif issubclass(tp, socket.socket):
         kind = (("close", "detach"), "_closed", _PROBE_TRUE, _CPYTHON_WARNS, True)
     elif issubclass(tp, subprocess.Popen):
-        kind = (("wait", "communicate", "poll"), "returncode", _PROBE_NOT_NONE, _CPYTHON_WARNS, True)
+        kind = (("wait", "communicate", "poll"), "returncode", _PROBE_NOT_NONE,
+                _CPYTHON_WARNS | _PROBE_DECIDES, True)
     elif issubclass(tp, asyncio.BaseTransport):
+        kind = (("close",), None, _PROBE_NONE, _CPYTHON_WARNS, True)
+    elif sys.version_info >= (3, 13) and "sqlite3" in sys.modules and \
+            issubclass(tp, sys.modules["sqlite3"].Connection):
+        # 3.13's sqlite3 warns "unclosed database" itself
         kind = (("close",), None, _PROBE_NONE, _CPYTHON_WARNS, True)
     else:
         kind = (("close",), "closed", _PROBE_TRUE, 0, False)
-    if tp.__flags__ & _HEAPTYPE or getattr(tp, "__dictoffset__", 0) == 0:
+    if kind is not _FILE_KIND and (not tp.__flags__ & _IMMUTABLETYPE or
+                                   getattr(tp, "__dictoffset__", 0) == 0):
         # a class (Python's socket, Popen, yours): its closing methods are wrapped once,
-        # and a call keeps self alive as usual. Another built-in type (io.BytesIO) cannot
-        # be changed: an observer goes in each tracked object's __dict__ instead
+        # and a call keeps self alive as usual. A built-in type (io.BytesIO: static on
+        # 3.11, an immutable heap type from 3.12) cannot be changed: an observer goes in
+        # each tracked object's __dict__ instead
         _hook_class(tp, kind)
         kind = kind[:3] + (kind[3] | _CLASS_HOOKED,) + kind[4:]
-    _kinds[tp] = kind
+    key = id(tp)
+    _kinds[key] = (kind, weakref.ref(tp, functools.partial(_forget_kind, key)))
     return kind
 
 
+def _forget_kind(key: int, ref: weakref.ref[type]) -> None:
+    entry = _kinds.get(key)
+    if entry is not None and entry[1] is ref:
+        del _kinds[key]
+
+
 def _hook_class(tp: type, kind: _Kind) -> None:
-    """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran."""
-    methods, probe, mode = kind[0], kind[1], kind[2]
+    """Wrap tp's closing methods (a type without __dict__): each tells the tracker it ran
+    (for a kind whose probe decides, only when the probe then says closed: a poll() that
+    found the child running closes nothing). A method wrapped already (here, or in a base
+    class) is left as it is."""
+    methods, probe, mode, decides = kind[0], kind[1], kind[2], bool(kind[3] & _PROBE_DECIDES)
     for name in methods:
-        if (tp, name) in _hooked or not hasattr(tp, name):
+        resolved = getattr(tp, name, None)
+        if resolved is None or getattr(resolved, "__memleash_closing__", False):
             continue
-        original = tp.__dict__.get(name)
-        resolved = getattr(tp, name)
 
         def closing(self: Any, *args: Any, __m: Any = resolved, **kwargs: Any) -> Any:
             try:
@@ -214,17 +236,18 @@ def _hook_class(tp: type, kind: _Kind) -> None:
                 if _probe(self, probe, mode):
                     _core._tr_closed(self)
                 raise
-            _core._tr_closed(self)
+            if not decides or _probe(self, probe, mode):
+                _core._tr_closed(self)
             return result
 
         functools.update_wrapper(closing, resolved)
+        closing.__memleash_closing__ = True  # type: ignore[attr-defined]
         try:
             setattr(tp, name, closing)
         except (TypeError, AttributeError):
             raise TypeError(
                 f"cannot track a {tp.__qualname__!r} object: memleash cannot see when it is "
                 f"closed (no __dict__, immutable type); track an instance of a subclass") from None
-        _hooked[(tp, name)] = original
 
 
 def _probe(obj: Any, attr: Optional[str], mode: int) -> bool:
@@ -252,7 +275,7 @@ def track(obj: T, *, name: Optional[str] = None) -> T:
         raise TypeError(
             f"cannot track a {tp.__qualname__!r} object: it does not support weak references "
             "(track an instance of a subclass, e.g. sqlite3.connect(..., factory=MyConnection))")
-    return _core._tr_track(obj, _kinds.get(tp) or _kind_for(tp), name, True)
+    return _core._tr_track(obj, _kind_of(tp), name, True)
 
 
 def untrack(obj: Any) -> bool:
@@ -260,46 +283,82 @@ def untrack(obj: Any) -> bool:
     return _core._tr_untrack(obj)
 
 
+class _Closed:
+    """``Resource.closed``: True once ``close()`` ran. Not a data descriptor: a class that
+    keeps its own ``closed`` (``self.closed = False`` in ``__init__``) keeps it."""
+
+    def __get__(self, obj: Any, tp: Any = None) -> Any:
+        return self if obj is None else _core.Resource.closed.__get__(obj)
+
+
 class Resource(_core.Resource):
     """Base class of your own handles: every instance is tracked from its creation.
 
     ``close()`` marks it closed (a subclass's ``close()`` is wrapped to do so when it
-    returns), ``closed`` says so, ``with`` closes it. One collected unclosed gives an
-    ``UnclosedResourceWarning`` from its finalizer, with ``source`` set to it.
+    returns), ``closed`` says so (unless the class keeps a ``closed`` of its own), ``with``
+    closes it. An instance whose ``__init__`` raised is no longer tracked. One collected
+    unclosed gives an ``UnclosedResourceWarning`` from its finalizer, with ``source`` set
+    to it.
     """
 
     __slots__ = ()
+    closed = _Closed()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        close = cls.__dict__.get("close")
-        if close is None:
-            # a close() reached before Resource's in the MRO (resource() puts the user's
-            # class first): wrap it in this class
-            close = getattr(cls, "close", None)
-            if close is None or close is _core.Resource.close or getattr(close, "__memleash_closing__", False):
-                return
-        elif getattr(close, "__memleash_closing__", False) or not callable(close):
-            return
+        close = _own_or_inherited(cls, "close")
+        if close is not None and close is not _core.Resource.close:
+            def closing(self: Any, *args: Any, __close: Any = close, **kw: Any) -> Any:
+                try:
+                    return __close(self, *args, **kw)
+                finally:
+                    if not _core.Resource.closed.__get__(self):
+                        _core.Resource.close(self)
 
-        def closing(self: Any, *args: Any, __close: Any = close, **kw: Any) -> Any:
-            try:
-                return __close(self, *args, **kw)
-            finally:
-                if not _core.Resource.closed.__get__(self):
-                    _core.Resource.close(self)
+            functools.update_wrapper(closing, close)
+            closing.__memleash_closing__ = True  # type: ignore[attr-defined]
+            cls.close = closing  # type: ignore[method-assign]
+        init = _own_or_inherited(cls, "__init__")
+        if init is not None and init is not object.__init__:
+            def __init__(self: Any, *args: Any, __init: Any = init, **kw: Any) -> None:
+                try:
+                    __init(self, *args, **kw)
+                except BaseException:
+                    _core._tr_untrack(self)   # never finished: not a leak
+                    raise
 
-        functools.update_wrapper(closing, close)
-        closing.__memleash_closing__ = True  # type: ignore[attr-defined]
-        cls.close = closing  # type: ignore[method-assign]
+            functools.update_wrapper(__init__, init)
+            __init__.__memleash_closing__ = True  # type: ignore[attr-defined]
+            cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _own_or_inherited(cls: type, name: str) -> Any:
+    """cls's `name` to wrap: its own, or one reached before Resource's in the MRO
+    (resource() puts the user's class first); None when there is nothing to wrap."""
+    method = cls.__dict__.get(name)
+    if method is None:
+        method = getattr(cls, name, None)
+    if method is None or not callable(method) or getattr(method, "__memleash_closing__", False):
+        return None
+    return method
 
 
 def resource(cls: type[T]) -> type[T]:
-    """Class decorator: ``cls`` with ``Resource`` mixed in (its own ``close()`` kept)."""
+    """Class decorator: ``cls`` with ``Resource`` mixed in (its own ``close()`` and
+    ``closed`` kept). ``TypeError`` for a class whose ``__slots__`` give it an instance
+    layout of its own: derive it from ``memleash.Resource`` instead."""
     if not isinstance(cls, type):
         raise TypeError("resource() decorates a class")
     ns = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
-    return type(cls.__name__, (cls, Resource), ns)
+    try:
+        return type(cls.__name__, (cls, Resource), ns)
+    except TypeError as exc:
+        if "lay-out conflict" not in str(exc):
+            raise
+        raise TypeError(
+            f"@memleash.resource cannot mix Resource into {cls.__qualname__!r}: its __slots__ "
+            f"give it an instance layout of its own; derive it from memleash.Resource instead "
+            f"(class {cls.__name__}(memleash.Resource): __slots__ = ...)") from None
 
 
 # ------------------------------------------------------------------------------------
@@ -365,24 +424,51 @@ def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, so
 
 _original_format = warnings._formatwarnmsg_impl   # type: ignore[attr-defined]
 _original_show = warnings._showwarnmsg_impl       # type: ignore[attr-defined]
+_original_showwarnmsg = warnings._showwarnmsg     # type: ignore[attr-defined]
+
+
+def _showwarnmsg(msg: warnings.WarningMessage) -> None:
+    """warnings' one step between a warning that passed the filters and its display or
+    its record (catch_warnings(record=True), pytest's capture, logging's capture): a
+    ResourceWarning whose source memleash tracks — CPython's own, for files, sockets,
+    Popen, asyncio transports — gets ``allocated at file:line in function()`` in its
+    message. CPython calls ``warnings._showwarnmsg`` for every warning it shows, made in C
+    or in Python; nothing else is done, so a warning costs one look-up of its source."""
+    info = _source_record(msg)
+    if info is not None:
+        msg._memleash_site = info[0]   # type: ignore[attr-defined]
+        text = str(msg.message)
+        if " allocated at " not in text:
+            label = f" ({info[2]})" if info[2] else ""
+            try:
+                msg.message = type(msg.message)(f"{text}{label} allocated at "
+                                                f"{_where(_frames(info[0]))}")
+            except Exception:
+                pass   # a warning class that takes other arguments: shown as it is
+    _original_showwarnmsg(msg)
 
 
 def _formatwarnmsg_impl(msg: warnings.WarningMessage) -> str:
-    if isinstance(msg.category, type) and issubclass(msg.category, UnclosedResourceWarning) \
-            and msg.source is not None and not tracemalloc.is_tracing():
+    info = _source_record(msg)
+    if msg.source is not None and not tracemalloc.is_tracing() and \
+            " allocated at " in str(msg.message) and isinstance(msg.category, type) and \
+            issubclass(msg.category, ResourceWarning) and \
+            (info is not None or issubclass(msg.category, UnclosedResourceWarning)):
         # the message says where it was allocated: no "enable tracemalloc" tip
         msg = warnings.WarningMessage(msg.message, msg.category, msg.filename, msg.lineno,
                                       msg.file, msg.line, None)
     text: str = _original_format(msg)
-    info = _source_record(msg)
-    if info is not None:
-        text += f"  allocated at {_where(_frames(info[0]))}\n"
+    if info is not None and " allocated at " not in str(msg.message):
+        text += f"  allocated at {_where(_frames(info[0]))}\n"   # formatted without _showwarnmsg
     return text
 
 
 def _showwarnmsg_impl(msg: warnings.WarningMessage) -> None:
-    info = _source_record(msg)
-    if info is not None and not _core._tr_note_warned(info[0]):
+    site = getattr(msg, "_memleash_site", None)
+    if site is None:
+        info = _source_record(msg)
+        site = None if info is None else info[0]
+    if site is not None and not _core._tr_note_warned(site):
         return   # this site has warned already: counted, not shown again
     _original_show(msg)
 
@@ -424,13 +510,13 @@ def enable(files: bool = True, sockets: bool = True) -> None:
         builtins.open = tracking
         io.open = tracking
     if sockets and "sockets" not in _enabled:
-        kind = _kind_for(socket.socket)
+        kind = _kind_of(socket.socket)
         original = socket.socket.__dict__["__init__"]
 
         def __init__(self: socket.socket, *args: Any, **kwargs: Any) -> None:
             original(self, *args, **kwargs)
             if _core._tr_sample():
-                _core._tr_track(self, _kinds.get(type(self)) or _kind_for(type(self)), None, True)
+                _core._tr_track(self, _kind_of(type(self)), None, True)
 
         functools.update_wrapper(__init__, original)
         socket.socket.__init__ = __init__  # type: ignore[method-assign]
@@ -496,6 +582,7 @@ def _configure() -> None:
     _core._tr_configure(_dispatch, tuple(dict.fromkeys(skip)))
     warnings._formatwarnmsg_impl = _formatwarnmsg_impl   # type: ignore[attr-defined]
     warnings._showwarnmsg_impl = _showwarnmsg_impl       # type: ignore[attr-defined]
+    warnings._showwarnmsg = _showwarnmsg                 # type: ignore[attr-defined]
     gc.callbacks.append(_gc_phase)
     atexit.register(_at_exit)
     level = os.environ.get("MEMLEASH_LEAK_LEVEL", "").strip().lower()

@@ -765,20 +765,46 @@ static void test_slots_counters_only_move_forward(void) {
 }
 
 /* ---- sites ---- */
+#ifndef NDEBUG
+#define SITES_CHECK(s) ml_sites_check(s)
+#else
+#define SITES_CHECK(s) ((void)0)
+#endif
+
 static void test_sites_equal_stacks_share_one_site(void) {
     ml_sites s;
     CHECK(ml_sites_init(&s, &ml_alloc_libc) == ML_OK);
-    CHECK(s.n == 1 && s.sites[0].depth == 0);           /* site 0: no frames */
+    uint32_t id0;
+    CHECK(s.n == 1 && ml_sites_find(&s, NULL, 0, &id0) == ML_OK && id0 == 0);   /* frameless */
     ml_frame a[3] = {{0x1000, 4, 0}, {0x2000, 12, 0}, {0x3000, 0, 0}};
     ml_frame b[3] = {{0x1000, 4, 0}, {0x2000, 14, 0}, {0x3000, 0, 0}};
-    uint32_t ida, ida2, idb, idshort;
+    uint32_t ida, ida2, idb, idshort, found;
     int created;
+    CHECK(ml_sites_find(&s, a, 3, &found) == ML_NOT_FOUND);
     CHECK(ml_sites_intern(&s, a, 3, &ida, &created) == ML_OK && created == 1);
     CHECK(ml_sites_intern(&s, a, 3, &ida2, &created) == ML_OK && created == 0 && ida2 == ida);
     CHECK(ml_sites_intern(&s, b, 3, &idb, &created) == ML_OK && created == 1 && idb != ida);
     CHECK(ml_sites_intern(&s, a, 2, &idshort, &created) == ML_OK && created == 1);
-    CHECK(idshort != ida && idshort != idb);
-    CHECK(ml_sites_frames(&s, idb)[1].lasti == 14 && ml_sites_get(&s, idb)->depth == 3);
+    CHECK(idshort != ida && idshort != idb && s.n == 4);
+    CHECK(ml_sites_find(&s, b, 3, &found) == ML_OK && found == idb);
+    SITES_CHECK(&s);
+    ml_sites_free(&s);
+}
+
+static void test_sites_several_keys_file_under_one_site(void) {
+    /* the binding renders a new key and files it under the site of the same text */
+    ml_sites s;
+    CHECK(ml_sites_init(&s, &ml_alloc_libc) == ML_OK);
+    ml_frame call[1] = {{0x1000, 40, 0}}, specialized[1] = {{0x1000, 38, 0}};
+    uint32_t site, found;
+    CHECK(ml_sites_new(&s, &site) == ML_OK && site == 1);
+    CHECK(ml_sites_add_key(&s, call, 1, site) == ML_OK);
+    CHECK(ml_sites_add_key(&s, specialized, 1, site) == ML_OK);
+    CHECK(ml_sites_add_key(&s, specialized, 1, 0) == ML_OK);   /* filed already: kept */
+    CHECK(ml_sites_find(&s, call, 1, &found) == ML_OK && found == site);
+    CHECK(ml_sites_find(&s, specialized, 1, &found) == ML_OK && found == site);
+    CHECK(s.n == 2 && s.nkeys == 3);
+    SITES_CHECK(&s);
     ml_sites_free(&s);
 }
 
@@ -802,11 +828,52 @@ static void test_sites_survive_growth(void) {
     }
     CHECK(all_found && s.n == N + 1);
     CHECK(ml_sites_sizeof(&s) >= (size_t)s.n * sizeof(ml_site));
+    SITES_CHECK(&s);
+    ml_sites_free(&s);
+}
+
+static void test_sites_forget_a_dead_code_object(void) {
+    /* keys with a frame of a dead code object stop matching; sites and counters stay; a
+       new code object at the same address makes new keys; forgotten keys are dropped
+       when they are more than half, and every live key is still found */
+    ml_sites s;
+    CHECK(ml_sites_init(&s, &ml_alloc_libc) == ML_OK);
+    enum { N = 400 };
+    static uint32_t ids[N];
+    for (uint32_t i = 0; i < N; i++) {   /* code (i % 4) innermost, a shared caller */
+        ml_frame f[2] = {{0x1000 + (uintptr_t)(i % 4) * 64, (int32_t)i, 0}, {0x9000, 2, 0}};
+        int created;
+        CHECK(ml_sites_intern(&s, f, 2, &ids[i], &created) == ML_OK && created);
+        ml_sites_get(&s, ids[i])->leaked = i;
+    }
+    CHECK(ml_sites_forget_code(&s, 0x1000) == N / 4);
+    SITES_CHECK(&s);
+    CHECK(ml_sites_forget_code(&s, 0x1000) == 0);                 /* once */
+    CHECK(ml_sites_forget_code(&s, 0x1040) == N / 4 && s.ndead == N / 2);
+    CHECK(ml_sites_forget_code(&s, 0x1080) == N / 4 && s.ndead == 0);   /* compacted */
+    SITES_CHECK(&s);
+    int ok = 1;
+    for (uint32_t i = 0; i < N; i++) {
+        ml_frame f[2] = {{0x1000 + (uintptr_t)(i % 4) * 64, (int32_t)i, 0}, {0x9000, 2, 0}};
+        uint32_t found;
+        int st = ml_sites_find(&s, f, 2, &found);
+        if (i % 4 < 3 ? st != ML_NOT_FOUND : (st != ML_OK || found != ids[i]))
+            ok = 0;
+        if (ml_sites_get(&s, ids[i])->leaked != i)
+            ok = 0;
+    }
+    CHECK(ok && s.n == N + 1 && s.nkeys == N / 4 + 1);
+    ml_frame again[2] = {{0x1000, 0, 0}, {0x9000, 2, 0}};   /* a new code at 0x1000 */
+    uint32_t site;
+    int created;
+    CHECK(ml_sites_intern(&s, again, 2, &site, &created) == ML_OK && created && site == N + 1);
+    CHECK(ml_sites_forget_code(&s, 0x9000) == N / 4 + 1);   /* the caller of them all */
+    SITES_CHECK(&s);
     ml_sites_free(&s);
 }
 
 static void test_sites_failed_allocation_leaves_them_unchanged(void) {
-    for (long fail_at = 1; fail_at < 40; fail_at++) {
+    for (long fail_at = 1; fail_at < 60; fail_at++) {
         counting c = {0, 0, fail_at};
         ml_alloc a = {c_malloc, c_realloc, c_free, &c};
         ml_sites s;
@@ -815,21 +882,29 @@ static void test_sites_failed_allocation_leaves_them_unchanged(void) {
             CHECK(c.live == 0);
             continue;
         }
-        uint32_t before = 0, id;
+        uint32_t before = 0, beforekeys = 0, id;
         int created, ok = 1;
         for (uint32_t i = 0; i < 40 && ok; i++) {
             ml_frame f = {0x40 + (uintptr_t)i * 8, 2, 0};
             before = s.n;
-            int st = ml_sites_intern(&s, &f, 1, &id, &created);
+            beforekeys = s.nkeys;
+            int st;
+            if (i % 2) {
+                st = ml_sites_intern(&s, &f, 1, &id, &created);
+            } else if ((st = ml_sites_new(&s, &id)) == ML_OK) {
+                st = ml_sites_add_key(&s, &f, 1, id);
+            }
             if (st != ML_OK) {
-                CHECK(st == ML_ERR_NOMEM && s.n == before);
+                CHECK(st == ML_ERR_NOMEM && s.nkeys == beforekeys);
+                CHECK(s.n == before || (i % 2 == 0 && s.n == before + 1));
                 ok = 0;
             }
         }
-        for (uint32_t i = 0; i < s.n - 1; i++) {   /* what was interned is still found */
+        SITES_CHECK(&s);
+        c.fail_at = -1;
+        for (uint32_t i = 0; i < s.nkeys - 1; i++) {   /* what was filed is still found */
             ml_frame f = {0x40 + (uintptr_t)i * 8, 2, 0};
-            c.fail_at = -1;
-            CHECK(ml_sites_intern(&s, &f, 1, &id, &created) == ML_OK && !created && id == i + 1);
+            CHECK(ml_sites_find(&s, &f, 1, &id) == ML_OK && id == i + 1);
         }
         ml_sites_free(&s);
         CHECK(c.live == 0);
@@ -869,7 +944,9 @@ int main(void) {
     RUN(test_slots_tombstones_keep_the_snapshot_until_compaction);
     RUN(test_slots_counters_only_move_forward);
     RUN(test_sites_equal_stacks_share_one_site);
+    RUN(test_sites_several_keys_file_under_one_site);
     RUN(test_sites_survive_growth);
+    RUN(test_sites_forget_a_dead_code_object);
     RUN(test_sites_failed_allocation_leaves_them_unchanged);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
