@@ -46,7 +46,15 @@ $(VSTAMP): $(PINS) | apt
 	grep '^pyee' $(PINS) | $(VPY) -m pip install -q --ignore-requires-python -r /dev/stdin
 	@touch $@
 
-venv: $(VSTAMP)
+# redis-py (memleash.redis, TieredCache: the [redis] extra), in .venv for every target so
+# the suite always has it: its tests that need a server skip, with the reason, unless
+# REDIS_URL is set (make test-redis)
+REDIS_PINS := requirements/redis.txt
+$(VENV)/.redis: $(REDIS_PINS) $(VSTAMP)
+	$(VPY) -m pip install -q -r $(REDIS_PINS)
+	@touch $@
+
+venv: $(VSTAMP) $(VENV)/.redis
 
 # setuptools copies the .so with its mtime cut to whole seconds, which can leave it
 # "older" than a prerequisite made in the same second: touch it so re-runs are no-ops.
@@ -169,6 +177,16 @@ test-refleaks:
 	@tools/ensure-apt.sh python3-dbg python3-dev python3-venv
 	$(call per_python,refleaks.sh,,$(REFLEAK_PYTHONS))
 
+.PHONY: test-redis
+# memleash.redis and memleash.TieredCache against a real redis-server: tools/with-redis.py
+# starts one on a free loopback port (redis-server 8.0.2 from the Debian 13 root,
+# tools/in-root.sh trixie, unless this machine has a 7.4 or newer one), runs
+# tests/test_redis*.py with REDIS_URL pointing at it, and stops it however the run ends.
+# MEMLEASH_REDIS_REQUIRE=1 (CI) turns a missing or too old server into failures, not skips.
+REDIS_TESTS = $(wildcard tests/test_redis*.py)
+test-redis: build
+	PYTHONPATH=pkg $(PY) tools/with-redis.py $(VPY) -m pytest -q -p no:cacheprovider $(REDIS_TESTS)
+
 .PHONY: typecheck
 # Typing, as a user's type checker sees memleash: mypy's stubtest holds the stubs to the
 # runtime (tools/stubtest-allowlist.txt: only what it cannot see, each with its reason);
@@ -186,6 +204,14 @@ typecheck: build $(VENV)/.typing
 	$(TYPING_ENV) $(VPY) -m mypy --strict -p memleash
 	$(VPY) tools/doc-examples.py build/typing/examples
 	$(TYPING_ENV) $(VPY) -m mypy --strict tests/typing build/typing/examples
+
+.PHONY: test-threads
+# tests/stress: 8 threads on one object of each kind (every cache class with and without a
+# byte budget, every decorator flavour, acached on 8 event loops, an emitter, the tracker
+# with enable()) for MEMLEASH_STRESS_SECONDS each (1 by default: about 45 s in all), the
+# invariants checked while the threads are parked at a barrier.
+test-threads: build
+	PYTHONPATH=pkg $(VPY) -m pytest -q -p no:cacheprovider tests/stress/stress_threads.py
 
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
@@ -234,17 +260,23 @@ test-cost: build
 	@tools/ensure-apt.sh valgrind
 	PYTHONPATH=pkg $(VPY) bench/tracking.py --gate
 
-.PHONY: bench
+.PHONY: bench bench-redis
 # The benchmark suite against the peers, on PYTHON; writes docs/benchmarks.md from its own
-# output. The cache-hit and emit tables get columns measured on Python BENCH_ALSO too (its
-# own venv, .venv-X.Y, made by `make build PYTHON=pythonX.Y`), unless it is PYTHON's own
-# version or empty; bench/version-notes.md says why a ratio moved more than 10 %.
+# output. It runs with a redis-server of its own (tools/with-redis.py) for the Redis
+# sections. The cache-hit and emit tables get columns measured on Python BENCH_ALSO too
+# (its own venv, .venv-X.Y, made by `make build PYTHON=pythonX.Y`), unless it is PYTHON's
+# own version or empty; bench/version-notes.md says why a ratio moved more than 10 %.
 BENCH_ALSO ?= 3.13
 BENCH_ALSO_PY = $(if $(filter-out $(PYVER),$(BENCH_ALSO)),.venv-$(BENCH_ALSO)/bin/python)
 bench: build bench-core
 	$(if $(BENCH_ALSO_PY),$(MAKE) build PYTHON=python$(BENCH_ALSO))
-	PYTHONPATH=pkg $(VPY) bench/run.py --core $(BENCH_CORE) --out docs/benchmarks.md \
-	  $(if $(BENCH_ALSO_PY),--also $(BENCH_ALSO_PY))
+	PYTHONPATH=pkg $(PY) tools/with-redis.py $(VPY) bench/run.py --core $(BENCH_CORE) \
+	  --out docs/benchmarks.md $(if $(BENCH_ALSO_PY),--also $(BENCH_ALSO_PY))
+
+# The Redis sections alone (bench/redis_cache.py, about 1 min): replaces them in
+# docs/benchmarks.md and leaves the other sections as they are.
+bench-redis: build
+	PYTHONPATH=pkg $(PY) tools/with-redis.py $(VPY) bench/redis_cache.py --out docs/benchmarks.md
 
 # ---- Release ------------------------------------------------------------------------
 # make dist: the sdist (everything to build and test: tools/check-dist.py holds it to `git

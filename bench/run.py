@@ -8,6 +8,9 @@ edited by hand.
     PYTHONPATH=pkg .venv/bin/python bench/run.py [--quick] [--out docs/benchmarks.md]
                                                   [--also .venv-3.13/bin/python]
 
+Under tools/with-redis.py (REDIS_URL set, as `make bench` runs it), the Redis sections of
+bench/redis_cache.py are measured too.
+
 --also PY: the cache-hit and emit tables get columns measured by another interpreter, PY
 (a venv with the peers and memleash built for it), run first as `PY bench/run.py --json`:
 its times, its ratios to memleash, and how much each ratio moved from this interpreter's.
@@ -390,7 +393,7 @@ def workload_tracking():
 
 
 def versions():
-    names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal"]
+    names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal", "redis"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
@@ -424,6 +427,10 @@ def main() -> None:
         sections.append(w())
     print("bench: tracking (callgrind, wall-clock) ...", file=sys.stderr, flush=True)
     sections.append(workload_tracking())
+    if os.environ.get("REDIS_URL"):     # make bench runs under tools/with-redis.py
+        import redis_cache
+
+        sections.append(redis_cache.sections(QUICK))
     if args.core:
         print("bench: core (Google Benchmark) ...", file=sys.stderr, flush=True)
         sections.append(workload_core(args.core))

@@ -94,7 +94,7 @@ def test_asyncio_emitter_schedules_coroutines_and_waits():
 def test_asyncio_emitter_routes_sync_and_async_errors_to_error():
     async def main():
         ee, errors = AsyncIOEventEmitter(), []
-        ee.on("error", errors.append)
+        ee.on("error", errors.append, weak=False)   # a list's method: held strongly anyway
 
         @ee.on("sync")
         def sync_fail():
@@ -201,3 +201,41 @@ def test_new_listener_is_announced_through_an_emit_set_on_the_instance():
     del ee.emit
     ee.on("y", print)
     assert seen == ["new_listener"]            # back to the emit loop in C
+
+
+def test_asyncio_wait_for_complete_drains_what_the_awaited_handlers_schedule():
+    # pyee 16.0.1: wait_for_complete loops until nothing is pending (a handler that emits,
+    # an error event with an async handler)
+    async def main():
+        ee, order = AsyncIOEventEmitter(), []
+        release = asyncio.Event()
+
+        @ee.on("parent")
+        async def parent():
+            ee.emit("child")
+
+        @ee.on("child")
+        async def child():
+            await release.wait()
+            order.append("child")
+
+        @ee.on("fail")
+        async def fail():
+            raise KeyError("x")
+
+        @ee.on("error")
+        async def on_error(exc):
+            await release.wait()
+            order.append("error")
+
+        waiter = asyncio.ensure_future(ee.wait_for_complete())
+        ee.emit("parent")
+        ee.emit("fail")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiter.done()
+        release.set()
+        await waiter
+        assert sorted(order) == ["child", "error"] and ee.complete
+
+    asyncio.run(main())

@@ -1,4 +1,4 @@
-"""Operation by operation, memleash.EventEmitter agrees with pyee 14.0.0 itself: return
+"""Operation by operation, memleash.EventEmitter agrees with pyee 16.0.1 itself: return
 values, exception types, the calls listeners receive (including listeners that add,
 remove, clear and emit while an emit runs), listeners() and event_names().
 

@@ -262,3 +262,126 @@ def test_partial_keywords_are_merged_at_call_time():
     ee.on("e", functools.partial(o.handle, 1, mode="a"))
     ee.emit("e", 2, mode="b", extra=3)
     assert seen == [((1, 2), {"mode": "b", "extra": 3})]
+
+
+# ---- every bound shape is weak on its owner (issue 20) ----
+
+class Sub(__import__("io").BytesIO):
+    def write(self, b):                      # shadows the C method super() reaches
+        raise AssertionError("the override ran")
+
+
+def _bytesio():
+    import io
+    return io.BytesIO()
+
+
+SHAPES = {
+    # name: (make the owner, the listener bound to it, emit's arguments)
+    "python bound method": (lambda: Owner(), lambda o: o.handle, (1,)),
+    "partial of a bound method": (lambda: Owner(), lambda o: __import__("functools").partial(o.handle, 0), (1,)),
+    "built-in type's method": (_bytesio, lambda o: o.write, (b"x",)),
+    "collections.deque.append": (lambda: __import__("collections").deque(), lambda o: o.append, (1,)),
+    "extension type's method": (lambda: EventEmitter(), lambda o: o.emit, ("x",)),
+    "partial of a built-in method": (_bytesio, lambda o: __import__("functools").partial(o.write, b"x"), ()),
+    "method-wrapper": (lambda: Owner(), lambda o: o.__sizeof__, ()),
+    "partial of a method-wrapper": (lambda: Owner(), lambda o: __import__("functools").partial(o.__format__, ""), ()),
+    "built-in method through super()": (lambda: Sub(), lambda o: super(Sub, o).write, (b"x",)),
+    "class method of a built-in type, on a subclass": (lambda: type("D", (dict,), {}), lambda c: c.fromkeys, ([1],)),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_bound_shape_is_weak_on_its_owner(shape):
+    make, bind, args = SHAPES[shape]
+    ee, owner = EventEmitter(), make()
+    ref = weakref.ref(owner)
+    listener = bind(owner)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # no "held strongly" warning
+        ee.on("e", listener)
+    assert ee.listeners("e") == [listener]
+    assert ee.emit("e", *args) is True
+    ee.remove_listener("e", ee.listeners("e")[0])       # what listeners() gives is accepted
+    assert ee.listeners("e") == []
+    ee.on("e", listener)
+    del owner, listener
+    gc.collect()                             # a class is in cycles of its own
+    assert ref() is None
+    assert ee.listeners("e") == [] and ee.emit("e", *args) is False
+
+
+def test_a_built_in_method_runs_the_method_it_was_bound_to():
+    import io
+
+    ee, sub = EventEmitter(), Sub()
+    ee.on("e", super(Sub, sub).write)        # BytesIO.write, not the override
+    ee.emit("e", b"abc")
+    assert sub.getvalue() == b"abc"
+    ee.on("e", sub.write)                    # the override: a Python method, another entry
+    with pytest.raises(AssertionError, match="override"):
+        ee.emit("e", b"!")
+    buf = io.BytesIO()
+    ee.remove_all_listeners()
+    ee.on("w", buf.write, weak=False)        # weak=False holds it strongly, as before
+    del buf
+    gc.collect()
+    assert ee.emit("w", b"kept") is True and ee.listeners("w")[0].__self__.getvalue() == b"kept"
+
+
+@pytest.mark.parametrize("listener", ["[].append", "{}.get", "'text'.upper",
+                                      "functools.partial([].append, 1)"])
+def test_an_owner_that_cannot_be_weakly_referenced_is_held_strongly_with_a_warning(listener):
+    import functools  # noqa: F401 (the listener's expression)
+
+    ee = EventEmitter()
+    f = eval(listener)
+    with pytest.warns(RuntimeWarning, match="cannot be weakly referenced"):
+        ee.on("e", f)
+    assert ee.listeners("e") == [f]
+
+
+def test_module_functions_are_plain_functions_held_strongly_without_a_warning():
+    import math
+
+    ee = EventEmitter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ee.on("e", print)
+        ee.on("e", math.floor)
+    assert ee.listeners("e") == [print, math.floor]
+
+
+def test_partial_dropped_then_listed_and_removed(no_gc):
+    # issue 20: what listeners() returns is accepted by remove_listener, also when the
+    # registered partial is gone (pyee removes it; memleash raised KeyError)
+    import functools
+
+    ee, v = EventEmitter(), Owner()
+    ee.on("changed", functools.partial(v.handle, "name"))   # kept nowhere else
+    first = ee.listeners("changed")
+    assert ee.listeners("changed")[0] is first[0]           # the same object while it lives
+    for f in ee.listeners("changed"):
+        ee.remove_listener("changed", f)
+    assert ee.listeners("changed") == [] and ee.event_names() == set()
+    ee.on("changed", functools.partial(v.handle, "name"))
+    ee.on("changed", ee.listeners("changed")[0])            # the same listener: one entry
+    assert ee.listener_count("changed") == 1
+    ee.emit("changed", 1)
+    assert v.log == [("name", 1)]
+
+
+def test_partial_handed_to_emit_run_is_accepted_by_remove_listener():
+    import functools
+
+    seen = []
+
+    class Recording(EventEmitter):
+        def _emit_run(self, f, args, kwargs):
+            seen.append(f)
+
+    ee, v = Recording(), Owner()
+    ee.on("e", functools.partial(v.handle, 1))
+    ee.emit("e")
+    ee.remove_listener("e", seen[0])
+    assert ee.listeners("e") == []

@@ -319,22 +319,29 @@ def test_datetime_whose_sub_reinitialises_the_cache_reads_no_freed_origin():
 
 
 def test_datetime_whose_add_reinitialises_the_cache_reads_no_freed_ttl():
+    # the ttl was borrowed across PyNumber_Add: __add__ re-ran __init__ (freeing it) and
+    # returned NotImplemented, so CPython went on to the freed ttl's __radd__
     out = run_isolated("""
         import datetime, memleash
+        class TTL(datetime.timedelta):
+            def __radd__(self, other):
+                return NotImplemented
         class Evil(datetime.datetime):
             def __add__(self, other):
                 cache.__init__(10, ttl=datetime.timedelta(seconds=7), timer=timer)
                 return NotImplemented
-        now = Evil(2026, 1, 1)
-        timer = lambda: now
-        cache = memleash.TTLCache(10, ttl=datetime.timedelta(seconds=5), timer=timer)
+        times = [Evil(2026, 1, 1)]
+        timer = lambda: times[-1]
+        cache = memleash.TTLCache(10, ttl=TTL(seconds=5), timer=timer)
         try:
-            cache["a"] = 1
-        except TypeError as exc:
+            cache["a"] = 1      # Evil + TTL: both sides say NotImplemented
+        except TypeError:
             print("TypeError")
-        print(cache.ttl, len(cache))
+        times.append(datetime.datetime(2026, 1, 1))
+        cache["b"] = 2
+        print(cache.ttl, sorted(cache))
     """)
-    assert out.splitlines()[-1] == "0:00:07 0"
+    assert out.splitlines() == ["TypeError", "0:00:07 ['b']"]
 
 
 def test_setstate_whose_key_hash_clears_the_state_lists(cache_cls):
@@ -422,18 +429,22 @@ def test_iterator_taken_before_reinit_never_yields_a_stale_key(untimed_cache_cls
 
 
 def test_eq_that_reinitialises_the_cache_during_a_lookup(cache_cls):
+    # the re-initialised table's change counter restarted at 0: after as many changes as
+    # before (here 100), the suspended probe went on with the old, larger mask over the
+    # new, smaller index (heap-buffer-overflow under ASan)
     cache = cache_cls(1000)
     for i in range(100):
         cache[HashKey(i, hash_value=i % 7)] = i
 
     def reinit():
         cache.__init__(1000)
-        for i in range(40):
-            cache[HashKey(f"n{i}", hash_value=i % 7)] = i
+        for i in range(50):
+            cache[f"t{i}"] = i
+            del cache[f"t{i}"]
 
     probe = EqHook("absent", on_eq=reinit, hash_value=3)
     assert cache.get(probe) is None
-    assert len(cache) == 40
+    assert len(cache) == 0
     check_invariants(cache)
 
 
@@ -725,6 +736,20 @@ def test_rrcache_key_sequence_kept_by_choice_stays_as_it_was():
         kept[0][2]
 
 
+def test_a_store_whose_callbacks_reconfigure_the_cache_every_time_is_bounded():
+    # each sizing of the entry re-initialised the cache, so the store started over forever
+    def getsizeof(value):
+        cache.__init__(10, getsizeof=getsizeof)
+        return 1
+
+    cache = memleash.LRUCache(10, getsizeof=getsizeof)
+    with pytest.raises(RuntimeError, match="reconfigured"):
+        cache["a"] = "x"
+    cache.__init__(10, getsizeof=len)
+    cache["a"] = "x"
+    assert dict(cache) == {"a": "x"}
+
+
 def test_max_bytes_past_2_63_is_accepted_and_counted_up_to_2_64_minus_2():
     # max_bytes above 2**63 - 1 was refused as "negative" (the overflow flag was misread)
     cache = memleash.LRUCache(10, max_bytes=2**64 - 2, sizeof=lambda k, v: v)
@@ -738,3 +763,338 @@ def test_max_bytes_past_2_63_is_accepted_and_counted_up_to_2_64_minus_2():
     assert exact.maxbytes == 2**63
     with pytest.raises(ValueError):
         exact["x"] = 2**63 + 1
+
+
+# ---- emitter ----------------------------------------------------------------------------
+# Inputs that crashed the emitter: each runs in a fresh interpreter, so that a crash fails
+# its test rather than the run (under make test-asan the child inherits the sanitizer).
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
+import memleash  # noqa: E402
+
+
+def run_isolated(body, timeout=300):
+    """Runs body in a new interpreter against this memleash; returns its stdout."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(memleash.__file__)), os.path.dirname(__file__)]))
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+OWNER = """
+import functools, gc
+import memleash
+
+class Owner:
+    def __init__(self):
+        self.payload = "p"
+
+    def handler(self, *a):
+        print(self.payload)
+
+def dead_cyclic_owner(subscribe):
+    # an owner that only a reference cycle keeps: garbage, freed by the next collection,
+    # which is due at the next allocation of a tracked object
+    gc.collect()
+    gc.disable()
+    o = Owner()
+    o.me = o
+    subscribe(o)
+    del o
+    gc.set_threshold(gc.get_count()[0])
+    gc.enable()
+"""
+
+
+@pytest.mark.parametrize("emitter, listener", [
+    ("memleash.AsyncIOEventEmitter()", "o.handler"),
+    ("memleash.EventEmitter()", "functools.partial(o.handler, 1)"),
+    ("memleash.AsyncIOEventEmitter()", "functools.partial(o.handler, 1)"),
+])
+def test_emitter_owner_collected_while_its_method_is_rebuilt(emitter, listener):
+    # the owner was read borrowed from its weakref, then PyMethod_New collected it
+    out = run_isolated(OWNER + f"""
+        ee = {emitter}
+        dead_cyclic_owner(lambda o: ee.on("e", {listener}))
+        ee.emit("e")
+        gc.set_threshold(700)
+        print("done")
+    """.replace("\n        ", "\n"))
+    assert out.splitlines()[-1] == "done" and set(out.splitlines()[:-1]) <= {"p"}
+
+
+def test_emitter_listeners_while_their_owners_are_collected():
+    # listeners() rebuilt each bound method around a borrowed owner: a collection at the
+    # list's or the method's allocation freed it (ASan: use after free)
+    out = run_isolated(OWNER + """
+ee = memleash.EventEmitter()
+for k in range(6):              # the collection at the k-th allocation of listeners()
+    gc.collect()
+    gc.disable()
+    o = Owner()
+    o.me = o
+    ee.on("e", o.handler)
+    ee.on("e", functools.partial(o.handler, 2))
+    del o
+    gc.set_threshold(gc.get_count()[0] + k)
+    gc.enable()
+    fs = ee.listeners("e")
+    gc.set_threshold(700)
+    for f in fs:
+        f()
+    del fs
+    ee.remove_all_listeners()
+print("done")
+""")
+    assert out.splitlines()[-1] == "done" and set(out.splitlines()[:-1]) <= {"p"}
+
+
+def test_emitter_event_eq_that_subscribes_while_the_events_index_shrinks():
+    # reserving a slot rebuilt (shrank) the events index without bumping its version, and
+    # the probe suspended in __eq__ went on at slot 11 of 8 (heap-buffer-overflow)
+    out = run_isolated("""
+import memleash
+
+class Ev:
+    # collides with event 2; its __eq__ subscribes to event 2, which exists
+    def __init__(self, ee):
+        self.ee = ee
+
+    def __hash__(self):
+        return 2
+
+    def __eq__(self, other):
+        self.ee.on(2, print)
+        return False
+
+ee = memleash.EventEmitter()
+ee.on(2, len)
+pads = range(100, 109)
+for p in pads:            # the events index grows to 16 slots, 10 of them used
+    ee.on(p, len)
+for p in pads:            # 9 deleted: the next reservation rebuilds it at 8
+    ee.remove_all_listeners(p)
+ev = Ev(ee)
+ee.on(ev, len)            # 2 == ev is asked: the probe resumes after __eq__
+print(ee.listeners(2) == [len, print], ee.listeners(ev) == [len], len(ee.event_names()))
+""")
+    assert out.split() == ["True", "True", "2"]
+
+
+@pytest.mark.parametrize("link", ["lambda nxt=ee: nxt", "functools.partial(print, ee)",
+                                  "KEY", "DICT"])
+def test_emitter_deep_chain_of_emitters_deallocates(link):
+    # each emitter holds the next (a listener's default, a partial's argument, an event
+    # key, its __dict__): the trashcan deferred the deallocs, and the type was decref'd
+    # once more per deferral, freeing it under its instances
+    if link == "KEY":
+        step = 'prev.on(("k", ee), print)'
+    elif link == "DICT":
+        step = "prev.nxt = ee"
+    else:
+        step = f'prev.on("e", {link})'
+    out = run_isolated(f"""
+import functools, gc
+import memleash
+head = prev = memleash.EventEmitter()
+for _ in range(200_000):
+    ee = memleash.EventEmitter()
+    {step}
+    prev = ee
+del head, prev, ee
+gc.collect()
+print("done")
+""")
+    assert out.strip() == "done"
+
+
+def test_emitter_recursion_through_c_callables_is_a_recursion_error():
+    # listeners and hooks that lead straight back into the emitter from C
+    out = run_isolated("""
+import functools
+from memleash import EventEmitter
+
+def attempt(make):
+    try:
+        make()
+    except RecursionError:
+        print("RecursionError")
+
+def partial_of_emit():
+    ee = EventEmitter()
+    ee.on("e", functools.partial(ee.emit, "e"))
+    ee.emit("e")
+
+def on_as_new_listener():
+    ee = EventEmitter()
+    ee.on("new_listener", ee.on, weak=False)
+    ee.on("x", print)
+
+def call_handlers_listener():
+    ee = EventEmitter()
+    ee.on("e", functools.partial(ee._call_handlers, "e", (), {}), weak=False)
+    ee.emit("e")
+
+class RemoveLoop(EventEmitter):
+    _remove_listener = EventEmitter.remove_listener
+
+class ErrorLoop(EventEmitter):
+    _emit_handle_potential_error = EventEmitter.emit
+
+for make in (partial_of_emit, on_as_new_listener, call_handlers_listener,
+             lambda: RemoveLoop().remove_listener("x", print),
+             lambda: ErrorLoop().emit("error", "x")):
+    attempt(make)
+""")
+    assert out.split() == ["RecursionError"] * 5
+
+
+COLLECTING = OWNER + """
+import asyncio, pickle, warnings
+
+class Churn:
+    # cyclic garbage whose finalizer changes the emitter: with gc.set_threshold(1), a
+    # collection (and so this) can run at nearly every allocation the emitter makes
+    ee = None
+    left = 0
+
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        if Churn.ee is not None and Churn.left > 0:
+            Churn.left -= 1
+            Churn.ee.on("churn", print)
+            Churn.ee.remove_all_listeners("churn")
+            Churn()
+
+def owners(n):
+    out = []
+    for _ in range(n):
+        o = Owner()
+        o.me = o                  # cyclic: freed only by a collection
+        out.append(o)
+    return out
+
+def collecting(ee, rounds=60):
+    Churn.ee, Churn.left = ee, rounds
+    Churn()
+    gc.set_threshold(1)
+
+def settle():
+    gc.set_threshold(700)
+    Churn.ee = None
+    gc.collect()
+"""
+
+SCENARIOS = {
+    "cyclic owners": """
+ee = memleash.EventEmitter()
+ee.set_max_listeners(0)
+collecting(ee)
+for rnd in range(30):
+    os_ = owners(3)
+    for o in os_:
+        ee.on("e", o.handler)
+        ee.once("e", o.handler) if rnd % 2 else None
+    del o
+    if rnd % 3 == 0:
+        os_.clear()               # garbage now: the next collections free them
+    ee.emit("e", rnd)
+    fs = ee.listeners("e")
+    for f in fs[::2]:
+        ee.remove_listener("e", f)
+    del fs
+settle()
+""",
+    "partials": """
+ee = memleash.EventEmitter()
+ee.set_max_listeners(0)
+collecting(ee)
+kept = []
+for rnd in range(30):
+    for o in owners(2):
+        p = functools.partial(o.handler, rnd, rnd)
+        if rnd % 2:
+            kept.append(p)
+        ee.on("e", p)
+    del o, p
+    ee.emit("e")
+    for f in ee.listeners("e")[::3]:
+        ee.remove_listener("e", f)
+        assert f not in ee.listeners("e")
+    del f
+    if rnd % 5 == 0:
+        kept.clear()
+    dict(ee._events)
+settle()
+""",
+    "asyncio": """
+async def main():
+    ee = memleash.AsyncIOEventEmitter()
+    ee.set_max_listeners(0)
+    collecting(ee)
+    class AOwner(Owner):
+        async def ahandler(self, *a):
+            await asyncio.sleep(0)
+            print(self.payload)
+    for rnd in range(20):
+        for o in [AOwner() for _ in range(2)]:
+            o.me = o
+            ee.on("e", o.ahandler)
+            ee.on("e", functools.partial(o.handler, rnd))
+        del o
+        ee.emit("e")
+        await ee.wait_for_complete()
+    settle()
+asyncio.run(main())
+""",
+    "emit_run subclass": """
+class Hooked(memleash.EventEmitter):
+    def _emit_run(self, f, args, kwargs):
+        f(*args, **kwargs)
+
+ee = Hooked()
+ee.set_max_listeners(0)
+collecting(ee)
+for rnd in range(30):
+    for o in owners(3):
+        ee.on("e", o.handler)
+        ee.on("e", functools.partial(o.handler, rnd))
+    del o
+    ee.emit("e")
+    ee.listeners("e")
+settle()
+""",
+    "pickling and removal": """
+ee = memleash.EventEmitter()
+ee.set_max_listeners(0)
+collecting(ee)
+for rnd in range(30):
+    for o in owners(2):
+        ee.on(("e", rnd % 3), o.handler)
+    del o
+    ee.on(("e", rnd % 3), print)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = ee.__getstate__()
+    clone = memleash.EventEmitter()
+    clone.__setstate__(state)
+    ee.remove_all_listeners(("e", rnd % 3)) if rnd % 4 == 0 else None
+    ee.event_names()
+ee.remove_all_listeners()
+settle()
+""",
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_emitter_under_a_collection_at_nearly_every_allocation(scenario):
+    out = run_isolated(COLLECTING + SCENARIOS[scenario] + '\nprint("done")\n')
+    assert out.splitlines()[-1] == "done" and set(out.splitlines()[:-1]) <= {"p"}

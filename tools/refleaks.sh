@@ -25,7 +25,7 @@ vpy=$work/venv/bin/python
 rm -rf "$work/lib" && mkdir -p "$work/lib/memleash"
 "$vpy" setup.py -q build_ext --build-lib "$work/lib" --build-temp "$work/tmp" --force
 cp pkg/memleash/*.py "$work/lib/memleash/"
-for s in refleak_cache refleak_emitter refleak_decorators refleak_tracker; do
+for s in refleak_cache refleak_emitter refleak_decorators refleak_acached refleak_tracker; do
   echo "test-refleaks: $s on $("$vpy" -VV | head -n 1) ($py, $distro)"
   PYTHONPATH=$work/lib "$vpy" tests/isolated/$s.py tests 100000
 done

@@ -37,10 +37,28 @@ ml_slots_free(ml_slots *s)
     ml_slots_init(s, a);
 }
 
+void
+ml_slots_steal(ml_slots *s, ml_slots *out)
+{
+    *out = *s;
+    const ml_alloc *a = s->events.alloc;
+    uint64_t clock = s->clock, ev_version = s->events.version, ix_version = s->index.version;
+    ml_slots_init(s, a);
+    s->clock = clock + 1u;
+    s->events.version = ev_version + 1u;
+    s->index.version = ix_version + 1u;
+}
+
 int
 ml_slots_reserve(ml_slots *s)
 {
     const ml_alloc *a = s->events.alloc;
+    /* A reservation may rebuild either index (larger, or smaller once deleted entries are
+     * dropped), and a probe of it may be suspended in an equality callback that subscribes
+     * (the binding's __eq__): both versions move on, so that such a probe restarts rather
+     * than read the old layout. The table itself does not bump on a rebuild. */
+    s->events.version++;
+    s->index.version++;
     int rc = ml_table_reserve(&s->events);
     if (rc == ML_OK) {
         rc = ml_table_reserve(&s->index);
@@ -153,6 +171,17 @@ ml_slots_index(ml_slots *s, uint32_t id)
     assert(sl->indexed == ML_NIL);
     sl->indexed = ml_table_insert(&s->index, index_hash(sl->event, sl->hash),
                                   (void *)((uintptr_t)id + 1), NULL);
+}
+
+void
+ml_slots_rehash(ml_slots *s, uint32_t id, uint64_t hash)
+{
+    ml_slot *sl = &s->s[id];
+    assert(!(sl->flags & (ML_SLOT_GONE | ML_SLOT_FREE)) && sl->indexed != ML_NIL);
+    ml_table_remove(&s->index, sl->indexed);
+    sl->indexed = ML_NIL;
+    sl->hash = hash;
+    ml_slots_index(s, id);
 }
 
 int

@@ -73,7 +73,13 @@ void ml_slots_init(ml_slots *s, const ml_alloc *a);
 /* Frees the arrays; the caller has released every payload and event key. */
 void ml_slots_free(ml_slots *s);
 
-/* Ensures that one ml_slots_add_event and one ml_slots_append cannot fail.
+/* Moves all of s into *out and leaves s empty, its clock and both tables' versions moved
+ * forward (they never go back during the owner's life). The caller releases every payload
+ * and event key of *out, then calls ml_slots_free(out). */
+void ml_slots_steal(ml_slots *s, ml_slots *out);
+
+/* Ensures that one ml_slots_add_event and one ml_slots_append cannot fail. Moves both
+ * tables' versions forward (a reservation may rebuild their indexes).
  * ML_OK, ML_ERR_NOMEM or ML_ERR_FULL (s unchanged). */
 int ml_slots_reserve(ml_slots *s);
 
@@ -91,6 +97,10 @@ uint32_t ml_slots_insert_after(ml_slots *s, uint32_t after, uint32_t flags);
 /* Adds live slot id to the listener index under its event and s->s[id].hash (set it
  * first). @pre ml_slots_reserve succeeded since the last add or append. */
 void ml_slots_index(ml_slots *s, uint32_t id);
+
+/* Gives live slot id a new listener hash and moves its entry in the listener index (the
+ * listener's identity changed). @pre ml_slots_reserve succeeded since the last add. */
+void ml_slots_rehash(ml_slots *s, uint32_t id, uint64_t hash);
 
 /* Finds the live slot of event ev whose listener is `query`: the index's candidates with
  * the same hash are passed to eq(ctx, (void *)(slot id + 1), query). ML_OK (*id set),

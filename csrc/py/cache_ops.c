@@ -207,7 +207,17 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
 int
 cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value)
 {
-    for (;;) {
+    for (int attempt = 0;; attempt++) {
+        if (attempt > ML_TABLE_MAX_RESTARTS) {
+            PyObject *name = cacheobj_type_name(self);
+            if (name != NULL) {
+                PyErr_Format(PyExc_RuntimeError,
+                             "%U reconfigured by its callbacks (getsizeof, sizeof, the timer, ttu, "
+                             "expire) %d times during one store", name, ML_TABLE_MAX_RESTARTS);
+                Py_DECREF(name);
+            }
+            return -1;
+        }
         uint64_t gen = self->config_gen;
         double now = 0.0, deadline = 0.0;
         ml_size units;

@@ -1,9 +1,10 @@
 """The weak-listener event emitter: pyee's API, listeners that never keep owners alive.
 
 ``EventEmitter`` is a C type (``memleash._core.EventEmitter``), usable directly and as a
-base class. A bound method is held as a weak reference to its object plus its function,
-and unlinked the moment the object dies; plain functions, lambdas and closures are held
-strongly (a weak lambda would vanish at once). ``weak=True`` / ``weak=False`` on ``on``,
+base class. A callable bound to an object (a bound method, a built-in type's method, a
+method-wrapper, a ``functools.partial`` of any of them) is held as a weak reference to that
+object plus what to bind again, and unlinked the moment the object dies; plain functions,
+lambdas and closures are held strongly (a weak lambda would vanish at once). ``weak=True`` / ``weak=False`` on ``on``,
 ``once``, ``add_listener`` and ``listens_to`` override that choice.
 
 ``AsyncIOEventEmitter`` adds coroutine listeners through pyee's ``_emit_run`` hook.
@@ -62,8 +63,9 @@ class AsyncIOEventEmitter(EventEmitter):
             self.emit("error", future.exception())
 
     async def wait_for_complete(self) -> None:
-        """Waits until every scheduled listener coroutine is done."""
-        if self._waiting:
+        """Waits until no scheduled listener coroutine is pending: those that the ones it
+        waited for scheduled meanwhile (an emit, an ``error`` event) included."""
+        while self._waiting:
             await asyncio.wait(self._waiting)
 
     def cancel(self) -> None:

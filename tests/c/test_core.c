@@ -733,6 +733,25 @@ static void test_slots_tombstones_keep_the_snapshot_until_compaction(void) {
 }
 
 
+/* A reservation may rebuild an index: both versions move on, so that a probe suspended in
+ * an equality callback restarts; stealing (tp_clear) moves the clock and versions on. */
+static void test_slots_counters_only_move_forward(void) {
+    ml_slots s, old;
+    ml_slots_init(&s, &ml_alloc_libc);
+    for (uintptr_t e = 1; e <= 10; e++) add_slot(&s, e);
+    uint64_t ev_version = s.events.version, ix_version = s.index.version, clock = s.clock;
+    CHECK(ml_slots_reserve(&s) == ML_OK);
+    CHECK(s.events.version > ev_version && s.index.version > ix_version);
+    ev_version = s.events.version;
+    ix_version = s.index.version;
+    ml_slots_steal(&s, &old);
+    CHECK(s.used == 0 && s.events.used == 0 && old.used == 10);
+    CHECK(s.clock > clock && s.events.version > ev_version && s.index.version > ix_version);
+    ml_slots_check(&s);
+    ml_slots_free(&old);
+    ml_slots_free(&s);
+}
+
 /* ---- sites ---- */
 static void test_sites_equal_stacks_share_one_site(void) {
     ml_sites s;
@@ -836,6 +855,7 @@ int main(void) {
     RUN(test_deadlines_follow_entries_out);
     RUN(test_slots_unlink_at_once_outside_emits);
     RUN(test_slots_tombstones_keep_the_snapshot_until_compaction);
+    RUN(test_slots_counters_only_move_forward);
     RUN(test_sites_equal_stacks_share_one_site);
     RUN(test_sites_survive_growth);
     RUN(test_sites_failed_allocation_leaves_them_unchanged);

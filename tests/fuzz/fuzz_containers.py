@@ -151,7 +151,7 @@ class EmitterModel:
             return   # an event with no listeners: nothing to do
         listeners = self.events[event]
         if f not in listeners:
-            raise KeyError(f)
+            return   # pyee 16: an unknown listener, no effect (14 raised KeyError)
         del listeners[f]
         if not listeners:
             del self.events[event]

@@ -1,6 +1,7 @@
 """Run in a subprocess by tests/test_refleaks.py: mixed emitter operations in rounds,
 with owners that die all the time, listeners that re-enter, and hooks (see leakcheck)."""
 
+import collections
 import functools
 import os
 import pickle
@@ -57,10 +58,16 @@ def one_round(rnd, emitters):
                 ee.on(event, o.handle)
                 if rnd.random() < 0.5:
                     owners.append(o)
-            elif op < 38:
+            elif op < 37:
                 o = Owner()
                 ee.on(event, functools.partial(o.handle, ARGS[0]))
                 owners.append(o)
+            elif op < 38:
+                d = collections.deque(maxlen=2)                 # a built-in type's methods
+                ee.on(event, d.append)
+                ee.on(event, functools.partial(d.extend, ARGS[:2]))
+                if rnd.random() < 0.5:
+                    owners.append(d)
             elif op < 45 and owners:
                 owners.pop(rnd.randrange(len(owners)))          # an owner dies
             elif op < 55:
@@ -68,7 +75,8 @@ def one_round(rnd, emitters):
             elif op < 75:
                 ee.emit(event, ARGS[rnd.randrange(len(ARGS))], key=ARGS[0])
             elif op < 78:
-                ee.listeners(event)
+                for g in ee.listeners(event)[::3]:
+                    ee.remove_listener(event, g)                # rebuilt partials too
                 ee.event_names()
             elif op < 80:
                 dict(ee._events)
