@@ -109,17 +109,11 @@ endef
 # entered: $(IN_ROOT) is the root's name then, else empty.
 IN_ROOT := $(if $(wildcard /.memleash-ready),$(shell cat /etc/debian_chroot 2>/dev/null || echo a))
 NESTED   = $(IN_ROOT) root (/.memleash-ready), and roots are entered from the host only
-# Run tools/SCRIPT for each entry of LIST: $(call per_python,SCRIPT,ARGS,LIST). An entry
-# ROOT:PYTHON runs inside that Debian root (tools/in-root.sh), and is skipped, saying so,
-# when this already runs inside a root.
-per_python = for py in $(3); do \
-	  case $$py in \
-	    *:*) if [ -n "$(IN_ROOT)" ]; then \
-	           echo "$@: SKIPPED $$py: this runs inside the $(NESTED)"; \
-	         else tools/in-root.sh $${py%%:*} tools/$(1) $${py\#*:} $(2) || exit 1; fi ;; \
-	    *) tools/$(1) $$py $(2) || exit 1 ;; \
-	  esac; \
-	done
+# Run tools/SCRIPT for each entry of LIST, PY_JOBS (1 or 2) at a time:
+# $(call per_python,SCRIPT,ARGS,LIST) (tools/each-python.sh). An entry ROOT:PYTHON runs
+# inside that Debian root (tools/in-root.sh), and is skipped, saying so, inside a root.
+PY_JOBS ?= 2
+per_python = tools/each-python.sh $(PY_JOBS) $(1) $(2) -- $(3)
 
 .PHONY: roots python-ft python-ft-tsan
 # Build environments outside the repository, in ${MEMLEASH_CACHE:-~/.cache/memleash}

@@ -19,7 +19,8 @@
 # The wheels: when dist/ holds an sdist as new as every tracked file (`make -q SDIST`)
 # and a wheel for each version's tag, they are the ones tested (CI's `make dist` made
 # them); else `make dist DIST_PYTHONS="PYTHON <entries>"` builds them all (dist/ keeps the
-# default one's wheel too). Then `make test-wheel DIST_PYTHONS="<entries>"`.
+# default one's wheel too). Then `make test-wheel DIST_PYTHONS="<entries>"`, which runs
+# two versions at a time (PY_JOBS, tools/each-python.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make=${MAKE:-make}
