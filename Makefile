@@ -2,11 +2,25 @@
 # pinned PyPI packages, the build), and is fast when re-run.
 
 PYTHON   ?= python3
-VENV     := .venv
+# The interpreter PYTHON names: itself when it runs, else (a pythonX.Y that does not run
+# here, e.g. a pyenv shim of a version outside pyenv's current selection) the one
+# tools/find-python.sh X.Y finds. PYINFO: its X.Y, extension suffix and base prefix.
+PY       := $(shell $(PYTHON) -c '' 2>/dev/null && echo $(PYTHON) || \
+              tools/find-python.sh $(patsubst python%,%,$(notdir $(PYTHON))) 2>/dev/null || echo $(PYTHON))
+PYINFO   := $(shell $(PY) -c 'import sys, sysconfig; print("%d.%d" % sys.version_info[:2], \
+              sysconfig.get_config_var("EXT_SUFFIX"), sys.base_prefix)' 2>/dev/null)
+PYVER    := $(word 1,$(PYINFO))
+# One venv per Python: .venv for the default python3, .venv-X.Y when PYTHON is given.
+VENV     ?= $(if $(filter file,$(origin PYTHON)),.venv,.venv-$(PYVER))
 VPY      := $(VENV)/bin/python
+# The venv's stamp names its Python version: a venv left by another version (python3
+# upgraded) is made again.
+VSTAMP   := $(VENV)/.pins-$(PYVER)
 PINS     := requirements/pins.txt
-APT_PKGS := libxxhash-dev libbenchmark-dev g++
-EXT      := pkg/memleash/_core$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+# Debian's own interpreters come without venv and headers: their packages too.
+APT_PY   := $(if $(filter /usr,$(word 3,$(PYINFO))),python$(PYVER)-dev python$(PYVER)-venv)
+APT_PKGS := libxxhash-dev libbenchmark-dev g++ $(APT_PY)
+EXT      := pkg/memleash/_core$(word 2,$(PYINFO))
 CSRC     := $(wildcard csrc/core/*.c csrc/core/*.h csrc/py/*.c csrc/py/*.h)
 CORE_SRC := $(wildcard csrc/core/*.c)
 CTEST    := build/ctest/test_core
@@ -21,8 +35,12 @@ apt:
 	@tools/ensure-apt.sh $(APT_PKGS)
 
 # The venv is rebuilt when the pins change.
-$(VENV)/.pins: $(PINS)
-	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+$(VSTAMP): $(PINS) | apt
+	@test -n "$(PYVER)" || { echo "make: $(PYTHON) does not run here (PYTHON=pythonX.Y:" \
+	  "on PATH or in pyenv; Debian unstable's 3.14: tools/in-root.sh unstable make ...)"; exit 1; }
+	@if test -x $(VPY) && [ "$$($(VPY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != $(PYVER) ]; \
+	  then echo "$(VENV) is another Python's: made again for $(PYVER)"; rm -rf $(VENV); fi
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	grep -v '^pyee' $(PINS) | $(VPY) -m pip install -q -r /dev/stdin
 	grep '^pyee' $(PINS) | $(VPY) -m pip install -q --ignore-requires-python -r /dev/stdin
@@ -32,15 +50,15 @@ $(VENV)/.pins: $(PINS)
 # the suite always has it: its tests that need a server skip, with the reason, unless
 # REDIS_URL is set (make test-redis)
 REDIS_PINS := requirements/redis.txt
-$(VENV)/.redis: $(REDIS_PINS) $(VENV)/.pins
+$(VENV)/.redis: $(REDIS_PINS) $(VSTAMP)
 	$(VPY) -m pip install -q -r $(REDIS_PINS)
 	@touch $@
 
-venv: $(VENV)/.pins $(VENV)/.redis
+venv: $(VSTAMP) $(VENV)/.redis
 
 # setuptools copies the .so with its mtime cut to whole seconds, which can leave it
 # "older" than a prerequisite made in the same second: touch it so re-runs are no-ops.
-$(EXT): $(CSRC) setup.py $(VENV)/.pins
+$(EXT): $(CSRC) setup.py $(VSTAMP)
 	$(VPY) setup.py -q build_ext --inplace --force
 	@touch $@
 
@@ -87,6 +105,16 @@ define variant
 	cp pkg/memleash/*.py pkg/memleash/*.pyi pkg/memleash/py.typed build/$(1)/memleash/
 endef
 
+# Inside a root of tools/ensure-root.sh (its marker at /), where no other root can be
+# entered: $(IN_ROOT) is the root's name then, else empty.
+IN_ROOT := $(if $(wildcard /.memleash-ready),$(shell cat /etc/debian_chroot 2>/dev/null || echo a))
+NESTED   = $(IN_ROOT) root (/.memleash-ready), and roots are entered from the host only
+# Run tools/SCRIPT for each entry of LIST, PY_JOBS (1 or 2) at a time:
+# $(call per_python,SCRIPT,ARGS,LIST) (tools/each-python.sh). An entry ROOT:PYTHON runs
+# inside that Debian root (tools/in-root.sh), and is skipped, saying so, inside a root.
+PY_JOBS ?= 2
+per_python = tools/each-python.sh $(PY_JOBS) $(1) $(2) -- $(3)
+
 .PHONY: roots python-ft python-ft-tsan
 # Build environments outside the repository, in ${MEMLEASH_CACHE:-~/.cache/memleash}
 # (docs/environments.md): Debian 13 and unstable roots for tools/in-root.sh, and
@@ -114,7 +142,7 @@ ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so)
 UBSAN_RT = $(shell $(CC) -print-file-name=libubsan.so)
 ASAN_RUN = PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)"
-build/asan/.built: $(CSRC) setup.py $(wildcard pkg/memleash/*.py pkg/memleash/*.pyi) $(VENV)/.pins
+build/asan/.built: $(CSRC) setup.py $(wildcard pkg/memleash/*.py pkg/memleash/*.pyi) $(VSTAMP)
 	$(call variant,asan,MEMLEASH_SANITIZE=1 MEMLEASH_DEBUG=1)
 	@touch $@
 test-asan: apt venv build/asan/.built
@@ -132,22 +160,16 @@ test-gc-stress: apt venv build/asan/.built
 	  $(GC_STRESS_TESTS)
 
 .PHONY: test-refleaks
-# The isolated leak scripts (tests/isolated) on Debian's debug interpreter, python3.11-dbg,
-# with the extension built for it: besides the pooled reference counts and allocated
-# blocks, sys.gettotalrefcount must not grow in every measured round (regrtest -R's rule),
-# which catches a reference leaked to any object, None included.
-DBG_VENV := build/dbg-venv
+# The isolated leak scripts (tests/isolated) on debug interpreters (tools/refleaks.sh):
+# the machine's own, python3-dbg (Debian's default Python's: 3.11 on Debian 12, 3.13 on
+# 13), and the newest version's, python3.14-dbg in the Debian unstable root. Besides the
+# pooled reference counts and allocated blocks, sys.gettotalrefcount must not grow in
+# every measured round (regrtest -R's rule), which catches a reference leaked to any
+# object, None included.
+REFLEAK_PYTHONS ?= python3-dbg unstable:python3.14-dbg
 test-refleaks:
-	@tools/ensure-apt.sh python3.11-dbg python3.11-dev python3.11-venv
-	test -x $(DBG_VENV)/bin/python || python3.11-dbg -m venv $(DBG_VENV)
-	$(DBG_VENV)/bin/python -m pip install -q "$$(grep '^setuptools==' $(PINS))"
-	rm -rf build/dbg && mkdir -p build/dbg/memleash
-	$(DBG_VENV)/bin/python setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg/tmp --force
-	cp pkg/memleash/*.py build/dbg/memleash/
-	for s in refleak_cache refleak_emitter refleak_decorators refleak_acached refleak_tracker; do \
-	  echo "test-refleaks: $$s"; \
-	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
-	done
+	@tools/ensure-apt.sh python3-dbg python3-dev python3-venv
+	$(call per_python,refleaks.sh,,$(REFLEAK_PYTHONS))
 
 .PHONY: test-redis
 # memleash.redis and memleash.TieredCache against a real redis-server: tools/with-redis.py
@@ -157,7 +179,7 @@ test-refleaks:
 # MEMLEASH_REDIS_REQUIRE=1 (CI) turns a missing or too old server into failures, not skips.
 REDIS_TESTS = $(wildcard tests/test_redis*.py)
 test-redis: build
-	PYTHONPATH=pkg $(PYTHON) tools/with-redis.py $(VPY) -m pytest -q -p no:cacheprovider $(REDIS_TESTS)
+	PYTHONPATH=pkg $(PY) tools/with-redis.py $(VPY) -m pytest -q -p no:cacheprovider $(REDIS_TESTS)
 
 .PHONY: typecheck
 # Typing, as a user's type checker sees memleash: mypy's stubtest holds the stubs to the
@@ -167,7 +189,7 @@ test-redis: build
 # example of README.md and docs/ (tools/doc-examples.py). mypy is pinned in
 # requirements/typing.txt, installed into .venv by this target only.
 TYPING_ENV := PYTHONPATH=pkg MYPYPATH=pkg MYPY_CACHE_DIR=build/typing/cache
-$(VENV)/.typing: requirements/typing.txt $(VENV)/.pins
+$(VENV)/.typing: requirements/typing.txt $(VSTAMP)
 	$(VPY) -m pip install -q -r requirements/typing.txt
 	@touch $@
 
@@ -214,11 +236,20 @@ test-valgrind: $(CTEST_VG)
 # atheris over random operation sequences against each container and its model
 # (tests/fuzz), the extension built by clang with libFuzzer coverage and ASan, atheris'
 # ASan+libFuzzer runtime preloaded. CI: a fixed seed and a bounded number of runs;
-# `make fuzz FUZZ_SECONDS=600` for a long run.
+# `make fuzz FUZZ_SECONDS=600` for a long run. atheris comes from requirements/fuzz.txt
+# (a wheel for 3.11 to 3.14, else built from its sdist with clang), installed by this
+# target alone; clang is the machine's, with its own version's sanitizer runtimes
+# (libclang-rt-14-dev on Debian 12, -19- on 13).
 FUZZ_RUNS    ?= 30000
 FUZZ_SECONDS ?=
-fuzz: apt venv
-	@tools/ensure-apt.sh clang libclang-rt-14-dev
+.PHONY: clang
+clang:
+	@tools/ensure-apt.sh clang
+	@tools/ensure-apt.sh libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev
+$(VENV)/.fuzz: requirements/fuzz.txt $(VSTAMP) | clang
+	$(VPY) -m pip install -q -r requirements/fuzz.txt
+	@touch $@
+fuzz: apt venv clang $(VENV)/.fuzz
 	$(call variant,fuzz,CC=clang LDSHARED="clang -shared" MEMLEASH_FUZZ=1)
 	PYTHONPATH=build/fuzz PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  LD_PRELOAD="$$($(VPY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
@@ -234,16 +265,22 @@ test-cost: build
 	PYTHONPATH=pkg $(VPY) bench/tracking.py --gate
 
 .PHONY: bench bench-redis
-# The benchmark suite against the peers; writes docs/benchmarks.md from its own output.
-# It runs with a redis-server of its own (tools/with-redis.py) for the Redis sections.
+# The benchmark suite against the peers, on PYTHON; writes docs/benchmarks.md from its own
+# output. It runs with a redis-server of its own (tools/with-redis.py) for the Redis
+# sections. The cache-hit and emit tables get columns measured on Python BENCH_ALSO too
+# (its own venv, .venv-X.Y, made by `make build PYTHON=pythonX.Y`), unless it is PYTHON's
+# own version or empty; bench/version-notes.md says why a ratio moved more than 10 %.
+BENCH_ALSO ?= 3.13
+BENCH_ALSO_PY = $(if $(filter-out $(PYVER),$(BENCH_ALSO)),.venv-$(BENCH_ALSO)/bin/python)
 bench: build bench-core
-	PYTHONPATH=pkg $(PYTHON) tools/with-redis.py $(VPY) bench/run.py --core $(BENCH_CORE) \
-	  --out docs/benchmarks.md
+	$(if $(BENCH_ALSO_PY),$(MAKE) build PYTHON=python$(BENCH_ALSO))
+	PYTHONPATH=pkg $(PY) tools/with-redis.py $(VPY) bench/run.py --core $(BENCH_CORE) \
+	  --out docs/benchmarks.md $(if $(BENCH_ALSO_PY),--also $(BENCH_ALSO_PY))
 
 # The Redis sections alone (bench/redis_cache.py, about 1 min): replaces them in
 # docs/benchmarks.md and leaves the other sections as they are.
 bench-redis: build
-	PYTHONPATH=pkg $(PYTHON) tools/with-redis.py $(VPY) bench/redis_cache.py --out docs/benchmarks.md
+	PYTHONPATH=pkg $(PY) tools/with-redis.py $(VPY) bench/redis_cache.py --out docs/benchmarks.md
 
 # ---- Release ------------------------------------------------------------------------
 # make dist: the sdist (everything to build and test: tools/check-dist.py holds it to `git
@@ -258,27 +295,20 @@ bench-redis: build
 # older than a tracked file.
 VERSION      := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' pkg/memleash/__init__.py)
 SDIST        := dist/memleash-$(VERSION).tar.gz
-DIST_PYTHONS ?= python3.11
+DIST_PYTHONS ?= $(PY)
 DVENV        := build/venv-dist
 DIST_SRC     := $(wildcard $(shell git ls-files 2>/dev/null))
-# run tools/SCRIPT for each DIST_PYTHONS entry: $(call per_python,SCRIPT,ARGS)
-per_python = for py in $(DIST_PYTHONS); do \
-	  case $$py in \
-	    *:*) tools/in-root.sh $${py%%:*} tools/$(1) $${py\#*:} $(2) || exit 1 ;; \
-	    *) tools/$(1) $$py $(2) || exit 1 ;; \
-	  esac; \
-	done
 
 .PHONY: dist test-wheel
 $(DVENV)/.pins: requirements/dist.txt requirements/pins.txt
-	@test -x $(DVENV)/bin/python || $(PYTHON) -m venv $(DVENV)
+	@test -x $(DVENV)/bin/python || $(PY) -m venv $(DVENV)
 	$(DVENV)/bin/python -m pip install -q -r requirements/dist.txt
 	@touch $@
 
 dist: apt $(DVENV)/.pins
 	rm -rf dist build/dist && mkdir -p build/dist/raw
 	$(DVENV)/bin/python -m build -q --sdist --no-isolation -o dist .
-	$(call per_python,build-wheel.sh,$(SDIST) build/dist/raw)
+	$(call per_python,build-wheel.sh,$(SDIST) build/dist/raw,$(DIST_PYTHONS))
 	PATH="$(CURDIR)/$(DVENV)/bin:$$PATH" auditwheel repair -w dist build/dist/raw/*.whl
 	$(DVENV)/bin/twine check --strict dist/*
 	$(DVENV)/bin/python tools/check-dist.py dist
@@ -287,12 +317,22 @@ $(SDIST): $(DIST_SRC)
 	$(MAKE) dist
 
 test-wheel: $(SDIST)
-	$(call per_python,test-wheel.sh,dist)
+	$(call per_python,test-wheel.sh,dist,$(DIST_PYTHONS))
+
+.PHONY: test-versions
+# The whole suite on Python 3.12, 3.13 (pyenv's, tools/find-python.sh) and 3.14 (Debian
+# unstable's, in its cached root), each against its own wheel: `make dist` with those in
+# DIST_PYTHONS (unless dist/ already holds them, fresh), then `make test-wheel` with them
+# (tools/test-versions.sh). Built with MEMLEASH_WERROR=1: unstable's gcc 16 warns where
+# Debian 12's does not.
+test-versions:
+	MAKE="$(MAKE)" tools/test-versions.sh $(PY) $(SDIST)
 
 .PHONY: test-minroot
-# The README's promise that a wheel needs no build tools, kept: the cp311 wheel pip-installed
-# offline in a minimal Debian 12 root without compiler or headers (cached in
-# ~/.cache/memleash/roots/minbase, made by debootstrap on first use), imported, and the
-# README's examples run there (tools/minroot.sh).
+# The README's promise that a wheel needs no build tools, kept: the wheel for this
+# machine's Debian python3 (cp311 on Debian 12) pip-installed offline in a minimal root of
+# the same Debian release without compiler or headers (cached in
+# ~/.cache/memleash/roots/minbase-SUITE, made by debootstrap on first use), imported, and
+# the README's examples run there (tools/minroot.sh). Skipped inside a root.
 test-minroot: $(SDIST)
-	tools/minroot.sh dist
+	$(if $(IN_ROOT),@echo "test-minroot: SKIPPED: this runs inside the $(NESTED)",tools/minroot.sh dist)

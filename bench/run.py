@@ -6,9 +6,16 @@ spread (max - min), and each table gives the ratio to memleash. Nothing in the o
 edited by hand.
 
     PYTHONPATH=pkg .venv/bin/python bench/run.py [--quick] [--out docs/benchmarks.md]
+                                                  [--also .venv-3.13/bin/python]
 
 Under tools/with-redis.py (REDIS_URL set, as `make bench` runs it), the Redis sections of
 bench/redis_cache.py are measured too.
+
+--also PY: the cache-hit and emit tables get columns measured by another interpreter, PY
+(a venv with the peers and memleash built for it), run first as `PY bench/run.py --json`:
+its times, its ratios to memleash, and how much each ratio moved from this interpreter's.
+A ratio of dict or of a peer that moved more than 10 % is marked, and
+bench/version-notes.md (written by hand, after looking) says why.
 """
 
 from __future__ import annotations
@@ -38,6 +45,13 @@ import emitters  # noqa: E402
 import tracking  # noqa: E402
 
 QUICK = False
+# --also: the other interpreter's version and results, by table title ({library:
+# (median, spread)}); every table's results, by title, for --json
+ALSO_VERSION = ""
+ALSO: dict = {}
+RECORDED: dict = {}
+ALSO_MOVE = 0.10          # a ratio of dict or a peer that moves more is marked
+NOTES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "version-notes.md")
 
 
 def rounds() -> int:
@@ -90,16 +104,56 @@ def interleaved(makers, prepare, run, ops, last=None):
 
 
 def table(title, results, base, unit="ns/op", extra=None):
+    RECORDED[title] = results
+    other = ALSO.get(title)
     b = results[base][0]
-    lines = [f"### {title}", "", f"| library | {unit} (median) | spread | ratio to memleash |"
-             + (f" {extra[0]} |" if extra else ""),
-             "|---|---:|---:|---:|" + ("---:|" if extra else "")]
+    head = f"| library | {unit} (median) | spread | ratio to memleash |" + (f" {extra[0]} |" if extra else "")
+    rule = "|---|---:|---:|---:|" + ("---:|" if extra else "")
+    if other:
+        head += f" {ALSO_VERSION}: {unit} | {ALSO_VERSION}: ratio | ratio moved |"
+        rule += "---:|---:|---:|"
+    lines = [f"### {title}", "", head, rule]
+    moved = []
     for name, (med, spread) in sorted(results.items(), key=lambda kv: kv[1][0]):
         row = f"| {name} | {med:.1f} | {spread:.1f} | {med / b:.2f} |"
         if extra:
             row += f" {extra[1][name]} |"
+        if other and name in other:
+            ratio, ratio_also = med / b, other[name][0] / other[base][0]
+            change = ratio_also / ratio - 1
+            mark = ""
+            if not name.startswith("memleash") and abs(change) > ALSO_MOVE:
+                mark = " †"
+                moved.append(f"{name} ({change:+.0%})")
+            row += f" {other[name][0]:.1f} | {ratio_also:.2f} | {change:+.0%}{mark} |"
         lines.append(row)
+    if other:
+        lines += ["", f"{ALSO_VERSION} against {platform.python_version()}: the ratio of "
+                  + ("every peer and dict within 10 %." if not moved else
+                     ", ".join(moved) + " moved more than 10 % (†: see the note on versions above).")]
     return "\n".join(lines) + "\n"
+
+
+def run_also(python):
+    """The cache-hit and emit tables measured by another interpreter (its --json run)."""
+    global ALSO_VERSION
+    cmd = [python, os.path.abspath(__file__), "--json"] + (["--quick"] if QUICK else [])
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    ALSO_VERSION = out["python"]
+    ALSO.update({title: {name: tuple(v) for name, v in res.items()}
+                 for title, res in out["tables"].items()})
+
+
+def versions_note():
+    """The header's paragraph on the --also columns, and bench/version-notes.md."""
+    if not ALSO:
+        return ""
+    with open(NOTES) as f:
+        notes = f.read().strip()
+    return (f"The cache-hit and emit tables have columns measured under Python {ALSO_VERSION} "
+            f"in the same run (`bench/run.py --also`): its ns, its ratio to memleash, and how "
+            f"far that ratio moved from {platform.python_version()}'s; † marks a ratio of dict "
+            f"or of a peer that moved more than 10 %.\n\n{notes}\n\n")
 
 
 # ---- workloads --------------------------------------------------------------------
@@ -349,9 +403,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes")
     ap.add_argument("--out", default=None)
     ap.add_argument("--core", default=None, help="bench/core's Google Benchmark binary")
+    ap.add_argument("--also", default=None, metavar="PYTHON",
+                    help="another interpreter whose cache-hit and emit ratios get columns")
+    ap.add_argument("--json", action="store_true",
+                    help="run the cache-hit and emit tables only, print their results as JSON")
     args = ap.parse_args()
     QUICK = args.quick
+    if args.json:
+        for w in (workload_hit, workload_emit):
+            w()
+        json.dump({"python": platform.python_version(), "tables": RECORDED}, sys.stdout)
+        return
     started = time.time()
+    if args.also:
+        print(f"bench: cache-hit and emit tables under {args.also} ...", file=sys.stderr, flush=True)
+        run_also(args.also)
     sections = []
     for w in (workload_hit, workload_insert_evict, workload_get_miss, workload_delete,
               workload_zipf, workload_scaling, workload_memory, workload_decorated_hit,
@@ -379,6 +445,7 @@ def main() -> None:
         f"- rounds per figure: {rounds()}{' (quick run)' if QUICK else ''}; "
         f"run took {time.time() - started:.0f} s\n\n"
         "Caches hold 100-byte `bytes` values under `str` keys unless a table says otherwise.\n\n"
+        + versions_note()
     )
     report = header + "\n".join(sections)
     if args.out:

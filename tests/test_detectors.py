@@ -43,6 +43,10 @@ def measure(cache, items):
 
 @pytest.mark.parametrize("make", CACHES.values(), ids=CACHES.keys())
 def test_traced_growth_equals_getsizeof_growth(make, pairs):
+    # the paths measured below run once untraced first: from 3.12 on, the first run of a
+    # code object after any sys.setprofile (as test_decorators' no-frame checks use)
+    # allocates its sys.monitoring data, which the measurement would count
+    measure(make(), pairs[:10])
     gc.collect()
     tracemalloc.start()        # before the cache exists: every block it grows is traced
     try:
@@ -102,6 +106,16 @@ def test_objgraph_finds_the_cache_holding_a_value():
     assert chain[0] is cache and chain[-1] is value
 
 
+# CPython 3.12.0 to 3.12.5 (gh-122695, fixed in 3.12.6): gc.get_referents of the _asyncio
+# module hands out the freed future iterators of its free list; objgraph's
+# get_leaking_objects() takes the referents of every object, and dropping them frees one
+# twice, which loops the free list: every later collection then never ends (the suite
+# hangs in the next test that collects). Any earlier asyncio test leaves such iterators.
+ASYNCIO_FREELIST_BUG = sys.implementation.name == "cpython" and (3, 12) <= sys.version_info[:3] < (3, 12, 6)
+
+
+@pytest.mark.skipif(ASYNCIO_FREELIST_BUG, reason="CPython 3.12.0-3.12.5's gh-122695: "
+                    "gc.get_referents of all objects double-frees an asyncio iterator")
 def test_objgraph_reports_no_item_held_by_a_memleash_container_as_leaking():
     cache, ee = memleash.LRUCache(100), memleash.EventEmitter()
     values = [[i] for i in range(20)]

@@ -115,3 +115,21 @@ def test_the_redis_extra_starts_at_the_pinned_redis_py():
                       (ROOT / "pyproject.toml").read_text(), re.M)
     assert pin and extra and pin.group(1) == extra.group(1)
     assert pin.group(1).split(".")[0] == str(int(extra.group(2)) - 1)
+
+
+def test_classifiers_name_every_tested_python():
+    """The Pythons pyproject.toml declares are the ones tested: requires-python's lowest
+    (CI's `make test`) and those `make test-versions` runs (tools/test-versions.sh), each
+    named by a classifier and by the README's list."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    lowest = re.search(r'^requires-python = ">=(3\.\d+)"$', pyproject, re.M)
+    assert lowest is not None, "requires-python has an upper bound or no lower one"
+    loop = re.search(r"^for v in ([0-9. ]+); do$", (ROOT / "tools" / "test-versions.sh").read_text(),
+                     re.M)
+    assert loop is not None
+    tested = [lowest.group(1), *loop.group(1).split()]
+    assert re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject) == tested
+    readme = (ROOT / "README.md").read_text()
+    pythons = re.search(r"^- \*\*Pythons\*\*: (.*?)\n- ", readme, re.S | re.M)
+    assert pythons is not None
+    assert re.findall(r"\b3\.\d+\b", pythons.group(1).split(", each tested")[0]) == tested

@@ -36,6 +36,14 @@ if [ "${_MEMLEASH_IN_ROOT_NS:-}" != "$$" ]; then
   # script in a new mount namespace. unshare execs in place, so the pid stays the same
   # and stage 2 recognises itself by it.
   [ "$(id -u)" -eq 0 ] || { echo "in-root: needs root (chroot, mount)" >&2; exit 1; }
+  # Inside a root already (ensure-root.sh's marker at /): its cache is not the host's, and
+  # a root built inside a root would take minutes and gigabytes. The Makefile's gates say
+  # so and skip such entries; a direct call stops here.
+  if [ -f /.memleash-ready ]; then
+    echo "in-root: this runs inside the $(cat /etc/debian_chroot 2>/dev/null) root already;" \
+         "roots are entered from the host only" >&2
+    exit 1
+  fi
   if [[ $suite == /* ]]; then
     root=$suite
     src=

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # tools/minroot.sh WHEEL_DIR — proof that a wheel is all a user needs: in a minimal Debian
-# 12 root (debootstrap --variant=minbase, plus python3 and python3-venv, and nothing that
+# root of this machine's own release (Debian 12 here: its python3 is the version of the
+# default wheel of `make dist`; debootstrap --variant=minbase, plus python3 and
+# python3-venv, and nothing that
 # could compile: no gcc, no cc, no Python headers, no xxhash.h), the wheel for the root's
 # Python is installed by pip from the file alone (--no-index: no network, no sdist to
 # fall back on), imported, and the README's examples run against it.
 #
-# The root is made once at ${MEMLEASH_CACHE:-$HOME/.cache/memleash}/roots/minbase (about
+# The root is made once at ${MEMLEASH_CACHE:-$HOME/.cache/memleash}/roots/minbase-SUITE,
+# SUITE this machine's VERSION_CODENAME (bookworm, trixie; about
 # 2 minutes cold, mostly downloads; a marker file written last and one rename, so an
 # interrupted run leaves only a temp dir the next run deletes) and reused: warm, this
 # script takes seconds. Each run works in a fresh directory under the root's /tmp and
@@ -14,16 +17,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dist=$(cd "$1" && pwd)
 roots=${MEMLEASH_CACHE:-$HOME/.cache/memleash}/roots
-root=$roots/minbase
+# shellcheck disable=SC1091
+suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+root=$roots/minbase-$suite
 log() { echo "minroot: $*" >&2; }
 
 if [ ! -f "$root/.memleash-minbase" ]; then
   tools/ensure-apt.sh debootstrap
   mkdir -p "$roots"
-  rm -rf "$roots"/.minbase.tmp.*
-  tmp=$(mktemp -d "$roots/.minbase.tmp.XXXXXX")
-  log "debootstrap --variant=minbase bookworm into $tmp"
-  debootstrap --variant=minbase --include=python3,python3-venv bookworm "$tmp" \
+  rm -rf "$roots"/.minbase-"$suite".tmp.*
+  tmp=$(mktemp -d "$roots/.minbase-$suite.tmp.XXXXXX")
+  log "debootstrap --variant=minbase $suite into $tmp"
+  debootstrap --variant=minbase --include=python3,python3-venv "$suite" "$tmp" \
     http://deb.debian.org/debian >/dev/null
   date -u +%FT%TZ > "$tmp/.memleash-minbase"
   rm -rf "$root" && mv "$tmp" "$root"
