@@ -169,36 +169,27 @@ error:
     return result;
 }
 
-/* The policy's order as ids: the recency or arrival list (LRU, FIFO), the frequency
- * buckets from the lowest (LFU), or the RR key array. @return how many were written. */
+/* The policy's order as ids (ml_cache_walk_policy): its victim first, nothing for Cache.
+ * @return how many were written. */
+typedef struct {
+    uint32_t *out, n;
+} order_acc;
+
+static void
+order_append(void *arg, uint32_t id)
+{
+    order_acc *acc = arg;
+    acc->out[acc->n++] = id;
+}
+
 static uint32_t
 policy_order(const ml_cache *c, uint32_t *out)
 {
-    uint32_t n = 0;
-    const ml_entry *ents = c->t.ents;
-    switch (c->kind) {
-    case ML_POLICY_LRU:
-    case ML_POLICY_FIFO:
-        for (uint32_t id = c->policy.head; id != ML_NIL; id = ents[id].link[ML_LINK_POLICY][1]) {
-            out[n++] = id;
-        }
-        break;
-    case ML_POLICY_LFU:
-        for (uint32_t b = c->lfu.first; b != ML_NIL; b = c->lfu.b[b].next) {
-            for (uint32_t id = c->lfu.b[b].keys.head; id != ML_NIL; id = ents[id].link[ML_LINK_POLICY][1]) {
-                out[n++] = id;
-            }
-        }
-        break;
-    case ML_POLICY_RANDOM:
-        for (uint32_t i = 0; i < c->dense.n; i++) {
-            out[n++] = c->dense.ids[i];
-        }
-        break;
-    case ML_POLICY_INSERTION:
-        break;
+    order_acc acc = {out, 0};
+    if (c->kind != ML_POLICY_INSERTION) {
+        ml_cache_walk_policy(c, order_append, &acc);
     }
-    return n;
+    return acc.n;
 }
 
 /* State: (dict, maxsize, units_on, units_float, max_bytes, sizeof, items, units, bytes,
