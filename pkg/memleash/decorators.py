@@ -72,36 +72,37 @@ def _functools_wrapper(func: Any, cache: Any, maxsize: Optional[int], typed: boo
 
 
 def _lru_wrapper(func: Any, maxsize: Optional[int], typed: bool,
-                 max_bytes: Optional[int]) -> Any:
+                 max_bytes: Optional[int], budget: Any = None) -> Any:
     cache = None if maxsize == 0 else LRUCache(
         math.inf if maxsize is None else maxsize, max_bytes=max_bytes,
-        name=_label("lru_cache", func))
+        name=_label("lru_cache", func), budget=budget)
     wrapper = _functools_wrapper(func, cache, maxsize, typed)
     wrapper.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
     return wrapper
 
 
 def lru_cache(maxsize: Any = 128, typed: bool = False, *,
-              max_bytes: Optional[int] = None) -> Any:
+              max_bytes: Optional[int] = None, budget: Any = None) -> Any:
     """Least-recently-used cache decorator, as ``functools.lru_cache``.
 
     ``maxsize=None`` is unbounded in entries (``max_bytes`` still bounds the bytes),
     ``maxsize=0`` caches nothing. ``typed=True`` caches arguments of different types
     apart. ``max_bytes`` bounds the accounted bytes of the results and their keys; a
-    result larger than the budget alone is returned without being cached. The
-    decorated function may run more than once for one key when threads race on it
-    (as with functools); a value stored meanwhile is kept, not overwritten.
+    result larger than the budget alone is returned without being cached. ``budget``: a
+    ``memleash.Budget`` the cache shares with other caches. The decorated function may
+    run more than once for one key when threads race on it (as with functools); a value
+    stored meanwhile is kept, not overwritten.
     """
     if isinstance(maxsize, int):
         if maxsize < 0:
             maxsize = 0
     elif callable(maxsize) and isinstance(typed, bool):
-        return _lru_wrapper(maxsize, 128, typed, max_bytes)   # bare @lru_cache
+        return _lru_wrapper(maxsize, 128, typed, max_bytes, budget)   # bare @lru_cache
     elif maxsize is not None:
         raise TypeError("Expected first argument to be an integer, a callable, or None")
 
     def decorating_function(user_function: _F) -> _F:
-        return _lru_wrapper(user_function, maxsize, typed, max_bytes)   # type: ignore[no-any-return]
+        return _lru_wrapper(user_function, maxsize, typed, max_bytes, budget)   # type: ignore[no-any-return]
 
     return decorating_function
 
@@ -389,28 +390,31 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
     instance needs no ``__dict__`` (only weak-referenceability: ``__weakref__`` in
     ``__slots__``).
 
-    ``method_cache(maxsize=128, typed=False, *, ttl=None, max_bytes=None)``, or bare
-    ``@method_cache``: per instance at most ``maxsize`` results (``None``: unbounded),
-    each for ``ttl`` seconds if given, within ``max_bytes`` accounted bytes if given.
+    ``method_cache(maxsize=128, typed=False, *, ttl=None, max_bytes=None, budget=None)``,
+    or bare ``@method_cache``: per instance at most ``maxsize`` results (``None``:
+    unbounded), each for ``ttl`` seconds if given, within ``max_bytes`` accounted bytes if
+    given; with ``budget``, every instance's cache shares that ``memleash.Budget`` (one
+    limit for all the instances together, the results accessed longest ago going first).
     ``obj.method.cache_info()`` / ``cache_clear()`` act on one instance's cache;
     ``Class.method.cache_info()`` sums over the live instances and
     ``Class.method.cache_clear()`` clears them all. The hit itself runs in C.
     """
 
     def __init__(self, maxsize: Any = 128, typed: bool = False, *, ttl: Optional[float] = None,
-                 max_bytes: Optional[int] = None) -> None:
+                 max_bytes: Optional[int] = None, budget: Any = None) -> None:
         if callable(maxsize) and isinstance(typed, bool):   # bare @method_cache
-            self._configure(128, typed, ttl, max_bytes)
+            self._configure(128, typed, ttl, max_bytes, budget)
             self._bind(maxsize)
             return
         if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 0):
             raise TypeError("maxsize must be a non-negative integer or None")
-        self._configure(maxsize, typed, ttl, max_bytes)
+        self._configure(maxsize, typed, ttl, max_bytes, budget)
         self._method: Any = None
 
     def _configure(self, maxsize: Optional[int], typed: bool, ttl: Optional[float],
-                   max_bytes: Optional[int]) -> None:
+                   max_bytes: Optional[int], budget: Any = None) -> None:
         self._maxsize, self._typed, self._ttl, self._max_bytes = maxsize, typed, ttl, max_bytes
+        self._budget = budget
         self._wrappers: dict[int, tuple[Any, Any]] = {}   # id(obj) -> (weakref, wrapper)
         self._lock = threading.Lock()
 
@@ -452,9 +456,10 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
         if self._maxsize == 0:
             cache: Any = None                 # nothing cached: every call a miss
         elif self._ttl is None:
-            cache = LRUCache(bound, max_bytes=self._max_bytes, name=name)
+            cache = LRUCache(bound, max_bytes=self._max_bytes, name=name, budget=self._budget)
         else:
-            cache = TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=name)
+            cache = TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=name,
+                             budget=self._budget)
         wrapper = _functools_wrapper(self._method, cache, self._maxsize, self._typed,
                                      skip_self=True)
         with self._lock:   # two threads binding one new instance: the first entry wins

@@ -14,6 +14,8 @@ from typing import Any, Generic, Literal, NamedTuple, Protocol, TypedDict, TypeV
 
 from typing_extensions import Concatenate, ParamSpec, Self
 
+from ._core import Budget
+
 __all__ = ["CacheInfo", "acached", "cache", "cached", "cachedmethod", "lru_cache",
            "method_cache"]
 
@@ -66,7 +68,8 @@ class _lru_cache_wrapper(Generic[_P, _R]):
 
 @overload
 def lru_cache(
-    maxsize: int | None = 128, typed: bool = False, *, max_bytes: int | None = None
+    maxsize: int | None = 128, typed: bool = False, *, max_bytes: int | None = None,
+    budget: Budget | None = None
 ) -> Callable[[Callable[_P, _R]], _lru_cache_wrapper[_P, _R]]: ...
 @overload
 def lru_cache(maxsize: Callable[_P, _R], typed: bool = False) -> _lru_cache_wrapper[_P, _R]: ...
@@ -74,7 +77,7 @@ def cache(user_function: Callable[_P, _R], /) -> _lru_cache_wrapper[_P, _R]: ...
 
 class method_cache(Generic[_S, _P, _R]):
     """``@method_cache`` / ``@method_cache(maxsize=128, typed=False, *, ttl=None,
-    max_bytes=None)`` on a method: one cache per instance, dropped with it."""
+    max_bytes=None, budget=None)`` on a method: one cache per instance, dropped with it."""
     @overload
     def __init__(
         self: method_cache[Any, ..., Any],
@@ -83,6 +86,7 @@ class method_cache(Generic[_S, _P, _R]):
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
+        budget: Budget | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -92,6 +96,7 @@ class method_cache(Generic[_S, _P, _R]):
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
+        budget: Budget | None = None,
     ) -> None: ...
     def __call__(self, method: Callable[Concatenate[_S2, _P2], _R2], /) -> method_cache[_S2, _P2, _R2]: ...
     @overload
