@@ -87,6 +87,7 @@ class Cache(Generic[_KT, _VT]):
 
 # ---- a byte budget shared by caches (csrc/py/budget.c, shared.c) -----------------------
 
+@disjoint_base
 class Budget:
     def __init__(self, max_bytes: int, *, name: str | None = None) -> None: ...
     @property
