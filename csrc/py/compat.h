@@ -135,6 +135,45 @@ ml_unicode_ascii_sizeof(PyObject *o, size_t *size)
 }
 
 /* ------------------------------------------------------------------------------------
+ * Clocks: what time.monotonic() and time.time() return, read without the call
+ */
+/* The clocks a timed cache reads itself when its timer is one of these functions. */
+enum { ML_CLOCK_NONE = 0, ML_CLOCK_MONOTONIC = 1, ML_CLOCK_TIME = 2 };
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13's public PyTime API: the very calls time.monotonic() and time.time() make. 0 or -1
+ * with an exception. */
+static inline int
+ml_clock_read(int clock, double *seconds)
+{
+    PyTime_t t;
+    if ((clock == ML_CLOCK_MONOTONIC ? PyTime_Monotonic(&t) : PyTime_Time(&t)) < 0) {
+        return -1;
+    }
+    *seconds = PyTime_AsSecondsDouble(t);
+    return 0;
+}
+#else
+#include <time.h>
+/* Below 3.13, on the POSIX systems memleash builds on, time.monotonic() and time.time()
+ * read clock_gettime(CLOCK_MONOTONIC / CLOCK_REALTIME) as nanoseconds and turn them into
+ * seconds as _PyTime_AsSecondsDouble does: a whole number of seconds exactly, anything
+ * else as (double)ns / 1e9. The same arithmetic gives the same double. */
+static inline int
+ml_clock_read(int clock, double *seconds)
+{
+    struct timespec ts;
+    if (clock_gettime(clock == ML_CLOCK_MONOTONIC ? CLOCK_MONOTONIC : CLOCK_REALTIME, &ts) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    long long ns = (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
+    *seconds = ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL) : (double)ns / 1e9;
+    return 0;
+}
+#endif
+
+/* ------------------------------------------------------------------------------------
  * Critical sections (3.13): no-ops on builds with the GIL
  */
 #if PY_VERSION_HEX < 0x030D0000

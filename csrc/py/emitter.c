@@ -284,7 +284,7 @@ static PyType_Spec reaper_spec = {
  * The EventEmitter type
  */
 PyDoc_STRVAR(emitter_doc,
-"EventEmitter()\n--\n\n"
+"EventEmitter(*, name=None)\n--\n\n"
 "pyee's EventEmitter, in C, whose listeners never keep their owners alive: a bound\n"
 "method is held through a weak reference to its object and unlinked when it dies.");
 

@@ -51,6 +51,8 @@ typedef struct {
     PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;
     struct ml_tracker *tr;          /* the resource tracker (tracker.c), PyMem-allocated */
     PyObject *sys_getsizeof;        /* sys.getsizeof: the default byte sizing of other types */
+    PyObject *time_monotonic;       /* time.monotonic and time.time as imported: a Timer around */
+    PyObject *time_time;            /* one of them reads the clock itself (compat.h) */
     unsigned long digit_bits;       /* sys.int_info.bits_per_digit */
     size_t digit_size;              /* sys.int_info.sizeof_digit */
 } ml_state;
