@@ -25,6 +25,8 @@
  * [0, maxbytes]. Sizes are size_t and the comparisons are written so that none wraps:
  * `bytes - old + new <= limit` is evaluated as `new <= limit - (bytes - old)` when
  * bytes - old <= limit, and refused otherwise (the limit was lowered below what stays).
+ * The calls on a store's path (fits, take, give, tick) are inline, in the header; this
+ * file holds the rest.
  */
 #include "core/sharedbudget.h"
 
@@ -38,61 +40,6 @@ ml_shared_init(ml_shared *s, size_t maxbytes)
     ML_SHARED_STORE(&s->limit, maxbytes);
     s->maxbytes = maxbytes;
     ML_SHARED_STORE(&s->clock, 0u);
-}
-
-/* Whether bytes - old + new stays within limit, without overflow. */
-static int
-within(size_t bytes, size_t limit, size_t old, size_t new_bytes)
-{
-    if (new_bytes <= old) {
-        return 1;
-    }
-    size_t rest = bytes - old;   /* old <= bytes */
-    return rest <= limit && new_bytes <= limit - rest;
-}
-
-int
-ml_shared_fits(const ml_shared *s, size_t old, size_t new_bytes)
-{
-    return within(ml_shared_bytes(s), ml_shared_limit(s), old, new_bytes);
-}
-
-int
-ml_shared_take(ml_shared *s, size_t old, size_t new_bytes)
-{
-#ifdef ML_SHARED_ATOMIC
-    size_t cur = atomic_load_explicit(&s->bytes, memory_order_relaxed);
-    for (;;) {
-        assert(old <= cur);
-        if (!within(cur, ml_shared_limit(s), old, new_bytes)) {
-            return 0;
-        }
-        if (atomic_compare_exchange_weak_explicit(&s->bytes, &cur, cur - old + new_bytes,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-            return 1;
-        }
-    }
-#else
-    assert(old <= s->bytes);
-    if (!within(s->bytes, s->limit, old, new_bytes)) {
-        return 0;
-    }
-    s->bytes = s->bytes - old + new_bytes;
-    return 1;
-#endif
-}
-
-void
-ml_shared_give(ml_shared *s, size_t n)
-{
-#ifdef ML_SHARED_ATOMIC
-    size_t before = atomic_fetch_sub_explicit(&s->bytes, n, memory_order_relaxed);
-    assert(n <= before);
-    (void)before;
-#else
-    assert(n <= s->bytes);
-    s->bytes -= n;
-#endif
 }
 
 void

@@ -25,6 +25,7 @@
 #ifndef ML_SHAREDBUDGET_H
 #define ML_SHAREDBUDGET_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,17 +68,64 @@ ml_shared_tick(ml_shared *s)
 static inline size_t ml_shared_bytes(const ml_shared *s) { return ML_SHARED_LOAD(&((ml_shared *)s)->bytes); }
 static inline size_t ml_shared_limit(const ml_shared *s) { return ML_SHARED_LOAD(&((ml_shared *)s)->limit); }
 
+/* Whether bytes - old + new_bytes stays within limit, computed without overflow: as
+ * `new_bytes <= limit - (bytes - old)` when bytes - old <= limit. @pre old <= bytes. */
+static inline int
+ml_shared_within(size_t bytes, size_t limit, size_t old, size_t new_bytes)
+{
+    assert(old <= bytes);
+    if (new_bytes <= old) {
+        return 1;
+    }
+    size_t rest = bytes - old;
+    return rest <= limit && new_bytes <= limit - rest;
+}
+
 /* Whether replacing old bytes of the sum by new ones keeps it within the limit in force
  * (a decrease always does). 1 or 0. @pre old <= the sum (they are counted in it). */
-int ml_shared_fits(const ml_shared *s, size_t old, size_t new_bytes);
+static inline int
+ml_shared_fits(const ml_shared *s, size_t old, size_t new_bytes)
+{
+    return ml_shared_within(ml_shared_bytes(s), ml_shared_limit(s), old, new_bytes);
+}
 
 /* Replaces old bytes of the sum by new ones if that keeps it within the limit in force
  * (always, for a decrease): 1 done, 0 refused (the sum unchanged). Atomic with respect to
  * every other take and give. @pre old <= the sum. */
-int ml_shared_take(ml_shared *s, size_t old, size_t new_bytes);
+static inline int
+ml_shared_take(ml_shared *s, size_t old, size_t new_bytes)
+{
+#ifdef ML_SHARED_ATOMIC
+    size_t cur = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+    do {
+        if (!ml_shared_within(cur, ml_shared_limit(s), old, new_bytes)) {
+            return 0;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&s->bytes, &cur, cur - old + new_bytes,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return 1;
+#else
+    if (!ml_shared_within(s->bytes, s->limit, old, new_bytes)) {
+        return 0;
+    }
+    s->bytes = s->bytes - old + new_bytes;
+    return 1;
+#endif
+}
 
 /* Removes n bytes from the sum. @pre n <= the sum (they were taken). */
-void ml_shared_give(ml_shared *s, size_t n);
+static inline void
+ml_shared_give(ml_shared *s, size_t n)
+{
+#ifdef ML_SHARED_ATOMIC
+    size_t before = atomic_fetch_sub_explicit(&s->bytes, n, memory_order_relaxed);
+    assert(n <= before);
+    (void)before;
+#else
+    assert(n <= s->bytes);
+    s->bytes -= n;
+#endif
+}
 
 /* Sets the limit in force to min(limit, maxbytes). The sum may now be above it: the caller
  * evicts until it is not (stores meanwhile still never pass the new limit). */

@@ -359,7 +359,9 @@ Py_ssize_t shared_snapshot(BudgetObject *b, CacheObject ***out);
 void shared_release(CacheObject **members, Py_ssize_t n);   /* can re-enter */
 
 /* A store's memory check: calls the follower's hook when the sum has reached check_at
- * (an error is reported as unraisable: the store succeeded). Can re-enter. */
+ * (an error is reported as unraisable: the store succeeded). The store compares first
+ * (one comparison: b->check set and the sum past check_at), then calls this. Can
+ * re-enter. */
 void shared_maybe_check(BudgetObject *b);
 
 /* cache_iter.c */

@@ -449,45 +449,48 @@ restart:;
         }
         if (fit == ML_FIT_YES) {
             BudgetObject *b = self->budget;
-            if (b == NULL ||
-                ml_shared_fits(&b->s, id == ML_NIL ? 0 : ml_cache_bytes_of(&self->c, id), bytes)) {
+            if (b == NULL) {
                 break;
             }
             /* the shared budget: other timed members' expired entries first (once), then
-             * its oldest victim, whichever member holds it */
-            if (!expired_others && other_timed_members(b, self)) {
-                expired_others = 1;
-                defer_flush(&d);   /* can re-enter */
-                Py_INCREF(b);
-                int rc = expire_members(b, self);   /* can re-enter */
-                Py_DECREF(b);
-                if (rc < 0) {
+             * its oldest victim, whichever member holds it — until it has room (evicting
+             * only frees room: the cache's own limits still hold) */
+            while (!ml_shared_fits(&b->s, id == ML_NIL ? 0 : ml_cache_bytes_of(&self->c, id),
+                                   bytes)) {
+                if (!expired_others && other_timed_members(b, self)) {
+                    expired_others = 1;
+                    defer_flush(&d);   /* can re-enter */
+                    Py_INCREF(b);
+                    int rc = expire_members(b, self);   /* can re-enter */
+                    Py_DECREF(b);
+                    if (rc < 0) {
+                        goto error;
+                    }
+                    goto restart;
+                }
+                uint32_t removed;
+                int r = budget_evict_one(b, self, 0, &d, &removed);   /* can re-enter, unless DONE */
+                if (r < 0) {
                     goto error;
                 }
-                goto restart;
+                if (r == EVICT_NONE) {
+                    /* nothing left to evict and still no room: the limit was lowered meanwhile */
+                    PyErr_SetString(PyExc_ValueError, "value too large: its budget has no more room");
+                    goto error;
+                }
+                if (r == EVICT_RAN) {
+                    defer_flush(&d);   /* can re-enter */
+                    goto restart;
+                }
+                if (removed != ML_NIL && removed == id) {
+                    id = ML_NIL;   /* the entry itself was the oldest: stored anew */
+                }
+                if (d.n + 2 > DEFER_MAX) {
+                    defer_flush(&d);   /* can re-enter: the entry id may be stale */
+                    goto restart;
+                }
             }
-            uint32_t removed;
-            int r = budget_evict_one(b, self, 0, &d, &removed);   /* can re-enter, unless DONE */
-            if (r < 0) {
-                goto error;
-            }
-            if (r == EVICT_NONE) {
-                /* nothing left to evict and still no room: the limit was lowered meanwhile */
-                PyErr_SetString(PyExc_ValueError, "value too large: its budget has no more room");
-                goto error;
-            }
-            if (r == EVICT_RAN) {
-                defer_flush(&d);   /* can re-enter */
-                goto restart;
-            }
-            if (removed != ML_NIL && removed == id) {
-                id = ML_NIL;   /* the entry itself was the oldest: stored anew */
-            }
-            if (d.n + 2 > DEFER_MAX) {
-                defer_flush(&d);   /* can re-enter: the entry id may be stale */
-                goto restart;
-            }
-            continue;
+            break;
         }
         /* Python code chooses or removes the victim: one popitem() at a time, then
          * look again (RRCache's choice() counts as such code) */
@@ -555,7 +558,9 @@ restart:;
     defer_flush(&d);
     Py_XDECREF(old);   /* can re-enter */
     if (b != NULL) {
-        shared_maybe_check(b);   /* can re-enter: the memory follower's hook */
+        if (b->check != NULL && ml_shared_bytes(&b->s) >= b->check_at) {
+            shared_maybe_check(b);   /* can re-enter: the memory follower's hook */
+        }
         Py_DECREF(b);
     }
     return 0;
