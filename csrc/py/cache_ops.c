@@ -212,6 +212,10 @@ nominate(BudgetObject *b, CacheObject *m, nominee *n)
     if (m->c.kind == ML_POLICY_RANDOM) {
         PyObject *chosen;
         if (choose_random(m, &id, &chosen) < 0) {   /* can re-enter */
+            if (m->c.t.used == 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
+                PyErr_Clear();   /* emptied while choice ran (another thread): nothing to name */
+                return 0;
+            }
             return -1;
         }
         Py_DECREF(chosen);   /* a key the cache holds: no __del__ runs */
