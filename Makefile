@@ -64,13 +64,21 @@ $(EXT): $(CSRC) setup.py $(VSTAMP)
 
 build: apt venv $(EXT)
 
-# The pure-C core's own unit tests: no Python, sanitizers on.
+# The pure-C core's own unit tests: no Python, sanitizers on. Twice: as the core is built
+# for Python with the GIL, and with ML_SHARED_ATOMIC (a shared byte budget's counters as
+# C11 atomics), as it is built for the free-threaded build.
+CTEST_ATOMIC := build/ctest/test_core_atomic
 $(CTEST): $(CORE_SRC) $(wildcard csrc/core/*.h) $(wildcard tests/c/*.c tests/c/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_CORE) -Icsrc -o $@ $(CORE_SRC) tests/c/*.c
 
-test-c: $(CTEST)
+$(CTEST_ATOMIC): $(CORE_SRC) $(wildcard csrc/core/*.h) $(wildcard tests/c/*.c tests/c/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CORE) -DML_SHARED_ATOMIC=1 -Icsrc -o $@ $(CORE_SRC) tests/c/*.c
+
+test-c: $(CTEST) $(CTEST_ATOMIC)
 	./$(CTEST)
+	./$(CTEST_ATOMIC)
 
 # Google Benchmark over the pure-C core (bench/core): built by `make test` so it never
 # rots, run by `make bench`.

@@ -31,6 +31,10 @@ isystem = [] if sysconfig.get_config_var("Py_DEBUG") else ["-isystem", sysconfig
 # Only PyInit__core is exported: the core's ml_* functions stay out of the dynamic symbol
 # table (they remain in the static one, where debuggers and memray --native find them).
 cflags = ["-std=c11", "-fvisibility=hidden", *isystem, *WARN]
+# The free-threaded build: a shared byte budget's sum and access clock are C11 atomics
+# (csrc/core/sharedbudget.h); with the GIL they are plain fields (a hit costs an increment).
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    cflags.append("-DML_SHARED_ATOMIC=1")
 ldflags = []
 undef = []
 if os.environ.get("MEMLEASH_WERROR") == "1":

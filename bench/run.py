@@ -40,6 +40,7 @@ import lru
 import memleash
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import budget  # noqa: E402
 import decorators  # noqa: E402
 import emitters  # noqa: E402
 import tracking  # noqa: E402
@@ -338,6 +339,10 @@ def workload_decorated_hit():
     return decorators.workload_hit(interleaved, table, QUICK)
 
 
+def workload_budget():
+    return budget.section(QUICK)
+
+
 def workload_decorated_miss():
     return decorators.workload_miss(interleaved, table, QUICK)
 
@@ -407,6 +412,9 @@ def main() -> None:
                     help="another interpreter whose cache-hit and emit ratios get columns")
     ap.add_argument("--json", action="store_true",
                     help="run the cache-hit and emit tables only, print their results as JSON")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only the workload_NAME sections (repeatable; prints, with "
+                         "--out writes only what ran)")
     args = ap.parse_args()
     QUICK = args.quick
     if args.json:
@@ -419,10 +427,17 @@ def main() -> None:
         print(f"bench: cache-hit and emit tables under {args.also} ...", file=sys.stderr, flush=True)
         run_also(args.also)
     sections = []
-    for w in (workload_hit, workload_insert_evict, workload_get_miss, workload_delete,
-              workload_zipf, workload_scaling, workload_memory, workload_decorated_hit,
-              workload_decorated_miss, workload_emit,
-              workload_subscribe, workload_owner_death):
+    workloads = (workload_hit, workload_insert_evict, workload_budget, workload_get_miss,
+                 workload_delete, workload_zipf, workload_scaling, workload_memory,
+                 workload_decorated_hit, workload_decorated_miss, workload_emit,
+                 workload_subscribe, workload_owner_death)
+    if args.only:
+        chosen = [w for w in workloads if w.__name__[len("workload_"):] in args.only]
+        for w in chosen:
+            print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
+            print(w())
+        return
+    for w in workloads:
         print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
         sections.append(w())
     print("bench: tracking (callgrind, wall-clock) ...", file=sys.stderr, flush=True)

@@ -4,7 +4,8 @@ the three one-line fixes.
 The service (``http.server`` on 127.0.0.1, driven by a bounded client loop in the same
 process) renders pages and:
 
-1. caches every rendered page in a dict                      -> ``LRUCache(max_bytes=...)``
+1. caches every rendered page, and each page's ETag, in dicts -> two ``LRUCache``s sharing
+                                                                one ``memleash.Budget``
 2. subscribes each request's handler to a config event and
    never unsubscribes (a strong reference keeps it alive)     -> ``memleash.EventEmitter``
 3. opens an access log per request and never closes it        -> ``memleash.tracker.enable()``
@@ -35,7 +36,7 @@ import tracemalloc
 import zlib
 
 SAMPLES = 12
-BUDGET = 2 * 1024 * 1024   # bytes the memleash response cache may account for
+BUDGET = 2 * 1024 * 1024   # bytes the memleash caches may account for, together
 MiB = 1024 * 1024
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out")
 
@@ -45,18 +46,20 @@ OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 def make_app(variant: str, log_dir: str) -> "App":
     if variant == "leaky":
         from pyee import EventEmitter
-        return App(cache={},                                               # leak 1
+        return App(cache={}, etags={},                                     # leak 1
                    bus=EventEmitter(), log_dir=log_dir)                    # leak 2
     import memleash
     memleash.tracker.enable()                                              # fix 3: tells
-    return App(cache=memleash.LRUCache(maxsize=1_000_000, max_bytes=BUDGET,  # fix 1
-                                       name="responses"),
+    budget = memleash.Budget(BUDGET, name="caches")                        # fix 1: one
+    return App(cache=memleash.LRUCache(1_000_000, budget=budget, name="responses"),  # budget
+               etags=memleash.LRUCache(1_000_000, budget=budget, name="etags"),
                bus=memleash.EventEmitter(name="config"), log_dir=log_dir)  # fix 2
 
 
 class App:
-    def __init__(self, cache, bus, log_dir: str) -> None:
+    def __init__(self, cache, etags, bus, log_dir: str) -> None:
         self.cache = cache
+        self.etags = etags
         self.bus = bus
         self.log_dir = log_dir
         self.config = {"theme": "light"}
@@ -72,6 +75,12 @@ class App:
             body = self.cache[path] = self.render(path)
         return body
 
+    def etag(self, path: str, body: bytes) -> str:
+        tag = self.etags.get(path)
+        if tag is None:
+            tag = self.etags[path] = f'"{zlib.crc32(body):08x}-{len(body)}"'
+        return tag
+
 
 class Handler(http.server.BaseHTTPRequestHandler):
     app: App
@@ -83,6 +92,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log.write(f"GET {self.path}\n")
         body = app.page(self.path)
         self.send_response(200)
+        self.send_header("ETag", app.etag(self.path, body))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -189,8 +199,9 @@ def main() -> int:
         final.update(*[line for line in lines if "report" in line])
 
     print(f"memleash demo: {args.requests:,} requests to a small http.server service, twice")
-    print("  leaky:    responses = {}; bus = pyee.EventEmitter(); access log never closed")
-    print(f"  memleash: responses = LRUCache(max_bytes={BUDGET // MiB} MiB); "
+    print("  leaky:    responses = {}; etags = {}; bus = pyee.EventEmitter(); "
+          "access log never closed")
+    print(f"  memleash: responses and etags = LRUCache(budget=b), b = Budget({BUDGET // MiB} MiB); "
           "bus = memleash.EventEmitter(); tracker.enable()")
     print()
     head = (f"{'requests':>8} | {'traced':>7} {'RSS':>6} {'fds':>5} {'cached':>6} {'listeners':>9}")

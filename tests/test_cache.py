@@ -445,7 +445,7 @@ def test_setstate_rejects_garbage(cache_cls):
     with pytest.raises((TypeError, ValueError)):
         cache.__setstate__("nonsense")
     with pytest.raises(ValueError):
-        cache.__setstate__((None, 3, False, False, None, None, [1], None, None, None, None, None, None))
+        cache.__setstate__((None, 3, False, False, None, None, [1], None, None, None, None, None, None, None))
     assert cache[1] == 1
 
 

@@ -12,6 +12,8 @@
  *   +-- units[]  side array by id, only when a getsizeof is in use (int64; funits[]
  *                beside it, doubles, once a float size was stored)
  *   +-- bytes[]  side array by id, only when bytes are accounted (max_bytes / sizeof)
+ *   +-- stamps[] side array by id, only while the engine shares a byte budget with other
+ *                engines (`shared`, sharedbudget.c): the stamp of each entry's last access
  *   +-- budget   sums and limits (budget.c)
  *
  * An entry is 40 bytes; a count-bounded LRU entry costs 40 bytes of slab plus 6 to 12
@@ -19,14 +21,16 @@
  *
  * Operations (all O(1), amortised over slab and index growth):
  *   find      ml_table_find on c->t (the only call that runs a callback)
- *   hit       ml_cache_touch: one list move for LRU, nothing otherwise
+ *   hit       ml_cache_touch: one list move for LRU, nothing otherwise (and a stamp
+ *             from the shared budget's clock when shared)
  *   insert    ml_cache_reserve, then ml_cache_insert (cannot fail after the reserve)
  *   evict     ml_cache_victim names the entry, ml_cache_remove takes it out
  *   clear     ml_cache_steal: the whole table moves out in one step
  *
  * Invariants (ml_cache_check): both lists hold exactly the live entries, each once, with
  * consistent back links; the budget's sums equal the sums over live entries (exactly in
- * integer mode, within rounding in float mode); an empty cache has zero counts.
+ * integer mode, within rounding in float mode); an empty cache has zero counts; a shared
+ * engine's stamps are all from its budget's clock, and rise along an LRU list.
  */
 #include "core/cache.h"
 
@@ -59,9 +63,11 @@ side_free(ml_cache *c)
     a->free(a->ctx, c->units);
     a->free(a->ctx, c->funits);
     a->free(a->ctx, c->bytes);
+    a->free(a->ctx, c->stamps);
     c->units = NULL;
     c->funits = NULL;
     c->bytes = NULL;
+    c->stamps = NULL;
     c->side_cap = 0;
 }
 
@@ -107,6 +113,10 @@ ml_cache_reserve(ml_cache *c)
         if (c->bytes_on && ml_grow(c->t.alloc, (void **)&c->bytes, sizeof(size_t), need) != ML_OK) {
             return ML_ERR_NOMEM;   /* units may have grown: harmless, side_cap still old */
         }
+        if (c->shared != NULL &&
+            ml_grow(c->t.alloc, (void **)&c->stamps, sizeof(uint64_t), need) != ML_OK) {
+            return ML_ERR_NOMEM;
+        }
         c->side_cap = need;
     }
     if (c->kind == ML_POLICY_LFU && ml_lfu_reserve(&c->lfu, c->t.alloc, need) != ML_OK) {
@@ -140,6 +150,76 @@ ml_cache_reserve_float(ml_cache *c)
     return ML_OK;
 }
 
+void
+ml_cache_walk_policy(const ml_cache *c, void (*fn)(void *arg, uint32_t id), void *arg)
+{
+    const ml_entry *ents = c->t.ents;
+    switch (c->kind) {
+    case ML_POLICY_LRU:
+    case ML_POLICY_FIFO:
+        for (uint32_t id = c->policy.head; id != ML_NIL; id = ents[id].link[ML_LINK_POLICY][1]) {
+            fn(arg, id);
+        }
+        break;
+    case ML_POLICY_LFU:
+        for (uint32_t b = c->lfu.first; b != ML_NIL; b = c->lfu.b[b].next) {
+            for (uint32_t id = c->lfu.b[b].keys.head; id != ML_NIL;
+                 id = ents[id].link[ML_LINK_POLICY][1]) {
+                fn(arg, id);
+            }
+        }
+        break;
+    case ML_POLICY_RANDOM:
+        for (uint32_t i = 0; i < c->dense.n; i++) {
+            fn(arg, c->dense.ids[i]);
+        }
+        break;
+    case ML_POLICY_INSERTION:
+    default:
+        for (uint32_t id = c->order.head; id != ML_NIL; id = ents[id].link[ML_LINK_ORDER][1]) {
+            fn(arg, id);
+        }
+        break;
+    }
+}
+
+static void
+stamp_now(void *arg, uint32_t id)
+{
+    ml_cache *c = arg;
+    c->stamps[id] = ml_shared_tick(c->shared);
+}
+
+int
+ml_cache_share(ml_cache *c, ml_shared *s)
+{
+    assert(c->shared == NULL && c->bytes_on);
+    if (c->side_cap > 0) {
+        uint64_t *st = c->t.alloc->malloc(c->t.alloc->ctx, (size_t)c->side_cap * sizeof(uint64_t));
+        if (st == NULL) {
+            return ML_ERR_NOMEM;
+        }
+        c->stamps = st;
+    }
+    c->shared = s;
+    if (c->t.used > 0) {
+        ml_cache_walk_policy(c, stamp_now, c);
+    }
+    return ML_OK;
+}
+
+void
+ml_cache_unshare(ml_cache *c)
+{
+    if (c->shared == NULL) {
+        return;
+    }
+    ml_shared_give(c->shared, c->budget.bytes);
+    c->t.alloc->free(c->t.alloc->ctx, c->stamps);
+    c->stamps = NULL;
+    c->shared = NULL;
+}
+
 /* Records entry id's units in the side arrays. */
 static void
 set_units(ml_cache *c, uint32_t id, ml_size units)
@@ -167,6 +247,9 @@ ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_size unit
     }
     if (c->bytes_on) {
         c->bytes[id] = bytes;
+    }
+    if (c->stamps != NULL) {
+        c->stamps[id] = ml_shared_tick(c->shared);
     }
     ml_list_push_back(&c->order, c->t.ents, ML_LINK_ORDER, id);
     if (uses_policy_list(c)) {
@@ -216,6 +299,9 @@ ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, size_t by
     }
     ml_budget_replace(&c->budget, old_units, old_bytes, ml_cache_units_of(c, id),
                       ml_cache_bytes_of(c, id));
+    if (c->stamps != NULL) {
+        c->stamps[id] = ml_shared_tick(c->shared);
+    }
     if (uses_policy_list(c)) {
         ml_list_move_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
     }
@@ -231,6 +317,9 @@ ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value)
     ml_entry *e = &c->t.ents[id];
     *key = e->key;
     *value = e->value;
+    if (c->shared != NULL) {
+        ml_shared_give(c->shared, ml_cache_bytes_of(c, id));
+    }
     ml_budget_sub(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id));
     ml_list_unlink(&c->order, c->t.ents, ML_LINK_ORDER, id);
     if (uses_policy_list(c)) {
@@ -279,6 +368,9 @@ ml_cache_fits(const ml_cache *c, uint32_t id, ml_size units, size_t bytes)
 void
 ml_cache_steal(ml_cache *c, ml_table *out)
 {
+    if (c->shared != NULL) {
+        ml_shared_give(c->shared, c->budget.bytes);
+    }
     ml_table_steal(&c->t, out);
     side_free(c);
     ml_lfu_free(&c->lfu, c->t.alloc);
@@ -312,6 +404,9 @@ ml_cache_sizeof(const ml_cache *c)
     if (c->bytes != NULL) {
         n += (size_t)c->side_cap * sizeof(size_t);
     }
+    if (c->stamps != NULL) {
+        n += (size_t)c->side_cap * sizeof(uint64_t);
+    }
     n += (size_t)c->lfu.cap * sizeof(ml_lfu_bucket) + (size_t)c->lfu.side_cap * sizeof(uint32_t);
     n += (size_t)c->dense.cap * 2u * sizeof(uint32_t);
     n += ml_wheel_sizeof(&c->deadlines);
@@ -325,7 +420,8 @@ ml_cache_entry_overhead(const ml_cache *c)
      * LFU: its bucket id (buckets are fewer than entries and shared); RANDOM: two ids */
     return sizeof(ml_entry) + (c->units_on ? sizeof(int64_t) : 0) +
            (c->funits != NULL ? sizeof(double) : 0) +
-           (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t) +
+           (c->bytes_on ? sizeof(size_t) : 0) + (c->shared != NULL ? sizeof(uint64_t) : 0) +
+           2 * sizeof(uint32_t) +
            (c->kind == ML_POLICY_LFU ? sizeof(uint32_t) : 0) +
            (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0) +
            (c->deadlines_on ? ML_WHEEL_BYTES_PER_ID : 0);
@@ -423,6 +519,28 @@ ml_cache_check(const ml_cache *c)
         }
     }
     if (live != t->used || bytes != c->budget.bytes) {
+        abort();
+    }
+    if (c->shared != NULL) {
+        uint64_t clock = ML_SHARED_LOAD(&c->shared->clock), prev = 0;
+        if (c->bytes_on == 0 || (t->used > 0 && c->stamps == NULL) || bytes > ml_shared_bytes(c->shared)) {
+            abort();
+        }
+        for (uint32_t id = 0; id < t->top; id++) {
+            if (t->ents[id].key != NULL && (c->stamps[id] == 0 || c->stamps[id] > clock)) {
+                abort();
+            }
+        }
+        if (c->kind == ML_POLICY_LRU) {
+            for (uint32_t id = c->policy.head; id != ML_NIL; id = t->ents[id].link[ML_LINK_POLICY][1]) {
+                if (c->stamps[id] <= prev) {
+                    abort();   /* the LRU victim must be the entry accessed longest ago */
+                }
+                prev = c->stamps[id];
+            }
+        }
+    }
+    else if (c->stamps != NULL) {
         abort();
     }
     if (!c->budget.float_mode && units != c->budget.units) {

@@ -13,6 +13,11 @@
  *   ML_POLICY_LFU        the least frequently used, least recent first (lfu.h);
  *   ML_POLICY_RANDOM     none: the caller chooses among c->dense (dense.h), and
  *                        ml_cache_victim returns ML_NIL.
+ *
+ * An engine may share a byte budget with others (sharedbudget.h, ml_cache_share): it then
+ * stamps every access to an entry (insert, replace, touch) from the budget's clock, in a
+ * side array, and gives an entry's bytes back to the budget when it removes it. Bytes go
+ * into the budget through the caller (ml_shared_take), before the insertion it admits.
  */
 #ifndef ML_CACHE_H
 #define ML_CACHE_H
@@ -24,6 +29,7 @@
 #include "core/dense.h"
 #include "core/lfu.h"
 #include "core/list.h"
+#include "core/sharedbudget.h"
 #include "core/table.h"
 #include "core/wheel.h"
 
@@ -49,6 +55,9 @@ typedef struct ml_cache {
     double *funits;     /* per-id float units once a float size was stored (NaN: the
                            entry's size is the integer in units[]), else NULL */
     size_t *bytes;      /* per-id bytes, NULL while bytes are off */
+    ml_shared *shared;  /* the byte budget shared with other engines, or NULL */
+    uint64_t *stamps;   /* per-id stamp of the last access (shared's clock), NULL unless
+                           shared */
     uint32_t side_cap;  /* ids the side arrays hold */
     unsigned units_on : 1;
     unsigned bytes_on : 1;
@@ -61,11 +70,11 @@ typedef struct ml_cache {
 void ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on,
                    int bytes_on, ml_limit maxunits, size_t maxbytes);
 
-/* Exchanges the whole of *c and *other (entries, policy, limits). Afterwards *c's change
- * counters (t.version, t.layout) are past every value either engine had: an iterator or
- * a probe of the engine *c held before sees the change. Used to re-initialise a cache
- * without a moment where it is half-configured: build the new engine, exchange, then
- * release the old one's entries and ml_cache_free(other). */
+/* Exchanges the whole of *c and *other (entries, policy, limits, the shared budget).
+ * Afterwards *c's change counters (t.version, t.layout) are past every value either
+ * engine had: an iterator or a probe of the engine *c held before sees the change. Used
+ * to re-initialise a cache without a moment where it is half-configured: build the new
+ * engine, exchange, then release the old one's entries and ml_cache_free(other). */
 void ml_cache_exchange(ml_cache *c, ml_cache *other);
 
 /* Frees the engine's memory. Keys and values still inside belong to the caller, who
@@ -80,8 +89,20 @@ int ml_cache_reserve(ml_cache *c);
  * replace. @return ML_OK or ML_ERR_NOMEM (unchanged). @pre units are on. */
 int ml_cache_reserve_float(ml_cache *c);
 
+/* Makes the engine share s (bytes on): its entries' bytes count in s, their accesses are
+ * stamped from s's clock. Entries already in it are stamped now, in its policy's order
+ * (the victim oldest); their bytes must then be taken from s by the caller, at once, before
+ * anything else runs (ml_shared_take(s, 0, c->budget.bytes)). @pre the engine shares no
+ * budget, bytes are on. @return ML_OK or ML_ERR_NOMEM (unchanged). */
+int ml_cache_share(ml_cache *c, ml_shared *s);
+
+/* Stops sharing: the entries' bytes go back to the budget, the stamps are dropped; the
+ * entries stay. No-op for an engine that shares nothing. */
+void ml_cache_unshare(ml_cache *c);
+
 /* Inserts a new entry at the tail of both lists and adds its counts to the budget.
- * @pre ml_cache_reserve succeeded, key is absent. Takes ownership of key and value.
+ * @pre ml_cache_reserve succeeded, key is absent; a shared engine's caller has taken the
+ * entry's bytes from the shared budget (ml_shared_take). Takes ownership of key and value.
  * Does not evict: the caller makes room first (ml_cache_fits / ml_cache_victim). */
 uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_size units,
                          size_t bytes);
@@ -89,16 +110,23 @@ uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_
 /* Gives live entry id a new value and counts; LRU and FIFO move it to the recent end, LFU
  * counts a use (each as cachetools' __setitem__ on an existing key).
  * @pre a float size was reserved (ml_cache_reserve_float); the counts fit (ml_cache_fits
- * did not answer ML_FIT_OVERFLOW). @return the old value, which the caller now owns. */
+ * did not answer ML_FIT_OVERFLOW); a shared engine's caller has replaced the entry's old
+ * bytes by the new ones in the shared budget (ml_shared_take). @return the old value,
+ * which the caller now owns. */
 void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, size_t bytes);
 
-/* Removes live entry id; *key and *value receive its pointers, which the caller owns. */
+/* Removes live entry id; *key and *value receive its pointers, which the caller owns. A
+ * shared engine gives the entry's bytes back to its budget. */
 void ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value);
 
-/* Records a use of live entry id (a hit): LRU moves it to the recent end, LFU counts it. */
+/* Records a use of live entry id (a hit): LRU moves it to the recent end, LFU counts it;
+ * a shared engine stamps it. */
 static inline void
 ml_cache_touch(ml_cache *c, uint32_t id)
 {
+    if (c->stamps != NULL) {
+        c->stamps[id] = ml_shared_tick(c->shared);
+    }
     if (c->kind == ML_POLICY_LRU) {
         ml_list_move_back(&c->policy, c->t.ents, ML_LINK_POLICY, id);
     }
@@ -126,6 +154,13 @@ ml_cache_victim(const ml_cache *c)
     }
 }
 
+/* @return the stamp of live entry id's last access. @pre the engine is shared. */
+static inline uint64_t
+ml_cache_stamp(const ml_cache *c, uint32_t id)
+{
+    return c->stamps[id];
+}
+
 /* Turns per-entry deadlines on. @pre the cache is empty. Every entry then has a deadline,
  * set by ml_cache_set_deadline right after it is inserted. */
 void ml_cache_enable_deadlines(ml_cache *c);
@@ -149,6 +184,11 @@ ml_cache_next_expired(ml_cache *c, double time)
     return ml_wheel_next_due(&c->deadlines, time);
 }
 
+/* Calls fn(arg, id) for every live entry in the policy's order, its victim first: the
+ * recency or arrival list (LRU, FIFO), the frequency buckets from the lowest (LFU), the
+ * RR key array (RANDOM), insertion order (INSERTION). fn must not change the engine. */
+void ml_cache_walk_policy(const ml_cache *c, void (*fn)(void *arg, uint32_t id), void *arg);
+
 /* @return the units / bytes entry id is accounted for. */
 ml_size ml_cache_units_of(const ml_cache *c, uint32_t id);
 size_t ml_cache_bytes_of(const ml_cache *c, uint32_t id);
@@ -166,7 +206,8 @@ ml_cache_next(const ml_cache *c, uint32_t id)
 }
 
 /* Empties the cache in O(1): its entries move to *out (the caller releases each live
- * entry's key and value in *out, then calls ml_table_free(out)); counts drop to zero. */
+ * entry's key and value in *out, then calls ml_table_free(out)); counts drop to zero, and
+ * a shared engine gives their bytes back to its budget (it stays shared, empty). */
 void ml_cache_steal(ml_cache *c, ml_table *out);
 
 /* @return the bytes the engine owns (slab, index, side arrays). */

@@ -32,6 +32,8 @@
  *   timed.c        TTL / TLRU: time, deadlines, expiry
  *   cache_entry.c  what an entry counts (units, bytes), reading every entry (snapshots,
  *                  RRCache's key sequence), releasing entries
+ *   shared.c       the member registry of a shared byte budget (memleash.Budget, whose
+ *                  type is budget.c): a cache with budget= is a member of it
  *
  * Note on re-entrancy
  * -------------------
@@ -39,7 +41,9 @@
  *   - PyObject_Hash(key) and the equality callback (key.__eq__) during a look-up;
  *   - getsizeof(value) and sizeof(key, value) while an assignment sizes its entry;
  *   - the overridden hooks above, e.g. self.popitem() during eviction;
- *   - every Py_DECREF of a key or value (its __del__, or a weakref callback).
+ *   - every Py_DECREF of a key or value (its __del__, or a weakref callback);
+ *   - under a shared budget, a store's eviction from the other members: their timers
+ *     (expired entries go first), RRCache's choice, an overriding popitem.
  * How the code stays consistent:
  *   - the engine is never left half-mutated across such a call; ml_table_find restarts
  *     its probe when the table's version changed during __eq__ (as dictobject.c does);
@@ -101,7 +105,7 @@ cache_stats(CacheObject *self, PyObject *Py_UNUSED(ignored))
         goto error;
     }
     dict = Py_BuildValue(
-        "{s:n,s:O,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:K,s:O}",
+        "{s:n,s:O,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:K,s:O,s:O}",
         "entries", (Py_ssize_t)self->c.t.used,
         "currsize", currsize,
         "maxsize", self->maxsize,
@@ -112,7 +116,8 @@ cache_stats(CacheObject *self, PyObject *Py_UNUSED(ignored))
         "misses", (unsigned long long)self->misses,
         "evictions", (unsigned long long)self->evictions,
         "expirations", (unsigned long long)self->expirations,
-        "timed", self->timed != TIMED_NONE ? Py_True : Py_False);
+        "timed", self->timed != TIMED_NONE ? Py_True : Py_False,
+        "budget", self->budget ? (PyObject *)self->budget : Py_None);
     if (dict == NULL || ml_reg_describe(&self->reg, dict) < 0) {
         goto error;
     }
@@ -187,6 +192,7 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
         return NULL;
     }
     self->st = st;
+    self->member_slot = -1;
     ml_cache_init(&self->c, &ml_alloc_pymem, kind, 0, 0, ml_limit_int(0), SIZE_MAX);
     self->maxsize = Py_NewRef(Py_None);   /* until __init__ / __setstate__ */
     detect_hooks(self, st);
@@ -197,11 +203,11 @@ cache_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
 static int
 cache_init(CacheObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"maxsize", "getsizeof", "max_bytes", "sizeof", "name", NULL};
+    static char *kwlist[] = {"maxsize", "getsizeof", "max_bytes", "sizeof", "name", "budget", NULL};
     PyObject *maxsize, *getsizeof = Py_None, *max_bytes = Py_None, *sizeof_fn = Py_None;
-    PyObject *name = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOO:Cache", kwlist, &maxsize, &getsizeof,
-                                     &max_bytes, &sizeof_fn, &name)) {
+    PyObject *name = Py_None, *budget = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOOO:Cache", kwlist, &maxsize, &getsizeof,
+                                     &max_bytes, &sizeof_fn, &name, &budget)) {
         return -1;
     }
     if (name != Py_None && !PyUnicode_Check(name)) {
@@ -213,7 +219,7 @@ cache_init(CacheObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     int units_on = getsizeof != Py_None || (self->hooks & HOOK_GETSIZEOF);
-    if (cacheobj_configure(self, maxsize, units_on, max_bytes, sizeof_fn) < 0) {
+    if (cacheobj_configure(self, maxsize, units_on, max_bytes, sizeof_fn, budget) < 0) {
         return -1;
     }
     /* as cachetools: a getsizeof argument becomes an instance attribute */
@@ -246,6 +252,7 @@ cache_traverse(CacheObject *self, visitproc visit, void *arg)
     Py_VISIT(self->sizeof_fn);
     Py_VISIT(self->choice);
     Py_VISIT(self->dict);
+    Py_VISIT((PyObject *)self->budget);
     if (timed_traverse(self, visit, arg) < 0) {
         return -1;
     }
@@ -253,12 +260,16 @@ cache_traverse(CacheObject *self, visitproc visit, void *arg)
 }
 
 /* Also what a collection calls on a cache in a garbage cycle: the cache leaves the registry
- * first (report() must not see it half-cleared), and is left empty but whole: maxsize reads
+ * and its budget first (report() must not see it half-cleared, its budget must not evict
+ * from it; its bytes leave the budget with it), and is left empty but whole: maxsize reads
  * None (every store is refused), a timed cache without its timer raises RuntimeError. */
 static int
 cache_tp_clear(CacheObject *self)
 {
     ml_reg_unlink(self->st, &self->reg);
+    BudgetObject *left = shared_unlink(self);
+    ml_cache_unshare(&self->c);   /* with shared_unlink, before any Python code runs */
+    Py_XDECREF((PyObject *)left);   /* can re-enter */
     cacheobj_clear_entries(self);   /* can re-enter */
     Py_XSETREF(self->maxsize, Py_NewRef(Py_None));
     Py_CLEAR(self->getsizeof);
@@ -279,8 +290,11 @@ cache_dealloc(CacheObject *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    (void)cache_tp_clear(self);
+    (void)cache_tp_clear(self);   /* leaves its budget, returning the bytes */
     Py_CLEAR(self->maxsize);
+#ifdef Py_GIL_DISABLED
+    Py_CLEAR(self->member_wref);
+#endif
     ml_cache_free(&self->c);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);   /* inside: a dealloc the trashcan defers runs all of this later */
@@ -291,7 +305,7 @@ cache_dealloc(CacheObject *self)
  * Type specs
  */
 PyDoc_STRVAR(cache_doc,
-"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None)\n--\n\n"
+"Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None, budget=None)\n--\n\n"
 "The C engine under memleash's caches; use memleash.Cache or memleash.LRUCache.");
 
 /* _ml_referents: the keys and values, flat ([k0, v0, k1, v1, ...]), for
@@ -302,6 +316,12 @@ static PyObject *
 cache_get_referents(CacheObject *self, void *Py_UNUSED(closure))
 {
     return cacheobj_snapshot(self);
+}
+
+static PyObject *
+cache_get_budget(CacheObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->budget ? (PyObject *)self->budget : Py_None);
 }
 
 static PyObject *
@@ -362,6 +382,7 @@ GETTER(cache_get_maxsize)
 GETTER(cache_get_currsize)
 GETTER(cache_get_maxbytes)
 GETTER(cache_get_currbytes)
+GETTER(cache_get_budget)
 #undef GETTER
 ML_LOCKED(int, locked_set_choice, (SELF, PyObject *value, void *closure),
           cache_set_choice(self, value, closure))
@@ -413,6 +434,8 @@ static PyGetSetDef cache_getset[] = {
     {"currsize", (getter)locked_cache_get_currsize, NULL, "The current size of the cache.", NULL},
     {"maxbytes", (getter)locked_cache_get_maxbytes, NULL, "The byte budget (max_bytes), or None.", NULL},
     {"currbytes", (getter)locked_cache_get_currbytes, NULL, "The accounted bytes of the items held.", NULL},
+    {"budget", (getter)locked_cache_get_budget, NULL,
+     "The memleash.Budget this cache shares with others (budget=), or None.", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -4,10 +4,11 @@
  * comment is the design note, re-entrancy included); cache_state.c configuration, repr
  * and pickling; cache_iter.c the key iterator; cache_ops.c the mapping operations,
  * eviction and RRCache's key view; timed.c the TTL / TLRU part; cache_entry.c what an
- * entry counts (units, bytes) and releasing entries. Layering (a file calls only the ones
- * after it; tests/test_lint.py checks there is no circle):
- *   cache.c -> cache_state.c, cache_iter.c -> cache_ops.c -> timed.c -> cache_entry.c
- *   -> registry.c (module.h)
+ * entry counts (units, bytes) and releasing entries; budget.c the memleash.Budget type and
+ * shared.c its member registry (which caches share it, joining and leaving). Layering (a
+ * file calls only the ones after it; tests/test_lint.py checks there is no circle):
+ *   budget.c, cache.c -> cache_state.c, cache_iter.c -> cache_ops.c -> timed.c
+ *   -> cache_entry.c -> shared.c -> registry.c (module.h)
  */
 #ifndef ML_PY_CACHE_H
 #define ML_PY_CACHE_H
@@ -31,6 +32,8 @@ enum {
 
 /* Timed caches (TTLCache, TLRUCache): what computes an entry's deadline. */
 enum { TIMED_NONE = 0, TIMED_TTL = 1, TIMED_TLRU = 2 };
+
+typedef struct BudgetObject BudgetObject;
 
 typedef struct {
     PyObject_HEAD
@@ -60,7 +63,51 @@ typedef struct {
     /* statistics for report(): reads by c[key] and get(), entries removed to make room,
      * entries removed because their deadline passed */
     uint64_t hits, misses, evictions, expirations;
+    /* a shared byte budget (shared.c): the budget this cache is a member of (a strong
+     * reference: a member keeps its budget alive) or NULL, the cache's index in the
+     * budget's member array, and what the budget counts it as (MEMBER_*) */
+    BudgetObject *budget;
+    Py_ssize_t member_slot;
+    unsigned member_flags;
+#ifdef Py_GIL_DISABLED
+    PyObject *member_wref;  /* a weak reference to this cache, made the first time it joins a
+                               budget: the budget reads its members through it */
+#endif
 } CacheObject;
+
+/* ------------------------------------------------------------------------------------
+ * memleash.Budget (budget.c): one byte budget shared by several caches. The arithmetic is
+ * the core's (ml_shared, core/sharedbudget.h); the object adds the member registry, the
+ * statistics, and the memory follower's hook.
+ */
+typedef struct {
+    CacheObject *cache;     /* borrowed: a member leaves before it dies (shared_unlink) */
+} ml_member;
+
+/* What a budget counts its members as: the expiry phase and the fast eviction path ask. */
+enum {
+    MEMBER_TIMED = 1u << 0,     /* entries have deadlines: expired ones go first */
+    MEMBER_PYTHON = 1u << 1,    /* its victim is named or removed by Python code: RRCache's
+                                   choice, an overriding popitem or __delitem__ */
+};
+
+struct BudgetObject {
+    PyObject_HEAD
+    ml_shared s;                /* the sum, the limits, the access clock (core) */
+    ml_state *st;               /* borrowed: the instance's type keeps the module alive */
+    ml_member *members;         /* PyMem array, nmembers used of cap */
+    Py_ssize_t nmembers, cap;
+    Py_ssize_t timed_members;   /* members with MEMBER_TIMED */
+    Py_ssize_t python_members;  /* members with MEMBER_PYTHON */
+    uint64_t evictions;         /* entries the budget evicted to make room for a store */
+    uint64_t pressure_evictions;  /* ... because its limit in force was lowered */
+    PyObject *check;            /* the memory follower's hook, or NULL */
+    size_t check_at;            /* a store calls check() once the sum reaches this */
+    int checking;               /* check() is running (it is not called again meanwhile) */
+    ml_reg reg;                 /* registry node: memleash.report() */
+    PyObject *dict;
+    PyObject *weakreflist;
+};
 
 
 #define ENTS(self) ((self)->c.t.ents)
@@ -137,6 +184,15 @@ int cacheobj_to_size(PyObject *o, ml_size *out, int *big);
 /* maxsize as an exact ml_limit: ValueError when negative or NaN. 0 or -1. */
 int cacheobj_to_limit(PyObject *o, ml_limit *out);
 
+/* A non-negative int (@pre PyLong) as a size_t, SIZE_MAX for anything from there up (past
+ * 2**64 - 1 too). 0, or -1 with ValueError(negative) for a negative one. */
+int cacheobj_long_to_size(PyObject *o, const char *negative, size_t *out);
+
+/* A byte limit (max_bytes, a budget's limit): a non-negative int (TypeError "<what>, not
+ * <type>" for anything else, bools included), one past what a sum counts (SIZE_MAX - 1)
+ * being that largest count. 0 or -1. */
+int cacheobj_to_maxbytes(PyObject *o, const char *what, size_t *out);
+
 /* A sizeof result or a pickled byte count: ValueError when negative, OverflowError past
  * SIZE_MAX - 1. 0 or -1. */
 int cacheobj_to_bytes(PyObject *o, size_t *bytes);
@@ -172,12 +228,13 @@ typedef struct {
     ml_limit maxunits;
     size_t maxbytes;    /* SIZE_MAX: none */
     int units_on, bytes_on;
+    BudgetObject *budget;   /* borrowed from the caller's arguments, or NULL */
 } cache_limits;
 
-/* Validates maxsize, max_bytes and sizeof as the constructor takes them (ValueError,
- * TypeError). 0 or -1; nothing changes. */
-int cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn,
-                          cache_limits *out);
+/* Validates maxsize, max_bytes, sizeof and budget as the constructor takes them
+ * (ValueError, TypeError). 0 or -1; nothing changes. */
+int cacheobj_parse_limits(ml_state *st, PyObject *maxsize, int units_on, PyObject *max_bytes,
+                          PyObject *sizeof_fn, PyObject *budget, cache_limits *out);
 
 /* Makes an empty engine of self's policy under lim in *fresh (allocates nothing). */
 void cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh);
@@ -187,13 +244,15 @@ void cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *f
 void cacheobj_release_engine(ml_cache *old);
 
 /* Makes *engine the cache's engine (its counters moved past the old one's), with maxsize
- * and sizeof_fn, untimed; then releases the old engine's entries and the old settings.
- * Nothing old is released before every new field is set. Can re-enter. */
-void cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn);
+ * and sizeof_fn, untimed, a member of budget (NULL: of none; shared_prepare succeeded);
+ * then releases the old engine's entries and the old settings. Nothing old is released
+ * before every new field is set. Can re-enter. */
+void cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn,
+                      BudgetObject *budget);
 
 /* Validates the limits, then empties the cache and applies them. 0 or -1. Can re-enter. */
 int cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes,
-                       PyObject *sizeof_fn);
+                       PyObject *sizeof_fn, PyObject *budget);
 
 /* Sets self->getsizeof from the class override or instance attribute. 0 or -1. */
 int cacheobj_resolve_getsizeof(CacheObject *self);
@@ -258,10 +317,52 @@ extern PyType_Spec timer_spec;
 /* Pickling of the timed part: None, or (kind, ttl or ttu, timer, deadlines, origin). */
 PyObject *timed_getstate(CacheObject *self);
 
+/* cache_ops.c: a shared budget's evictions */
+
+/* Evicts from the budget's members, by its order, until its sum is within its limit in
+ * force (the limit was lowered: pressure evictions). 0 or -1. Can re-enter. */
+int cacheobj_budget_shrink(BudgetObject *b);
+
+/* Evicts from the budget's members, by its order, until `need` more bytes fit under its
+ * limit in force, then takes them (ml_shared_take). For a cache that joins the budget with
+ * entries (__setstate__): ValueError when they cannot fit even in an empty budget. 0 or
+ * -1. Can re-enter. */
+int cacheobj_budget_take_room(BudgetObject *b, size_t need);
+
 /* cache_state.c */
 PyObject *cache_repr(CacheObject *self);
 PyObject *cache_getstate(CacheObject *self, PyObject *ignored);
 PyObject *cache_setstate(CacheObject *self, PyObject *state);
+
+/* shared.c — a budget's member registry */
+
+/* Makes sure self can join b (room in the member array; on the free-threaded build, the
+ * weak reference the budget reads it through). 0 or -1 (MemoryError); nothing changes.
+ * Can re-enter (a collection, on the free-threaded build). */
+int shared_prepare(BudgetObject *b, CacheObject *self);
+
+/* self becomes a member of b (self->budget takes a new reference to b). @pre
+ * shared_prepare(b, self) succeeded, self is no member. Runs no Python code. */
+void shared_link(BudgetObject *b, CacheObject *self);
+
+/* self leaves its budget's member array. The reference self->budget held moves to the
+ * caller (returned; NULL if self was no member), who releases it once the engine's bytes
+ * have left the budget. Runs no Python code. */
+BudgetObject *shared_unlink(CacheObject *self);
+
+/* Recounts what self's budget counts it as (MEMBER_*), after a reconfiguration. */
+void shared_update_flags(CacheObject *self);
+
+/* The members, each a new reference, in a PyMem array *out (free it with
+ * shared_release). @return their number, or -1 (MemoryError). */
+Py_ssize_t shared_snapshot(BudgetObject *b, CacheObject ***out);
+void shared_release(CacheObject **members, Py_ssize_t n);   /* can re-enter */
+
+/* A store's memory check: calls the follower's hook when the sum has reached check_at
+ * (an error is reported as unraisable: the store succeeded). The store compares first
+ * (one comparison: b->check set and the sum past check_at), then calls this. Can
+ * re-enter. */
+void shared_maybe_check(BudgetObject *b);
 
 /* cache_iter.c */
 

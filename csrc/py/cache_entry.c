@@ -213,7 +213,7 @@ cacheobj_check_size(ml_size units, int big, const ml_limit *max)
 }
 
 int
-cacheobj_to_bytes(PyObject *o, size_t *bytes)
+cacheobj_long_to_size(PyObject *o, const char *negative, size_t *out)
 {
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
@@ -221,7 +221,7 @@ cacheobj_to_bytes(PyObject *o, size_t *bytes)
         return -1;
     }
     if (overflow < 0 || (overflow == 0 && v < 0)) {
-        PyErr_SetString(PyExc_ValueError, "sizeof must return a non-negative int");
+        PyErr_SetString(PyExc_ValueError, negative);
         return -1;
     }
     unsigned long long u = (unsigned long long)v;
@@ -231,7 +231,34 @@ cacheobj_to_bytes(PyObject *o, size_t *bytes)
             PyErr_Clear();   /* past 2**64 - 1 */
         }
     }
-    if (u >= SIZE_MAX) {
+    *out = u >= SIZE_MAX ? SIZE_MAX : (size_t)u;
+    return 0;
+}
+
+int
+cacheobj_to_maxbytes(PyObject *o, const char *what, size_t *out)
+{
+    if (!PyLong_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s, not %.200s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (cacheobj_long_to_size(o, "max_bytes must be non-negative", out) < 0) {
+        return -1;
+    }
+    if (*out == SIZE_MAX) {
+        *out = SIZE_MAX - 1;   /* a limit past what a sum counts is that largest count */
+    }
+    return 0;
+}
+
+int
+cacheobj_to_bytes(PyObject *o, size_t *bytes)
+{
+    size_t u;
+    if (cacheobj_long_to_size(o, "sizeof must return a non-negative int", &u) < 0) {
+        return -1;
+    }
+    if (u == SIZE_MAX) {
         PyErr_Format(PyExc_OverflowError,
                      "sizeof result too large: memleash counts at most %zu bytes", SIZE_MAX - 1);
         return -1;
@@ -280,6 +307,22 @@ cacheobj_entry_bytes(CacheObject *self, PyObject *key, PyObject *value, size_t *
     if (*bytes > self->c.budget.maxbytes) {
         PyErr_Format(PyExc_ValueError, "value too large: entry of %zu bytes exceeds max_bytes=%zu",
                      *bytes, self->c.budget.maxbytes);
+        return -1;
+    }
+    if (self->budget != NULL && *bytes > ml_shared_limit(&self->budget->s)) {
+        /* more than the whole shared budget: refused before anything is evicted */
+        size_t limit = ml_shared_limit(&self->budget->s);
+        if (limit < self->budget->s.maxbytes) {
+            PyErr_Format(PyExc_ValueError,
+                         "value too large: entry of %zu bytes exceeds its budget's limit of %zu "
+                         "(lowered from %zu by memory pressure)", *bytes, limit,
+                         self->budget->s.maxbytes);
+        }
+        else {
+            PyErr_Format(PyExc_ValueError,
+                         "value too large: entry of %zu bytes exceeds its budget's max_bytes=%zu",
+                         *bytes, limit);
+        }
         return -1;
     }
     return 0;

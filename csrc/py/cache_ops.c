@@ -1,8 +1,29 @@
 /* cache_ops.c — the mapping operations of memleash._core.Cache: look-ups, stores with
  * eviction before insertion, and the MutableMapping methods (get, pop, setdefault,
- * popitem, clear). The design and the note on re-entrancy are at the top of cache.c; the
+ * popitem, clear); and the evictions of a shared byte budget (memleash.Budget) across its
+ * member caches. The design and the note on re-entrancy are at the top of cache.c; the
  * rules it states are kept here line by line ("can re-enter" marks every call that can
  * run Python code).
+ *
+ * Evicting across a budget's members
+ * ----------------------------------
+ * A store into a member first makes room under the member's own limits (its policy, as
+ * always), then under the budget's limit in force: while the budget has no room,
+ *   1. once per store, every other timed member removes what has expired by its own timer
+ *      (expire_members: Python code runs — the timers);
+ *   2. each member names its victim by its own policy (ml_cache_victim; RRCache asks
+ *      choice(keys)), and the victim whose last access is oldest — the smallest stamp of
+ *      the budget's one clock — is evicted (budget_evict_one).
+ * The victim's key and value join the store's deferred releases: nothing is released before
+ * the new entry is in and every count holds. When no member needs Python code to name or
+ * remove its victim (budget->python_members == 0) and the GIL is on, step 2 runs no Python
+ * code at all and reads the members as they are (the fast path: a walk over the member
+ * array, no reference taken); otherwise it takes strong references to the members, locks
+ * each in turn to read its victim, and calls Python where the member needs it (choice, an
+ * overriding popitem) — after which the store finds its key again. Bytes enter the budget
+ * only through ml_shared_take, after the room was made and right before the insertion, so
+ * the budget's sum never passes its maxbytes, not even while a __del__ run by a release
+ * stores into another member (that store makes its own room, by the same rules).
  */
 #include "py/cache.h"
 
@@ -107,7 +128,304 @@ evict_via_popitem(CacheObject *self)
     return 0;
 }
 
-/* Stores (key, value) sized (units, bytes), evicting first until both budgets hold.
+/* ------------------------------------------------------------------------------------
+ * A shared budget's evictions (see the note at the top)
+ */
+static int choose_random(CacheObject *self, uint32_t *id, PyObject **chosen);
+static int expire_now(CacheObject *self);
+
+/* What budget_evict_one did. */
+enum {
+    EVICT_NONE = 0,     /* no member holds anything: nothing evicted */
+    EVICT_DONE = 1,     /* one entry evicted and no Python code ran */
+    EVICT_RAN = 2       /* one entry evicted (or a member changed under the choice, which
+                           is then made again): Python code ran, entry ids are stale */
+};
+
+/* Removes live entry id of member m as an eviction of budget b; its key and value join d.
+ * Runs no Python code. @pre m's lock is held, d has room for two more. */
+static void
+budget_remove(BudgetObject *b, CacheObject *m, uint32_t id, int pressure, deferred *d)
+{
+    void *k, *v;
+    cacheobj_keys_change(m);
+    ml_cache_remove(&m->c, id, &k, &v);
+    ML_CACHE_CHECK(&m->c);
+    m->evictions++;
+    if (pressure) {
+        b->pressure_evictions++;
+    }
+    else {
+        b->evictions++;
+    }
+    d->objs[d->n++] = (PyObject *)k;
+    d->objs[d->n++] = (PyObject *)v;
+}
+
+/* The fast path: the members as they are, no Python code. *removed: the id removed from
+ * requester (ML_NIL when the victim was another member's). EVICT_NONE or EVICT_DONE.
+ * @pre the GIL build, no member is MEMBER_PYTHON. */
+static int
+evict_oldest_inline(BudgetObject *b, CacheObject *requester, int pressure, deferred *d,
+                    uint32_t *removed)
+{
+    CacheObject *best = NULL;
+    uint32_t best_id = ML_NIL;
+    uint64_t best_stamp = UINT64_MAX;
+    for (Py_ssize_t i = 0; i < b->nmembers; i++) {
+        CacheObject *m = b->members[i].cache;
+        if (m->c.t.used == 0) {
+            continue;
+        }
+        uint32_t id = ml_cache_victim(&m->c);
+        uint64_t stamp = ml_cache_stamp(&m->c, id);
+        if (stamp < best_stamp) {
+            best = m;
+            best_id = id;
+            best_stamp = stamp;
+        }
+    }
+    if (best == NULL) {
+        return EVICT_NONE;
+    }
+    budget_remove(b, best, best_id, pressure, d);
+    *removed = best == requester ? best_id : ML_NIL;
+    return EVICT_DONE;
+}
+
+/* A member's victim, as it was named. */
+typedef struct {
+    CacheObject *m;         /* borrowed from the snapshot */
+    uint32_t id;
+    uint64_t stamp, version;
+} nominee;
+
+/* Asks member m of b (whose lock the caller holds) for its victim. 1 named (*n set), 0 empty,
+ * -1 error. Can re-enter (RRCache's choice). */
+static int
+nominate(BudgetObject *b, CacheObject *m, nominee *n)
+{
+    if (m->c.t.used == 0 || m->budget != b) {
+        return 0;   /* empty, or it left the budget while Python code ran */
+    }
+    uint32_t id;
+    if (m->c.kind == ML_POLICY_RANDOM) {
+        PyObject *chosen;
+        if (choose_random(m, &id, &chosen) < 0) {   /* can re-enter */
+            if (m->c.t.used == 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
+                PyErr_Clear();   /* emptied while choice ran (another thread): nothing to name */
+                return 0;
+            }
+            return -1;
+        }
+        Py_DECREF(chosen);   /* a key the cache holds: no __del__ runs */
+    }
+    else {
+        id = ml_cache_victim(&m->c);
+    }
+    n->m = m;
+    n->id = id;
+    n->stamp = ml_cache_stamp(&m->c, id);
+    n->version = m->c.t.version;
+    return 1;
+}
+
+/* The general path: strong references to the members, each locked in turn; Python code
+ * where a member needs it. EVICT_NONE, EVICT_RAN or -1. */
+static int
+evict_oldest_locked(BudgetObject *b, int pressure, deferred *d)
+{
+    CacheObject **members;
+    Py_ssize_t n = shared_snapshot(b, &members);
+    if (n < 0) {
+        return -1;
+    }
+    int rc = EVICT_NONE;
+    for (int attempt = 0; rc == EVICT_NONE; attempt++) {
+        if (attempt > ML_TABLE_MAX_RESTARTS) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "a budget's members changed while it chose a victim %d times in a row "
+                         "(their choice or popitem keeps changing them)", ML_TABLE_MAX_RESTARTS);
+            rc = -1;
+            break;
+        }
+        nominee best = {NULL, ML_NIL, UINT64_MAX, 0};
+        for (Py_ssize_t i = 0; i < n && rc >= 0; i++) {
+            nominee cand;
+            int named;
+            Py_BEGIN_CRITICAL_SECTION(members[i]);
+            named = nominate(b, members[i], &cand);   /* can re-enter */
+            Py_END_CRITICAL_SECTION();
+            if (named < 0) {
+                rc = -1;
+            }
+            else if (named && cand.stamp < best.stamp) {
+                best = cand;
+            }
+        }
+        if (rc < 0 || best.m == NULL) {
+            break;   /* an error, or nothing to evict */
+        }
+        CacheObject *m = best.m;
+        Py_BEGIN_CRITICAL_SECTION(m);
+        if (m->budget != b) {
+            rc = EVICT_NONE;   /* it left the budget meanwhile: choose again */
+        }
+        else if (m->hooks & (HOOK_POPITEM | HOOK_DELITEM)) {
+            /* as cachetools evicts: through the member's own popitem() */
+            rc = evict_via_popitem(m) < 0 ? -1 : EVICT_RAN;   /* can re-enter */
+            if (rc > 0) {
+                if (pressure) {
+                    b->pressure_evictions++;
+                }
+                else {
+                    b->evictions++;
+                }
+            }
+        }
+        else if (m->c.t.version == best.version) {
+            budget_remove(b, m, best.id, pressure, d);   /* the id is the one named */
+            rc = EVICT_RAN;
+        }
+        Py_END_CRITICAL_SECTION();
+    }
+    shared_release(members, n);   /* can re-enter */
+    return rc;
+}
+
+/* Evicts the budget's oldest victim (the note at the top). requester: the storing cache,
+ * whose lock the caller holds, or NULL. *removed: the id removed from requester when the
+ * answer is EVICT_DONE (else ML_NIL). EVICT_NONE, EVICT_DONE, EVICT_RAN or -1. Can re-enter
+ * (not when it answers EVICT_DONE). @pre d has room for two more. */
+static int
+budget_evict_one(BudgetObject *b, CacheObject *requester, int pressure, deferred *d,
+                 uint32_t *removed)
+{
+    *removed = ML_NIL;
+#ifndef Py_GIL_DISABLED
+    if (b->python_members == 0) {
+        return evict_oldest_inline(b, requester, pressure, d, removed);
+    }
+#else
+    (void)requester;
+    (void)evict_oldest_inline;
+#endif
+    Py_INCREF(b);   /* Python code may drop every other reference */
+    int rc = evict_oldest_locked(b, pressure, d);   /* can re-enter */
+    Py_DECREF(b);
+    return rc;
+}
+
+/* Removes what has expired from every timed member but `except` (which expired its own
+ * already), each by its own timer. 0 or -1. Can re-enter. */
+static int
+expire_members(BudgetObject *b, CacheObject *except)
+{
+    CacheObject **members;
+    Py_ssize_t n = shared_snapshot(b, &members);
+    if (n < 0) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        CacheObject *m = members[i];
+        if (m == except) {
+            continue;
+        }
+        Py_BEGIN_CRITICAL_SECTION(m);
+        if (m->timed != TIMED_NONE && m->c.t.used > 0) {
+            rc = expire_now(m);   /* can re-enter */
+        }
+        Py_END_CRITICAL_SECTION();
+    }
+    shared_release(members, n);   /* can re-enter */
+    return rc;
+}
+
+/* Whether b has timed members other than self. */
+static int
+other_timed_members(BudgetObject *b, CacheObject *self)
+{
+    return b->timed_members > ((self != NULL && (self->member_flags & MEMBER_TIMED)) ? 1 : 0);
+}
+
+/* Evicts by b's order until want(b, arg) holds. 0, or -1 with an exception (ValueError
+ * when nothing is left to evict and it still does not hold). Can re-enter. */
+static int
+budget_evict_until(BudgetObject *b, int pressure, int (*want)(BudgetObject *, size_t), size_t arg)
+{
+    deferred d;
+    d.n = 0;
+    int expired = 0, rc = 0;
+    Py_INCREF(b);
+    while (!want(b, arg)) {
+        if (!expired && other_timed_members(b, NULL)) {
+            expired = 1;
+            defer_flush(&d);
+            if ((rc = expire_members(b, NULL)) < 0) {   /* can re-enter */
+                break;
+            }
+            continue;
+        }
+        uint32_t removed;
+        int r = budget_evict_one(b, NULL, pressure, &d, &removed);   /* can re-enter */
+        if (r < 0) {
+            rc = -1;
+            break;
+        }
+        if (r == EVICT_NONE) {
+            if (!pressure) {
+                PyErr_SetString(PyExc_ValueError, "value too large: its budget has no more room");
+                rc = -1;
+            }
+            break;   /* pressure: what is left belongs to no member it can reach */
+        }
+        if (d.n + 2 > DEFER_MAX) {
+            defer_flush(&d);   /* can re-enter */
+        }
+    }
+    defer_flush(&d);   /* can re-enter */
+    Py_DECREF(b);
+    return rc;
+}
+
+static int
+within_limit(BudgetObject *b, size_t unused)
+{
+    (void)unused;
+    return ml_shared_bytes(&b->s) <= ml_shared_limit(&b->s);
+}
+
+static int
+room_taken(BudgetObject *b, size_t need)
+{
+    return ml_shared_take(&b->s, 0, need);
+}
+
+int
+cacheobj_budget_shrink(BudgetObject *b)
+{
+    return budget_evict_until(b, 1, within_limit, 0);
+}
+
+int
+cacheobj_budget_take_room(BudgetObject *b, size_t need)
+{
+    if (need > ml_shared_limit(&b->s)) {
+        PyErr_Format(PyExc_ValueError,
+                     "value too large: the items' %zu bytes exceed their budget's limit of %zu",
+                     need, ml_shared_limit(&b->s));
+        return -1;
+    }
+    return budget_evict_until(b, 0, room_taken, need);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Storing
+ */
+
+/* Stores (key, value) sized (units, bytes), evicting first until every budget holds: the
+ * cache's own limits (its policy), then its shared budget's (the budget's order).
  * @pre the entry alone is admitted (entry_units / entry_bytes checked it). */
 int
 cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, ml_size units,
@@ -116,6 +434,7 @@ cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, m
     deferred d;
     d.n = 0;
     uint32_t id;
+    int expired_others = 0;
 restart:;
     int found = cache_find(self, key, h, &id);   /* can re-enter (__eq__) */
     if (found < 0) {
@@ -124,13 +443,58 @@ restart:;
     if (!found) {
         id = ML_NIL;
     }
-    int fit;
-    while ((fit = ml_cache_fits(&self->c, id, units, bytes)) != ML_FIT_YES) {
+    for (;;) {
+        int fit = ml_cache_fits(&self->c, id, units, bytes);
         if (fit == ML_FIT_OVERFLOW) {
             PyErr_SetString(PyExc_OverflowError,
                             "cache size too large: memleash counts currsize exactly up to 2**63 - 1 "
                             "and currbytes up to 2**64 - 2");
             goto error;
+        }
+        if (fit == ML_FIT_YES) {
+            BudgetObject *b = self->budget;
+            if (b == NULL) {
+                break;
+            }
+            /* the shared budget: other timed members' expired entries first (once), then
+             * its oldest victim, whichever member holds it — until it has room (evicting
+             * only frees room: the cache's own limits still hold) */
+            while (!ml_shared_fits(&b->s, id == ML_NIL ? 0 : ml_cache_bytes_of(&self->c, id),
+                                   bytes)) {
+                if (!expired_others && other_timed_members(b, self)) {
+                    expired_others = 1;
+                    defer_flush(&d);   /* can re-enter */
+                    Py_INCREF(b);
+                    int rc = expire_members(b, self);   /* can re-enter */
+                    Py_DECREF(b);
+                    if (rc < 0) {
+                        goto error;
+                    }
+                    goto restart;
+                }
+                uint32_t removed;
+                int r = budget_evict_one(b, self, 0, &d, &removed);   /* can re-enter, unless DONE */
+                if (r < 0) {
+                    goto error;
+                }
+                if (r == EVICT_NONE) {
+                    /* nothing left to evict and still no room: the limit was lowered meanwhile */
+                    PyErr_SetString(PyExc_ValueError, "value too large: its budget has no more room");
+                    goto error;
+                }
+                if (r == EVICT_RAN) {
+                    defer_flush(&d);   /* can re-enter */
+                    goto restart;
+                }
+                if (removed != ML_NIL && removed == id) {
+                    id = ML_NIL;   /* the entry itself was the oldest: stored anew */
+                }
+                if (d.n + 2 > DEFER_MAX) {
+                    defer_flush(&d);   /* can re-enter: the entry id may be stale */
+                    goto restart;
+                }
+            }
+            break;
         }
         /* Python code chooses or removes the victim: one popitem() at a time, then
          * look again (RRCache's choice() counts as such code) */
@@ -175,6 +539,12 @@ restart:;
         }
         goto error;   /* entries evicted above stay evicted: still within budget */
     }
+    BudgetObject *b = self->budget;
+    if (b != NULL && !ml_shared_take(&b->s, id == ML_NIL ? 0 : ml_cache_bytes_of(&self->c, id), bytes)) {
+        /* another thread took the room since it was made (free-threaded build) */
+        defer_flush(&d);   /* can re-enter */
+        goto restart;
+    }
     if (id == ML_NIL) {
         cacheobj_keys_change(self);
         id = ml_cache_insert(&self->c, (uint64_t)h, Py_NewRef(key), Py_NewRef(value), units, bytes);
@@ -186,8 +556,17 @@ restart:;
         ml_cache_set_deadline(&self->c, id, deadline);
     }
     ML_CACHE_CHECK(&self->c);
+    if (b != NULL) {
+        Py_INCREF(b);   /* the releases below may drop the cache's reference */
+    }
     defer_flush(&d);
     Py_XDECREF(old);   /* can re-enter */
+    if (b != NULL) {
+        if (b->check != NULL && ml_shared_bytes(&b->s) >= b->check_at) {
+            shared_maybe_check(b);   /* can re-enter: the memory follower's hook */
+        }
+        Py_DECREF(b);
+    }
     return 0;
 error:
     defer_flush(&d);

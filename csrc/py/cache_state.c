@@ -15,37 +15,21 @@
  * Configuration: limits validated first, then a new engine put in place at once
  */
 int
-cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn,
-                      cache_limits *out)
+cacheobj_parse_limits(ml_state *st, PyObject *maxsize, int units_on, PyObject *max_bytes,
+                      PyObject *sizeof_fn, PyObject *budget, cache_limits *out)
 {
+    if (budget != Py_None && !PyObject_TypeCheck(budget, st->BudgetType)) {
+        PyErr_Format(PyExc_TypeError, "budget must be a memleash.Budget or None, not %.200s",
+                     Py_TYPE(budget)->tp_name);
+        return -1;
+    }
     if (cacheobj_to_limit(maxsize, &out->maxunits) < 0) {
         return -1;
     }
     size_t maxbytes = SIZE_MAX;
-    if (max_bytes != Py_None) {
-        if (!PyLong_Check(max_bytes) || PyBool_Check(max_bytes)) {
-            PyErr_Format(PyExc_TypeError, "max_bytes must be an int or None, not %.200s",
-                         Py_TYPE(max_bytes)->tp_name);
-            return -1;
-        }
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(max_bytes, &overflow);
-        if (v == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        if (overflow < 0 || (overflow == 0 && v < 0)) {
-            PyErr_SetString(PyExc_ValueError, "max_bytes must be non-negative");
-            return -1;
-        }
-        unsigned long long u = (unsigned long long)v;
-        if (overflow > 0) {
-            u = PyLong_AsUnsignedLongLong(max_bytes);
-            if (u == (unsigned long long)-1 && PyErr_Occurred()) {
-                PyErr_Clear();   /* past 2**64 - 1 */
-            }
-        }
-        /* a budget past what currbytes can count (SIZE_MAX - 1) is that largest count */
-        maxbytes = u >= SIZE_MAX ? SIZE_MAX - 1 : (size_t)u;
+    if (max_bytes != Py_None &&
+        cacheobj_to_maxbytes(max_bytes, "max_bytes must be an int or None", &maxbytes) < 0) {
+        return -1;
     }
     if (sizeof_fn != Py_None && !PyCallable_Check(sizeof_fn)) {
         PyErr_Format(PyExc_TypeError, "sizeof must be callable or None, not %.200s",
@@ -54,7 +38,8 @@ cacheobj_parse_limits(PyObject *maxsize, int units_on, PyObject *max_bytes, PyOb
     }
     out->maxbytes = maxbytes;
     out->units_on = units_on != 0;
-    out->bytes_on = max_bytes != Py_None || sizeof_fn != Py_None;
+    out->budget = budget == Py_None ? NULL : (BudgetObject *)budget;
+    out->bytes_on = max_bytes != Py_None || sizeof_fn != Py_None || out->budget != NULL;
     return 0;
 }
 
@@ -65,12 +50,30 @@ cacheobj_new_engine(CacheObject *self, const cache_limits *lim, ml_cache *fresh)
                   lim->maxunits, lim->maxbytes);
 }
 
+/* Makes self a member of budget (or of none) in place of its current budget. Runs no Python
+ * code. @return the reference to the budget self leaves, which the caller releases once
+ * the old engine's bytes have left it (NULL when the membership is unchanged or none). */
+static BudgetObject *
+change_budget(CacheObject *self, BudgetObject *budget)
+{
+    if (self->budget == budget) {
+        return NULL;
+    }
+    BudgetObject *left = shared_unlink(self);
+    if (budget != NULL) {
+        shared_link(budget, self);
+    }
+    return left;
+}
+
 void
-cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn)
+cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObject *sizeof_fn,
+                 BudgetObject *budget)
 {
     /* every field is set before anything old is released: a __del__ reached by the
      * releases below finds a whole, configured cache (and may reconfigure it again) */
     cacheobj_keys_change(self);
+    BudgetObject *left = change_budget(self, budget);
     ml_cache_exchange(&self->c, engine);
     PyObject *old_maxsize = self->maxsize, *old_sizeof = self->sizeof_fn;
     PyObject *old_timed[4] = {self->origin, self->timer, self->ttl, self->ttu};
@@ -82,7 +85,9 @@ cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObjec
     self->timed_floats_seen = 0;
     self->iorigin = 0;
     self->config_gen++;
-    cacheobj_release_engine(engine);   /* can re-enter */
+    shared_update_flags(self);
+    cacheobj_release_engine(engine);   /* can re-enter; the old bytes leave the old budget */
+    Py_XDECREF((PyObject *)left);
     Py_XDECREF(old_maxsize);
     Py_XDECREF(old_sizeof);
     for (int i = 0; i < 4; i++) {
@@ -92,17 +97,26 @@ cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObjec
 
 /* Puts the cache in its configured, empty state. Steals nothing. */
 int
-cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes, PyObject *sizeof_fn)
+cacheobj_configure(CacheObject *self, PyObject *maxsize, int units_on, PyObject *max_bytes,
+                   PyObject *sizeof_fn, PyObject *budget)
 {
     cache_limits lim;
-    if (cacheobj_parse_limits(maxsize, units_on, max_bytes, sizeof_fn, &lim) < 0) {
+    if (cacheobj_parse_limits(self->st, maxsize, units_on, max_bytes, sizeof_fn, budget, &lim) < 0) {
         return -1;
     }
-    /* everything validated: from here on the cache changes */
-    ml_cache fresh;
-    cacheobj_new_engine(self, &lim, &fresh);
-    cacheobj_install(self, &fresh, maxsize, sizeof_fn);   /* can re-enter */
-    return 0;
+    Py_INCREF(budget);   /* held across the preparation, which can run code */
+    int rc = lim.budget != NULL ? shared_prepare(lim.budget, self) : 0;   /* can re-enter */
+    if (rc == 0) {
+        /* everything validated: from here on the cache changes */
+        ml_cache fresh;
+        cacheobj_new_engine(self, &lim, &fresh);
+        if (lim.budget != NULL) {
+            (void)ml_cache_share(&fresh, &lim.budget->s);   /* empty: allocates nothing */
+        }
+        cacheobj_install(self, &fresh, maxsize, sizeof_fn, lim.budget);   /* can re-enter */
+    }
+    Py_DECREF(budget);
+    return rc;
 }
 
 /* The units callable: an overriding getsizeof, else one set on the instance. */
@@ -171,42 +185,35 @@ error:
     return result;
 }
 
-/* The policy's order as ids: the recency or arrival list (LRU, FIFO), the frequency
- * buckets from the lowest (LFU), or the RR key array. @return how many were written. */
+/* The policy's order as ids (ml_cache_walk_policy): its victim first, nothing for Cache.
+ * @return how many were written. */
+typedef struct {
+    uint32_t *out, n;
+} order_acc;
+
+static void
+order_append(void *arg, uint32_t id)
+{
+    order_acc *acc = arg;
+    acc->out[acc->n++] = id;
+}
+
 static uint32_t
 policy_order(const ml_cache *c, uint32_t *out)
 {
-    uint32_t n = 0;
-    const ml_entry *ents = c->t.ents;
-    switch (c->kind) {
-    case ML_POLICY_LRU:
-    case ML_POLICY_FIFO:
-        for (uint32_t id = c->policy.head; id != ML_NIL; id = ents[id].link[ML_LINK_POLICY][1]) {
-            out[n++] = id;
-        }
-        break;
-    case ML_POLICY_LFU:
-        for (uint32_t b = c->lfu.first; b != ML_NIL; b = c->lfu.b[b].next) {
-            for (uint32_t id = c->lfu.b[b].keys.head; id != ML_NIL; id = ents[id].link[ML_LINK_POLICY][1]) {
-                out[n++] = id;
-            }
-        }
-        break;
-    case ML_POLICY_RANDOM:
-        for (uint32_t i = 0; i < c->dense.n; i++) {
-            out[n++] = c->dense.ids[i];
-        }
-        break;
-    case ML_POLICY_INSERTION:
-        break;
+    order_acc acc = {out, 0};
+    if (c->kind != ML_POLICY_INSERTION) {
+        ml_cache_walk_policy(c, order_append, &acc);
     }
-    return n;
+    return acc.n;
 }
 
 /* State: (dict, maxsize, units_on, units_float, max_bytes, sizeof, items, units, bytes,
- * order, counts, choice, timed) — items flat in iteration order; timed: see timed.c; order: the policy's order as
- * positions in items (None for Cache); counts: LFU's use counts along order. Flat lists
- * pickle iteratively, whatever the number of items. */
+ * order, counts, choice, timed, budget) — items flat in iteration order; timed: see
+ * timed.c; order: the policy's order as positions in items (None for Cache); counts: LFU's
+ * use counts along order; budget: the shared Budget or None (copy.copy shares it, pickle
+ * and deepcopy make a new one). Flat lists pickle iteratively, whatever the number of
+ * items. */
 PyObject *
 cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -279,10 +286,11 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
     if (timed == NULL) {
         goto error;
     }
-    state = Py_BuildValue("(OOiiOOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
+    state = Py_BuildValue("(OOiiOOOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
                           (int)c->units_on, c->budget.float_mode, maxbytes,
                           self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, order,
-                          counts, self->choice ? self->choice : Py_None, timed);
+                          counts, self->choice ? self->choice : Py_None, timed,
+                          self->budget ? (PyObject *)self->budget : Py_None);
 error:
     Py_XDECREF(timed);
     PyMem_Free(pos);
@@ -375,7 +383,7 @@ alloc_array(Py_ssize_t n, size_t size)
  * __float__; nothing of self changes. 0 or -1. */
 static int
 restore_read(CacheObject *self, restore *r, PyObject *maxsize, int units_on, PyObject *max_bytes,
-             PyObject *sizeof_fn, PyObject *choice, PyObject *timed)
+             PyObject *sizeof_fn, PyObject *choice, PyObject *timed, PyObject *budget)
 {
     const ml_cache *c = &self->c;
     Py_ssize_t n = r->n;
@@ -387,7 +395,7 @@ restore_read(CacheObject *self, restore *r, PyObject *maxsize, int units_on, PyO
         return inconsistent();
     }
     /* the limits, validated as the constructor validates them */
-    if (cacheobj_parse_limits(maxsize, units_on, max_bytes, sizeof_fn, &r->lim) < 0) {
+    if (cacheobj_parse_limits(self->st, maxsize, units_on, max_bytes, sizeof_fn, budget, &r->lim) < 0) {
         return -1;
     }
     if (r->lim.bytes_on != (r->bytes != NULL)) {
@@ -581,12 +589,12 @@ PyObject *
 cache_setstate(CacheObject *self, PyObject *state)
 {
     PyObject *dict, *maxsize, *max_bytes, *sizeof_fn, *items, *units, *bytes, *order, *counts, *choice;
-    PyObject *timed;
+    PyObject *timed, *budget;
     int units_on, units_float;
     if (!PyTuple_Check(state) ||
-        !PyArg_ParseTuple(state, "OOppOOOOOOOOO:__setstate__", &dict, &maxsize, &units_on,
+        !PyArg_ParseTuple(state, "OOppOOOOOOOOOO:__setstate__", &dict, &maxsize, &units_on,
                           &units_float, &max_bytes, &sizeof_fn, &items, &units, &bytes, &order,
-                          &counts, &choice, &timed)) {
+                          &counts, &choice, &timed, &budget)) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_TypeError, "__setstate__ expects the tuple __getstate__ returns");
         }
@@ -612,7 +620,7 @@ cache_setstate(CacheObject *self, PyObject *state)
     r.n = PyTuple_GET_SIZE(r.items) / 2;
     if (copy_list(units, r.n, 1, &r.units) < 0 || copy_list(bytes, r.n, 1, &r.bytes) < 0 ||
         copy_list(order, r.n, 1, &r.order) < 0 || copy_list(counts, r.n, 1, &r.counts) < 0 ||
-        restore_read(self, &r, maxsize, units_on, max_bytes, sizeof_fn, choice, timed) < 0) {
+        restore_read(self, &r, maxsize, units_on, max_bytes, sizeof_fn, choice, timed, budget) < 0) {
         goto error;
     }
     cacheobj_new_engine(self, &r.lim, &fresh);
@@ -620,8 +628,25 @@ cache_setstate(CacheObject *self, PyObject *state)
     if (restore_build(&r, &fresh) < 0) {
         goto error;
     }
+    BudgetObject *nb = r.lim.budget;   /* borrowed from the state, which is held */
+    if (nb != NULL) {
+        /* the restored items join the budget: room is made for them by its order (other
+         * members' entries accessed longest ago go), then they are stamped in their
+         * policy's order, as newer than anything else it holds */
+        size_t need = fresh.budget.bytes;
+        if (shared_prepare(nb, self) < 0 ||                  /* can re-enter */
+            cacheobj_budget_take_room(nb, need) < 0) {       /* can re-enter */
+            goto error;
+        }
+        if (ml_cache_share(&fresh, &nb->s) != ML_OK) {
+            ml_shared_give(&nb->s, need);
+            PyErr_NoMemory();
+            goto error;
+        }
+    }
     /* valid: the cache changes, all at once */
     cacheobj_keys_change(self);
+    BudgetObject *left = change_budget(self, nb);
     ml_cache_exchange(&self->c, &fresh);   /* fresh now holds the old engine */
     PyObject *old[7] = {self->maxsize, self->sizeof_fn, self->choice, self->origin, self->timer,
                         self->ttl, self->ttu};
@@ -639,8 +664,10 @@ cache_setstate(CacheObject *self, PyObject *state)
     self->timed_floats_seen = (unsigned)r.floats_seen;
     self->iorigin = r.iorigin;
     self->config_gen++;
-    cacheobj_release_engine(&fresh);   /* can re-enter */
+    shared_update_flags(self);
+    cacheobj_release_engine(&fresh);   /* can re-enter; the old bytes leave the old budget */
     built = 0;
+    Py_XDECREF((PyObject *)left);
     for (int i = 0; i < 7; i++) {
         Py_XDECREF(old[i]);   /* can re-enter */
     }

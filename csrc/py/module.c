@@ -114,7 +114,8 @@ module_exec(PyObject *module)
     if (PyModule_AddIntConstant(module, "_CHECKED", checked) < 0) {
         return -1;
     }
-    if (ml_cache_module_exec(module, st) < 0 || ml_call_module_exec(module, st) < 0) {
+    if (ml_budget_module_exec(module, st) < 0 || ml_cache_module_exec(module, st) < 0 ||
+        ml_call_module_exec(module, st) < 0) {
         return -1;
     }
     if (ml_emitter_module_exec(module, st) < 0) {
@@ -135,6 +136,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->CacheIterType);
     Py_VISIT(st->RRKeysType);
     Py_VISIT(st->TimerType);
+    Py_VISIT(st->BudgetType);
     Py_VISIT(st->str_getitem);
     Py_VISIT(st->str_setitem);
     Py_VISIT(st->str_delitem);
@@ -182,6 +184,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->CacheIterType);
     Py_CLEAR(st->RRKeysType);
     Py_CLEAR(st->TimerType);
+    Py_CLEAR(st->BudgetType);
     Py_CLEAR(st->str_getitem);
     Py_CLEAR(st->str_setitem);
     Py_CLEAR(st->str_delitem);

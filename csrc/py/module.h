@@ -33,6 +33,7 @@ typedef struct {
     PyTypeObject *CacheIterType;
     PyTypeObject *RRKeysType;       /* the key sequence an RRCache hands to choice() */
     PyTypeObject *TimerType;        /* memleash._core.Timer: a timed cache's frozen-time timer */
+    PyTypeObject *BudgetType;       /* memleash._core.Budget: a byte budget shared by caches */
     PyTypeObject *EmitterType;      /* memleash._core.EventEmitter */
     PyTypeObject *SlotRefType;      /* weakref.ref subtype that knows its listener slot */
     PyTypeObject *ReaperType;       /* an emitter's weakref callback */
@@ -106,6 +107,9 @@ extern const ml_alloc ml_alloc_pymem;
 
 /* Adds the cache types to module (called from module exec). @return 0 or -1. */
 int ml_cache_module_exec(PyObject *module, ml_state *st);
+
+/* Adds the Budget type (budget.c). @return 0 or -1. */
+int ml_budget_module_exec(PyObject *module, ml_state *st);
 
 /* The resource tracker (tracker.c): its functions and types, its GC references, and its
  * teardown (clear drops every record; free releases the tracker itself). */

@@ -820,6 +820,7 @@ timed_install(CacheObject *self, ml_cache *engine, int kind, PyObject *param, Py
     self->timed_floats_seen = kind == TIMED_TTL && PyFloat_Check(param);
     self->iorigin = 0;
     self->config_gen++;
+    shared_update_flags(self);   /* its budget now counts it as timed */
     cacheobj_release_engine(engine);   /* can re-enter */
     for (int i = 0; i < 4; i++) {
         Py_XDECREF(old[i]);
@@ -832,6 +833,9 @@ timed_new_engine(CacheObject *self, ml_cache *fresh)
     const ml_cache *c = &self->c;
     ml_cache_init(fresh, &ml_alloc_pymem, c->kind, c->units_on, c->bytes_on, c->budget.maxunits,
                   c->budget.maxbytes);
+    if (c->shared != NULL) {
+        (void)ml_cache_share(fresh, c->shared);   /* empty: allocates nothing */
+    }
     ml_cache_enable_deadlines(fresh);
 }
 

@@ -1,7 +1,8 @@
 """memleash: a leash on the memory leaks of long-running Python services.
 
 Bounded caches with hard memory budgets (``LRUCache(maxsize, max_bytes=...)``), drop-in
-for ``cachetools``; an ``EventEmitter`` whose listeners never keep their owners alive,
+for ``cachetools``, and one ``Budget`` several caches share, which can follow the
+process's cgroup memory limit; an ``EventEmitter`` whose listeners never keep their owners alive,
 drop-in for ``pyee``; memoizing decorators whose hit path runs in C (``lru_cache`` and
 ``cache`` as functools', ``cached``, ``cachedmethod`` and ``func.*`` as cachetools');
 a resource tracker (``track``, ``Resource``, ``tracker.enable()``) that reports each
@@ -19,20 +20,23 @@ except ImportError as _exc:   # missing, or built for another interpreter: say w
     raise _explain(_exc, __path__[0]) from _exc
 
 from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
+from .budget import Budget, MemoryFollower
 from . import func, keys
 from .decorators import CacheInfo, acached, cache, cached, cachedmethod, lru_cache, method_cache
 from .func import ttl_cache
 from . import tracker
 from .tracker import Resource, UnclosedResourceWarning, open_resources, resource, track, untrack
-from .report import CacheReport, EmitterReport, PrometheusCollector, Report, ResourceReport, report
+from .report import (
+    BudgetReport, CacheReport, EmitterReport, PrometheusCollector, Report, ResourceReport, report,
+)
 from .tiered import AsyncTieredCache, TieredCache
 from .emitter import (
     AsyncIOEventEmitter, EmitterError, EventEmitter, ListenerLeakWarning, PyeeError, PyeeException,
 )
 
 __all__ = [
-    "AsyncIOEventEmitter", "AsyncTieredCache", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
-    "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
+    "AsyncIOEventEmitter", "AsyncTieredCache", "Budget", "BudgetReport", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
+    "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "MemoryFollower", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "TieredCache", "Timer",
     "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "open_resources",
     "report", "resource", "track", "ttl_cache", "untrack",

@@ -11,6 +11,8 @@ from .caches import RRCache as RRCache
 from .caches import Timer as Timer
 from .caches import TLRUCache as TLRUCache
 from .caches import TTLCache as TTLCache
+from .budget import Budget as Budget
+from .budget import MemoryFollower as MemoryFollower
 from .decorators import CacheInfo as CacheInfo
 from .decorators import acached as acached
 from .decorators import cache as cache
@@ -25,6 +27,7 @@ from .emitter import ListenerLeakWarning as ListenerLeakWarning
 from .emitter import PyeeError as PyeeError
 from .emitter import PyeeException as PyeeException
 from .func import ttl_cache as ttl_cache
+from .report import BudgetReport as BudgetReport
 from .report import CacheReport as CacheReport
 from .report import EmitterReport as EmitterReport
 from .report import PrometheusCollector as PrometheusCollector
@@ -43,8 +46,8 @@ from .tracker import untrack as untrack
 __version__: str
 
 __all__ = [
-    "AsyncIOEventEmitter", "AsyncTieredCache", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
-    "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
+    "AsyncIOEventEmitter", "AsyncTieredCache", "Budget", "BudgetReport", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
+    "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "MemoryFollower", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "TLRUCache", "TTLCache", "TieredCache", "Timer",
     "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
     "method_cache", "open_resources", "report", "resource", "track", "ttl_cache",

@@ -22,13 +22,16 @@ Timer = _core.Timer
 class Cache(_core.Cache, MutableMapping):  # type: ignore[misc]
     """Mutable mapping to serve as a simple cache or cache base class.
 
-    ``Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None)``: at most
-    ``maxsize`` units (each item counts ``getsizeof(value)``, 1 by default) and, if
-    ``max_bytes`` is given, at most that many accounted bytes (``sizeof(key, value)``,
-    by default ``sys.getsizeof(key) + sys.getsizeof(value)`` + the entry's own
-    overhead). Room is made before an item is stored, so neither limit is ever
-    exceeded. When full, the item inserted first is evicted. ``name`` labels the cache in
-    ``memleash.report()`` (by default, where it was created: ``app/db.py:42 in load``).
+    ``Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None,
+    budget=None)``: at most ``maxsize`` units (each item counts ``getsizeof(value)``, 1 by
+    default) and, if ``max_bytes`` is given, at most that many accounted bytes
+    (``sizeof(key, value)``, by default ``sys.getsizeof(key) + sys.getsizeof(value)`` + the
+    entry's own overhead). Room is made before an item is stored, so neither limit is ever
+    exceeded. When full, the item inserted first is evicted. ``budget``: a
+    ``memleash.Budget`` shared with other caches, whose limit holds for all of them
+    together (an item may then be evicted to make room in another cache). ``name`` labels
+    the cache in ``memleash.report()`` (by default, where it was created: ``app/db.py:42
+    in load``).
     """
 
     __slots__ = ()
@@ -83,8 +86,10 @@ class RRCache(Cache):
         max_bytes: Optional[int] = None,
         sizeof: Optional[Callable[[Any, Any], int]] = None,
         name: Optional[str] = None,
+        budget: Optional[_core.Budget] = None,
     ) -> None:
-        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof, name=name)
+        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof, name=name,
+                       budget=budget)
         self._ml_choice = choice
 
     @property
@@ -111,8 +116,9 @@ class _TimedCache(Cache):
 
     def _ml_init_timed(self, kind: int, ttl_or_ttu: Any, maxsize: float, timer: Any,
                        getsizeof: Any, max_bytes: Optional[int], sizeof: Any,
-                       name: Optional[str]) -> None:
-        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof, name=name)
+                       name: Optional[str], budget: Optional[_core.Budget]) -> None:
+        Cache.__init__(self, maxsize, getsizeof, max_bytes=max_bytes, sizeof=sizeof, name=name,
+                       budget=budget)
         self._ml_configure_timed(kind, ttl_or_ttu, timer)
 
 
@@ -135,9 +141,10 @@ class TTLCache(_TimedCache):
         max_bytes: Optional[int] = None,
         sizeof: Optional[Callable[[Any, Any], int]] = None,
         name: Optional[str] = None,
+        budget: Optional[_core.Budget] = None,
     ) -> None:
         self._ml_init_timed(_core.TIMED_TTL, ttl, maxsize, timer, getsizeof, max_bytes, sizeof,
-                            name)
+                            name, budget)
 
     @property
     def ttl(self) -> float:
@@ -164,9 +171,10 @@ class TLRUCache(_TimedCache):
         max_bytes: Optional[int] = None,
         sizeof: Optional[Callable[[Any, Any], int]] = None,
         name: Optional[str] = None,
+        budget: Optional[_core.Budget] = None,
     ) -> None:
         self._ml_init_timed(_core.TIMED_TLRU, ttu, maxsize, timer, getsizeof, max_bytes, sizeof,
-                            name)
+                            name, budget)
 
     @property
     def ttu(self) -> Callable[[Any, Any, float], float]:

@@ -9,6 +9,7 @@ from typing import Any, Generic, overload
 from typing_extensions import TypeVar
 
 from . import _core
+from ._core import Budget
 from ._core import Timer as Timer
 
 __all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer"]
@@ -37,6 +38,7 @@ class RRCache(Cache[_KT, _VT]):
         max_bytes: int | None = None,
         sizeof: Callable[[_KT, _VT], int] | None = None,
         name: str | None = None,
+        budget: Budget | None = None,
     ) -> None: ...
     @property
     def choice(self) -> Callable[[Sequence[_KT]], _KT]: ...
@@ -60,6 +62,7 @@ class TTLCache(_TimedCache[_KT, _VT, _Time], Generic[_KT, _VT, _Time, _TTL]):
         max_bytes: int | None = None,
         sizeof: Callable[[_KT, _VT], int] | None = None,
         name: str | None = None,
+        budget: Budget | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -72,6 +75,7 @@ class TTLCache(_TimedCache[_KT, _VT, _Time], Generic[_KT, _VT, _Time, _TTL]):
         max_bytes: int | None = None,
         sizeof: Callable[[_KT, _VT], int] | None = None,
         name: str | None = None,
+        budget: Budget | None = None,
     ) -> None: ...
     @property
     def ttl(self) -> _TTL: ...
@@ -90,6 +94,7 @@ class TLRUCache(_TimedCache[_KT, _VT, _Time]):
         max_bytes: int | None = None,
         sizeof: Callable[[_KT, _VT], int] | None = None,
         name: str | None = None,
+        budget: Budget | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -102,6 +107,7 @@ class TLRUCache(_TimedCache[_KT, _VT, _Time]):
         max_bytes: int | None = None,
         sizeof: Callable[[_KT, _VT], int] | None = None,
         name: str | None = None,
+        budget: Budget | None = None,
     ) -> None: ...
     @property
     def ttu(self) -> Callable[[_KT, _VT, _Time], _Time]: ...

@@ -75,23 +75,24 @@ def _functools_wrapper(func: Any, cache: Any, maxsize: Optional[int], typed: boo
 
 
 def _lru_wrapper(func: Any, maxsize: Optional[int], typed: bool,
-                 max_bytes: Optional[int]) -> Any:
+                 max_bytes: Optional[int], budget: Any = None) -> Any:
     cache = None if maxsize == 0 else LRUCache(
         math.inf if maxsize is None else maxsize, max_bytes=max_bytes,
-        name=_label("lru_cache", func))
+        name=_label("lru_cache", func), budget=budget)
     wrapper = _functools_wrapper(func, cache, maxsize, typed)
     wrapper.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
     return wrapper
 
 
 def lru_cache(maxsize: Any = 128, typed: bool = False, *,
-              max_bytes: Optional[int] = None) -> Any:
+              max_bytes: Optional[int] = None, budget: Any = None) -> Any:
     """Least-recently-used cache decorator, as ``functools.lru_cache``.
 
     ``maxsize=None`` is unbounded in entries (``max_bytes`` still bounds the bytes),
     ``maxsize=0`` caches nothing. ``typed=True`` caches arguments of different types
     apart. ``max_bytes`` bounds the accounted bytes of the results and their keys; a
-    result larger than the budget alone is returned without being cached. The
+    result larger than the budget alone is returned without being cached. ``budget``: a
+    ``memleash.Budget`` the cache shares with other caches. The
     decorated function may run more than once for one key when threads race on it
     (as with functools); a value stored meanwhile is kept, not overwritten.
     """
@@ -99,12 +100,12 @@ def lru_cache(maxsize: Any = 128, typed: bool = False, *,
         if maxsize < 0:
             maxsize = 0
     elif callable(maxsize) and isinstance(typed, bool):
-        return _lru_wrapper(maxsize, 128, typed, max_bytes)   # bare @lru_cache
+        return _lru_wrapper(maxsize, 128, typed, max_bytes, budget)   # bare @lru_cache
     elif maxsize is not None:
         raise TypeError("Expected first argument to be an integer, a callable, or None")
 
     def decorating_function(user_function: _F) -> _F:
-        return _lru_wrapper(user_function, maxsize, typed, max_bytes)   # type: ignore[no-any-return]
+        return _lru_wrapper(user_function, maxsize, typed, max_bytes, budget)   # type: ignore[no-any-return]
 
     return decorating_function
 
@@ -474,9 +475,11 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
     instance is collected with it. A class with ``__slots__`` and no ``__dict__``
     declares the slots ``'__method_cache__'`` and ``'__weakref__'``.
 
-    ``method_cache(maxsize=128, typed=False, *, ttl=None, max_bytes=None)``, or bare
-    ``@method_cache``: per instance at most ``maxsize`` results (``None``: unbounded),
-    each for ``ttl`` seconds if given, within ``max_bytes`` accounted bytes if given.
+    ``method_cache(maxsize=128, typed=False, *, ttl=None, max_bytes=None, budget=None)``,
+    or bare ``@method_cache``: per instance at most ``maxsize`` results (``None``:
+    unbounded), each for ``ttl`` seconds if given, within ``max_bytes`` accounted bytes if
+    given; with ``budget``, every instance's cache shares that ``memleash.Budget`` (one
+    limit for all the instances together, the results accessed longest ago going first).
     ``obj.method.cache_info()`` / ``cache_clear()`` act on one instance's cache;
     ``Class.method.cache_info()`` sums over the live instances and
     ``Class.method.cache_clear()`` clears them all. ``Class.method(obj, ...)``,
@@ -487,30 +490,30 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
     """
 
     def __new__(cls, maxsize: Any = 128, typed: bool = False, *, ttl: Optional[float] = None,
-                max_bytes: Optional[int] = None) -> Any:
+                max_bytes: Optional[int] = None, budget: Any = None) -> Any:
         if ((callable(maxsize) or isinstance(maxsize, (classmethod, staticmethod)))
                 and isinstance(typed, bool)):   # bare @method_cache
-            return cls._decorate(maxsize, 128, typed, ttl, max_bytes)
+            return cls._decorate(maxsize, 128, typed, ttl, max_bytes, budget)
         if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 0):
             raise TypeError("maxsize must be a non-negative integer or None")
         probe = object.__new__(cls)
-        probe._configure(maxsize, typed, ttl, max_bytes)
-        probe._new_cache()   # a bad ttl or max_bytes raises here, not at the first call
+        probe._configure(maxsize, typed, ttl, max_bytes, budget)
+        probe._new_cache()   # a bad ttl, max_bytes or budget raises here, not at the first call
 
         def decorating_function(method: _F) -> _F:
-            return cls._decorate(method, maxsize, typed, ttl, max_bytes)   # type: ignore[no-any-return]
+            return cls._decorate(method, maxsize, typed, ttl, max_bytes, budget)   # type: ignore[no-any-return]
 
         return decorating_function
 
     @classmethod
     def _decorate(cls, method: Any, maxsize: Optional[int], typed: bool, ttl: Optional[float],
-                  max_bytes: Optional[int]) -> "method_cache":
+                  max_bytes: Optional[int], budget: Any = None) -> "method_cache":
         if isinstance(method, (classmethod, staticmethod)):
             raise TypeError(f"@method_cache goes under @{type(method).__name__}, not over it")
         if not callable(method):
             raise TypeError(f"method_cache needs a function, not {type(method).__name__!r}")
         self = object.__new__(cls)
-        self._configure(maxsize, typed, ttl, max_bytes)
+        self._configure(maxsize, typed, ttl, max_bytes, budget)
         self._method = method
         functools.update_wrapper(self, method)
         self._name = _label("method_cache", method)
@@ -527,8 +530,9 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
         return self
 
     def _configure(self, maxsize: Optional[int], typed: bool, ttl: Optional[float],
-                   max_bytes: Optional[int]) -> None:
+                   max_bytes: Optional[int], budget: Any = None) -> None:
         self._maxsize, self._typed, self._ttl, self._max_bytes = maxsize, typed, ttl, max_bytes
+        self._budget = budget
         self._name: Optional[str] = None
 
     def _new_cache(self) -> Any:
@@ -536,8 +540,10 @@ class method_cache:   # noqa: N801 (a decorator, named as functools' are)
         if self._maxsize == 0:
             return None                       # nothing cached: every call a miss
         if self._ttl is None:
-            return LRUCache(bound, max_bytes=self._max_bytes, name=self._name)
-        return TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=self._name)
+            return LRUCache(bound, max_bytes=self._max_bytes, name=self._name,
+                            budget=self._budget)
+        return TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=self._name,
+                        budget=self._budget)
 
     def _new_wrapper(self, skip_self: bool) -> Any:
         cache = self._new_cache()

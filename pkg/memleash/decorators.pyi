@@ -15,6 +15,8 @@ from typing import Any, Generic, Literal, NamedTuple, Protocol, TypedDict, TypeV
 
 from typing_extensions import Concatenate, ParamSpec, Self
 
+from ._core import Budget
+
 __all__ = ["CacheInfo", "acached", "cache", "cached", "cachedmethod", "lru_cache",
            "method_cache"]
 
@@ -70,7 +72,8 @@ class _lru_cache_wrapper(Generic[_P, _R]):
 
 @overload
 def lru_cache(
-    maxsize: int | None = 128, typed: bool = False, *, max_bytes: int | None = None
+    maxsize: int | None = 128, typed: bool = False, *, max_bytes: int | None = None,
+    budget: Budget | None = None
 ) -> Callable[[Callable[_P, _R]], _lru_cache_wrapper[_P, _R]]: ...
 @overload
 def lru_cache(maxsize: Callable[_P, _R], typed: bool = False) -> _lru_cache_wrapper[_P, _R]: ...
@@ -78,7 +81,7 @@ def cache(user_function: Callable[_P, _R], /) -> _lru_cache_wrapper[_P, _R]: ...
 
 class method_cache(Generic[_S, _P, _R]):
     """``@method_cache`` / ``@method_cache(maxsize=128, typed=False, *, ttl=None,
-    max_bytes=None)`` on a method: one cache per instance, kept in it. Called with
+    max_bytes=None, budget=None)`` on a method: one cache per instance, kept in it. Called with
     arguments, ``method_cache`` returns the decorator (its ``__new__`` makes no instance)."""
     @overload
     def __new__(  # type: ignore[misc]
@@ -88,6 +91,7 @@ class method_cache(Generic[_S, _P, _R]):
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
+        budget: Budget | None = None,
     ) -> Callable[[Callable[Concatenate[_S2, _P2], _R2]], method_cache[_S2, _P2, _R2]]: ...
     @overload
     def __new__(
@@ -97,6 +101,7 @@ class method_cache(Generic[_S, _P, _R]):
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
+        budget: Budget | None = None,
     ) -> method_cache[_S2, _P2, _R2]: ...
     def __call__(self, obj: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """``Class.method(obj, ...)``: the call through ``obj``'s cache."""

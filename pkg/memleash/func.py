@@ -7,6 +7,7 @@ calls wait on the computing call's own lock, in C: "single flight"), and the wra
 ``cache_info()``, ``cache_clear()`` and ``cache_parameters()``. A hit takes no lock: a
 memleash cache's operations are atomic, so only misses coordinate. A call that needs the
 key it is computing itself raises RuntimeError (cachetools' would wait forever).
+``budget=``, a ``memleash.Budget`` its cache shares with other caches, is taken by each.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class _Unbounded(LRUCache):
 class _UnboundedTTLCache(TTLCache):
     __slots__ = ()
 
-    def __init__(self, ttl: Any, timer: Any) -> None:
-        TTLCache.__init__(self, math.inf, ttl, timer)
+    def __init__(self, ttl: Any, timer: Any, budget: Any = None) -> None:
+        TTLCache.__init__(self, math.inf, ttl, timer, budget=budget)
 
     @property
     def maxsize(self) -> Any:   # type: ignore[override]
@@ -59,40 +60,41 @@ def _cache(cache: Any, maxsize: Optional[int], typed: bool) -> Callable[[Any], A
     return decorator
 
 
-def _make(factory: Callable[[Any], Any], maxsize: Any, typed: bool,
-          unbounded: Callable[[], Any] = lambda: _Unbounded(math.inf)) -> Any:
+def _make(factory: Callable[[Any], Any], maxsize: Any, typed: bool, budget: Any,
+          unbounded: Optional[Callable[[], Any]] = None) -> Any:
     if maxsize is None:
-        return _cache(unbounded(), None, typed)
+        cache = unbounded() if unbounded else _Unbounded(math.inf, budget=budget)
+        return _cache(cache, None, typed)
     if callable(maxsize):
         func = maxsize
         return _cache(factory(128), 128, typed)(func)
     return _cache(factory(maxsize), maxsize, typed)
 
 
-def fifo_cache(maxsize: Any = 128, typed: bool = False) -> Any:
+def fifo_cache(maxsize: Any = 128, typed: bool = False, *, budget: Any = None) -> Any:
     """Memoize up to ``maxsize`` results, evicting the first stored (FIFO)."""
-    return _make(FIFOCache, maxsize, typed)
+    return _make(lambda n: FIFOCache(n, budget=budget), maxsize, typed, budget)
 
 
-def lfu_cache(maxsize: Any = 128, typed: bool = False) -> Any:
+def lfu_cache(maxsize: Any = 128, typed: bool = False, *, budget: Any = None) -> Any:
     """Memoize up to ``maxsize`` results, evicting the least frequently used (LFU)."""
-    return _make(LFUCache, maxsize, typed)
+    return _make(lambda n: LFUCache(n, budget=budget), maxsize, typed, budget)
 
 
-def lru_cache(maxsize: Any = 128, typed: bool = False) -> Any:
+def lru_cache(maxsize: Any = 128, typed: bool = False, *, budget: Any = None) -> Any:
     """Memoize up to ``maxsize`` results, evicting the least recently used (LRU)."""
-    return _make(LRUCache, maxsize, typed)
+    return _make(lambda n: LRUCache(n, budget=budget), maxsize, typed, budget)
 
 
 def rr_cache(maxsize: Any = 128, choice: Callable[[Sequence[Any]], Any] = random.choice,
-             typed: bool = False) -> Any:
+             typed: bool = False, *, budget: Any = None) -> Any:
     """Memoize up to ``maxsize`` results, evicting at random (``choice``)."""
-    return _make(lambda n: RRCache(n, choice), maxsize, typed)
+    return _make(lambda n: RRCache(n, choice, budget=budget), maxsize, typed, budget)
 
 
 def ttl_cache(maxsize: Any = 128, ttl: float = 600, timer: Callable[[], Any] = time.monotonic,
-              typed: bool = False) -> Any:
+              typed: bool = False, *, budget: Any = None) -> Any:
     """Memoize up to ``maxsize`` results for ``ttl`` each, evicting the least recently
     used first (LRU with a per-item time-to-live)."""
-    return _make(lambda n: TTLCache(n, ttl, timer), maxsize, typed,
-                 lambda: _UnboundedTTLCache(ttl, timer))
+    return _make(lambda n: TTLCache(n, ttl, timer, budget=budget), maxsize, typed, budget,
+                 lambda: _UnboundedTTLCache(ttl, timer, budget))

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar, overload, type_check_only
 
 from typing_extensions import Concatenate, ParamSpec, Self
 
+from ._core import Budget
 from .decorators import _CacheParameters, _cached_wrapper_info
 
 __all__ = ["fifo_cache", "lfu_cache", "lru_cache", "rr_cache", "ttl_cache"]
@@ -29,38 +30,44 @@ class _func_wrapper(_cached_wrapper_info[_P, _R], Generic[_P, _R]):
     ) -> _func_wrapper[_P2, _R2]: ...
 
 @overload
-def fifo_cache(maxsize: int | None = 128, typed: bool = False) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
+def fifo_cache(maxsize: int | None = 128, typed: bool = False, *, budget: Budget | None = None) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
 @overload
-def fifo_cache(maxsize: Callable[_P, _R], typed: bool = False) -> _func_wrapper[_P, _R]: ...
+def fifo_cache(maxsize: Callable[_P, _R], typed: bool = False, *, budget: Budget | None = None) -> _func_wrapper[_P, _R]: ...
 @overload
-def lfu_cache(maxsize: int | None = 128, typed: bool = False) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
+def lfu_cache(maxsize: int | None = 128, typed: bool = False, *, budget: Budget | None = None) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
 @overload
-def lfu_cache(maxsize: Callable[_P, _R], typed: bool = False) -> _func_wrapper[_P, _R]: ...
+def lfu_cache(maxsize: Callable[_P, _R], typed: bool = False, *, budget: Budget | None = None) -> _func_wrapper[_P, _R]: ...
 @overload
-def lru_cache(maxsize: int | None = 128, typed: bool = False) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
+def lru_cache(maxsize: int | None = 128, typed: bool = False, *, budget: Budget | None = None) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
 @overload
-def lru_cache(maxsize: Callable[_P, _R], typed: bool = False) -> _func_wrapper[_P, _R]: ...
+def lru_cache(maxsize: Callable[_P, _R], typed: bool = False, *, budget: Budget | None = None) -> _func_wrapper[_P, _R]: ...
 @overload
 def rr_cache(
-    maxsize: int | None = 128, choice: Callable[[Sequence[Any]], Any] = ..., typed: bool = False
+    maxsize: int | None = 128, choice: Callable[[Sequence[Any]], Any] = ..., typed: bool = False,
+    *, budget: Budget | None = None
 ) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
 @overload
 def rr_cache(
-    maxsize: Callable[_P, _R], choice: Callable[[Sequence[Any]], Any] = ..., typed: bool = False
+    maxsize: Callable[_P, _R], choice: Callable[[Sequence[Any]], Any] = ..., typed: bool = False,
+    *, budget: Budget | None = None
 ) -> _func_wrapper[_P, _R]: ...
 @overload
 def ttl_cache(
-    maxsize: int | None = 128, ttl: float = 600, timer: Callable[[], float] = ..., typed: bool = False
+    maxsize: int | None = 128, ttl: float = 600, timer: Callable[[], float] = ..., typed: bool = False,
+    *, budget: Budget | None = None
 ) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
 @overload
 def ttl_cache(
-    maxsize: int | None, ttl: timedelta, timer: Callable[[], datetime], typed: bool = False
+    maxsize: int | None, ttl: timedelta, timer: Callable[[], datetime], typed: bool = False,
+    *, budget: Budget | None = None
 ) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
 @overload
 def ttl_cache(
-    maxsize: int | None = 128, *, ttl: timedelta, timer: Callable[[], datetime], typed: bool = False
+    maxsize: int | None = 128, *, ttl: timedelta, timer: Callable[[], datetime], typed: bool = False,
+    budget: Budget | None = None
 ) -> Callable[[Callable[_P, _R]], _func_wrapper[_P, _R]]: ...
 @overload
 def ttl_cache(
-    maxsize: Callable[_P, _R], ttl: float = 600, timer: Callable[[], float] = ..., typed: bool = False
+    maxsize: Callable[_P, _R], ttl: float = 600, timer: Callable[[], float] = ..., typed: bool = False,
+    *, budget: Budget | None = None
 ) -> _func_wrapper[_P, _R]: ...

@@ -1,6 +1,6 @@
 """``memleash.report()``: one snapshot of every live memleash object, in three renderings.
 
-Every cache and emitter links itself into a registry in the C module's state when it is
+Every cache, budget and emitter links itself into a registry in the C module's state when it is
 created and unlinks itself when it dies (no reference is held, nothing happens on a hot
 path). ``report()`` walks that registry once and reads each object's counters; nothing
 expires or is evicted by reading them.
@@ -27,8 +27,8 @@ from typing import Any, Optional, Union
 
 from . import _core
 
-__all__ = ["CacheReport", "EmitterReport", "PrometheusCollector", "Report", "ResourceReport",
-           "report"]
+__all__ = ["BudgetReport", "CacheReport", "EmitterReport", "PrometheusCollector", "Report",
+           "ResourceReport", "report"]
 
 Number = Union[int, float]
 
@@ -54,12 +54,34 @@ class CacheReport:
     #: entries removed because their source changed: a Redis invalidation, or tracking lost
     #: (``memleash.redis.ClientCache``, ``TieredCache``'s local copy); 0 for other caches
     invalidations: int = 0
+    budget: Optional[str] = None   #: the name of the ``Budget`` it shares, or None
 
     @property
     def hit_ratio(self) -> Optional[float]:
         """hits / (hits + misses), or None before the first read."""
         reads = self.hits + self.misses
         return self.hits / reads if reads else None
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """One live ``memleash.Budget``: the bytes its member caches hold together, its limits,
+    and what it evicted."""
+
+    kind: str                   #: the class name (``Budget``)
+    name: str                   #: ``name=`` as given, else the creation site
+    site: Optional[str]
+    members: int                #: caches sharing it
+    currbytes: int              #: their accounted bytes, summed
+    maxbytes: int               #: ``max_bytes``
+    effective_maxbytes: int     #: the limit in force (lower while memory pressure lowered it)
+    evictions: int              #: items evicted to make room for a store, any member's
+    pressure_evictions: int     #: items evicted because the limit in force was lowered
+    own_bytes: int              #: ``__sizeof__()``
+    following: bool = False     #: whether it follows the process's memory
+    memory_limit: Optional[int] = None   #: the memory limit followed (last reading), or None
+    working_set: Optional[int] = None    #: the working set at the last reading, or None
+    floor_hits: int = 0         #: checks that found memory over the target at the floor
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,7 @@ class Report:
     emitters: Sequence[EmitterReport]
     taken_at: float = field(default_factory=time.time)   #: ``time.time()`` of the snapshot
     resources: Sequence[ResourceReport] = ()   #: sites with open or leaked resources
+    budgets: Sequence[BudgetReport] = ()       #: shared byte budgets, largest first
 
     @property
     def accounted_bytes(self) -> int:
@@ -108,17 +131,20 @@ class Report:
     @property
     def own_bytes(self) -> int:
         """What the memleash objects themselves own (``__sizeof__``), summed."""
-        return sum(c.own_bytes for c in self.caches) + sum(e.own_bytes for e in self.emitters)
+        return (sum(c.own_bytes for c in self.caches) + sum(e.own_bytes for e in self.emitters)
+                + sum(b.own_bytes for b in self.budgets))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``json.dumps`` takes it): an infinite limit is given as None."""
         return {
             "taken_at": self.taken_at,
             "caches": [_finite(asdict(c)) for c in self.caches],
+            "budgets": [asdict(b) for b in self.budgets],
             "emitters": [asdict(e) for e in self.emitters],
             "resources": [asdict(r) for r in self.resources],
             "totals": {
                 "caches": len(self.caches),
+                "budgets": len(self.budgets),
                 "emitters": len(self.emitters),
                 "accounted_bytes": self.accounted_bytes,
                 "own_bytes": self.own_bytes,
@@ -177,8 +203,10 @@ def _counter(cache: Any) -> Any:
 
 
 def report() -> Report:
-    """A snapshot of every live memleash cache and emitter, largest caches first."""
-    caches, emitters = [], []
+    """A snapshot of every live memleash cache, budget and emitter, largest caches first."""
+    caches, emitters, budgets = [], [], []
+    names: dict[int, str] = {}   # id(budget) -> its name in this report
+    cache_stats = []
     for obj in _core._live():
         stats = obj._ml_stats()
         kind = type(obj).__name__
@@ -191,10 +219,18 @@ def report() -> Report:
             counter = _counter(obj)
             if counter is not None:
                 stats["invalidations"] = counter.invalidations
-            caches.append(CacheReport(kind=kind, name=name, site=site, **stats))
+            cache_stats.append((kind, name, site, stats))
+        elif isinstance(obj, _core.Budget):
+            names[id(obj)] = name
+            budgets.append(BudgetReport(kind=kind, name=name, site=site, **stats))
         else:
             emitters.append(EmitterReport(kind=kind, name=name, site=site, **stats))
+    for kind, name, site, stats in cache_stats:
+        budget = stats.pop("budget")
+        label = None if budget is None else names.get(id(budget), f"Budget at {id(budget):#x}")
+        caches.append(CacheReport(kind=kind, name=name, site=site, budget=label, **stats))
     caches.sort(key=lambda c: (-(c.currbytes or 0), -c.entries, c.name))
+    budgets.sort(key=lambda b: (-b.currbytes, b.name))
     emitters.sort(key=lambda e: (-e.listeners, e.name))
     from . import tracker   # imports report: here, not at the top
 
@@ -202,7 +238,7 @@ def report() -> Report:
         ResourceReport(kind="site", name=_relative(r.where), open=r.open, leaked=r.leaked,
                        tracked=r.tracked, oldest_age=r.oldest_age, examples=r.examples)
         for r in tracker.open_resources())
-    return Report(tuple(caches), tuple(emitters), resources=resources)
+    return Report(tuple(caches), tuple(emitters), resources=resources, budgets=tuple(budgets))
 
 
 class PrometheusCollector:
@@ -260,6 +296,24 @@ _CACHE_METRICS = (
      "Entries removed because their source changed (a Redis invalidation).", "invalidations"),
 )
 
+_BUDGET_METRICS = (
+    ("memleash_budget_objects", "gauge", "Live memleash budgets.", None),
+    ("memleash_budget_members", "gauge", "Caches sharing the budget.", "members"),
+    ("memleash_budget_bytes", "gauge", "Accounted bytes of the members' items, summed.",
+     "currbytes"),
+    ("memleash_budget_max_bytes", "gauge", "The budget's max_bytes.", "maxbytes"),
+    ("memleash_budget_effective_max_bytes", "gauge",
+     "The limit in force (below max_bytes while memory pressure lowered it).",
+     "effective_maxbytes"),
+    ("memleash_budget_evictions_total", "counter",
+     "Items the budget evicted to make room for a store.", "evictions"),
+    ("memleash_budget_pressure_evictions_total", "counter",
+     "Items evicted because memory pressure lowered the limit in force.", "pressure_evictions"),
+    ("memleash_budget_floor_hits_total", "counter",
+     "Memory checks over the target with the limit in force already at its floor.",
+     "floor_hits"),
+)
+
 _EMITTER_METRICS = (
     ("memleash_emitter_objects", "gauge", "Live memleash event emitters.", None),
     ("memleash_emitter_events", "gauge", "Events with at least one listener.", "events"),
@@ -287,8 +341,8 @@ _RESOURCE_METRICS = (
 
 def _families(rep: Report) -> list[_Family]:
     out = []
-    for objs, metrics in ((rep.caches, _CACHE_METRICS), (rep.emitters, _EMITTER_METRICS),
-                          (rep.resources, _RESOURCE_METRICS)):
+    for objs, metrics in ((rep.caches, _CACHE_METRICS), (rep.budgets, _BUDGET_METRICS),
+                          (rep.emitters, _EMITTER_METRICS), (rep.resources, _RESOURCE_METRICS)):
         groups: dict[tuple[str, str], list[Any]] = {}
         for obj in objs:
             groups.setdefault((obj.kind, obj.name), []).append(obj)
@@ -386,9 +440,20 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> li
 _MAX_ROWS = 25
 
 
+def _section(lines: list[str], title: str, items: Sequence[Any], attr: str,
+             header: Sequence[str], row: Any, left: int = 2) -> None:
+    """Appends a table of the first _MAX_ROWS items (row(item): its cells) to lines."""
+    lines.append(title)
+    lines += _grid(header, [row(item) for item in items[:_MAX_ROWS]], left=left)
+    if len(items) > _MAX_ROWS:
+        lines.append(f"  ... and {len(items) - _MAX_ROWS} more (report().{attr} has all)")
+
+
 def _render_table(rep: Report) -> str:
     lines = [
-        f"memleash report: {len(rep.caches)} cache(s), {len(rep.emitters)} emitter(s); "
+        f"memleash report: {len(rep.caches)} cache(s), "
+        + (f"{len(rep.budgets)} budget(s), " if rep.budgets else "")
+        + f"{len(rep.emitters)} emitter(s); "
         f"{_bytes(rep.accounted_bytes)} accounted in caches, {_bytes(rep.own_bytes)} owned"
         + (f"; {sum(r.open for r in rep.resources):,} tracked resource(s) open, "
            f"{sum(r.leaked for r in rep.resources):,} leaked" if rep.resources else "")
@@ -411,23 +476,25 @@ def _render_table(rep: Report) -> str:
                        rows, left=2)
         if len(rep.caches) > _MAX_ROWS:
             lines.append(f"  ... and {len(rep.caches) - _MAX_ROWS} more (report().caches has all)")
+    if rep.budgets:
+        _section(lines, "budgets (largest first):", rep.budgets, "budgets",
+                 ["kind", "name", "members", "bytes/max_bytes", "in force", "evicted", "pressure",
+                  "at floor"],
+                 lambda b: [b.kind, b.name, f"{b.members:,}",
+                            f"{_bytes(b.currbytes)}/{_bytes(b.maxbytes)}",
+                            _bytes(b.effective_maxbytes) + (" (following)" if b.following else ""),
+                            f"{b.evictions:,}", f"{b.pressure_evictions:,}", f"{b.floor_hits:,}"])
     if rep.emitters:
-        lines.append("emitters (most listeners first):")
-        rows = [[e.kind, e.name, f"{e.events:,}", f"{e.listeners:,}", f"{e.weak_listeners:,}",
-                 f"{e.listeners_removed:,}", f"{e.leak_warnings:,}", _bytes(e.own_bytes)]
-                for e in rep.emitters[:_MAX_ROWS]]
-        lines += _grid(["kind", "name", "events", "listeners", "weak", "auto-removed",
-                        "leak warnings", "own"], rows, left=2)
-        if len(rep.emitters) > _MAX_ROWS:
-            lines.append(f"  ... and {len(rep.emitters) - _MAX_ROWS} more "
-                         "(report().emitters has all)")
+        _section(lines, "emitters (most listeners first):", rep.emitters, "emitters",
+                 ["kind", "name", "events", "listeners", "weak", "auto-removed", "leak warnings",
+                  "own"],
+                 lambda e: [e.kind, e.name, f"{e.events:,}", f"{e.listeners:,}",
+                            f"{e.weak_listeners:,}", f"{e.listeners_removed:,}",
+                            f"{e.leak_warnings:,}", _bytes(e.own_bytes)])
     if rep.resources:
-        lines.append("tracked resources by allocation site (most open first):")
-        rows = [[r.name, f"{r.open:,}", f"{r.leaked:,}", f"{r.tracked:,}",
-                 "-" if r.oldest_age is None else f"{r.oldest_age:.1f} s"]
-                for r in rep.resources[:_MAX_ROWS]]
-        lines += _grid(["allocated at", "open", "leaked", "tracked", "oldest"], rows, left=1)
-        if len(rep.resources) > _MAX_ROWS:
-            lines.append(f"  ... and {len(rep.resources) - _MAX_ROWS} more "
-                         "(report().resources has all)")
+        _section(lines, "tracked resources by allocation site (most open first):", rep.resources,
+                 "resources", ["allocated at", "open", "leaked", "tracked", "oldest"],
+                 lambda r: [r.name, f"{r.open:,}", f"{r.leaked:,}", f"{r.tracked:,}",
+                            "-" if r.oldest_age is None else f"{r.oldest_age:.1f} s"],
+                 left=1)
     return "\n".join(lines)

@@ -427,6 +427,185 @@ static void evict(ml_cache *c) {
     ml_cache_remove(c, ml_cache_victim(c), &k, &v);
 }
 
+/* ---- a byte budget shared by several engines (sharedbudget.h) ---- */
+
+/* Stores k into a shared engine as the binding does: its bytes taken from the budget first,
+ * then inserted. @return 0 if the budget had no room (nothing changed). */
+static int shared_put(ml_cache *c, uintptr_t k, size_t bytes) {
+    if (!ml_shared_take(c->shared, 0, bytes)) return 0;
+    if (ml_cache_reserve(c) != ML_OK) abort();
+    ml_cache_insert(c, weak_hash(k), K(k), K(k), ml_size_int(1), bytes);
+    return 1;
+}
+
+/* The member whose victim was accessed longest ago (the binding's rule), or NULL. */
+static ml_cache *oldest_victim(ml_cache **members, int n) {
+    ml_cache *best = NULL;
+    uint64_t best_stamp = UINT64_MAX;
+    for (int i = 0; i < n; i++) {
+        uint32_t v = ml_cache_victim(members[i]);
+        if (v != ML_NIL && ml_cache_stamp(members[i], v) < best_stamp) {
+            best_stamp = ml_cache_stamp(members[i], v);
+            best = members[i];
+        }
+    }
+    return best;
+}
+
+static void test_shared_take_never_passes_the_limit(void) {
+    ml_shared s;
+    ml_shared_init(&s, 100);
+    CHECK(ml_shared_take(&s, 0, 60) && ml_shared_bytes(&s) == 60);
+    CHECK(!ml_shared_take(&s, 0, 41) && ml_shared_bytes(&s) == 60);   /* refused: unchanged */
+    CHECK(ml_shared_fits(&s, 0, 40) && !ml_shared_fits(&s, 0, 41));
+    CHECK(ml_shared_take(&s, 60, 100) && ml_shared_bytes(&s) == 100);   /* a replacement */
+    CHECK(ml_shared_take(&s, 100, 5) && ml_shared_bytes(&s) == 5);      /* a decrease */
+    ml_shared_set_limit(&s, 3);   /* lowered below the sum: only decreases fit */
+    CHECK(ml_shared_limit(&s) == 3 && !ml_shared_fits(&s, 0, 0 + 1));
+    CHECK(ml_shared_take(&s, 5, 4) && ml_shared_bytes(&s) == 4);
+    CHECK(!ml_shared_take(&s, 0, 1));
+    ml_shared_give(&s, 4);
+    CHECK(ml_shared_bytes(&s) == 0 && ml_shared_take(&s, 0, 3) && !ml_shared_take(&s, 0, 1));
+    ml_shared_set_limit(&s, SIZE_MAX);   /* never above maxbytes */
+    CHECK(ml_shared_limit(&s) == 100);
+    /* sums near SIZE_MAX never wrap */
+    ml_shared_init(&s, SIZE_MAX - 1);
+    CHECK(ml_shared_take(&s, 0, SIZE_MAX - 10));
+    CHECK(!ml_shared_take(&s, 0, 10) && ml_shared_take(&s, 0, 9));
+    CHECK(!ml_shared_take(&s, 0, SIZE_MAX - 1) && ml_shared_bytes(&s) == SIZE_MAX - 1);
+}
+
+static void test_shared_clock_stamps_every_access(void) {
+    ml_shared s;
+    ml_shared_init(&s, 1000);
+    ml_cache a, b;
+    ml_cache_init(&a, &ml_alloc_libc, ML_POLICY_LRU, 0, 1, ml_limit_float(INFINITY), SIZE_MAX);
+    ml_cache_init(&b, &ml_alloc_libc, ML_POLICY_FIFO, 0, 1, ml_limit_float(INFINITY), SIZE_MAX);
+    CHECK(ml_cache_share(&a, &s) == ML_OK && ml_cache_share(&b, &s) == ML_OK);
+    CHECK(shared_put(&a, 1, 10) && shared_put(&b, 2, 10) && shared_put(&a, 3, 10));
+    CHECK(ml_shared_bytes(&s) == 30 && a.budget.bytes == 20 && b.budget.bytes == 10);
+    uint32_t id1 = find(&a, 1), id2 = find(&b, 2), id3 = find(&a, 3);
+    CHECK(ml_cache_stamp(&a, id1) < ml_cache_stamp(&b, id2));
+    CHECK(ml_cache_stamp(&b, id2) < ml_cache_stamp(&a, id3));
+    ml_cache *m[2] = {&a, &b};
+    CHECK(oldest_victim(m, 2) == &a);
+    ml_cache_touch(&a, id1);                  /* 2 is now the oldest access */
+    CHECK(oldest_victim(m, 2) == &b);
+    ml_cache_touch(&b, id2);                  /* FIFO ignores the hit, the stamp does not */
+    CHECK(victim_key(&b) == 2 && oldest_victim(m, 2) == &a && victim_key(&a) == 3);
+    CHECK(ml_shared_take(&s, 10, 30));        /* a replacement is stamped too */
+    ml_cache_replace(&a, id3, K(3), ml_size_int(1), 30);
+    CHECK(victim_key(&a) == 1 && oldest_victim(m, 2) == &a);
+    ML_CACHE_CHECK(&a);
+    ML_CACHE_CHECK(&b);
+    evict(&a);                                /* a removal gives its bytes back */
+    CHECK(ml_shared_bytes(&s) == 40 && a.budget.bytes == 30);
+    ml_table out;
+    ml_cache_steal(&b, &out);                 /* so does emptying */
+    ml_table_free(&out);
+    CHECK(ml_shared_bytes(&s) == 30 && b.shared == &s);
+    CHECK(shared_put(&b, 4, 5) && ml_shared_bytes(&s) == 35);   /* still shared after a steal */
+    ML_CACHE_CHECK(&b);
+    ml_cache_unshare(&a);                     /* leaving takes its bytes out, entries stay */
+    CHECK(ml_shared_bytes(&s) == 5 && a.t.used == 1 && a.shared == NULL && a.stamps == NULL);
+    ML_CACHE_CHECK(&a);
+    ml_cache_unshare(&b);
+    CHECK(ml_shared_bytes(&s) == 0);
+    ml_cache_free(&a);
+    ml_cache_free(&b);
+}
+
+/* Members that are all LRU evict in one global LRU order, whatever member holds what. */
+static void test_shared_lru_members_evict_in_one_global_order(void) {
+    ml_shared s;
+    ml_shared_init(&s, 8 * 10);
+    ml_cache c[3];
+    ml_cache *m[3] = {&c[0], &c[1], &c[2]};
+    for (int i = 0; i < 3; i++) {
+        ml_cache_init(&c[i], &ml_alloc_libc, ML_POLICY_LRU, 0, 1, ml_limit_float(INFINITY), SIZE_MAX);
+        CHECK(ml_cache_share(&c[i], &s) == ML_OK);
+    }
+    /* a model: keys in order of last access, oldest first */
+    uintptr_t order[4000];
+    int n = 0;
+    uint32_t rnd = 12345;
+    for (uintptr_t k = 1; k <= 2000; k++) {
+        rnd = rnd * 1103515245u + 12345u;
+        ml_cache *into = &c[(rnd >> 16) % 3];
+        if ((rnd >> 8) % 4 == 0 && n > 0) {   /* a hit on a random key the model holds */
+            int at = (int)((rnd >> 4) % (uint32_t)n);
+            uintptr_t hk = order[at];
+            for (int i = 0; i < 3; i++) {
+                uint32_t id = find(&c[i], hk);
+                if (id != ML_NIL) ml_cache_touch(&c[i], id);
+            }
+            memmove(&order[at], &order[at + 1], (size_t)(n - at - 1) * sizeof(uintptr_t));
+            order[n - 1] = hk;
+            continue;
+        }
+        while (!ml_shared_fits(&s, 0, 10)) {   /* evict by the budget's rule */
+            ml_cache *v = oldest_victim(m, 3);
+            CHECK(v != NULL && victim_key(v) == order[0]);
+            evict(v);
+            memmove(&order[0], &order[1], (size_t)(n - 1) * sizeof(uintptr_t));
+            n--;
+        }
+        CHECK(shared_put(into, k, 10));
+        order[n++] = k;
+        CHECK(ml_shared_bytes(&s) <= 80);
+    }
+    CHECK(ml_shared_bytes(&s) == c[0].budget.bytes + c[1].budget.bytes + c[2].budget.bytes);
+    for (int i = 0; i < 3; i++) {
+        ML_CACHE_CHECK(&c[i]);
+        ml_cache_unshare(&c[i]);
+        ml_cache_free(&c[i]);
+    }
+    CHECK(ml_shared_bytes(&s) == 0);
+}
+
+/* An engine that joins with entries stamps them in its policy's order, its victim
+ * oldest; a failed allocation leaves it unshared and unchanged. */
+static void test_share_stamps_entries_in_policy_order(void) {
+    for (long fail_at = 0; fail_at <= 1; fail_at++) {
+        ml_shared s;
+        ml_shared_init(&s, 1000);
+        ml_cache c;
+        ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_LFU, 0, 1, ml_limit_float(INFINITY), SIZE_MAX);
+        for (uintptr_t k = 1; k <= 5; k++) {
+            if (ml_cache_reserve(&c) != ML_OK) abort();
+            ml_cache_insert(&c, weak_hash(k), K(k), K(k), ml_size_int(1), 7);
+        }
+        ml_cache_touch(&c, find(&c, 1));
+        ml_cache_touch(&c, find(&c, 1));
+        ml_cache_touch(&c, find(&c, 2));
+        if (fail_at) {
+            counting cnt = {0, 0, 1};
+            ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
+            const ml_alloc *keep = c.t.alloc;
+            c.t.alloc = &a;
+            CHECK(ml_cache_share(&c, &s) == ML_ERR_NOMEM);
+            c.t.alloc = keep;
+            CHECK(c.shared == NULL && c.stamps == NULL);
+        }
+        else {
+            CHECK(ml_cache_share(&c, &s) == ML_OK && ml_shared_take(&s, 0, c.budget.bytes));
+            uint64_t prev = 0;
+            uintptr_t expect[5] = {3, 4, 5, 2, 1};   /* least used first, then least recent */
+            for (int i = 0; i < 5; i++) {
+                uint64_t st = ml_cache_stamp(&c, find(&c, expect[i]));
+                CHECK(st > prev);
+                prev = st;
+            }
+            CHECK(ml_shared_bytes(&s) == 35);
+            ML_CACHE_CHECK(&c);
+            CHECK(ml_cache_entry_overhead(&c) > sizeof(ml_entry) + sizeof(size_t));
+        }
+        ml_cache_unshare(&c);
+        CHECK(ml_shared_bytes(&s) == 0);
+        ml_cache_free(&c);
+    }
+}
+
 static void test_fifo_ignores_hits_and_requeues_replacements(void) {
     ml_cache c;
     ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_FIFO, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
@@ -948,6 +1127,10 @@ int main(void) {
     RUN(test_sites_survive_growth);
     RUN(test_sites_forget_a_dead_code_object);
     RUN(test_sites_failed_allocation_leaves_them_unchanged);
+    RUN(test_shared_take_never_passes_the_limit);
+    RUN(test_shared_clock_stamps_every_access);
+    RUN(test_shared_lru_members_evict_in_one_global_order);
+    RUN(test_share_stamps_entries_in_policy_order);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

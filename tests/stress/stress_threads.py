@@ -2,7 +2,7 @@
 `pytest`, which only collects test_*.py: this suite takes about a minute).
 
 Every cache class with and without a byte budget (the timed ones on a clock the threads
-share and advance), each decorator flavour (acached on eight event loops), one emitter
+share and advance), a Budget shared by a cache of every class, each decorator flavour (acached on eight event loops), one emitter
 with subscriptions, unsubscriptions, emits and owners dying, and the tracker with
 enable(). The threads work in phases; between two phases every thread is parked at a
 barrier and the main thread checks the object's invariants — len, currsize and currbytes
@@ -211,6 +211,67 @@ def test_a_cache_shared_by_8_threads_keeps_its_books(name, budget):
     per_item = sizeof if budget == "sizeof" else default_sizing(
         lambda: make_cache(name, budget, Clock()))
     run_phases(cache_work(cache, clock), lambda: check_cache(cache, per_unit, per_item))
+
+
+# ---------------------------------------------------------------------------------------
+# a byte budget shared by caches of every policy
+
+def test_a_budget_shared_by_caches_of_every_policy_keeps_its_books():
+    """8 threads on 7 caches (one of each class) sharing one Budget, one thread also
+    lowering and raising its limit: at every stop, each cache's books hold, and the
+    budget's currbytes is their sum, within its limit in force and its max_bytes."""
+    clock = Clock()
+    budget = memleash.Budget(12_000, name="stress")
+    caches = []
+    for name in ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TTLCache",
+                 "TLRUCache"]:
+        cls = getattr(memleash, name)
+        kw = {"sizeof": sizeof, "budget": budget}
+        if name == "TTLCache":
+            caches.append(cls(1_000, 40, timer=clock, **kw))
+        elif name == "TLRUCache":
+            caches.append(cls(1_000, lambda k, v, now: now + 10 + k % 50, timer=clock, **kw))
+        else:
+            caches.append(cls(1_000, **kw))
+
+    def work(i, rnd, ops):
+        # no iteration here: another cache's store may evict from any member at any time,
+        # so items() would meet keys gone between its iterator and its look-up
+        for _ in range(ops):
+            cache = caches[rnd.randrange(len(caches))]
+            k, op = rnd.randrange(160), rnd.randrange(100)
+            if op < 45:
+                cache[k] = payload(k, rnd)
+            elif op < 70:
+                v = cache.get(k)
+                assert v is None or v.startswith(f"{k}:")
+            elif op < 78:
+                cache.pop(k, None)
+            elif op < 83:
+                cache.setdefault(k, payload(k, rnd))
+            elif op < 87:
+                try:
+                    cache.popitem()
+                except KeyError:
+                    pass                        # empty: cachetools' KeyError
+            elif op < 90:
+                clock.advance(rnd.randrange(1, 4))
+            elif op < 91 and rnd.random() < 0.1:
+                cache.clear()
+            else:
+                _ = (k in cache, len(cache))
+        if i == 0:
+            budget._ml_set_limit(rnd.choice([3_000, 8_000, 12_000]))
+
+    def check():
+        for c in caches:
+            check_cache(c, lambda v: 1, sizeof)
+        assert budget.currbytes == sum(c.currbytes for c in caches) <= budget.maxbytes
+        assert budget.currbytes <= budget.effective_maxbytes
+        assert sorted(map(id, budget.members)) == sorted(map(id, caches))
+
+    run_phases(work, check)
+    assert budget.evictions > 0 and budget.pressure_evictions > 0
 
 
 # ---------------------------------------------------------------------------------------
