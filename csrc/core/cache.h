@@ -12,7 +12,9 @@
  *   ML_POLICY_FIFO       the first inserted (a replacement counts as a new insertion);
  *   ML_POLICY_LFU        the least frequently used, least recent first (lfu.h);
  *   ML_POLICY_RANDOM     none: the caller chooses among c->dense (dense.h), and
- *                        ml_cache_victim returns ML_NIL.
+ *                        ml_cache_victim returns ML_NIL;
+ *   ML_POLICY_TINYLFU    W-TinyLFU: the window's least recent entry or the main region's
+ *                        victim, whichever the frequency sketch counts less (tinylfu.h).
  */
 #ifndef ML_CACHE_H
 #define ML_CACHE_H
@@ -25,6 +27,7 @@
 #include "core/lfu.h"
 #include "core/list.h"
 #include "core/table.h"
+#include "core/tinylfu.h"
 #include "core/wheel.h"
 
 typedef enum ml_policy {
@@ -32,10 +35,11 @@ typedef enum ml_policy {
     ML_POLICY_LRU = 1,
     ML_POLICY_FIFO = 2,
     ML_POLICY_LFU = 3,
-    ML_POLICY_RANDOM = 4
+    ML_POLICY_RANDOM = 4,
+    ML_POLICY_TINYLFU = 5
 } ml_policy;
 
-#define ML_POLICY_COUNT 5
+#define ML_POLICY_COUNT 6
 
 typedef struct ml_cache {
     ml_table t;         /* entries and index; t.version is bumped by insert/remove */
@@ -43,6 +47,7 @@ typedef struct ml_cache {
     ml_list policy;     /* LRU: least recent at head; FIFO: oldest at head */
     ml_lfu lfu;         /* LFU only */
     ml_dense dense;     /* RANDOM only */
+    ml_tlfu tlfu;       /* TINYLFU only */
     ml_wheel deadlines; /* per-entry deadlines, only once ml_cache_enable_deadlines ran */
     ml_policy kind;
     int64_t *units;     /* per-id integer units, NULL while units are off (each counts 1) */
@@ -87,7 +92,7 @@ uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_
                          size_t bytes);
 
 /* Gives live entry id a new value and counts; LRU and FIFO move it to the recent end, LFU
- * counts a use (each as cachetools' __setitem__ on an existing key).
+ * and TINYLFU count a use (each as cachetools' __setitem__ on an existing key).
  * @pre a float size was reserved (ml_cache_reserve_float); the counts fit (ml_cache_fits
  * did not answer ML_FIT_OVERFLOW). @return the old value, which the caller now owns. */
 void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, size_t bytes);
@@ -95,7 +100,8 @@ void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, siz
 /* Removes live entry id; *key and *value receive its pointers, which the caller owns. */
 void ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value);
 
-/* Records a use of live entry id (a hit): LRU moves it to the recent end, LFU counts it. */
+/* Records a use of live entry id (a hit): LRU moves it to the recent end, LFU counts it,
+ * TINYLFU counts it and moves it within or between its regions. */
 static inline void
 ml_cache_touch(ml_cache *c, uint32_t id)
 {
@@ -104,6 +110,9 @@ ml_cache_touch(ml_cache *c, uint32_t id)
     }
     else if (c->kind == ML_POLICY_LFU) {
         ml_lfu_touch(&c->lfu, c->t.ents, id);
+    }
+    else if (c->kind == ML_POLICY_TINYLFU) {
+        ml_tlfu_touch(&c->tlfu, c->t.ents, id);
     }
 }
 
@@ -118,6 +127,8 @@ ml_cache_victim(const ml_cache *c)
         return c->policy.head;
     case ML_POLICY_LFU:
         return ml_lfu_victim(&c->lfu);
+    case ML_POLICY_TINYLFU:
+        return ml_tlfu_victim(&c->tlfu, c->t.ents);
     case ML_POLICY_RANDOM:
         return ML_NIL;
     case ML_POLICY_INSERTION:

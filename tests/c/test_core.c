@@ -353,21 +353,32 @@ static void test_eq_error_is_reported(void) {
 }
 
 static void test_reserve_failure_leaves_cache_unchanged(void) {
-    for (long fail_at = 1; fail_at <= 40; fail_at++) {
-        counting cnt = {0, 0, fail_at};
-        ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
-        ml_cache c;
-        ml_cache_init(&c, &a, ML_POLICY_LRU, 1, 1, ml_limit_float(INFINITY), SIZE_MAX);
-        uintptr_t stored = 0;
-        for (uintptr_t k = 1; k <= 200; k++) {
-            if (ml_cache_reserve(&c) != ML_OK) continue;
-            ml_cache_insert(&c, weak_hash(k), K(k), K(k), ml_size_int(1), 1);
-            stored++;
+    /* LRU, and TinyLFU, whose reserve also grows the region bytes and the sketch */
+    for (int tiny = 0; tiny <= 1; tiny++) {
+        for (long fail_at = 1; fail_at <= 40; fail_at++) {
+            counting cnt = {0, 0, fail_at};
+            ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
+            ml_cache c;
+            ml_cache_init(&c, &a, tiny ? ML_POLICY_TINYLFU : ML_POLICY_LRU, 1, 1,
+                          ml_limit_float(INFINITY), SIZE_MAX);
+            uintptr_t stored = 0;
+            for (uintptr_t k = 1; k <= 200; k++) {
+                if (ml_cache_reserve(&c) != ML_OK) continue;
+                ml_cache_insert(&c, weak_hash(k), K(k), K(k), ml_size_int(1), 1);
+                stored++;
+            }
+            CHECK(c.t.used == stored);
+            CHECK(!tiny || c.tlfu.sketch.nwords >= stored);
+            ML_CACHE_CHECK(&c);
+            if (tiny) {
+                ml_table out;
+                ml_cache_steal(&c, &out);   /* clear(): the history goes too */
+                ml_table_free(&out);
+                CHECK(c.tlfu.sketch.nwords == 0 && c.tlfu.window_frac == ML_TLFU_WINDOW_INITIAL);
+            }
+            ml_cache_free(&c);
+            CHECK(cnt.live == 0);
         }
-        CHECK(c.t.used == stored);
-        ML_CACHE_CHECK(&c);
-        ml_cache_free(&c);
-        CHECK(cnt.live == 0);
     }
 }
 
@@ -824,6 +835,133 @@ static void test_sites_failed_allocation_leaves_them_unchanged(void) {
     }
 }
 
+/* ---- W-TinyLFU: the sketch, the regions, the admission, the climber ---- */
+
+static void test_sketch_counts_saturate_halve_and_grow(void) {
+    ml_sketch s;
+    ml_sketch_init(&s, ML_SKETCH_SEED);
+    CHECK(ml_sketch_frequency(&s, 1) == 0);
+    ml_sketch_increment(&s, 1);                  /* no table yet: ignored */
+    CHECK(s.additions == 0);
+    CHECK(ml_sketch_reserve(&s, &ml_alloc_libc, 5) == ML_OK && s.nwords == 8);
+    for (int i = 0; i < 20; i++) ml_sketch_increment(&s, 1);
+    CHECK(ml_sketch_frequency(&s, 1) == 15 && s.additions == 15);   /* saturated at 15 */
+    CHECK(ml_sketch_frequency(&s, 2) == 0);
+    ml_sketch_increment(&s, 2);
+    CHECK(ml_sketch_frequency(&s, 2) == 1);
+    /* growth copies the table: every estimate stays */
+    counting cnt = {0, 0, 1};
+    ml_alloc failing = {c_malloc, c_realloc, c_free, &cnt};
+    CHECK(ml_sketch_reserve(&s, &failing, 64) == ML_ERR_NOMEM && s.nwords == 8);
+    CHECK(ml_sketch_reserve(&s, &ml_alloc_libc, 33) == ML_OK && s.nwords == 64);
+    CHECK(ml_sketch_frequency(&s, 1) == 15 && ml_sketch_frequency(&s, 2) == 1);
+    CHECK(ml_sketch_sample(&s) == 640);
+    /* halving: once `additions` reaches the sample, every counter is halved */
+    uint64_t h = 1000, before;
+    do {                                         /* other hashes, until the halving */
+        before = s.additions;
+        ml_sketch_increment(&s, h++);
+    } while (s.additions >= before && h < 100000);
+    CHECK(before == 639 && s.additions == 320);
+    CHECK(ml_sketch_frequency(&s, 1) == 7);
+    ml_sketch_check(&s);
+    ml_sketch_free(&s, &ml_alloc_libc);
+    CHECK(s.nwords == 0 && s.words == NULL);
+}
+
+/* TinyLFU caches in these tests store key k under hash k (the sketch mixes it) */
+static void tput(ml_cache *c, uintptr_t k) {
+    if (ml_cache_reserve(c) != ML_OK) abort();
+    ml_cache_insert(c, (uint64_t)k, K(k), K(k), ml_size_int(1), 0);
+}
+static uint32_t tfind(ml_cache *c, uintptr_t k) {
+    uint32_t id = ML_NIL;
+    int st = ml_table_find(&c->t, (uint64_t)k, K(k), int_eq, NULL, &id);
+    return st == ML_OK ? id : ML_NIL;
+}
+
+static void test_tlfu_new_keys_enter_the_window_then_probation(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    CHECK(ml_cache_victim(&c) == ML_NIL);
+    for (uintptr_t k = 1; k <= 100; k++) {
+        tput(&c, k);
+        CHECK(c.tlfu.region[ML_TLFU_WINDOW].tail == tfind(&c, k));   /* present, in the window */
+    }
+    ML_CACHE_CHECK(&c);
+    /* 1 % of 100 entries: the window holds the newest, probation the rest, oldest first */
+    CHECK(c.tlfu.count[ML_TLFU_WINDOW] == 1 && c.tlfu.count[ML_TLFU_PROBATION] == 99);
+    CHECK(c.tlfu.region[ML_TLFU_PROBATION].head == tfind(&c, 1));
+    /* a probation hit is promoted to protected */
+    ml_cache_touch(&c, tfind(&c, 5));
+    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 1 && c.tlfu.region_of[tfind(&c, 5)] == ML_TLFU_PROTECTED);
+    /* candidate 100 (window) against victim 1 (probation), both counted once: a tie
+     * evicts the candidate */
+    CHECK(victim_key(&c) == 100);
+    CHECK(victim_key(&c) == 100);                   /* a pure function of the state */
+    ml_cache_touch(&c, tfind(&c, 100));          /* now counted more often than 1 */
+    CHECK(victim_key(&c) == 1);
+    evict(&c);
+    CHECK(victim_key(&c) == 2);                     /* the candidate wins again: next in probation */
+    /* probation empty: the victim comes from protected */
+    while (c.tlfu.count[ML_TLFU_PROBATION] > 0) {
+        void *k, *v;
+        ml_cache_remove(&c, c.tlfu.region[ML_TLFU_PROBATION].head, &k, &v);
+    }
+    CHECK(victim_key(&c) == 5 || victim_key(&c) == 100);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_tlfu_protected_overflow_is_demoted(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    for (uintptr_t k = 1; k <= 10; k++) tput(&c, k);
+    /* 10 entries: window 1, protected at most floor(0.8 * 9) = 7 */
+    CHECK(ml_tlfu_window_max(&c.tlfu, 10) == 1 && ml_tlfu_protected_max(&c.tlfu, 10) == 7);
+    for (uintptr_t k = 1; k <= 9; k++) ml_cache_touch(&c, tfind(&c, k));
+    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 7 && c.tlfu.count[ML_TLFU_PROBATION] == 2);
+    /* the two promoted first were demoted to probation's tail, least recent first */
+    CHECK(c.tlfu.region[ML_TLFU_PROBATION].head == tfind(&c, 1));
+    CHECK(c.tlfu.region[ML_TLFU_PROBATION].tail == tfind(&c, 2));
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_tlfu_climber_follows_the_hit_rate(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    for (uintptr_t k = 1; k <= 8; k++) tput(&c, k);          /* 8 misses; sample 80 */
+    CHECK(ml_sketch_sample(&c.tlfu.sketch) == 80);
+    for (int i = 0; i < 72; i++) ml_cache_touch(&c, tfind(&c, 1 + (uintptr_t)i % 8));
+    /* rate 0.9 against 0: better, so the first step (shrink) is taken; a change of 5
+     * points or more restarts the step */
+    CHECK(c.tlfu.window_frac == 0.0 && c.tlfu.step == -ML_TLFU_STEP && c.tlfu.prev_rate == 0.9);
+    CHECK(c.tlfu.hits == 0 && c.tlfu.misses == 0 && c.tlfu.count[ML_TLFU_WINDOW] == 1);
+    for (uintptr_t k = 100; k < 140; k++) {                  /* 40 misses, 40 hits: worse */
+        evict(&c);
+        tput(&c, k);
+        ml_cache_touch(&c, tfind(&c, k));
+    }
+    CHECK(c.tlfu.window_frac == ML_TLFU_STEP && c.tlfu.step == ML_TLFU_STEP);
+    for (uintptr_t k = 200; k < 240; k++) {                  /* the same rate: decay */
+        evict(&c);
+        tput(&c, k);
+        ml_cache_touch(&c, tfind(&c, k));
+    }
+    CHECK(c.tlfu.window_frac == 2 * ML_TLFU_STEP && c.tlfu.step == ML_TLFU_STEP_DECAY * ML_TLFU_STEP);
+    ML_CACHE_CHECK(&c);
+    /* a larger window takes probation's least recent entries */
+    c.tlfu.window_frac = 0.5;
+    c.tlfu.step = 0.0;
+    c.tlfu.prev_rate = 0.5;
+    uint32_t head = c.tlfu.region[ML_TLFU_PROBATION].head;
+    for (int i = 0; i < 80; i++) ml_cache_touch(&c, tfind(&c, 239));
+    CHECK(c.tlfu.count[ML_TLFU_WINDOW] == 4 && c.tlfu.region_of[head] == ML_TLFU_WINDOW);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
 int main(void) {
     RUN(test_table_insert_find_remove_many);
     RUN(test_removed_ids_are_reused);
@@ -859,6 +997,10 @@ int main(void) {
     RUN(test_sites_equal_stacks_share_one_site);
     RUN(test_sites_survive_growth);
     RUN(test_sites_failed_allocation_leaves_them_unchanged);
+    RUN(test_sketch_counts_saturate_halve_and_grow);
+    RUN(test_tlfu_new_keys_enter_the_window_then_probation);
+    RUN(test_tlfu_protected_overflow_is_demoted);
+    RUN(test_tlfu_climber_follows_the_hit_rate);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

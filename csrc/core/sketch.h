@@ -1,0 +1,84 @@
+/* sketch.h — a count-min sketch of 4-bit counters with periodic halving: the frequency
+ * history behind W-TinyLFU's admission (tinylfu.h).
+ *
+ * What it answers: about how often a hash was counted lately, from 0 to 15. It may
+ * over-estimate (other hashes share counters), never under-estimates what was counted
+ * since the last halving. Every ML_SKETCH_SAMPLE_PER_WORD * nwords counted additions, all
+ * counters are halved, so old popularity fades (TinyLFU's "reset", Einziger, Friedman and
+ * Manes, "TinyLFU: A Highly Efficient Cache Admission Policy", ACM ToS 2017).
+ *
+ * Hashing: a key's stored 64-bit hash is mixed with the sketch's seed (splitmix64's
+ * finaliser over hash ^ seed); the low 32 bits of the mix pick a 64-byte block of 8 words,
+ * and each of the top four bytes picks one counter of that block (one of two words, one
+ * of 16 nibbles), so the four counters of a hash sit in one cache line (Caffeine's block
+ * layout, described in its FrequencySketch's documentation). The seed is fixed by default
+ * (ML_SKETCH_SEED) so that a cache's decisions, its pickles and the tests are
+ * deterministic; Python's own string hashing is what varies from process to process.
+ *
+ * Growth: the table has a power-of-two number of words, at least 8, and grows by doubling
+ * copies of itself: a hash's block is then the old block or its copy, with the same
+ * counters, so every estimate is unchanged by growth (no history is lost).
+ */
+#ifndef ML_SKETCH_H
+#define ML_SKETCH_H
+
+#include <stdint.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+
+#define ML_SKETCH_SEED 0x9E3779B97F4A7C15ull   /* 2**64 / golden ratio */
+#define ML_SKETCH_MIN_WORDS 8u                 /* one 64-byte block */
+#define ML_SKETCH_MAX_WORDS (1u << 30)         /* 8 GiB of counters: beyond any cache */
+#define ML_SKETCH_SAMPLE_PER_WORD 10u          /* additions between halvings, per word */
+#define ML_SKETCH_MAX_COUNT 15u
+
+typedef struct ml_sketch {
+    uint64_t *words;        /* nwords words of 16 counters each, or NULL */
+    uint32_t nwords;        /* 0 (no table yet) or a power of two >= ML_SKETCH_MIN_WORDS */
+    uint64_t additions;     /* counted additions since the last halving (< sample) */
+    uint64_t seed;
+} ml_sketch;
+
+/* Makes an empty sketch (no table; frequencies read 0, increments are ignored until
+ * ml_sketch_reserve made one). Allocates nothing. */
+void ml_sketch_init(ml_sketch *s, uint64_t seed);
+
+/* Frees the table; the sketch is empty again (the seed stays). */
+void ml_sketch_free(ml_sketch *s, const ml_alloc *a);
+
+/* Makes the table at least `n` words (rounded up to a power of two, at least
+ * ML_SKETCH_MIN_WORDS, at most ML_SKETCH_MAX_WORDS), by doubling copies: estimates are
+ * unchanged. @return ML_OK or ML_ERR_NOMEM (then unchanged). */
+int ml_sketch_reserve(ml_sketch *s, const ml_alloc *a, uint64_t n);
+
+/* Counts one occurrence of hash: each of its four counters below 15 goes up by one; if
+ * any did, `additions` goes up, and reaching the sample size halves every counter and
+ * `additions`. Never allocates. */
+void ml_sketch_increment(ml_sketch *s, uint64_t hash);
+
+/* @return the estimate for hash: the least of its four counters (0 without a table). */
+unsigned ml_sketch_frequency(const ml_sketch *s, uint64_t hash);
+
+/* @return the additions between halvings: ML_SKETCH_SAMPLE_PER_WORD * nwords (0 without
+ * a table). */
+static inline uint64_t
+ml_sketch_sample(const ml_sketch *s)
+{
+    return (uint64_t)ML_SKETCH_SAMPLE_PER_WORD * s->nwords;
+}
+
+/* @return the bytes the table owns. */
+static inline size_t
+ml_sketch_sizeof(const ml_sketch *s)
+{
+    return (size_t)s->nwords * sizeof(uint64_t);
+}
+
+/* Checks the invariants (word count a power of two in range, or no table; additions
+ * below the sample size); aborts on a violation. Only when NDEBUG is off. */
+#ifndef NDEBUG
+void ml_sketch_check(const ml_sketch *s);
+#endif
+
+#endif
