@@ -9,6 +9,7 @@ from .caches import LFUCache as LFUCache
 from .caches import LRUCache as LRUCache
 from .caches import RRCache as RRCache
 from .caches import Timer as Timer
+from .caches import TinyLFUCache as TinyLFUCache
 from .caches import TLRUCache as TLRUCache
 from .caches import TTLCache as TTLCache
 from .decorators import CacheInfo as CacheInfo
@@ -44,7 +45,7 @@ __all__ = [
     "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "TLRUCache", "TTLCache", "Timer",
-    "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
+    "TinyLFUCache", "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
     "method_cache", "open_resources", "report", "resource", "track", "ttl_cache",
     "untrack",
 ]
