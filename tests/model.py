@@ -50,7 +50,7 @@ def _mix(x: int) -> int:
 
 class Sketch:
     """4-bit count-min counters, 16 to a 64-bit word, in blocks of 8 words; halved every
-    10 additions per word; grows by doubling copies of itself."""
+    7 additions per word; grows by doubling copies of itself."""
 
     SEED = 0x9E3779B97F4A7C15
     MAX_WORDS = 1 << 30
@@ -70,7 +70,7 @@ class Sketch:
         self.words = [0] * want if not nwords else self.words * (want // nwords)
 
     def sample(self) -> int:
-        return 10 * len(self.words)
+        return 7 * len(self.words)
 
     def _cells(self, h: int) -> list:
         m = _mix((h ^ self.seed) & M64)
@@ -161,7 +161,7 @@ class TinyLFU:
         self._resize(True)
 
     def insert(self, key: Any) -> None:
-        self.sketch.reserve(len(self) + 1)
+        self.sketch.reserve(2 * (len(self) + 1))   # two words per entry or more
         self.sketch.increment(hash(key) & M64)
         self.misses += 1
         self.regions[self.WINDOW][key] = None

@@ -342,14 +342,14 @@ ml_cache_entry_overhead(const ml_cache *c)
 {
     /* slab entry + side cells + two index slots (the index holds 1.5 to 3 per entry);
      * LFU: its bucket id (buckets are fewer than entries and shared); RANDOM: two ids;
-     * TINYLFU: its region byte and one to two sketch words (the sketch has a power of
-     * two words, at least one per entry) */
+     * TINYLFU: its region byte and two to four sketch words (the sketch has a power of
+     * two words, at least two per entry): three on average */
     return sizeof(ml_entry) + (c->units_on ? sizeof(int64_t) : 0) +
            (c->funits != NULL ? sizeof(double) : 0) +
            (c->bytes_on ? sizeof(size_t) : 0) + 2 * sizeof(uint32_t) +
            (c->kind == ML_POLICY_LFU ? sizeof(uint32_t) : 0) +
            (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0) +
-           (c->kind == ML_POLICY_TINYLFU ? sizeof(uint8_t) + 2 * sizeof(uint64_t) : 0) +
+           (c->kind == ML_POLICY_TINYLFU ? sizeof(uint8_t) + 3 * sizeof(uint64_t) : 0) +
            (c->deadlines_on ? ML_WHEEL_BYTES_PER_ID : 0);
 }
 
@@ -420,7 +420,8 @@ ml_cache_check(const ml_cache *c)
             n += len;
         }
         if (n != t->used ||
-            (l->sketch.nwords < t->used && l->sketch.nwords < ML_SKETCH_MAX_WORDS) ||
+            ((uint64_t)l->sketch.nwords < (uint64_t)t->used * ML_TLFU_SKETCH_WORDS &&
+             l->sketch.nwords < ML_SKETCH_MAX_WORDS) ||
             !(l->window_frac >= 0.0 && l->window_frac <= 1.0) ||
             !(l->prev_rate >= 0.0 && l->prev_rate <= 1.0) || !isfinite(l->step) ||
             (l->sketch.nwords > 0 && l->hits + l->misses >= ml_sketch_sample(&l->sketch))) {

@@ -30,7 +30,12 @@
 #define ML_SKETCH_SEED 0x9E3779B97F4A7C15ull   /* 2**64 / golden ratio */
 #define ML_SKETCH_MIN_WORDS 8u                 /* one 64-byte block */
 #define ML_SKETCH_MAX_WORDS (1u << 30)         /* 8 GiB of counters: beyond any cache */
-#define ML_SKETCH_SAMPLE_PER_WORD 10u          /* additions between halvings, per word */
+/* Additions between halvings, per word. TinyLFUCache sizes the sketch at two words per
+ * entry or more (ML_TLFU_SKETCH_WORDS), so 14 to 28 counted uses per entry (Caffeine: 10
+ * per entry, at one word per entry or more). Chosen by measurement on bench/run.py's
+ * hit-ratio workloads (docs/benchmarks.md): a longer period holds a loop's entries
+ * better, a shorter one follows shifting popularity sooner; 7 keeps both. */
+#define ML_SKETCH_SAMPLE_PER_WORD 7u
 #define ML_SKETCH_MAX_COUNT 15u
 
 typedef struct ml_sketch {

@@ -15,7 +15,7 @@
  * Costs: insert, touch, remove and victim are O(1) (a few list moves, four counters in
  * one cache line); the regions' resizing after an insertion moves at most a few entries,
  * as window_max and protected_max change by at most one per entry; a climb moves up to
- * ML_TLFU_STEP of the entries once per sample of 10 x sketch-words operations, so O(1)
+ * ML_TLFU_STEP of the entries once per sample of 7 x sketch-words operations, so O(1)
  * amortised; a sketch halving is O(words) once per sample, O(1) amortised as well.
  *
  * Difference from Caffeine: no random admission of warm candidates (its defence against
@@ -59,7 +59,7 @@ ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live
         }
         l->side_cap = entry_cap;
     }
-    return ml_sketch_reserve(&l->sketch, a, live);
+    return ml_sketch_reserve(&l->sketch, a, (uint64_t)live * ML_TLFU_SKETCH_WORDS);
 }
 
 uint32_t

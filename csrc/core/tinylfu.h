@@ -55,6 +55,11 @@
 #define ML_TLFU_STEP_DECAY 0.98
 #define ML_TLFU_RESTART_THRESHOLD 0.05
 
+/* Sketch words per live entry, at least (a power of two at or above it): 32 counters per
+ * entry or more, twice Caffeine's width; the fewer collisions paid for themselves on every
+ * Zipf workload of bench/run.py (sketch.h: ML_SKETCH_SAMPLE_PER_WORD). */
+#define ML_TLFU_SKETCH_WORDS 2u
+
 /* Regions, in pickle order. */
 enum { ML_TLFU_WINDOW = 0, ML_TLFU_PROBATION = 1, ML_TLFU_PROTECTED = 2, ML_TLFU_REGIONS = 3 };
 
@@ -78,8 +83,9 @@ void ml_tlfu_init(ml_tlfu *l, uint64_t seed);
 /* Frees l's arrays and starts it again as ml_tlfu_init (the seed stays). */
 void ml_tlfu_free(ml_tlfu *l, const ml_alloc *a);
 
-/* Ensures room for entry ids below entry_cap and a sketch of at least `live` words
- * (live: the entries there will be after the next insertion). ML_OK or ML_ERR_NOMEM (l
+/* Ensures room for entry ids below entry_cap and a sketch of at least
+ * ML_TLFU_SKETCH_WORDS * live words (live: the entries there will be after the next
+ * insertion). ML_OK or ML_ERR_NOMEM (l
  * unchanged but possibly grown; the sketch's estimates are unchanged by growth). */
 int ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live);
 

@@ -103,7 +103,7 @@ tlfu_read(PyObject *policy, Py_ssize_t n, tlfu_state *out)
         }
     }
     else if (nwords < ML_SKETCH_MIN_WORDS || (nwords & (nwords - 1u)) != 0 ||
-             ((uint64_t)n > nwords && nwords < ML_SKETCH_MAX_WORDS) ||
+             ((uint64_t)n * ML_TLFU_SKETCH_WORDS > nwords && nwords < ML_SKETCH_MAX_WORDS) ||
              out->additions >= sample || out->hits >= sample || out->misses >= sample ||
              out->hits + out->misses >= sample) {
         return refuse();

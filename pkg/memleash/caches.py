@@ -74,8 +74,8 @@ class TinyLFUCache(Cache):
     least recently used entry and probation's (protected's when probation is empty) compete:
     the one a 4-bit count-min sketch of recent uses counts less often is evicted, a tie
     evicting the window's. ``popitem()`` removes and returns exactly that entry. The
-    sketch counts every store and hit; it halves its counters every ten uses per sketch
-    word, so popularity fades. The window starts at 1 % of the entries and follows the hit
+    sketch counts every store and hit; it halves its counters after 14 to 28 counted uses
+    per entry, so popularity fades. The window starts at 1 % of the entries and follows the hit
     rate by hill climbing (Caffeine's constants). Regions count entries, whatever their
     sizes. The sketch hashes ``hash(key)`` with a fixed seed (0x9E3779B97F4A7C15), so
     decisions and pickles are deterministic for a given ``hash``. ``clear()`` forgets the

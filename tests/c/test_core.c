@@ -855,14 +855,14 @@ static void test_sketch_counts_saturate_halve_and_grow(void) {
     CHECK(ml_sketch_reserve(&s, &failing, 64) == ML_ERR_NOMEM && s.nwords == 8);
     CHECK(ml_sketch_reserve(&s, &ml_alloc_libc, 33) == ML_OK && s.nwords == 64);
     CHECK(ml_sketch_frequency(&s, 1) == 15 && ml_sketch_frequency(&s, 2) == 1);
-    CHECK(ml_sketch_sample(&s) == 640);
+    CHECK(ml_sketch_sample(&s) == 7 * 64);
     /* halving: once `additions` reaches the sample, every counter is halved */
     uint64_t h = 1000, before;
     do {                                         /* other hashes, until the halving */
         before = s.additions;
         ml_sketch_increment(&s, h++);
     } while (s.additions >= before && h < 100000);
-    CHECK(before == 639 && s.additions == 320);
+    CHECK(before == 7 * 64 - 1 && s.additions == 7 * 32);
     CHECK(ml_sketch_frequency(&s, 1) == 7);
     ml_sketch_check(&s);
     ml_sketch_free(&s, &ml_alloc_libc);
@@ -931,20 +931,20 @@ static void test_tlfu_protected_overflow_is_demoted(void) {
 static void test_tlfu_climber_follows_the_hit_rate(void) {
     ml_cache c;
     ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
-    for (uintptr_t k = 1; k <= 8; k++) tput(&c, k);          /* 8 misses; sample 80 */
-    CHECK(ml_sketch_sample(&c.tlfu.sketch) == 80);
-    for (int i = 0; i < 72; i++) ml_cache_touch(&c, tfind(&c, 1 + (uintptr_t)i % 8));
-    /* rate 0.9 against 0: better, so the first step (shrink) is taken; a change of 5
-     * points or more restarts the step */
-    CHECK(c.tlfu.window_frac == 0.0 && c.tlfu.step == -ML_TLFU_STEP && c.tlfu.prev_rate == 0.9);
+    for (uintptr_t k = 1; k <= 8; k++) tput(&c, k);          /* 8 misses */
+    CHECK(c.tlfu.sketch.nwords == 16 && ml_sketch_sample(&c.tlfu.sketch) == 112);
+    for (int i = 0; i < 104; i++) ml_cache_touch(&c, tfind(&c, 1 + (uintptr_t)i % 8));
+    /* rate 104 / 112 against 0: better, so the first step (shrink) is taken; a change
+     * of 5 points or more restarts the step */
+    CHECK(c.tlfu.window_frac == 0.0 && c.tlfu.step == -ML_TLFU_STEP && c.tlfu.prev_rate == 104.0 / 112.0);
     CHECK(c.tlfu.hits == 0 && c.tlfu.misses == 0 && c.tlfu.count[ML_TLFU_WINDOW] == 1);
-    for (uintptr_t k = 100; k < 140; k++) {                  /* 40 misses, 40 hits: worse */
+    for (uintptr_t k = 100; k < 156; k++) {                  /* 56 misses, 56 hits: worse */
         evict(&c);
         tput(&c, k);
         ml_cache_touch(&c, tfind(&c, k));
     }
     CHECK(c.tlfu.window_frac == ML_TLFU_STEP && c.tlfu.step == ML_TLFU_STEP);
-    for (uintptr_t k = 200; k < 240; k++) {                  /* the same rate: decay */
+    for (uintptr_t k = 200; k < 256; k++) {                  /* the same rate: decay */
         evict(&c);
         tput(&c, k);
         ml_cache_touch(&c, tfind(&c, k));
@@ -956,7 +956,7 @@ static void test_tlfu_climber_follows_the_hit_rate(void) {
     c.tlfu.step = 0.0;
     c.tlfu.prev_rate = 0.5;
     uint32_t head = c.tlfu.region[ML_TLFU_PROBATION].head;
-    for (int i = 0; i < 80; i++) ml_cache_touch(&c, tfind(&c, 239));
+    for (int i = 0; i < 112; i++) ml_cache_touch(&c, tfind(&c, 255));
     CHECK(c.tlfu.count[ML_TLFU_WINDOW] == 4 && c.tlfu.region_of[head] == ML_TLFU_WINDOW);
     ML_CACHE_CHECK(&c);
     ml_cache_free(&c);
