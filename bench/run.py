@@ -292,6 +292,8 @@ CORE_LABELS = {
     "BM_LRUEvictInsert": "LRU evict + insert (full)",
     "BM_LFUTouch": "LFU hit: look-up + touch",
     "BM_LFUEvictInsert": "LFU evict + insert (full)",
+    "BM_TinyLFUTouch": "TinyLFU hit: look-up + touch (sketch, regions)",
+    "BM_TinyLFUEvictInsert": "TinyLFU evict + insert (full; admission by the sketch)",
     "BM_WheelAdvance": "timer wheel: next due + reschedule",
     "BM_WheelReschedule": "timer wheel: reschedule",
     "BM_SlotAppendUnlink": "listener slot: append + unlink",

@@ -40,12 +40,9 @@ M64 = 2**64 - 1
 
 
 def _mix(x: int) -> int:
-    """splitmix64's finaliser."""
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) & M64
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) & M64
-    return x ^ (x >> 31)
+    """The sketch's mix of hash ^ seed: one multiply, the halves folded."""
+    p = (x * 0x9E3779B97F4A7C15) & M64
+    return p ^ (p >> 32)
 
 
 class Sketch:
@@ -134,13 +131,14 @@ class TinyLFU:
 
     def _resize(self, grow: bool) -> None:
         n = len(self)
-        wmax = self.window_max(n)
+        wmax, pmax = self.window_max(n), self.protected_max(n)
+        while len(self.regions[self.PROTECTED]) > pmax:   # hits' promotions, demoted now
+            self._move_head(self.PROTECTED, self.PROBATION)
         while len(self.regions[self.WINDOW]) > wmax:
             self._move_head(self.WINDOW, self.PROBATION)
         while grow and len(self.regions[self.WINDOW]) < wmax:
             self._move_head(self.PROBATION if self.regions[self.PROBATION] else self.PROTECTED,
                             self.WINDOW)
-        pmax = self.protected_max(n)
         while len(self.regions[self.PROTECTED]) > pmax:
             self._move_head(self.PROTECTED, self.PROBATION)
 
@@ -175,9 +173,8 @@ class TinyLFU:
         r = self.region_of[key]
         if r == self.PROBATION:
             del self.regions[r][key]
-            self.regions[self.PROTECTED][key] = None
+            self.regions[self.PROTECTED][key] = None   # its overflow waits for an insertion
             self.region_of[key] = self.PROTECTED
-            self._resize(False)
         else:
             self.regions[r].move_to_end(key)
         self._maybe_climb()

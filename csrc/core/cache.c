@@ -427,6 +427,10 @@ ml_cache_check(const ml_cache *c)
             (l->sketch.nwords > 0 && l->hits + l->misses >= ml_sketch_sample(&l->sketch))) {
             abort();
         }
+        if (l->max_n != ML_NIL && (l->max_window != ml_tlfu_window_max(l, l->max_n) ||
+                                   l->max_protected != ml_tlfu_protected_max(l, l->max_n))) {
+            abort();   /* a stale memo of the maxima */
+        }
         ml_sketch_check(&l->sketch);
     }
     if (c->deadlines_on) {

@@ -116,6 +116,16 @@ ml_cache_touch(ml_cache *c, uint32_t id)
     }
 }
 
+/* A hint before a look-up of hash whose hit will be touched: TINYLFU fetches the
+ * sketch's block while the look-up runs. Changes nothing. */
+static inline void
+ml_cache_prefetch(const ml_cache *c, uint64_t hash)
+{
+    if (c->kind == ML_POLICY_TINYLFU) {
+        ml_sketch_prefetch(&c->tlfu.sketch, hash);
+    }
+}
+
 /* @return the id the policy evicts next, or ML_NIL when the cache is empty (always for
  * ML_POLICY_RANDOM, whose caller chooses). */
 static inline uint32_t

@@ -5,7 +5,7 @@
  *   words[]   nwords uint64, 16 nibble counters each, read as nblocks = nwords / 8 blocks
  *             of 8 words (64 bytes: one cache line)
  *
- *   mix = splitmix64_finalise(hash ^ seed)
+ *   p = (hash ^ seed) * 0x9E3779B97F4A7C15,  mix = p ^ (p >> 32)
  *   block = (uint32_t)mix & (nblocks - 1)
  *   for i in 0..3:  byte b = mix >> (32 + 8 i)
  *                   word  = block * 8 + 2 i + (b & 1)    (counter i lives in words 2i, 2i+1)
@@ -25,13 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HALF_MASK 0x7777777777777777ull
+#define HALF_MASK 0x7777777777777777ull   /* each nibble's top bit cleared */
 
 void
 ml_sketch_init(ml_sketch *s, uint64_t seed)
 {
     s->words = NULL;
     s->nwords = 0;
+    s->sample = 0;
     s->additions = 0;
     s->seed = seed;
 }
@@ -68,22 +69,12 @@ ml_sketch_reserve(ml_sketch *s, const ml_alloc *a, uint64_t n)
     a->free(a->ctx, s->words);
     s->words = w;
     s->nwords = (uint32_t)want;
+    s->sample = (uint64_t)ML_SKETCH_SAMPLE_PER_WORD * want;
     return ML_OK;
 }
 
-static inline uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBull;
-    x ^= x >> 31;
-    return x;
-}
-
-static void
-halve(ml_sketch *s)
+void
+ml_sketch_halve(ml_sketch *s)
 {
     for (uint32_t i = 0; i < s->nwords; i++) {
         s->words[i] = (s->words[i] >> 1) & HALF_MASK;
@@ -91,59 +82,19 @@ halve(ml_sketch *s)
     s->additions /= 2;
 }
 
-void
-ml_sketch_increment(ml_sketch *s, uint64_t hash)
-{
-    if (s->nwords == 0) {
-        return;
-    }
-    uint64_t m = mix(hash ^ s->seed);
-    uint64_t *block = s->words + (size_t)((uint32_t)m & (s->nwords / 8u - 1u)) * 8u;
-    int added = 0;
-    for (unsigned i = 0; i < 4; i++) {
-        unsigned b = (unsigned)(m >> (32 + 8 * i)) & 0xFFu;
-        uint64_t *w = block + 2 * i + (b & 1u);
-        unsigned shift = ((b >> 1) & 15u) * 4u;
-        if (((*w >> shift) & 15u) < ML_SKETCH_MAX_COUNT) {
-            *w += 1ull << shift;
-            added = 1;
-        }
-    }
-    if (added && ++s->additions >= ml_sketch_sample(s)) {
-        halve(s);
-    }
-}
-
-unsigned
-ml_sketch_frequency(const ml_sketch *s, uint64_t hash)
-{
-    if (s->nwords == 0) {
-        return 0;
-    }
-    uint64_t m = mix(hash ^ s->seed);
-    const uint64_t *block = s->words + (size_t)((uint32_t)m & (s->nwords / 8u - 1u)) * 8u;
-    unsigned least = ML_SKETCH_MAX_COUNT;
-    for (unsigned i = 0; i < 4; i++) {
-        unsigned b = (unsigned)(m >> (32 + 8 * i)) & 0xFFu;
-        unsigned shift = ((b >> 1) & 15u) * 4u;
-        unsigned v = (unsigned)(block[2 * i + (b & 1u)] >> shift) & 15u;
-        least = v < least ? v : least;
-    }
-    return least;
-}
-
 #ifndef NDEBUG
 void
 ml_sketch_check(const ml_sketch *s)
 {
     if (s->nwords == 0) {
-        if (s->words != NULL || s->additions != 0) {
+        if (s->words != NULL || s->additions != 0 || s->sample != 0) {
             abort();
         }
         return;
     }
     if (s->words == NULL || s->nwords < ML_SKETCH_MIN_WORDS || s->nwords > ML_SKETCH_MAX_WORDS ||
-        (s->nwords & (s->nwords - 1u)) != 0 || s->additions >= ml_sketch_sample(s)) {
+        (s->nwords & (s->nwords - 1u)) != 0 || s->additions >= s->sample ||
+        s->sample != (uint64_t)ML_SKETCH_SAMPLE_PER_WORD * s->nwords) {
         abort();
     }
 }

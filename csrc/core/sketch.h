@@ -7,8 +7,8 @@
  * counters are halved, so old popularity fades (TinyLFU's "reset", Einziger, Friedman and
  * Manes, "TinyLFU: A Highly Efficient Cache Admission Policy", ACM ToS 2017).
  *
- * Hashing: a key's stored 64-bit hash is mixed with the sketch's seed (splitmix64's
- * finaliser over hash ^ seed); the low 32 bits of the mix pick a 64-byte block of 8 words,
+ * Hashing: a key's stored 64-bit hash is mixed with the sketch's seed (ml_sketch_mix: one
+ * multiply and a fold); the low 32 bits of the mix pick a 64-byte block of 8 words,
  * and each of the top four bytes picks one counter of that block (one of two words, one
  * of 16 nibbles), so the four counters of a hash sit in one cache line (Caffeine's block
  * layout, described in its FrequencySketch's documentation). The seed is fixed by default
@@ -41,6 +41,7 @@
 typedef struct ml_sketch {
     uint64_t *words;        /* nwords words of 16 counters each, or NULL */
     uint32_t nwords;        /* 0 (no table yet) or a power of two >= ML_SKETCH_MIN_WORDS */
+    uint64_t sample;        /* ML_SKETCH_SAMPLE_PER_WORD * nwords */
     uint64_t additions;     /* counted additions since the last halving (< sample) */
     uint64_t seed;
 } ml_sketch;
@@ -57,20 +58,101 @@ void ml_sketch_free(ml_sketch *s, const ml_alloc *a);
  * unchanged. @return ML_OK or ML_ERR_NOMEM (then unchanged). */
 int ml_sketch_reserve(ml_sketch *s, const ml_alloc *a, uint64_t n);
 
+/* Halves every counter and `additions` (the reset that ages the history). O(nwords). */
+void ml_sketch_halve(ml_sketch *s);
+
+/* The counting and reading below are on every cache hit, so they are static inline here
+ * (as list.h's moves are); they call nothing but ml_sketch_halve, once a sample. */
+
+/* What picks a hash's block and counters: p = (hash ^ seed) * 0x9E3779B97F4A7C15 (odd:
+ * a bijection), then p ^ (p >> 32). The top 32 bits (p's, which every bit of the hash
+ * reaches) pick the four counters; the low 32 bits, p's halves folded, the block. One
+ * multiply: this is on every hit. */
+static inline uint64_t
+ml_sketch_mix(const ml_sketch *s, uint64_t hash)
+{
+    uint64_t p = (hash ^ s->seed) * 0x9E3779B97F4A7C15ull;
+    return p ^ (p >> 32);
+}
+
+/* @return the 8-word block of a mixed hash. @pre a table exists. */
+static inline uint64_t *
+ml_sketch_block(const ml_sketch *s, uint64_t m)
+{
+    return s->words + (size_t)((uint32_t)m & (s->nwords / 8u - 1u)) * 8u;
+}
+
+/* Asks the processor to fetch hash's block (for a hit about to be counted); no effect on
+ * the sketch's state. */
+static inline void
+ml_sketch_prefetch(const ml_sketch *s, uint64_t hash)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    if (s->nwords != 0) {
+        __builtin_prefetch(ml_sketch_block(s, ml_sketch_mix(s, hash)), 1, 3);
+    }
+#else
+    (void)s;
+    (void)hash;
+#endif
+}
+
+/* Adds one to the counter a byte b of the mix names in the word pair at w (unless it is
+ * at 15), without branches. @return 1 if it did, else 0. */
+static inline uint64_t
+ml_sketch_bump(uint64_t *w, uint64_t b)
+{
+    uint64_t *word = w + (b & 1u);
+    unsigned shift = (unsigned)(b << 1) & 0x3Cu;          /* ((b >> 1) & 15) * 4 */
+    uint64_t v = *word;
+    uint64_t below = ((~v >> shift) & 15u) != 0;           /* the counter is not 15 */
+    *word = v + (below << shift);
+    return below;
+}
+
 /* Counts one occurrence of hash: each of its four counters below 15 goes up by one; if
  * any did, `additions` goes up, and reaching the sample size halves every counter and
  * `additions`. Never allocates. */
-void ml_sketch_increment(ml_sketch *s, uint64_t hash);
+static inline void
+ml_sketch_increment(ml_sketch *s, uint64_t hash)
+{
+    if (s->nwords == 0) {
+        return;
+    }
+    uint64_t m = ml_sketch_mix(s, hash);
+    uint64_t *block = ml_sketch_block(s, m);
+    uint64_t added = ml_sketch_bump(block, m >> 32) | ml_sketch_bump(block + 2, m >> 40) |
+                     ml_sketch_bump(block + 4, m >> 48) | ml_sketch_bump(block + 6, m >> 56);
+    s->additions += added;
+    if (s->additions >= s->sample) {
+        ml_sketch_halve(s);
+    }
+}
 
 /* @return the estimate for hash: the least of its four counters (0 without a table). */
-unsigned ml_sketch_frequency(const ml_sketch *s, uint64_t hash);
+static inline unsigned
+ml_sketch_frequency(const ml_sketch *s, uint64_t hash)
+{
+    if (s->nwords == 0) {
+        return 0;
+    }
+    uint64_t m = ml_sketch_mix(s, hash);
+    const uint64_t *block = ml_sketch_block(s, m);
+    unsigned least = ML_SKETCH_MAX_COUNT;
+    for (unsigned i = 0; i < 4; i++) {
+        unsigned b = (unsigned)(m >> (32 + 8 * i)) & 0xFFu;
+        unsigned v = (unsigned)(block[2 * i + (b & 1u)] >> ((b << 1) & 0x3Cu)) & 15u;
+        least = v < least ? v : least;
+    }
+    return least;
+}
 
 /* @return the additions between halvings: ML_SKETCH_SAMPLE_PER_WORD * nwords (0 without
  * a table). */
 static inline uint64_t
 ml_sketch_sample(const ml_sketch *s)
 {
-    return (uint64_t)ML_SKETCH_SAMPLE_PER_WORD * s->nwords;
+    return s->sample;
 }
 
 /* @return the bytes the table owns. */

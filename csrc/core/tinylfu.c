@@ -5,7 +5,8 @@
  *   region[WINDOW]     e9 e12 e14             <- new entries at the tail
  *   region[PROBATION]  e3 e7 e1 ... e11       <- window overflow at the tail
  *   region[PROTECTED]  e2 e5 ... e8           <- probation hits at the tail; overflow
- *                                                demoted to probation's tail
+ *                                                demoted to probation's tail at the next
+ *                                                insertion (or climb)
  *   region_of[id]      which list id is in (one byte per id)
  *   sketch             4-bit count-min counters (sketch.c)
  *
@@ -13,8 +14,9 @@
  *           freq(cand) > freq(vict) ? vict : cand
  *
  * Costs: insert, touch, remove and victim are O(1) (a few list moves, four counters in
- * one cache line); the regions' resizing after an insertion moves at most a few entries,
- * as window_max and protected_max change by at most one per entry; a climb moves up to
+ * one cache line); the regions' resizing after an insertion moves a few entries, as
+ * window_max and protected_max change by at most one per entry, plus one demotion per
+ * promotion since the last insertion (amortised O(1): a hit promotes at most once); a climb moves up to
  * ML_TLFU_STEP of the entries once per sample of 7 x sketch-words operations, so O(1)
  * amortised; a sketch halving is O(words) once per sample, O(1) amortised as well.
  *
@@ -40,6 +42,7 @@ ml_tlfu_init(ml_tlfu *l, uint64_t seed)
     l->window_frac = ML_TLFU_WINDOW_INITIAL;
     l->step = -ML_TLFU_STEP;
     l->prev_rate = 0.0;
+    l->max_n = ML_NIL;
 }
 
 void
@@ -100,11 +103,21 @@ live(const ml_tlfu *l)
 }
 
 /* Brings the window and protected down to their maxima (grow: the window also takes
- * entries from the main region up to its maximum). */
+ * entries from the main region up to its maximum). The maxima are computed once per
+ * entry count and window share (max_n). */
 static void
 resize(ml_tlfu *l, ml_entry *ents, int grow)
 {
-    uint32_t n = live(l), wmax = ml_tlfu_window_max(l, n);
+    uint32_t n = live(l);
+    if (n != l->max_n) {
+        l->max_n = n;
+        l->max_window = ml_tlfu_window_max(l, n);
+        l->max_protected = ml_tlfu_protected_max(l, n);
+    }
+    uint32_t wmax = l->max_window, pmax = l->max_protected;
+    while (l->count[ML_TLFU_PROTECTED] > pmax) {   /* the hits' promotions, demoted now */
+        move_head(l, ents, ML_TLFU_PROTECTED, ML_TLFU_PROBATION);
+    }
     while (l->count[ML_TLFU_WINDOW] > wmax) {
         move_head(l, ents, ML_TLFU_WINDOW, ML_TLFU_PROBATION);
     }
@@ -112,20 +125,15 @@ resize(ml_tlfu *l, ml_entry *ents, int grow)
         move_head(l, ents, l->count[ML_TLFU_PROBATION] ? ML_TLFU_PROBATION : ML_TLFU_PROTECTED,
                   ML_TLFU_WINDOW);
     }
-    uint32_t pmax = ml_tlfu_protected_max(l, n);
-    while (l->count[ML_TLFU_PROTECTED] > pmax) {
+    while (l->count[ML_TLFU_PROTECTED] > pmax) {   /* after the window took its share */
         move_head(l, ents, ML_TLFU_PROTECTED, ML_TLFU_PROBATION);
     }
 }
 
-/* Ends a sample when it is complete: one hill-climbing step, then the regions resized. */
-static void
-maybe_climb(ml_tlfu *l, ml_entry *ents)
+void
+ml_tlfu_climb(ml_tlfu *l, ml_entry *ents)
 {
     uint64_t requests = l->hits + l->misses;
-    if (requests < ml_sketch_sample(&l->sketch)) {
-        return;
-    }
     double rate = (double)l->hits / (double)requests;
     double change = rate - l->prev_rate;
     double amount = change >= 0.0 ? l->step : -l->step;
@@ -139,6 +147,7 @@ maybe_climb(ml_tlfu *l, ml_entry *ents)
     l->hits = l->misses = 0;
     double frac = l->window_frac + amount;
     l->window_frac = frac < 0.0 ? 0.0 : (frac > 1.0 ? 1.0 : frac);
+    l->max_n = ML_NIL;
     resize(l, ents, 1);
 }
 
@@ -151,27 +160,19 @@ ml_tlfu_insert(ml_tlfu *l, ml_entry *ents, uint32_t id)
     ml_list_push_back(&l->region[ML_TLFU_WINDOW], ents, ML_LINK_POLICY, id);
     l->count[ML_TLFU_WINDOW]++;
     resize(l, ents, 0);
-    maybe_climb(l, ents);
+    if (l->hits + l->misses >= ml_sketch_sample(&l->sketch)) {
+        ml_tlfu_climb(l, ents);
+    }
 }
 
 void
-ml_tlfu_touch(ml_tlfu *l, ml_entry *ents, uint32_t id)
+ml_tlfu_promote(ml_tlfu *l, ml_entry *ents, uint32_t id)
 {
-    ml_sketch_increment(&l->sketch, ents[id].hash);
-    l->hits++;
-    unsigned r = l->region_of[id];
-    if (r == ML_TLFU_PROBATION) {
-        ml_list_unlink(&l->region[r], ents, ML_LINK_POLICY, id);
-        ml_list_push_back(&l->region[ML_TLFU_PROTECTED], ents, ML_LINK_POLICY, id);
-        l->count[r]--;
-        l->count[ML_TLFU_PROTECTED]++;
-        l->region_of[id] = ML_TLFU_PROTECTED;
-        resize(l, ents, 0);
-    }
-    else {
-        ml_list_move_back(&l->region[r], ents, ML_LINK_POLICY, id);
-    }
-    maybe_climb(l, ents);
+    ml_list_unlink(&l->region[ML_TLFU_PROBATION], ents, ML_LINK_POLICY, id);
+    ml_list_push_back(&l->region[ML_TLFU_PROTECTED], ents, ML_LINK_POLICY, id);
+    l->count[ML_TLFU_PROBATION]--;
+    l->count[ML_TLFU_PROTECTED]++;
+    l->region_of[id] = ML_TLFU_PROTECTED;
 }
 
 void
@@ -215,6 +216,18 @@ ml_tlfu_append(ml_tlfu *l, ml_entry *ents, uint32_t id, unsigned r)
     l->region_of[id] = (uint8_t)r;
 }
 
+void
+ml_tlfu_set_climber(ml_tlfu *l, double window_frac, double step, double prev_rate, uint64_t hits,
+                    uint64_t misses)
+{
+    l->window_frac = window_frac;
+    l->step = step;
+    l->prev_rate = prev_rate;
+    l->hits = hits;
+    l->misses = misses;
+    l->max_n = ML_NIL;
+}
+
 int
 ml_tlfu_restore_sketch(ml_tlfu *l, const ml_alloc *a, const uint64_t *words, uint32_t nwords,
                        uint64_t additions)
@@ -227,6 +240,7 @@ ml_tlfu_restore_sketch(ml_tlfu *l, const ml_alloc *a, const uint64_t *words, uin
     a->free(a->ctx, l->sketch.words);
     l->sketch.words = w;
     l->sketch.nwords = nwords;
+    l->sketch.sample = (uint64_t)ML_SKETCH_SAMPLE_PER_WORD * nwords;
     l->sketch.additions = additions;
     return ML_OK;
 }

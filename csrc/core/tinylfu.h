@@ -21,8 +21,13 @@
  *   window_max(n) = min(n, max(1, ceil(window_frac * n)))
  * entries (more move to probation's tail, least recent first) and protected at most
  *   protected_max(n) = floor(ML_TLFU_PROTECTED_SHARE * (n - window_max(n)))
- * (more are demoted to probation's tail). These are applied after every insertion, every
- * promotion and every climb; a removal leaves the regions as they are until then.
+ * (more are demoted to probation's tail, least recent first). These are applied after
+ * every insertion and every climb (ml_tlfu_insert: protected's overflow first, then the
+ * window's); hits and removals leave the regions as they are until then. A hit's
+ * promotion can so leave protected over its maximum until the next insertion (theine's
+ * Go version defers it the same way, Caffeine to its maintenance cycle): the victim is
+ * the same, since a demotion appends to probation's tail and an empty probation's
+ * victim is protected's head.
  *
  * Hill climbing (Caffeine's, from its BoundedLocalCache and the paper "Adaptive Software
  * Cache Management", Einziger, Eytan, Friedman and Manes, Middleware 2018): hits (touches)
@@ -74,6 +79,9 @@ typedef struct ml_tlfu {
     double step;            /* the next change of window_frac (signed) */
     double prev_rate;       /* the hit rate of the previous sample, in [0, 1] */
     uint64_t hits, misses;  /* in the current sample; their sum < ml_sketch_sample() */
+    /* the maxima for max_n live entries at the current window_frac (a memo, not state:
+     * max_n is ML_NIL when they must be computed again) */
+    uint32_t max_n, max_window, max_protected;
 } ml_tlfu;
 
 /* Makes l empty with its initial window and climber, seed for the sketch; allocates
@@ -94,9 +102,33 @@ int ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t 
  * @pre reserved for id. */
 void ml_tlfu_insert(ml_tlfu *l, ml_entry *ents, uint32_t id);
 
+/* Moves probation's entry id to protected's recent end (ml_tlfu_touch's slow path; the
+ * overflow is demoted at the next insertion). */
+void ml_tlfu_promote(ml_tlfu *l, ml_entry *ents, uint32_t id);
+
+/* Ends a complete sample (hits + misses >= ml_sketch_sample()): one hill-climbing step,
+ * then the regions resized. */
+void ml_tlfu_climb(ml_tlfu *l, ml_entry *ents);
+
 /* Records a use of entry id (a hit): counts it, moves it to its region's recent end, or
- * from probation to protected's; climbs when a sample is complete. Never allocates. */
-void ml_tlfu_touch(ml_tlfu *l, ml_entry *ents, uint32_t id);
+ * from probation to protected's; climbs when a sample is complete. Never allocates.
+ * Inline: the hit path of every TinyLFUCache look-up. */
+static inline void
+ml_tlfu_touch(ml_tlfu *l, ml_entry *ents, uint32_t id)
+{
+    ml_sketch_increment(&l->sketch, ents[id].hash);
+    l->hits++;
+    unsigned r = l->region_of[id];
+    if (r == ML_TLFU_PROBATION) {
+        ml_tlfu_promote(l, ents, id);
+    }
+    else {
+        ml_list_move_back(&l->region[r], ents, ML_LINK_POLICY, id);
+    }
+    if (l->hits + l->misses >= ml_sketch_sample(&l->sketch)) {
+        ml_tlfu_climb(l, ents);
+    }
+}
 
 /* Removes entry id from its region. */
 void ml_tlfu_remove(ml_tlfu *l, ml_entry *ents, uint32_t id);
@@ -115,6 +147,11 @@ void ml_tlfu_reset(ml_tlfu *l);
 /* Appends entry id at the recent end of region r, counting and moving nothing else.
  * @pre reserved for id, r < ML_TLFU_REGIONS. */
 void ml_tlfu_append(ml_tlfu *l, ml_entry *ents, uint32_t id, unsigned r);
+
+/* Sets the climber's state (as read from a pickle). @pre window_frac in [0, 1], prev_rate
+ * in [0, 1], |step| <= ML_TLFU_STEP, hits + misses below the sketch's sample. */
+void ml_tlfu_set_climber(ml_tlfu *l, double window_frac, double step, double prev_rate,
+                         uint64_t hits, uint64_t misses);
 
 /* Replaces the sketch's table by a copy of words[0 .. nwords) with `additions`.
  * @pre nwords a power of two in [ML_SKETCH_MIN_WORDS, ML_SKETCH_MAX_WORDS], additions

@@ -401,6 +401,7 @@ cache_subscript(CacheObject *self, PyObject *key)
     if (self->timed != TIMED_NONE) {
         return timed_subscript(self, key, h);
     }
+    ml_cache_prefetch(&self->c, (uint64_t)h);   /* TinyLFU's sketch, while the probe runs */
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found > 0) {
@@ -554,6 +555,7 @@ get_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
     if (h == -1) {
         return NULL;
     }
+    ml_cache_prefetch(&self->c, (uint64_t)h);
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found > 0 && PRESENT(self, id, now)) {

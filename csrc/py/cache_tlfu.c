@@ -141,11 +141,7 @@ tlfu_apply(const tlfu_state *s, ml_cache *e)
         ml_sketch_free(&l->sketch, e->t.alloc);
     }
     l->sketch.seed = s->seed;
-    l->window_frac = s->window_frac;
-    l->step = s->step;
-    l->prev_rate = s->prev_rate;
-    l->hits = s->hits;
-    l->misses = s->misses;
+    ml_tlfu_set_climber(l, s->window_frac, s->step, s->prev_rate, s->hits, s->misses);
     return 0;
 }
 

@@ -913,17 +913,28 @@ static void test_tlfu_new_keys_enter_the_window_then_probation(void) {
     ml_cache_free(&c);
 }
 
-static void test_tlfu_protected_overflow_is_demoted(void) {
+static void test_tlfu_protected_overflow_is_demoted_at_the_next_insertion(void) {
     ml_cache c;
     ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     for (uintptr_t k = 1; k <= 10; k++) tput(&c, k);
     /* 10 entries: window 1, protected at most floor(0.8 * 9) = 7 */
     CHECK(ml_tlfu_window_max(&c.tlfu, 10) == 1 && ml_tlfu_protected_max(&c.tlfu, 10) == 7);
     for (uintptr_t k = 1; k <= 9; k++) ml_cache_touch(&c, tfind(&c, k));
-    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 7 && c.tlfu.count[ML_TLFU_PROBATION] == 2);
-    /* the two promoted first were demoted to probation's tail, least recent first */
+    /* hits only promote: protected is over its maximum until the next insertion, and the
+     * victim of an empty probation is protected's least recent entry, 1, which is also
+     * where the demotions would put it */
+    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 9 && c.tlfu.count[ML_TLFU_PROBATION] == 0);
+    ml_cache_touch(&c, tfind(&c, 10));                 /* the window's 10 counted more */
+    ml_cache_touch(&c, tfind(&c, 10));
+    CHECK(victim_key(&c) == 1);
+    ML_CACHE_CHECK(&c);
+    tput(&c, 11);
+    /* 11 entries: protected at most floor(0.8 * 10) = 8, so 1 is demoted first; then the
+     * window's overflow, 10 */
+    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 8 && c.tlfu.count[ML_TLFU_PROBATION] == 2);
     CHECK(c.tlfu.region[ML_TLFU_PROBATION].head == tfind(&c, 1));
-    CHECK(c.tlfu.region[ML_TLFU_PROBATION].tail == tfind(&c, 2));
+    CHECK(c.tlfu.region[ML_TLFU_PROBATION].tail == tfind(&c, 10));
+    CHECK(victim_key(&c) == 11);                       /* the new candidate, counted once */
     ML_CACHE_CHECK(&c);
     ml_cache_free(&c);
 }
@@ -952,9 +963,7 @@ static void test_tlfu_climber_follows_the_hit_rate(void) {
     CHECK(c.tlfu.window_frac == 2 * ML_TLFU_STEP && c.tlfu.step == ML_TLFU_STEP_DECAY * ML_TLFU_STEP);
     ML_CACHE_CHECK(&c);
     /* a larger window takes probation's least recent entries */
-    c.tlfu.window_frac = 0.5;
-    c.tlfu.step = 0.0;
-    c.tlfu.prev_rate = 0.5;
+    ml_tlfu_set_climber(&c.tlfu, 0.5, 0.0, 0.5, 0, 0);
     uint32_t head = c.tlfu.region[ML_TLFU_PROBATION].head;
     for (int i = 0; i < 112; i++) ml_cache_touch(&c, tfind(&c, 255));
     CHECK(c.tlfu.count[ML_TLFU_WINDOW] == 4 && c.tlfu.region_of[head] == ML_TLFU_WINDOW);
@@ -999,7 +1008,7 @@ int main(void) {
     RUN(test_sites_failed_allocation_leaves_them_unchanged);
     RUN(test_sketch_counts_saturate_halve_and_grow);
     RUN(test_tlfu_new_keys_enter_the_window_then_probation);
-    RUN(test_tlfu_protected_overflow_is_demoted);
+    RUN(test_tlfu_protected_overflow_is_demoted_at_the_next_insertion);
     RUN(test_tlfu_climber_follows_the_hit_rate);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
