@@ -28,7 +28,15 @@ $(VENV)/.pins: $(PINS)
 	grep '^pyee' $(PINS) | $(VPY) -m pip install -q --ignore-requires-python -r /dev/stdin
 	@touch $@
 
-venv: $(VENV)/.pins
+# redis-py (memleash.redis, TieredCache: the [redis] extra), in .venv for every target so
+# the suite always has it: its tests that need a server skip, with the reason, unless
+# REDIS_URL is set (make test-redis)
+REDIS_PINS := requirements/redis.txt
+$(VENV)/.redis: $(REDIS_PINS) $(VENV)/.pins
+	$(VPY) -m pip install -q -r $(REDIS_PINS)
+	@touch $@
+
+venv: $(VENV)/.pins $(VENV)/.redis
 
 # setuptools copies the .so with its mtime cut to whole seconds, which can leave it
 # "older" than a prerequisite made in the same second: touch it so re-runs are no-ops.
@@ -136,10 +144,20 @@ test-refleaks:
 	rm -rf build/dbg && mkdir -p build/dbg/memleash
 	$(DBG_VENV)/bin/python setup.py -q build_ext --build-lib build/dbg --build-temp build/dbg/tmp --force
 	cp pkg/memleash/*.py build/dbg/memleash/
-	for s in refleak_cache refleak_emitter refleak_decorators refleak_tracker; do \
+	for s in refleak_cache refleak_emitter refleak_decorators refleak_acached refleak_tracker; do \
 	  echo "test-refleaks: $$s"; \
 	  PYTHONPATH=build/dbg $(DBG_VENV)/bin/python tests/isolated/$$s.py tests 100000 || exit 1; \
 	done
+
+.PHONY: test-redis
+# memleash.redis and memleash.TieredCache against a real redis-server: tools/with-redis.py
+# starts one on a free loopback port (redis-server 8.0.2 from the Debian 13 root,
+# tools/in-root.sh trixie, unless this machine has a 7.4 or newer one), runs
+# tests/test_redis*.py with REDIS_URL pointing at it, and stops it however the run ends.
+# MEMLEASH_REDIS_REQUIRE=1 (CI) turns a missing or too old server into failures, not skips.
+REDIS_TESTS = $(wildcard tests/test_redis*.py)
+test-redis: build
+	PYTHONPATH=pkg $(PYTHON) tools/with-redis.py $(VPY) -m pytest -q -p no:cacheprovider $(REDIS_TESTS)
 
 .PHONY: typecheck
 # Typing, as a user's type checker sees memleash: mypy's stubtest holds the stubs to the
@@ -158,6 +176,14 @@ typecheck: build $(VENV)/.typing
 	$(TYPING_ENV) $(VPY) -m mypy --strict -p memleash
 	$(VPY) tools/doc-examples.py build/typing/examples
 	$(TYPING_ENV) $(VPY) -m mypy --strict tests/typing build/typing/examples
+
+.PHONY: test-threads
+# tests/stress: 8 threads on one object of each kind (every cache class with and without a
+# byte budget, every decorator flavour, acached on 8 event loops, an emitter, the tracker
+# with enable()) for MEMLEASH_STRESS_SECONDS each (1 by default: about 45 s in all), the
+# invariants checked while the threads are parked at a barrier.
+test-threads: build
+	PYTHONPATH=pkg $(VPY) -m pytest -q -p no:cacheprovider tests/stress/stress_threads.py
 
 .PHONY: compat
 # cachetools 8.0.2's own test suite, unchanged, against memleash (tools/compat.sh).
@@ -197,10 +223,17 @@ test-cost: build
 	@tools/ensure-apt.sh valgrind
 	PYTHONPATH=pkg $(VPY) bench/tracking.py --gate
 
-.PHONY: bench
+.PHONY: bench bench-redis
 # The benchmark suite against the peers; writes docs/benchmarks.md from its own output.
+# It runs with a redis-server of its own (tools/with-redis.py) for the Redis sections.
 bench: build bench-core
-	PYTHONPATH=pkg $(VPY) bench/run.py --core $(BENCH_CORE) --out docs/benchmarks.md
+	PYTHONPATH=pkg $(PYTHON) tools/with-redis.py $(VPY) bench/run.py --core $(BENCH_CORE) \
+	  --out docs/benchmarks.md
+
+# The Redis sections alone (bench/redis_cache.py, about 1 min): replaces them in
+# docs/benchmarks.md and leaves the other sections as they are.
+bench-redis: build
+	PYTHONPATH=pkg $(PYTHON) tools/with-redis.py $(VPY) bench/redis_cache.py --out docs/benchmarks.md
 
 # ---- Release ------------------------------------------------------------------------
 # make dist: the sdist (everything to build and test: tools/check-dist.py holds it to `git

@@ -6,6 +6,9 @@ spread (max - min), and each table gives the ratio to memleash. Nothing in the o
 edited by hand.
 
     PYTHONPATH=pkg .venv/bin/python bench/run.py [--quick] [--out docs/benchmarks.md]
+
+Under tools/with-redis.py (REDIS_URL set, as `make bench` runs it), the Redis sections of
+bench/redis_cache.py are measured too.
 """
 
 from __future__ import annotations
@@ -338,7 +341,7 @@ def workload_tracking():
 
 
 def versions():
-    names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal"]
+    names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal", "redis"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
@@ -360,6 +363,10 @@ def main() -> None:
         sections.append(w())
     print("bench: tracking (callgrind, wall-clock) ...", file=sys.stderr, flush=True)
     sections.append(workload_tracking())
+    if os.environ.get("REDIS_URL"):     # make bench runs under tools/with-redis.py
+        import redis_cache
+
+        sections.append(redis_cache.sections(QUICK))
     if args.core:
         print("bench: core (Google Benchmark) ...", file=sys.stderr, flush=True)
         sections.append(workload_core(args.core))

@@ -6,7 +6,10 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# docs/redis.md's examples talk to a server: tests/test_redis_docs.py runs them (with
+# make test-redis), where REDIS_URL names one
+PAGES = [ROOT / "README.md",
+         *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "redis.md")]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 

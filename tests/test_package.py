@@ -97,3 +97,21 @@ def test_import_of_a_broken_extension_keeps_the_loaders_reason(tmp_path):
     name = "_core" + importlib.machinery.EXTENSION_SUFFIXES[0]
     last = _import_in_copy(tmp_path, name, content=b"not an ELF file")
     assert "could not be loaded by" in last and "file too short" in last   # glibc's dlopen
+
+
+def test_import_memleash_does_not_import_redis():
+    """redis-py is the optional [redis] extra: the core imports none of it (memleash.redis
+    does; TieredCache imports it when it first talks to a server)."""
+    code = ("import sys, memleash; memleash.TieredCache, memleash.AsyncTieredCache; "
+            "import memleash.tiered; assert not [m for m in sys.modules "
+            "if m == 'redis' or m.startswith('redis.')], sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env=dict(os.environ, PYTHONPATH=str(PKG.parent)))
+
+
+def test_the_redis_extra_starts_at_the_pinned_redis_py():
+    pin = re.search(r"^redis==(\S+)$", (ROOT / "requirements/redis.txt").read_text(), re.M)
+    extra = re.search(r'^redis = \["redis>=([^,"]+),<(\d+)"\]$',
+                      (ROOT / "pyproject.toml").read_text(), re.M)
+    assert pin and extra and pin.group(1) == extra.group(1)
+    assert pin.group(1).split(".")[0] == str(int(extra.group(2)) - 1)

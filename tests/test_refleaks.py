@@ -11,7 +11,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 @pytest.mark.leaks
 @pytest.mark.parametrize("script", ["refleak_cache.py", "refleak_emitter.py", "refleak_decorators.py",
-                                    "refleak_tracker.py"])
+                                    "refleak_acached.py", "refleak_tracker.py"])
 def test_mixed_operations_leak_nothing(script):
     proc = subprocess.run(
         [sys.executable, os.path.join(HERE, "isolated", script), HERE, "100000"],

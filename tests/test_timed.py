@@ -511,3 +511,121 @@ def test_nan_times_and_deadlines_count_as_expired():
     nan_clock = TTLCache(maxsize=3, ttl=5, timer=lambda: math.nan)
     nan_clock["b"] = 2
     assert "b" not in nan_clock and nan_clock.expire(0) == [("b", 2)]
+
+
+# ---- integer clocks of any int64 value (time.time_ns, time.monotonic_ns) -----------------
+
+def test_a_nanosecond_wall_clock_is_accepted():
+    # every operation raised TypeError: "... take times as an int (|n| <= 2**53) ..., not int"
+    import time
+
+    cache = TTLCache(100, ttl=60_000_000_000, timer=time.time_ns)
+    cache["a"] = 1
+    assert cache["a"] == 1 and len(cache) == 1 and cache.currsize == 1
+    assert cache.get("b", "none") == "none"
+    mono = TTLCache(100, ttl=60_000_000_000, timer=time.monotonic_ns)
+    mono["a"] = 1
+    assert "a" in mono
+
+
+@pytest.mark.parametrize("start", [2**53 + 7, 2**62, 2**63 - 10**12, -(2**63) + 10])
+def test_int_times_far_from_zero_expire_at_the_exact_tick(start):
+    clock = Clock(start=start)
+    cache = TTLCache(10, ttl=1_000, timer=clock)
+    cache["a"] = 1
+    clock.tick(999)
+    cache["b"] = 2
+    assert "a" in cache and cache.expire() == []
+    clock.tick(1)
+    assert "a" not in cache and "b" in cache
+    assert cache.expire() == [("a", 1)]
+    clock.tick(998)
+    assert "b" in cache
+    clock.tick(1)
+    assert "b" not in cache
+
+
+def _ttu_from_value(key, value, now):
+    return now + value
+
+
+def test_an_int_clock_crossing_2_53_keeps_every_deadline_exact():
+    # a monotonic_ns clock on a host up 104 days passes 2**53: the cache's origin follows
+    # it, shifting every deadline by an exact integer
+    clock = Clock(start=2**53 - 5)
+    cache = TLRUCache(100, _ttu_from_value, timer=clock)
+    for i, ttl in enumerate([3, 10, 2**52, 2**52 + 1]):
+        cache[i] = ttl
+    clock.tick(2**52)          # past 2**53: the origin moves
+    # deadlines t0 + 3, + 10, + 2**52 passed; t0 + 2**52 + 1 not
+    assert cache.expire() == [(0, 3), (1, 10), (2, 2**52)]
+    assert sorted(cache) == [3]
+    clock.tick(1)
+    assert 3 not in cache
+    cache["late"] = 2            # lives two ticks
+    restored = pickle.loads(pickle.dumps(cache))   # with a copy of the clock, at the same time
+    assert sorted(restored) == ["late"]
+    clock.tick(1)
+    restored.timer.tick(2)
+    assert "late" in cache and "late" not in restored
+    clock.tick(1)
+    assert "late" not in cache
+
+
+def test_entries_long_expired_before_the_origin_moves_stay_expired():
+    clock = Clock(start=0)
+    cache = TTLCache(10, ttl=5, timer=clock)
+    cache["old"] = 1
+    clock.time = 2**60            # the origin moves; "old" expired 2**60 - 5 ticks ago
+    assert "old" not in cache and len(cache) == 0
+
+
+def test_float_times_and_far_int_times_do_not_mix():
+    clock = Clock(start=2**60)
+    cache = TTLCache(10, ttl=5, timer=clock)
+    cache["a"] = 1
+    clock.time = 2**60 + 0.5
+    with pytest.raises(TypeError, match="ints"):
+        cache["b"] = 2
+    clock.time = 2**60 + 1
+    cache["b"] = 2
+    assert sorted(cache) == ["a", "b"]
+    floaty = TTLCache(10, ttl=0.5, timer=clock)   # a float ttl: no int origin but 0
+    with pytest.raises(OverflowError):
+        floaty["a"] = 1
+    assert floaty._ml_stats()["entries"] == 0   # nothing stored (stats read no timer)
+
+
+def test_time_type_errors_name_what_is_taken():
+    cache = TTLCache(10, ttl=5, timer=lambda: "noon")
+    with pytest.raises(TypeError) as info:
+        cache["a"] = 1
+    assert "an int, a float or a datetime, not str" in str(info.value)
+    with pytest.raises(TypeError, match="ttl must be an int, a float or a timedelta, not str"):
+        TTLCache(10, ttl="5")
+    with pytest.raises(OverflowError):
+        TTLCache(10, ttl=2**60)
+
+
+# ---- the standard clocks, read without calling them ---------------------------------------
+
+@pytest.mark.parametrize("name", ["monotonic", "time"])
+def test_a_standard_clock_gives_what_the_function_gives(name):
+    # a Timer around time.monotonic / time.time reads the clock itself (no call, no float
+    # object); the time it freezes is the one the function returns at that moment
+    import time
+
+    fn = getattr(time, name)
+    cache = TTLCache(10, ttl=3600, timer=fn)
+    before = fn()
+    with cache.timer as frozen:
+        assert cache.timer() == frozen and isinstance(frozen, float)
+        cache["a"] = 1                      # nested: the same frozen time
+    after = fn()
+    assert before <= frozen <= after
+    (key, deadline), = [(k, d) for k, d in zip(cache, cache.__getstate__()[12][3])]
+    assert key == "a" and deadline == frozen + 3600
+    seen = []
+    ttu_cache = TLRUCache(10, lambda k, v, now: seen.append(now) or now + 10, timer=fn)
+    ttu_cache["b"] = 1
+    assert len(seen) == 1 and before <= seen[0] <= fn() and isinstance(seen[0], float)

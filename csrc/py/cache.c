@@ -294,38 +294,6 @@ PyDoc_STRVAR(cache_doc,
 "Cache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None)\n--\n\n"
 "The C engine under memleash's caches; use memleash.Cache or memleash.LRUCache.");
 
-static PyMethodDef cache_methods[] = {
-    {"get", (PyCFunction)(void (*)(void))cache_get, METH_FASTCALL | METH_KEYWORDS,
-     "get($self, /, key, default=None)\n--\n\n"
-     "The value for key (refreshing it), else default."},
-    {"pop", (PyCFunction)(void (*)(void))cache_pop, METH_FASTCALL | METH_KEYWORDS,
-     "pop(key[, default]): remove key and return its value; KeyError without a default."},
-    {"setdefault", (PyCFunction)(void (*)(void))cache_setdefault, METH_FASTCALL | METH_KEYWORDS,
-     "setdefault($self, /, key, default=None)\n--\n\n"
-     "The value for key, storing default if absent."},
-    {"popitem", (PyCFunction)cache_popitem, METH_NOARGS,
-     "popitem($self, /)\n--\n\nRemove and return the (key, value) pair the policy evicts next."},
-    {"clear", (PyCFunction)cache_clear, METH_NOARGS, "clear($self, /)\n--\n\nRemove every item."},
-    {"__missing__", (PyCFunction)cache_missing_method, METH_O,
-     "__missing__($self, key, /)\n--\n\n"
-     "Called by c[key] on a miss; raises KeyError(key). Override to compute values."},
-    {"getsizeof", (PyCFunction)cache_getsizeof, METH_O | METH_STATIC,
-     "getsizeof(value, /)\n--\n\n"
-     "Return the size of a cache element's value (1 unless overridden or given)."},
-    {"__sizeof__", (PyCFunction)cache_sizeof, METH_NOARGS,
-     "__sizeof__($self, /)\n--\n\nBytes the cache itself owns (not its keys and values)."},
-    {"_ml_stats", (PyCFunction)cache_stats, METH_NOARGS,
-     "What memleash.report() shows of this cache (a dict; nothing expires)."},
-    {"_ml_expire", (PyCFunction)(void (*)(void))cache_expire_method, METH_FASTCALL | METH_KEYWORDS,
-     "_ml_expire($self, /, time=None)\n--\n\n"
-     "expire(): remove the items expired at `time` (now by default) and return the\n"
-     "removed (key, value) pairs, earliest deadline first."},
-    {"_ml_configure_timed", (PyCFunction)cache_configure_timed, METH_VARARGS, NULL},
-    {"__getstate__", (PyCFunction)cache_getstate, METH_NOARGS, NULL},
-    {"__setstate__", (PyCFunction)cache_setstate, METH_O, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
 /* _ml_referents: the keys and values, flat ([k0, v0, k1, v1, ...]), for
  * pympler.asizeof. pympler sizes an unknown instance's __dict__ and the attributes its
  * classes name in __slots__, never tp_traverse's referents; so the type lists this
@@ -353,20 +321,98 @@ cache_set_choice(CacheObject *self, PyObject *value, void *Py_UNUSED(closure))
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------
+ * Entry points: every method, property and slot that reads or writes the cache runs in a
+ * critical section on it (the free-threaded build's per-object lock; ML_LOCKED in
+ * compat.h). Traversal, clearing and deallocation need none: the collector and the last
+ * reference have the object to themselves.
+ */
+#define SELF CacheObject *self
+ML_LOCKED(Py_ssize_t, locked_length, (SELF), cache_length(self))
+ML_LOCKED(PyObject *, locked_subscript, (SELF, PyObject *key), cache_subscript(self, key))
+ML_LOCKED(int, locked_ass_subscript, (SELF, PyObject *key, PyObject *value),
+          cache_ass_subscript(self, key, value))
+ML_LOCKED(int, locked_contains, (SELF, PyObject *key), cache_contains(self, key))
+ML_LOCKED(PyObject *, locked_get, (SELF, PyObject *const *args, Py_ssize_t n, PyObject *kw),
+          cache_get(self, args, n, kw))
+ML_LOCKED(PyObject *, locked_pop, (SELF, PyObject *const *args, Py_ssize_t n, PyObject *kw),
+          cache_pop(self, args, n, kw))
+ML_LOCKED(PyObject *, locked_setdefault, (SELF, PyObject *const *args, Py_ssize_t n, PyObject *kw),
+          cache_setdefault(self, args, n, kw))
+ML_LOCKED(PyObject *, locked_expire, (SELF, PyObject *const *args, Py_ssize_t n, PyObject *kw),
+          cache_expire_method(self, args, n, kw))
+ML_LOCKED(PyObject *, locked_popitem, (SELF, PyObject *ignored), cache_popitem(self, ignored))
+ML_LOCKED(PyObject *, locked_clear, (SELF, PyObject *ignored), cache_clear(self, ignored))
+ML_LOCKED(PyObject *, locked_sizeof, (SELF, PyObject *ignored), cache_sizeof(self, ignored))
+ML_LOCKED(PyObject *, locked_stats, (SELF, PyObject *ignored), cache_stats(self, ignored))
+ML_LOCKED(PyObject *, locked_getstate, (SELF, PyObject *ignored), cache_getstate(self, ignored))
+ML_LOCKED(PyObject *, locked_setstate, (SELF, PyObject *state), cache_setstate(self, state))
+ML_LOCKED(PyObject *, locked_configure_timed, (SELF, PyObject *args), cache_configure_timed(self, args))
+ML_LOCKED(int, locked_init, (SELF, PyObject *args, PyObject *kwds), cache_init(self, args, kwds))
+ML_LOCKED(PyObject *, locked_repr, (SELF), cache_repr(self))
+ML_LOCKED(PyObject *, locked_iter, (SELF), cache_iter(self))
+#define GETTER(name) ML_LOCKED(PyObject *, locked_##name, (SELF, void *closure), name(self, closure))
+GETTER(timed_get_timer)
+GETTER(timed_get_ttl)
+GETTER(timed_get_ttu)
+GETTER(timed_get_expiry_work)
+GETTER(cache_get_choice)
+GETTER(cache_get_referents)
+GETTER(cache_get_maxsize)
+GETTER(cache_get_currsize)
+GETTER(cache_get_maxbytes)
+GETTER(cache_get_currbytes)
+#undef GETTER
+ML_LOCKED(int, locked_set_choice, (SELF, PyObject *value, void *closure),
+          cache_set_choice(self, value, closure))
+#undef SELF
+
+static PyMethodDef cache_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))locked_get, METH_FASTCALL | METH_KEYWORDS,
+     "get($self, /, key, default=None)\n--\n\n"
+     "The value for key (refreshing it), else default."},
+    {"pop", (PyCFunction)(void (*)(void))locked_pop, METH_FASTCALL | METH_KEYWORDS,
+     "pop(key[, default]): remove key and return its value; KeyError without a default."},
+    {"setdefault", (PyCFunction)(void (*)(void))locked_setdefault, METH_FASTCALL | METH_KEYWORDS,
+     "setdefault($self, /, key, default=None)\n--\n\n"
+     "The value for key, storing default if absent."},
+    {"popitem", (PyCFunction)locked_popitem, METH_NOARGS,
+     "popitem($self, /)\n--\n\nRemove and return the (key, value) pair the policy evicts next."},
+    {"clear", (PyCFunction)locked_clear, METH_NOARGS, "clear($self, /)\n--\n\nRemove every item."},
+    {"__missing__", (PyCFunction)cache_missing_method, METH_O,
+     "__missing__($self, key, /)\n--\n\n"
+     "Called by c[key] on a miss; raises KeyError(key). Override to compute values."},
+    {"getsizeof", (PyCFunction)cache_getsizeof, METH_O | METH_STATIC,
+     "getsizeof(value, /)\n--\n\n"
+     "Return the size of a cache element's value (1 unless overridden or given)."},
+    {"__sizeof__", (PyCFunction)locked_sizeof, METH_NOARGS,
+     "__sizeof__($self, /)\n--\n\nBytes the cache itself owns (not its keys and values)."},
+    {"_ml_stats", (PyCFunction)locked_stats, METH_NOARGS,
+     "What memleash.report() shows of this cache (a dict; nothing expires)."},
+    {"_ml_expire", (PyCFunction)(void (*)(void))locked_expire, METH_FASTCALL | METH_KEYWORDS,
+     "_ml_expire($self, /, time=None)\n--\n\n"
+     "expire(): remove the items expired at `time` (now by default) and return the\n"
+     "removed (key, value) pairs, earliest deadline first."},
+    {"_ml_configure_timed", (PyCFunction)locked_configure_timed, METH_VARARGS, NULL},
+    {"__getstate__", (PyCFunction)locked_getstate, METH_NOARGS, NULL},
+    {"__setstate__", (PyCFunction)locked_setstate, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef cache_getset[] = {
-    {"_ml_timer", (getter)timed_get_timer, NULL, "A timed cache's Timer (TTLCache.timer).", NULL},
-    {"_ml_ttl", (getter)timed_get_ttl, NULL, "TTLCache.ttl.", NULL},
-    {"_ml_ttu", (getter)timed_get_ttu, NULL, "TLRUCache.ttu.", NULL},
-    {"_ml_expiry_work", (getter)timed_get_expiry_work, NULL,
+    {"_ml_timer", (getter)locked_timed_get_timer, NULL, "A timed cache's Timer (TTLCache.timer).", NULL},
+    {"_ml_ttl", (getter)locked_timed_get_ttl, NULL, "TTLCache.ttl.", NULL},
+    {"_ml_ttu", (getter)locked_timed_get_ttu, NULL, "TLRUCache.ttu.", NULL},
+    {"_ml_expiry_work", (getter)locked_timed_get_expiry_work, NULL,
      "Entries the deadline wheel has filed, moved or unlinked so far (a cost counter).", NULL},
-    {"_ml_choice", (getter)cache_get_choice, (setter)cache_set_choice,
+    {"_ml_choice", (getter)locked_cache_get_choice, (setter)locked_set_choice,
      "RRCache's choice function (the public name is RRCache.choice).", NULL},
-    {"_ml_referents", (getter)cache_get_referents, NULL,
+    {"_ml_referents", (getter)locked_cache_get_referents, NULL,
      "The keys and values, flat: what pympler.asizeof follows (see __slots__).", NULL},
-    {"maxsize", (getter)cache_get_maxsize, NULL, "The maximum size of the cache.", NULL},
-    {"currsize", (getter)cache_get_currsize, NULL, "The current size of the cache.", NULL},
-    {"maxbytes", (getter)cache_get_maxbytes, NULL, "The byte budget (max_bytes), or None.", NULL},
-    {"currbytes", (getter)cache_get_currbytes, NULL, "The accounted bytes of the items held.", NULL},
+    {"maxsize", (getter)locked_cache_get_maxsize, NULL, "The maximum size of the cache.", NULL},
+    {"currsize", (getter)locked_cache_get_currsize, NULL, "The current size of the cache.", NULL},
+    {"maxbytes", (getter)locked_cache_get_maxbytes, NULL, "The byte budget (max_bytes), or None.", NULL},
+    {"currbytes", (getter)locked_cache_get_currbytes, NULL, "The accounted bytes of the items held.", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -380,19 +426,19 @@ static PyMemberDef cache_members[] = {
 static PyType_Slot cache_slots[] = {
     {Py_tp_doc, (void *)cache_doc},
     {Py_tp_new, cache_new},
-    {Py_tp_init, cache_init},
+    {Py_tp_init, locked_init},
     {Py_tp_dealloc, cache_dealloc},
     {Py_tp_traverse, cache_traverse},
     {Py_tp_clear, cache_tp_clear},
-    {Py_tp_repr, cache_repr},
-    {Py_tp_iter, cache_iter},
+    {Py_tp_repr, locked_repr},
+    {Py_tp_iter, locked_iter},
     {Py_tp_methods, cache_methods},
     {Py_tp_getset, cache_getset},
     {Py_tp_members, cache_members},
-    {Py_mp_length, cache_length},
-    {Py_mp_subscript, cache_subscript},
-    {Py_mp_ass_subscript, cache_ass_subscript},
-    {Py_sq_contains, cache_contains},
+    {Py_mp_length, locked_length},
+    {Py_mp_subscript, locked_subscript},
+    {Py_mp_ass_subscript, locked_ass_subscript},
+    {Py_sq_contains, locked_contains},
     {0, NULL},
 };
 

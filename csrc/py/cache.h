@@ -49,6 +49,9 @@ typedef struct {
                                microseconds since it. NULL while times are numbers */
     unsigned timed;         /* TIMED_* */
     unsigned timed_numbers_seen;   /* a number was read as a time: no datetimes from now on */
+    unsigned timed_floats_seen;    /* a float time or ttl was used: iorigin stays 0 */
+    int64_t iorigin;        /* number times: an int time t is kept as t - iorigin (exact while
+                               within 2**53 of it); moved along as an int timer advances */
     PyObject *dict;
     PyObject *weakreflist;
     uint64_t config_gen;    /* bumped by every (re)configuration */

@@ -402,14 +402,16 @@ cache_get_maxbytes(CacheObject *self, void *Py_UNUSED(closure))
  */
 typedef struct {
     PyObject_HEAD
-    CacheObject *cache;     /* NULL once the keys are copied or lost */
+    CacheObject *cache;     /* strong, for the sequence's life: its lock guards the fields
+                               below (the free-threaded build); NULL once cleared */
+    int live;               /* read from the engine; 0 once the keys are copied or lost */
     PyObject **keys;        /* the copy (new references), once the keys changed */
     Py_ssize_t n;
     int lost;               /* the copy could not be made (no memory): accesses raise */
 } RRKeysObject;
 
 /* Copies the live sequence's keys into it and detaches it from the cache. Runs no
- * Python code (PyMem and reference counts only). */
+ * Python code (PyMem and reference counts only). @pre self's lock is held. */
 static void
 rrkeys_freeze(CacheObject *self)
 {
@@ -428,9 +430,7 @@ rrkeys_freeze(CacheObject *self)
         v->keys = keys;
         v->n = n;
     }
-    v->cache = NULL;
-    Py_DECREF(self);   /* the sequence's reference to the cache: never the last one here,
-                          as the caller holds the cache */
+    v->live = 0;
 }
 
 void
@@ -450,6 +450,7 @@ rrkeys_new(CacheObject *self)
     }
     cacheobj_keys_change(self);   /* one live sequence at a time */
     v->cache = (CacheObject *)Py_NewRef(self);
+    v->live = 1;
     v->keys = NULL;
     v->n = 0;
     v->lost = 0;
@@ -458,64 +459,77 @@ rrkeys_new(CacheObject *self)
     return (PyObject *)v;
 }
 
-/* 0, or -1 with MemoryError for a sequence whose copy could not be made. */
-static int
-rrkeys_check(RRKeysObject *v)
+/* len(keys), or -1 with MemoryError for a sequence whose copy could not be made.
+ * @pre v->cache's lock is held, v->cache is not NULL. */
+static Py_ssize_t
+rrkeys_len(RRKeysObject *v)
 {
     if (v->lost) {
         PyErr_SetString(PyExc_MemoryError, "RRCache keys: no memory to keep them");
         return -1;
     }
-    return 0;
+    return v->live ? (Py_ssize_t)v->cache->c.dense.n : v->n;
 }
 
 static Py_ssize_t
 rrkeys_length(RRKeysObject *v)
 {
-    if (rrkeys_check(v) < 0) {
-        return -1;
+    if (v->cache == NULL) {
+        return 0;   /* cleared by a collection */
     }
-    return v->cache ? (Py_ssize_t)v->cache->c.dense.n : v->n;
+    Py_ssize_t n;
+    Py_BEGIN_CRITICAL_SECTION(v->cache);
+    n = rrkeys_len(v);
+    Py_END_CRITICAL_SECTION();
+    return n;
 }
 
 static PyObject *
 rrkeys_item(RRKeysObject *v, Py_ssize_t i)
 {
-    if (rrkeys_check(v) < 0) {
-        return NULL;
-    }
-    Py_ssize_t n = rrkeys_length(v);
-    if (i < 0 || i >= n) {
+    PyObject *key = NULL;
+    if (v->cache == NULL) {
         PyErr_SetString(PyExc_IndexError, "index out of range");
         return NULL;
     }
-    if (v->cache == NULL) {
-        return Py_NewRef(v->keys[i]);
+    Py_BEGIN_CRITICAL_SECTION(v->cache);
+    Py_ssize_t n = rrkeys_len(v);
+    if (n >= 0 && (i < 0 || i >= n)) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
     }
-    const ml_cache *c = &v->cache->c;
-    return Py_NewRef((PyObject *)c->t.ents[c->dense.ids[i]].key);
+    else if (n >= 0) {
+        const ml_cache *c = &v->cache->c;
+        key = Py_NewRef(v->live ? (PyObject *)c->t.ents[c->dense.ids[i]].key : v->keys[i]);
+    }
+    Py_END_CRITICAL_SECTION();
+    return key;
 }
 
-/* Unregisters v from its cache (live) and drops what it holds. */
+/* Unregisters v from its cache and drops what it holds. */
 static void
 rrkeys_release(RRKeysObject *v)
 {
     CacheObject *c = v->cache;
+    PyObject **keys = NULL;
+    Py_ssize_t n = 0;
     if (c != NULL) {
-        v->cache = NULL;
+        Py_BEGIN_CRITICAL_SECTION(c);
         if (c->rrview == (PyObject *)v) {
             c->rrview = NULL;
         }
-        Py_DECREF(c);
+        keys = v->keys;
+        n = v->n;
+        v->keys = NULL;
+        v->n = 0;
+        v->live = 0;
+        Py_END_CRITICAL_SECTION();
+        v->cache = NULL;
     }
-    PyObject **keys = v->keys;
-    Py_ssize_t n = v->n;
-    v->keys = NULL;
-    v->n = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_DECREF(keys[i]);   /* can re-enter */
     }
     PyMem_Free(keys);
+    Py_XDECREF(c);   /* can re-enter */
 }
 
 static int

@@ -161,14 +161,58 @@ cacheiter_dealloc(CacheIterObject *it)
     Py_DECREF(tp);
 }
 
+/* An iterator's fields are guarded by its own lock, the cache's engine by the cache's:
+ * next() takes both (free-threaded build), holding the cache by a reference of its own so
+ * that the iterator letting go of it at the end frees nothing under the lock. */
+typedef PyObject *(*iter_step)(CacheIterObject *it);
+
+static PyObject *
+locked_step(CacheIterObject *it, iter_step step)
+{
+    CacheObject *c;
+    Py_BEGIN_CRITICAL_SECTION(it);
+    c = (CacheObject *)Py_XNewRef(it->cache);
+    Py_END_CRITICAL_SECTION();
+    if (c == NULL) {
+        return NULL;   /* exhausted */
+    }
+    PyObject *r = NULL;
+    Py_BEGIN_CRITICAL_SECTION2(it, c);
+    if (it->cache == c) {
+        r = step(it);
+    }
+    Py_END_CRITICAL_SECTION2();
+    Py_DECREF(c);   /* can re-enter */
+    return r;
+}
+
+static PyObject *
+locked_next(CacheIterObject *it)
+{
+    return locked_step(it, cacheiter_next);
+}
+
+static PyObject *
+hint_step(CacheIterObject *it)
+{
+    return cacheiter_length_hint(it, NULL);
+}
+
+static PyObject *
+locked_length_hint(CacheIterObject *it, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *r = locked_step(it, hint_step);
+    return r != NULL || PyErr_Occurred() ? r : PyLong_FromLong(0);
+}
+
 static PyMethodDef cacheiter_methods[] = {
-    {"__length_hint__", (PyCFunction)cacheiter_length_hint, METH_NOARGS, NULL},
+    {"__length_hint__", (PyCFunction)locked_length_hint, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot cacheiter_slots[] = {
     {Py_tp_iter, PyObject_SelfIter},
-    {Py_tp_iternext, cacheiter_next},
+    {Py_tp_iternext, locked_next},
     {Py_tp_dealloc, cacheiter_dealloc},
     {Py_tp_traverse, cacheiter_traverse},
     {Py_tp_clear, cacheiter_clear},

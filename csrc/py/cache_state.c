@@ -79,6 +79,8 @@ cacheobj_install(CacheObject *self, ml_cache *engine, PyObject *maxsize, PyObjec
     self->timed = TIMED_NONE;   /* a new engine has no deadlines: _ml_configure_timed adds them */
     self->origin = self->timer = self->ttl = self->ttu = NULL;
     self->timed_numbers_seen = 0;
+    self->timed_floats_seen = 0;
+    self->iorigin = 0;
     self->config_gen++;
     cacheobj_release_engine(engine);   /* can re-enter */
     Py_XDECREF(old_maxsize);
@@ -335,6 +337,8 @@ typedef struct {
     uint32_t *ids;          /* the entry id of each position, once stored */
     /* timed: */
     int kind;               /* TIMED_NONE, TIMED_TTL or TIMED_TLRU */
+    int64_t iorigin;        /* the int origin of number times */
+    int floats_seen;
     PyObject *param, *wrapped, *origin, *deadline_list;
     double ttl_d, *dl;
 } restore;
@@ -488,10 +492,18 @@ restore_read(CacheObject *self, restore *r, PyObject *maxsize, int units_on, PyO
     r->kind = TIMED_NONE;
     if (timed != Py_None) {
         PyObject *param, *timer, *list, *origin;
+        long long iorigin = 0;
+        int floats_seen = 0;
         if (!PyTuple_Check(timed) ||
-            !PyArg_ParseTuple(timed, "iOOOO:__setstate__", &r->kind, &param, &timer, &list, &origin)) {
+            !PyArg_ParseTuple(timed, "iOOOO|Lp:__setstate__", &r->kind, &param, &timer, &list,
+                              &origin, &iorigin, &floats_seen)) {
             return -1;
         }
+        if ((origin != Py_None || floats_seen) && iorigin != 0) {
+            return inconsistent();   /* an int origin goes with int times only */
+        }
+        r->iorigin = (int64_t)iorigin;
+        r->floats_seen = floats_seen || (r->kind == TIMED_TTL && PyFloat_Check(param));
         if (timed_parse(self, r->kind, param, timer, &r->ttl_d, &r->wrapped) < 0 ||
             copy_list(list, n, 0, &r->deadline_list) < 0) {
             return -1;
@@ -656,6 +668,8 @@ cache_setstate(CacheObject *self, PyObject *state)
     self->ttu = r.kind == TIMED_TLRU ? Py_NewRef(r.param) : NULL;
     self->origin = Py_XNewRef(r.origin);
     self->timed_numbers_seen = 0;
+    self->timed_floats_seen = (unsigned)r.floats_seen;
+    self->iorigin = r.iorigin;
     self->config_gen++;
     cacheobj_release_engine(&fresh);   /* can re-enter */
     built = 0;

@@ -70,7 +70,7 @@ typedef struct {
     int getters;            /* cache, lock and cond are getters: cache() is the cache */
     int skip_self;          /* a built-in key leaves out the first argument (method_cache) */
     int keep_existing;      /* do not overwrite what the call stored meanwhile */
-    Py_ssize_t hits, misses;
+    ml_count hits, misses;  /* atomic on the free-threaded build: calls run unlocked */
     PyObject *dict;         /* __wrapped__, __name__, ... (functools.update_wrapper) */
     PyObject *weakreflist;
     ml_state *st;           /* borrowed: the type keeps the module alive */
@@ -223,8 +223,10 @@ lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *
 {
     CacheObject *c = engine_of(self, cache);
     if (c != NULL) {
+        int found;
+        Py_BEGIN_CRITICAL_SECTION(c);
         uint32_t id;
-        int found = cacheobj_find(c, key, h, &id);   /* can re-enter (__eq__) */
+        found = cacheobj_find(c, key, h, &id);   /* can re-enter (__eq__) */
         if (found > 0) {
             /* id is valid: nothing ran since cacheobj_find returned */
             ml_cache_touch(&c->c, id);
@@ -234,6 +236,7 @@ lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *
         else if (found == 0) {
             c->misses++;
         }
+        Py_END_CRITICAL_SECTION();
         return found;
     }
     *value = PyObject_GetItem(cache, key);   /* can re-enter */
@@ -332,17 +335,22 @@ store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *v
     if (PyObject_TypeCheck(cache, self->st->CacheType) &&
         !(((CacheObject *)cache)->hooks & HOOK_SETITEM)) {
         CacheObject *c = (CacheObject *)cache;
+        Py_BEGIN_CRITICAL_SECTION(c);
         stamp now = stamp_of(cache);
+        rc = 0;
         /* (a timed cache's entry found here may have expired: that one is replaced) */
         if (self->keep_existing && c->timed == TIMED_NONE &&
             (now.version != before.version || now.config_gen != before.config_gen)) {
             uint32_t id;
             rc = cacheobj_find(c, key, h, &id);   /* can re-enter */
-            if (rc != 0) {
-                return rc < 0 ? -1 : 0;   /* stored during the call: kept */
-            }
         }
-        rc = cacheobj_setitem_hashed(c, key, h, value);   /* can re-enter */
+        if (rc == 0) {
+            rc = cacheobj_setitem_hashed(c, key, h, value);   /* can re-enter */
+        }
+        else {
+            rc = rc < 0 ? -1 : 0;   /* stored during the call: kept */
+        }
+        Py_END_CRITICAL_SECTION();
     }
     else {
         rc = PyObject_SetItem(cache, key, value);   /* can re-enter */
@@ -413,8 +421,8 @@ load(CallObject *self, PyObject *key, PyObject *const *args, size_t nargsf, PyOb
         goto done;
     }
     if (was_hit) {   /* counted as a miss when the loader was called */
-        self->misses--;
-        self->hits++;
+        ml_count_add(&self->misses, -1);
+        ml_count_add(&self->hits, 1);
     }
     value = Py_NewRef(PyTuple_GET_ITEM(r, 0));
 done:
@@ -433,7 +441,7 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
         return NULL;
     }
     if (self->mode == KEY_UNCACHED) {
-        self->misses++;
+        ml_count_add(&self->misses, 1);
         return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     }
     /* held for the whole call: a callback may drop every other reference to it */
@@ -458,20 +466,24 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
         }
     }
     if (found) {
-        self->hits++;
+        ml_count_add(&self->hits, 1);
         goto done;
     }
     if (self->loader != NULL) {
-        self->misses++;   /* as cachetools: counted before the function runs, or raises */
+        ml_count_add(&self->misses, 1);   /* as cachetools: counted before the function runs, or raises */
         value = load(self, key, args, nargsf, kwnames);   /* can re-enter */
         if (value == NULL) {
             goto error;
         }
         goto done;
     }
-    self->misses++;
-    stamp before = PyObject_TypeCheck(cache, self->st->CacheType) ? stamp_of(cache)
-                                                                   : (stamp){0, 0};
+    ml_count_add(&self->misses, 1);
+    stamp before = {0, 0};
+    if (PyObject_TypeCheck(cache, self->st->CacheType)) {
+        Py_BEGIN_CRITICAL_SECTION(cache);
+        before = stamp_of(cache);
+        Py_END_CRITICAL_SECTION();
+    }
     value = PyObject_Vectorcall(self->func, args, nargsf, kwnames);   /* can re-enter */
     if (value == NULL || store(self, cache, key, h, value, before) < 0) {
         Py_CLEAR(value);
@@ -618,7 +630,8 @@ under_lock(CallObject *self, PyObject *(*body)(CallObject *, PyObject *))
 static PyObject *
 clear_body(CallObject *self, PyObject *cache)
 {
-    self->hits = self->misses = 0;
+    ml_count_set(&self->hits, 0);
+    ml_count_set(&self->misses, 0);
     if (cache == Py_None) {
         Py_RETURN_NONE;
     }
@@ -628,7 +641,8 @@ clear_body(CallObject *self, PyObject *cache)
 static PyObject *
 info_body(CallObject *self, PyObject *cache)
 {
-    return PyObject_CallFunction(self->info, "Onn", cache, self->hits, self->misses);
+    return PyObject_CallFunction(self->info, "Onn", cache, ml_count_get(&self->hits),
+                                 ml_count_get(&self->misses));
 }
 
 /* cache_clear(): empties the cache and zeroes the hit and miss counts (under the lock). */
@@ -677,7 +691,7 @@ call_get_cache_info(CallObject *self, void *Py_UNUSED(closure))
 static PyObject *
 call_counts(CallObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("(nn)", self->hits, self->misses);
+    return Py_BuildValue("(nn)", ml_count_get(&self->hits), ml_count_get(&self->misses));
 }
 
 /* Pickled by qualified name, as functools' wrapper: the module attribute is the wrapper. */

@@ -135,6 +135,45 @@ ml_unicode_ascii_sizeof(PyObject *o, size_t *size)
 }
 
 /* ------------------------------------------------------------------------------------
+ * Clocks: what time.monotonic() and time.time() return, read without the call
+ */
+/* The clocks a timed cache reads itself when its timer is one of these functions. */
+enum { ML_CLOCK_NONE = 0, ML_CLOCK_MONOTONIC = 1, ML_CLOCK_TIME = 2 };
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13's public PyTime API: the very calls time.monotonic() and time.time() make. 0 or -1
+ * with an exception. */
+static inline int
+ml_clock_read(int clock, double *seconds)
+{
+    PyTime_t t;
+    if ((clock == ML_CLOCK_MONOTONIC ? PyTime_Monotonic(&t) : PyTime_Time(&t)) < 0) {
+        return -1;
+    }
+    *seconds = PyTime_AsSecondsDouble(t);
+    return 0;
+}
+#else
+#include <time.h>
+/* Below 3.13, on the POSIX systems memleash builds on, time.monotonic() and time.time()
+ * read clock_gettime(CLOCK_MONOTONIC / CLOCK_REALTIME) as nanoseconds and turn them into
+ * seconds as _PyTime_AsSecondsDouble does: a whole number of seconds exactly, anything
+ * else as (double)ns / 1e9. The same arithmetic gives the same double. */
+static inline int
+ml_clock_read(int clock, double *seconds)
+{
+    struct timespec ts;
+    if (clock_gettime(clock == ML_CLOCK_MONOTONIC ? CLOCK_MONOTONIC : CLOCK_REALTIME, &ts) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    long long ns = (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
+    *seconds = ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL) : (double)ns / 1e9;
+    return 0;
+}
+#endif
+
+/* ------------------------------------------------------------------------------------
  * Critical sections (3.13): no-ops on builds with the GIL
  */
 #if PY_VERSION_HEX < 0x030D0000
@@ -142,6 +181,52 @@ ml_unicode_ascii_sizeof(PyObject *o, size_t *size)
 #define Py_END_CRITICAL_SECTION() }
 #define Py_BEGIN_CRITICAL_SECTION2(a, b) {
 #define Py_END_CRITICAL_SECTION2() }
+#endif
+
+/* Defines `static ret name params`, which runs `call` in a critical section on `self`
+ * (a per-object lock on the free-threaded build; nothing with the GIL). A section is
+ * suspended while the thread waits for another lock — Python code run inside may take
+ * one — so a callback is, as with the GIL, a point where other threads may have changed
+ * the object: the re-checks the binding makes after callbacks cover both. */
+#define ML_LOCKED(ret, name, params, call)  \
+    static ret name params                  \
+    {                                       \
+        ret ml_result_;                     \
+        Py_BEGIN_CRITICAL_SECTION(self);    \
+        ml_result_ = (call);                \
+        Py_END_CRITICAL_SECTION();          \
+        return ml_result_;                  \
+    }
+
+/* ------------------------------------------------------------------------------------
+ * Counters shared by threads outside any object's lock: relaxed atomics on the
+ * free-threaded build, plain fields with the GIL (no cost there)
+ */
+#ifdef Py_GIL_DISABLED
+#include <stdatomic.h>
+typedef _Atomic(Py_ssize_t) ml_count;
+static inline void ml_count_add(ml_count *c, Py_ssize_t n) { atomic_fetch_add_explicit(c, n, memory_order_relaxed); }
+static inline Py_ssize_t ml_count_get(const ml_count *c) { return atomic_load_explicit((ml_count *)c, memory_order_relaxed); }
+static inline void ml_count_set(ml_count *c, Py_ssize_t n) { atomic_store_explicit(c, n, memory_order_relaxed); }
+#else
+typedef Py_ssize_t ml_count;
+static inline void ml_count_add(ml_count *c, Py_ssize_t n) { *c += n; }
+static inline Py_ssize_t ml_count_get(const ml_count *c) { return *c; }
+static inline void ml_count_set(ml_count *c, Py_ssize_t n) { *c = n; }
+#endif
+
+/* ------------------------------------------------------------------------------------
+ * A lock for state that no object owns (module state: the registry behind report()):
+ * PyMutex from 3.13 (public; it parks, detaching the thread), nothing before (the GIL).
+ */
+#if PY_VERSION_HEX >= 0x030D0000
+typedef PyMutex ml_mutex;
+#define ml_mutex_lock(m) PyMutex_Lock(m)
+#define ml_mutex_unlock(m) PyMutex_Unlock(m)
+#else
+typedef struct { char unused; } ml_mutex;
+#define ml_mutex_lock(m) ((void)(m))
+#define ml_mutex_unlock(m) ((void)(m))
 #endif
 
 #endif

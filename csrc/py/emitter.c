@@ -84,10 +84,21 @@ emitter_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(k
         return NULL;
     }
     reaper->owner = self;   /* borrowed: cleared in emitter_tp_clear */
+#ifdef Py_GIL_DISABLED
+    reaper->owner_ref = PyWeakref_NewRef((PyObject *)self, NULL);
+    if (reaper->owner_ref == NULL) {
+        reaper->owner = NULL;
+        Py_DECREF(reaper);
+        Py_DECREF(self);
+        return NULL;
+    }
+#endif
     self->reaper = (PyObject *)reaper;
     ml_reg_link(st, &self->reg, (PyObject *)self);
     return (PyObject *)self;
 }
+
+static int locked_init(PyObject *self, PyObject *args, PyObject *kwds);
 
 /* EventEmitter(*, name=None). A subclass's own __init__ may take other arguments (its
  * constructor call reaches here only through super().__init__). */
@@ -101,7 +112,7 @@ emitter_init(PyObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if (PyTuple_GET_SIZE(args) != 0 || nkw > (name != NULL)) {
-        if (Py_TYPE(self)->tp_init == emitter_init) {
+        if (Py_TYPE(self)->tp_init == locked_init) {
             PyErr_SetString(PyExc_TypeError,
                             "EventEmitter() takes no positional arguments and only the "
                             "keyword argument 'name'");
@@ -217,19 +228,31 @@ reaper_call(ReaperObject *self, PyObject *args, PyObject *kwds)
     if (kwds != NULL || !PyArg_UnpackTuple(args, "reaper", 1, 1, &ref)) {
         return NULL;
     }
+#ifdef Py_GIL_DISABLED
+    /* the callback runs in whichever thread let the listener's owner go */
+    PyObject *held = NULL;
+    if (self->owner_ref != NULL && PyWeakref_GetRef(self->owner_ref, &held) < 0) {
+        return NULL;
+    }
+    EmitterObject *em = (EmitterObject *)held;
+#else
     EmitterObject *em = self->owner;
-    if (em == NULL || !PyObject_TypeCheck(ref, em->st->SlotRefType)) {
+    Py_XINCREF(em);
+#endif
+    if (em == NULL) {
         Py_RETURN_NONE;
     }
-    SlotRefObject *sr = (SlotRefObject *)ref;
-    uint32_t id = sr->slot;
-    if (id == ML_NIL || id >= em->sl.top || em->sl.s[id].gen != sr->gen ||
-        em->sl.s[id].p[1] != ref || (em->sl.s[id].flags & (ML_SLOT_GONE | ML_SLOT_FREE))) {
-        Py_RETURN_NONE;   /* already unlinked */
+    Py_BEGIN_CRITICAL_SECTION(em);
+    if (PyObject_TypeCheck(ref, em->st->SlotRefType)) {
+        SlotRefObject *sr = (SlotRefObject *)ref;
+        uint32_t id = sr->slot;
+        if (id != ML_NIL && id < em->sl.top && em->sl.s[id].gen == sr->gen &&
+            em->sl.s[id].p[1] == ref && !(em->sl.s[id].flags & (ML_SLOT_GONE | ML_SLOT_FREE))) {
+            ml_em_unlink_slot(em, id, 1);   /* can re-enter */
+        }
     }
-    Py_INCREF(em);
-    ml_em_unlink_slot(em, id, 1);   /* can re-enter */
-    Py_DECREF(em);
+    Py_END_CRITICAL_SECTION();
+    Py_DECREF(em);   /* can re-enter */
     Py_RETURN_NONE;
 }
 
@@ -237,6 +260,9 @@ static void
 reaper_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+#ifdef Py_GIL_DISABLED
+    Py_CLEAR(((ReaperObject *)self)->owner_ref);   /* a weakref: its referent is not ours */
+#endif
     PyObject_Free(self);
     Py_DECREF(tp);
 }
@@ -258,63 +284,117 @@ static PyType_Spec reaper_spec = {
  * The EventEmitter type
  */
 PyDoc_STRVAR(emitter_doc,
-"EventEmitter()\n--\n\n"
+"EventEmitter(*, name=None)\n--\n\n"
 "pyee's EventEmitter, in C, whose listeners never keep their owners alive: a bound\n"
 "method is held through a weak reference to its object and unlinked when it dies.");
 
+/* ------------------------------------------------------------------------------------
+ * Entry points: every method and property runs in a critical section on the emitter (the
+ * free-threaded build's per-object lock; ML_LOCKED in compat.h). A listener called by
+ * emit() runs inside it too: two threads emitting on one emitter take turns, except while
+ * a listener waits for another lock (the section is suspended then, as for any wait).
+ */
+#define SELF EmitterObject *self
+#define FAST(name) ML_LOCKED(PyObject *, locked_##name, \
+                             (SELF, PyObject *const *a, Py_ssize_t n, PyObject *kw), name(self, a, n, kw))
+#define POS(name) ML_LOCKED(PyObject *, locked_##name, (SELF, PyObject *const *a, Py_ssize_t n), \
+                            name(self, a, n))
+#define ONE(name) ML_LOCKED(PyObject *, locked_##name, (SELF, PyObject *o), name(self, o))
+#define GET(name) ML_LOCKED(PyObject *, locked_##name, (SELF, void *c), name(self, c))
+FAST(emitter_emit)
+FAST(emitter_on)
+FAST(emitter_add_listener)
+FAST(emitter_listens_to)
+FAST(emitter_once)
+POS(emitter_ml_add)
+POS(emitter_remove_listener)
+FAST(emitter_remove_all_listeners)
+ONE(emitter_listeners)
+ONE(emitter_event_names)
+ONE(emitter_listener_count)
+ONE(emitter_set_max_listeners)
+ONE(emitter_get_max_listeners)
+POS(emitter_call_handlers)
+POS(emitter_emit_run)
+POS(emitter_add_event_handler)
+POS(emitter_naked_remove)
+POS(emitter_handle_error)
+ONE(emitter_getstate)
+ONE(emitter_setstate)
+ONE(emitter_stats)
+ONE(emitter_sizeof)
+GET(emitter_get_lock)
+GET(emitter_get_referents)
+GET(emitter_get_events)
+#undef FAST
+#undef POS
+#undef ONE
+#undef GET
+#undef SELF
+
+static int
+locked_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    rc = emitter_init(self, args, kwds);
+    Py_END_CRITICAL_SECTION();
+    return rc;
+}
+
 static PyMethodDef emitter_methods[] = {
-    {"emit", (PyCFunction)(void (*)(void))emitter_emit, METH_FASTCALL | METH_KEYWORDS,
+    {"emit", (PyCFunction)(void (*)(void))locked_emitter_emit, METH_FASTCALL | METH_KEYWORDS,
      "emit(event, *args, **kwargs) -> bool: call the listeners of event; True if any ran."},
-    {"on", (PyCFunction)(void (*)(void))emitter_on, METH_FASTCALL | METH_KEYWORDS,
+    {"on", (PyCFunction)(void (*)(void))locked_emitter_on, METH_FASTCALL | METH_KEYWORDS,
      "on(event, f=None, *, weak=None): register f (or decorate); returns f."},
-    {"add_listener", (PyCFunction)(void (*)(void))emitter_add_listener,
+    {"add_listener", (PyCFunction)(void (*)(void))locked_emitter_add_listener,
      METH_FASTCALL | METH_KEYWORDS, "ml_em_add_listener(event, f, *, weak=None): register f; returns f."},
-    {"listens_to", (PyCFunction)(void (*)(void))emitter_listens_to, METH_FASTCALL | METH_KEYWORDS,
+    {"listens_to", (PyCFunction)(void (*)(void))locked_emitter_listens_to, METH_FASTCALL | METH_KEYWORDS,
      "listens_to(event, *, weak=None): a decorator registering its function."},
-    {"once", (PyCFunction)(void (*)(void))emitter_once, METH_FASTCALL | METH_KEYWORDS,
+    {"once", (PyCFunction)(void (*)(void))locked_emitter_once, METH_FASTCALL | METH_KEYWORDS,
      "once(event, f=None, *, weak=None): like on(), removed when it first runs."},
-    {"_ml_add", (PyCFunction)(void (*)(void))emitter_ml_add, METH_FASTCALL,
+    {"_ml_add", (PyCFunction)(void (*)(void))locked_emitter_ml_add, METH_FASTCALL,
      "_ml_add(event, once, weak, f): the decorators' target."},
-    {"remove_listener", (PyCFunction)(void (*)(void))emitter_remove_listener, METH_FASTCALL,
+    {"remove_listener", (PyCFunction)(void (*)(void))locked_emitter_remove_listener, METH_FASTCALL,
      "remove_listener(event, f): unregister f (no effect when event does not have it)."},
-    {"remove_all_listeners", (PyCFunction)(void (*)(void))emitter_remove_all_listeners,
+    {"remove_all_listeners", (PyCFunction)(void (*)(void))locked_emitter_remove_all_listeners,
      METH_FASTCALL | METH_KEYWORDS, "remove_all_listeners(event=None)"},
-    {"listeners", (PyCFunction)emitter_listeners, METH_O,
+    {"listeners", (PyCFunction)locked_emitter_listeners, METH_O,
      "listeners(event): a list of the live listeners of event."},
-    {"event_names", (PyCFunction)emitter_event_names, METH_NOARGS,
+    {"event_names", (PyCFunction)locked_emitter_event_names, METH_NOARGS,
      "event_names(): the set of events with listeners."},
-    {"listener_count", (PyCFunction)emitter_listener_count, METH_O,
+    {"listener_count", (PyCFunction)locked_emitter_listener_count, METH_O,
      "listener_count(event): how many live listeners event has."},
-    {"set_max_listeners", (PyCFunction)emitter_set_max_listeners, METH_O,
+    {"set_max_listeners", (PyCFunction)locked_emitter_set_max_listeners, METH_O,
      "set_max_listeners(n): warn (ListenerLeakWarning) beyond n listeners of one event; 0: never."},
-    {"get_max_listeners", (PyCFunction)emitter_get_max_listeners, METH_NOARGS,
+    {"get_max_listeners", (PyCFunction)locked_emitter_get_max_listeners, METH_NOARGS,
      "get_max_listeners()"},
-    {"_call_handlers", (PyCFunction)(void (*)(void))emitter_call_handlers, METH_FASTCALL,
+    {"_call_handlers", (PyCFunction)(void (*)(void))locked_emitter_call_handlers, METH_FASTCALL,
      "_call_handlers(event, args, kwargs) -> bool: run event's listeners (pyee's hook)."},
-    {"_emit_run", (PyCFunction)(void (*)(void))emitter_emit_run, METH_FASTCALL,
+    {"_emit_run", (PyCFunction)(void (*)(void))locked_emitter_emit_run, METH_FASTCALL,
      "_emit_run(f, args, kwargs): call one listener (pyee's hook; override to schedule)."},
-    {"_add_event_handler", (PyCFunction)(void (*)(void))emitter_add_event_handler,
+    {"_add_event_handler", (PyCFunction)(void (*)(void))locked_emitter_add_event_handler,
      METH_FASTCALL, "_add_event_handler(event, k, v): register k (pyee's hook; once if v is not k)."},
-    {"_remove_listener", (PyCFunction)(void (*)(void))emitter_naked_remove, METH_FASTCALL,
+    {"_remove_listener", (PyCFunction)(void (*)(void))locked_emitter_naked_remove, METH_FASTCALL,
      "_remove_listener(event, f): remove f (pyee's hook)."},
-    {"_emit_handle_potential_error", (PyCFunction)(void (*)(void))emitter_handle_error,
+    {"_emit_handle_potential_error", (PyCFunction)(void (*)(void))locked_emitter_handle_error,
      METH_FASTCALL, "_emit_handle_potential_error(event, error): raise for an unhandled 'error'."},
-    {"__getstate__", (PyCFunction)emitter_getstate, METH_NOARGS,
+    {"__getstate__", (PyCFunction)locked_emitter_getstate, METH_NOARGS,
      "The strongly held listeners, settings and instance dict (weak listeners are dropped)."},
-    {"__setstate__", (PyCFunction)emitter_setstate, METH_O, "Restores __getstate__'s state."},
-    {"_ml_stats", (PyCFunction)emitter_stats, METH_NOARGS,
+    {"__setstate__", (PyCFunction)locked_emitter_setstate, METH_O, "Restores __getstate__'s state."},
+    {"_ml_stats", (PyCFunction)locked_emitter_stats, METH_NOARGS,
      "What memleash.report() shows of this emitter (a dict)."},
-    {"__sizeof__", (PyCFunction)emitter_sizeof, METH_NOARGS,
+    {"__sizeof__", (PyCFunction)locked_emitter_sizeof, METH_NOARGS,
      "Size in bytes: the object and the slot arrays it owns (not the listeners)."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef emitter_getset[] = {
-    {"_lock", (getter)emitter_get_lock, NULL, "A lock, as pyee's emitters carry.", NULL},
-    {"_ml_referents", (getter)emitter_get_referents, NULL,
+    {"_lock", (getter)locked_emitter_get_lock, NULL, "A lock, as pyee's emitters carry.", NULL},
+    {"_ml_referents", (getter)locked_emitter_get_referents, NULL,
      "What the emitter holds, as a list: what pympler.asizeof follows (see __slots__).", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"_events", (getter)emitter_get_events, NULL,
+    {"_events", (getter)locked_emitter_get_events, NULL,
      "A read-only snapshot: event -> {listener: listener}, live listeners in order.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -328,7 +408,7 @@ static PyMemberDef emitter_members[] = {
 static PyType_Slot emitter_slots[] = {
     {Py_tp_doc, (void *)emitter_doc},
     {Py_tp_new, emitter_new},
-    {Py_tp_init, emitter_init},
+    {Py_tp_init, locked_init},
     {Py_tp_dealloc, emitter_dealloc},
     {Py_tp_traverse, emitter_traverse},
     {Py_tp_clear, emitter_tp_clear},

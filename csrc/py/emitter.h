@@ -77,6 +77,10 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     EmitterObject *owner;   /* borrowed; NULL once the emitter is gone */
+#ifdef Py_GIL_DISABLED
+    PyObject *owner_ref;    /* a weak reference to the emitter: a callback in another thread
+                               takes it strongly, or finds it gone (never a dying one) */
+#endif
 } ReaperObject;
 
 /* The payload of slot sl, copied out of the slab (the references stay the slot's). */

@@ -81,6 +81,16 @@ module_exec(PyObject *module)
     INTERN(str_add_hook, "_add_event_handler");
     INTERN(str_remove_hook, "_remove_listener");
 #undef INTERN
+    PyObject *time_mod = PyImport_ImportModule("time");
+    if (time_mod == NULL) {
+        return -1;
+    }
+    st->time_monotonic = PyObject_GetAttrString(time_mod, "monotonic");
+    st->time_time = st->time_monotonic ? PyObject_GetAttrString(time_mod, "time") : NULL;
+    Py_DECREF(time_mod);
+    if (st->time_time == NULL) {
+        return -1;
+    }
     st->sys_getsizeof = Py_XNewRef(PySys_GetObject("getsizeof"));   /* borrowed: made strong */
     PyObject *info = PyLong_GetInfo();
     if (st->sys_getsizeof == NULL || info == NULL) {
@@ -119,6 +129,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     ml_state *st = PyModule_GetState(module);
     Py_VISIT(st->pkg_dir);
     Py_VISIT(st->sys_getsizeof);
+    Py_VISIT(st->time_monotonic);
+    Py_VISIT(st->time_time);
     Py_VISIT(st->CacheType);
     Py_VISIT(st->CacheIterType);
     Py_VISIT(st->RRKeysType);
@@ -164,6 +176,8 @@ module_clear(PyObject *module)
     ml_state *st = PyModule_GetState(module);
     Py_CLEAR(st->pkg_dir);
     Py_CLEAR(st->sys_getsizeof);
+    Py_CLEAR(st->time_monotonic);
+    Py_CLEAR(st->time_time);
     Py_CLEAR(st->CacheType);
     Py_CLEAR(st->CacheIterType);
     Py_CLEAR(st->RRKeysType);

@@ -15,12 +15,18 @@ typedef struct ml_reg {
     PyObject *name;                 /* name= as given (a str), or NULL */
     PyObject *site_code;            /* the creating frame's code object, or NULL */
     int site_lasti;                 /* its instruction offset, for the line number */
+#ifdef Py_GIL_DISABLED
+    PyObject *wref;                 /* a weak reference to owner: _live() reads it, so that an
+                                       owner another thread is deallocating is skipped */
+#endif
 } ml_reg;
 
 /* Per-module state (multi-phase init: no process-wide mutable globals). */
 typedef struct {
     ml_reg live;                    /* the ring's head; live.owner is NULL */
     Py_ssize_t nlive;
+    ml_mutex reg_lock;              /* guards the ring and nlive (threads create and free
+                                       objects at once on the free-threaded build) */
     PyObject *pkg_dir;              /* the memleash package's directory + separator: creation
                                        sites skip its frames. NULL if unknown */
     PyTypeObject *CacheType;        /* memleash._core.Cache */
@@ -44,6 +50,8 @@ typedef struct {
     PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;
     struct ml_tracker *tr;          /* the resource tracker (tracker.c), PyMem-allocated */
     PyObject *sys_getsizeof;        /* sys.getsizeof: the default byte sizing of other types */
+    PyObject *time_monotonic;       /* time.monotonic and time.time as imported: a Timer around */
+    PyObject *time_time;            /* one of them reads the clock itself (compat.h) */
     unsigned long digit_bits;       /* sys.int_info.bits_per_digit */
     size_t digit_size;              /* sys.int_info.sizeof_digit */
 } ml_state;

@@ -38,11 +38,19 @@ void
 ml_reg_link(ml_state *st, ml_reg *r, PyObject *owner)
 {
     r->owner = owner;
+#ifdef Py_GIL_DISABLED
+    r->wref = PyWeakref_NewRef(owner, NULL);
+    if (r->wref == NULL) {
+        PyErr_Clear();   /* no memory: the object lives on, unreported */
+    }
+#endif
+    ml_mutex_lock(&st->reg_lock);
     r->prev = &st->live;
     r->next = st->live.next;
     st->live.next->prev = r;
     st->live.next = r;
     st->nlive++;
+    ml_mutex_unlock(&st->reg_lock);
     PyFrameObject *f = PyEval_GetFrame();   /* borrowed; NULL without a Python frame */
     Py_XINCREF(f);
     for (int depth = 0; f != NULL && depth < SITE_MAX_DEPTH; depth++) {
@@ -61,15 +69,23 @@ ml_reg_link(ml_state *st, ml_reg *r, PyObject *owner)
 void
 ml_reg_unlink(ml_state *st, ml_reg *r)
 {
-    if (r->next == NULL) {
+    ml_mutex_lock(&st->reg_lock);
+    int linked = r->next != NULL;
+    if (linked) {
+        r->prev->next = r->next;
+        r->next->prev = r->prev;
+        r->prev = r->next = NULL;
+        st->nlive--;
+    }
+    ml_mutex_unlock(&st->reg_lock);
+    if (!linked) {
         return;
     }
-    r->prev->next = r->next;
-    r->next->prev = r->prev;
-    r->prev = r->next = NULL;
-    st->nlive--;
     Py_CLEAR(r->name);
     Py_CLEAR(r->site_code);
+#ifdef Py_GIL_DISABLED
+    Py_CLEAR(r->wref);
+#endif
 }
 
 int
@@ -139,16 +155,28 @@ PyObject *
 ml_reg_live(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     ml_state *st = PyModule_GetState(module);
+    PyObject **objs = NULL;
+    Py_ssize_t i = 0;
+    /* under the lock: PyMem and reference counts only, no Python code (a list made here
+     * could collect, and a collection could free what the ring holds) */
+    ml_mutex_lock(&st->reg_lock);
     Py_ssize_t n = st->nlive;
-    /* PyMem_Malloc runs no Python code (unlike creating a list, which can collect): the
-     * ring cannot change between here and the end of the walk */
-    PyObject **objs = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(PyObject *));
+    objs = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(PyObject *));
+    for (ml_reg *r = st->live.next; objs != NULL && r != &st->live && i < n; r = r->next) {
+#ifdef Py_GIL_DISABLED
+        /* another thread may be deallocating the owner (its node not yet unlinked): the
+         * weak reference gives it only while it lives */
+        PyObject *o = NULL;
+        if (r->wref != NULL && PyWeakref_GetRef(r->wref, &o) > 0) {
+            objs[i++] = o;
+        }
+#else
+        objs[i++] = Py_NewRef(r->owner);   /* alive: a dying object is unlinked already */
+#endif
+    }
+    ml_mutex_unlock(&st->reg_lock);
     if (objs == NULL) {
         return PyErr_NoMemory();
-    }
-    Py_ssize_t i = 0;
-    for (ml_reg *r = st->live.next; r != &st->live && i < n; r = r->next) {
-        objs[i++] = Py_NewRef(r->owner);   /* alive: a dying object is unlinked already */
     }
     PyObject *list = PyList_New(i);
     if (list == NULL) {

@@ -14,12 +14,22 @@
  * so a timer that jumps backwards cannot leave an expired entry behind a live one (and
  * len() always counts the visible items).
  *
- * Times are numbers (int or float, as time.monotonic gives), compared as doubles — or
- * datetimes (with ttl a timedelta, as in cachetools' docs), kept as the exact number of
- * microseconds since the first time the cache saw (`origin`): an integer, so exact as a
- * double within 2**53 microseconds (285 years) of it; beyond that the cache raises
- * OverflowError rather than round. A TTL deadline is `now + ttl` computed by Python, so
- * datetime overflow raises as in cachetools. Anything else is refused with TypeError.
+ * Times are numbers or datetimes, each kept in the wheel as an exact double:
+ *   - floats as they are (time.monotonic, time.time);
+ *   - ints of any int64 value (time.monotonic_ns, time.time_ns, a test's integer clock) as
+ *     their distance from an int origin, `iorigin`: exact while within 2**53 of it. The
+ *     origin starts at 0 and moves to the timer's reading when a reading drifts more than
+ *     2**52 from it (every 52 days for a nanosecond clock), shifting every deadline by the
+ *     same exact integer; a deadline more than 2**53 in the past then reads -inf (it was
+ *     long expired, and stays so; among such entries expire() goes by set order). A cache
+ *     that has also taken float times or a float ttl keeps its origin and refuses an int
+ *     time beyond 2**53 from it with OverflowError;
+ *   - datetimes (with ttl a timedelta, as in cachetools' docs), kept as the exact number of
+ *     microseconds since the first time the cache saw (`origin`): an integer, so exact as
+ *     a double within 2**53 microseconds (285 years) of it; beyond that the cache raises
+ *     OverflowError rather than round. A TTL deadline is `now + ttl` computed by Python,
+ *     so datetime overflow raises as in cachetools.
+ * Anything else is refused with TypeError.
  *
  * Note on re-entrancy: the timer, ttu and an overriding expire() run Python code. Deadlines
  * are computed before the entry is looked up (cache.c re-finds after every callback),
@@ -65,14 +75,21 @@ delta_us(PyObject *delta, double *out)
 typedef struct {
     PyObject_HEAD
     PyObject *timer;        /* the user's timer */
-    PyObject *frozen;       /* the time while nesting > 0 */
+    PyObject *frozen;       /* the time while nesting > 0 (made from frozen_d on demand) */
     Py_ssize_t nesting;
+    int clock;              /* ML_CLOCK_*: timer is time.monotonic / time.time, read here */
+    int have_d;             /* frozen_d holds the frozen time (the clock was read) */
+    double frozen_d;
 } TimerObject;
 
 /* timer() of the user's timer. New reference, or NULL. Can re-enter. */
 static PyObject *
 timer_read(TimerObject *t)
 {
+    if (t->clock != ML_CLOCK_NONE) {
+        double now;
+        return ml_clock_read(t->clock, &now) < 0 ? NULL : PyFloat_FromDouble(now);
+    }
     if (t->timer == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Timer without a timer (cleared by a collection)");
         return NULL;
@@ -83,17 +100,46 @@ timer_read(TimerObject *t)
     return now;
 }
 
+/* A Timer's nesting and frozen time are guarded by its own lock (free-threaded build):
+ * the functions below each run in a critical section on it. */
+
+/* The frozen time as an object (made from the clock's double the first time it is asked
+ * for), a new reference; NULL without an exception when not frozen. @pre t's lock held. */
+static PyObject *
+timer_frozen_locked(TimerObject *t)
+{
+    if (t->frozen == NULL && t->have_d) {
+        t->frozen = PyFloat_FromDouble(t->frozen_d);   /* NULL: MemoryError */
+    }
+    return Py_XNewRef(t->frozen);
+}
 static PyObject *
 timer_call_now(TimerObject *t)
 {
-    if (t->nesting > 0 && t->frozen != NULL) {
-        return Py_NewRef(t->frozen);
+    PyObject *r;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    r = t->nesting > 0 ? timer_frozen_locked(t) : NULL;
+    if (r == NULL && !PyErr_Occurred()) {
+        r = timer_read(t);   /* can re-enter */
     }
-    return timer_read(t);   /* can re-enter */
+    Py_END_CRITICAL_SECTION();
+    return r;
+}
+
+/* The frozen time (a new reference), or NULL without an exception when the timer is not
+ * entered. */
+static PyObject *
+timer_frozen(TimerObject *t)
+{
+    PyObject *r;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    r = timer_frozen_locked(t);
+    Py_END_CRITICAL_SECTION();
+    return r;
 }
 
 static PyObject *
-timer_enter_obj(TimerObject *t)
+timer_enter_locked(TimerObject *t)
 {
     if (t->nesting == 0) {
         PyObject *now = timer_read(t);   /* can re-enter */
@@ -101,21 +147,69 @@ timer_enter_obj(TimerObject *t)
             return NULL;
         }
         Py_XSETREF(t->frozen, now);
+        t->have_d = 0;
     }
-    if (t->frozen == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Timer cleared while it was entered");
+    PyObject *frozen = timer_frozen_locked(t);
+    if (frozen == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "Timer cleared while it was entered");
+        }
         return NULL;
     }
     t->nesting++;
-    return Py_NewRef(t->frozen);
+    return frozen;
+}
+
+/* Enters a Timer over a standard clock: the time as a double, no object made. 1 done (in
+ * *now), 0 not such a timer (nothing done), -1 error. */
+static int
+timer_enter_clock(TimerObject *t, double *now)
+{
+    int rc = 0;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    if (t->clock != ML_CLOCK_NONE) {
+        if (t->nesting > 0) {
+            PyObject *frozen = timer_frozen_locked(t);
+            rc = frozen == NULL ? -1 : 1;
+            if (frozen != NULL) {
+                *now = PyFloat_AsDouble(frozen);   /* a float: cannot fail */
+                Py_DECREF(frozen);
+                t->nesting++;
+            }
+        }
+        else if ((rc = ml_clock_read(t->clock, now) < 0 ? -1 : 1) > 0) {
+            Py_CLEAR(t->frozen);   /* a float, made by a previous reader: no code runs */
+            t->frozen_d = *now;
+            t->have_d = 1;
+            t->nesting = 1;
+        }
+    }
+    Py_END_CRITICAL_SECTION();
+    return rc;
+}
+
+static PyObject *
+timer_enter_obj(TimerObject *t)
+{
+    PyObject *r;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    r = timer_enter_locked(t);
+    Py_END_CRITICAL_SECTION();
+    return r;
 }
 
 static void
 timer_exit_obj(TimerObject *t)
 {
+    PyObject *frozen = NULL;
+    Py_BEGIN_CRITICAL_SECTION(t);
     if (t->nesting > 0 && --t->nesting == 0) {
-        Py_CLEAR(t->frozen);
+        frozen = t->frozen;
+        t->frozen = NULL;
+        t->have_d = 0;
     }
+    Py_END_CRITICAL_SECTION();
+    Py_XDECREF(frozen);   /* can re-enter */
 }
 
 static PyObject *
@@ -133,6 +227,14 @@ timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     TimerObject *t = (TimerObject *)type->tp_alloc(type, 0);
     if (t != NULL) {
         t->timer = Py_NewRef(timer);
+        /* the standard clocks (the functions themselves, as the time module has them)
+         * are read without calling them: the same double, without a call and a float */
+        ml_state *st = ml_state_of_type(type);
+        if (st != NULL && PyCFunction_Check(timer)) {
+            t->clock = timer == st->time_monotonic ? ML_CLOCK_MONOTONIC
+                     : timer == st->time_time ? ML_CLOCK_TIME : ML_CLOCK_NONE;
+        }
+        PyErr_Clear();
     }
     return (PyObject *)t;
 }
@@ -273,27 +375,89 @@ PyType_Spec timer_spec = {
  * Time values and deadlines
  */
 
-/* A number as a double: floats as they are, ints exactly up to 2**53. 1 done, 0 not a
- * number, -1 error. */
+#define TWO_52 ((int64_t)1 << 52)
+#define TWO_53 ((int64_t)1 << 53)
+
+/* Moves an int-timed cache's origin to `to`, shifting every deadline by the same exact
+ * integer (see the note on times above). 0, or -1 with OverflowError when the cache also
+ * holds float times (they cannot be shifted exactly). Runs no Python code. */
 static int
-number_to_double(PyObject *o, double *out)
+rebase(CacheObject *self, int64_t to)
+{
+    if (self->timed_floats_seen) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "timed cache: an int time more than 2**53 from the first one, on a cache "
+                        "that also takes float times (not exact as a float)");
+        return -1;
+    }
+    int64_t shift;
+    if (__builtin_sub_overflow(to, self->iorigin, &shift)) {
+        PyErr_SetString(PyExc_OverflowError, "timed cache: times more than 2**63 apart");
+        return -1;
+    }
+    ml_cache *c = &self->c;
+    if (c->deadlines_on) {
+        for (uint32_t id = 0; id < c->t.top; id++) {
+            if (c->t.ents[id].key == NULL) {
+                continue;
+            }
+            double d = ml_cache_deadline(c, id);
+            if (!isfinite(d)) {
+                continue;
+            }
+            /* an integral double within 2**53 of the old origin: exact as an int64 */
+            int64_t moved = (int64_t)d - shift;
+            ml_cache_set_deadline(c, id, moved < -TWO_53 ? -INFINITY : (double)moved);
+        }
+    }
+    self->iorigin = to;
+    return 0;
+}
+
+/* A number time as a double: a float as it is, an int as its exact distance from iorigin;
+ * `establish` (a timer's reading) may move the origin. 1 done, 0 not a number, -1 error. */
+static int
+number_to_double(CacheObject *self, PyObject *o, int establish, double *out)
 {
     if (PyFloat_Check(o)) {
+        if (self->iorigin != 0) {
+            PyErr_SetString(PyExc_TypeError,
+                            "this timed cache's times are ints far from 0 (its timer's), not floats");
+            return -1;
+        }
+        self->timed_floats_seen = 1;
         *out = PyFloat_AS_DOUBLE(o);
         return 1;
     }
-    if (PyLong_Check(o)) {
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (v == -1 && PyErr_Occurred()) {
+    if (!PyLong_Check(o)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    int64_t off;
+    if (overflow != 0 || __builtin_sub_overflow((int64_t)v, self->iorigin, &off)) {
+        PyErr_SetString(PyExc_OverflowError, "timed cache: an int time beyond int64, or times "
+                                             "more than 2**63 apart");
+        return -1;
+    }
+    if (off > TWO_52 || off < -TWO_52) {
+        if (establish) {
+            if (rebase(self, (int64_t)v) < 0) {
+                return -1;
+            }
+            off = 0;
+        }
+        else if (off > TWO_53 || off < -TWO_53) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "timed cache: an int time more than 2**53 from the timer's (not exact)");
             return -1;
         }
-        if (overflow == 0 && v <= (1LL << 53) && v >= -(1LL << 53)) {
-            *out = (double)v;
-            return 1;
-        }
     }
-    return 0;
+    *out = (double)off;
+    return 1;
 }
 
 /* A time (a timer's value, a ttu result, an expire() argument) as a double: a number, or
@@ -305,7 +469,12 @@ number_to_double(PyObject *o, double *out)
 static int
 time_to_double(CacheObject *self, PyObject *o, const char *what, int establish, double *out)
 {
-    int r = number_to_double(o, out);
+    if (self->origin != NULL && (PyFloat_Check(o) || PyLong_Check(o))) {
+        PyErr_Format(PyExc_TypeError, "this timed cache's times are datetimes, not %.200s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int r = number_to_double(self, o, establish, out);
     if (r != 0) {
         if (r > 0 && self->origin != NULL) {
             PyErr_Format(PyExc_TypeError, "this timed cache's times are datetimes, not %.200s",
@@ -341,8 +510,8 @@ time_to_double(CacheObject *self, PyObject *o, const char *what, int establish, 
         return rc;
     }
     PyErr_Format(PyExc_TypeError,
-                 "memleash's timed caches take %s as an int (|n| <= 2**53), a float or a datetime, "
-                 "not %.200s", what, Py_TYPE(o)->tp_name);
+                 "memleash's timed caches take %s as an int, a float or a datetime, not %.200s",
+                 what, Py_TYPE(o)->tp_name);
     return -1;
 }
 
@@ -355,6 +524,24 @@ timed_enter(CacheObject *self, double *now, PyObject **timer)
         return -1;
     }
     TimerObject *t = (TimerObject *)Py_NewRef(self->timer);
+    int fast = timer_enter_clock(t, now);
+    if (fast != 0) {
+        if (fast > 0 && self->iorigin == 0 && self->origin == NULL) {
+            /* a float time, as time.monotonic() would have given it */
+            self->timed_numbers_seen = 1;
+            self->timed_floats_seen = 1;
+            *timer = (PyObject *)t;
+            return 0;
+        }
+        if (fast > 0) {
+            timer_exit_obj(t);   /* the cache's times are ints or datetimes: say so below */
+            PyObject *o = PyFloat_FromDouble(*now);
+            fast = o == NULL ? -1 : time_to_double(self, o, "times", 1, now);
+            Py_XDECREF(o);
+        }
+        Py_DECREF(t);
+        return -1;
+    }
     PyObject *o = timer_enter_obj(t);   /* can re-enter */
     if (o == NULL) {
         Py_DECREF(t);
@@ -391,8 +578,10 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
         PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (reconfigured?)");
         return -1;
     }
+    PyObject *frozen = timer_frozen(t);
     if (self->timed == TIMED_TTL) {
-        if (self->origin == NULL || t->frozen == NULL) {
+        if (self->origin == NULL || frozen == NULL) {
+            Py_XDECREF(frozen);
             *when = now + self->ttl_d;
             if (isnan(*when)) {
                 /* inf + -inf, or a NaN time: never `now < deadline`, so expired, as in
@@ -403,7 +592,7 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
         }
         /* datetimes: Python adds (and raises OverflowError past datetime.max); __add__ of
          * a subclass may reconfigure the cache, so both operands are held */
-        PyObject *frozen = Py_NewRef(t->frozen), *ttl = Py_XNewRef(self->ttl);
+        PyObject *ttl = Py_XNewRef(self->ttl);
         PyObject *deadline = ttl ? PyNumber_Add(frozen, ttl) : NULL;   /* can re-enter */
         if (ttl == NULL) {
             PyErr_SetString(PyExc_RuntimeError, "timed cache without a ttl (reconfigured?)");
@@ -417,7 +606,7 @@ timed_deadline(CacheObject *self, PyObject *key, PyObject *value, double now, do
         Py_DECREF(deadline);
         return rc;
     }
-    PyObject *nowobj = t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
+    PyObject *nowobj = frozen ? frozen : PyFloat_FromDouble(now);
     if (nowobj == NULL) {
         return -1;
     }
@@ -489,7 +678,10 @@ timed_expire_internal(CacheObject *self, double now)
         return expire_entries(self, now, NULL);
     }
     TimerObject *t = (TimerObject *)self->timer;
-    PyObject *nowobj = t && t->frozen ? Py_NewRef(t->frozen) : PyFloat_FromDouble(now);
+    PyObject *nowobj = t ? timer_frozen(t) : NULL;
+    if (nowobj == NULL && !PyErr_Occurred()) {
+        nowobj = PyFloat_FromDouble(now);
+    }
     if (nowobj == NULL) {
         return -1;
     }
@@ -558,14 +750,32 @@ timed_parse(CacheObject *self, int kind, PyObject *param, PyObject *timer, doubl
         return -1;
     }
     if (kind == TIMED_TTL) {
-        int r = number_to_double(param, ttl_d);
+        int r = 0;
+        if (PyFloat_Check(param)) {
+            *ttl_d = PyFloat_AS_DOUBLE(param);
+            r = 1;
+        }
+        else if (PyLong_Check(param)) {
+            int overflow = 0;
+            long long v = PyLong_AsLongLongAndOverflow(param, &overflow);
+            if (v == -1 && PyErr_Occurred()) {
+                return -1;
+            }
+            if (overflow != 0 || v > TWO_53 || v < -TWO_53) {
+                PyErr_SetString(PyExc_OverflowError,
+                                "ttl must be within 2**53 (an int ttl is kept exactly)");
+                return -1;
+            }
+            *ttl_d = (double)v;
+            r = 1;
+        }
         if (r == 0) {
             if (datetime_api() < 0) {
                 return -1;
             }
             if (!PyDelta_Check(param)) {
                 PyErr_Format(PyExc_TypeError,
-                             "ttl must be an int (|n| <= 2**53), a float or a timedelta, not %.200s",
+                             "ttl must be an int, a float or a timedelta, not %.200s",
                              Py_TYPE(param)->tp_name);
                 return -1;
             }
@@ -607,6 +817,8 @@ timed_install(CacheObject *self, ml_cache *engine, int kind, PyObject *param, Py
     self->timed = (unsigned)kind;
     self->ttl_d = ttl_d;
     self->timed_numbers_seen = 0;
+    self->timed_floats_seen = kind == TIMED_TTL && PyFloat_Check(param);
+    self->iorigin = 0;
     self->config_gen++;
     cacheobj_release_engine(engine);   /* can re-enter */
     for (int i = 0; i < 4; i++) {
@@ -717,9 +929,10 @@ timed_getstate(CacheObject *self)
         }
         PyList_SET_ITEM(deadlines, i++, d);
     }
-    PyObject *r = Py_BuildValue("(iOONO)", (int)self->timed, param,
+    PyObject *r = Py_BuildValue("(iOONOLi)", (int)self->timed, param,
                                 ((TimerObject *)self->timer)->timer, deadlines,
-                                self->origin ? self->origin : Py_None);
+                                self->origin ? self->origin : Py_None,
+                                (long long)self->iorigin, (int)self->timed_floats_seen);
     return r;
 }
 

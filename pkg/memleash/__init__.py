@@ -6,7 +6,9 @@ drop-in for ``pyee``; memoizing decorators whose hit path runs in C (``lru_cache
 ``cache`` as functools', ``cached``, ``cachedmethod`` and ``func.*`` as cachetools');
 a resource tracker (``track``, ``Resource``, ``tracker.enable()``) that reports each
 object collected unclosed with where it was allocated; ``report()``, one snapshot of every live memleash object (a table,
-plain data, or Prometheus metrics).
+plain data, or Prometheus metrics); ``TieredCache`` / ``AsyncTieredCache``, a byte-budgeted local
+copy in front of a Redis shared by processes (``memleash.redis``: redis-py's client-side
+cache on a memleash cache; both need ``pip install memleash[redis]``).
 """
 
 try:
@@ -23,14 +25,15 @@ from .func import ttl_cache
 from . import tracker
 from .tracker import Resource, UnclosedResourceWarning, open_resources, resource, track, untrack
 from .report import CacheReport, EmitterReport, PrometheusCollector, Report, ResourceReport, report
+from .tiered import AsyncTieredCache, TieredCache
 from .emitter import (
     AsyncIOEventEmitter, EmitterError, EventEmitter, ListenerLeakWarning, PyeeError, PyeeException,
 )
 
 __all__ = [
-    "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
+    "AsyncIOEventEmitter", "AsyncTieredCache", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
-    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "Timer",
+    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "TieredCache", "Timer",
     "TinyLFUCache",
     "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "open_resources",
     "report", "resource", "track", "ttl_cache", "untrack",

@@ -32,6 +32,8 @@ from .report import PrometheusCollector as PrometheusCollector
 from .report import Report as Report
 from .report import ResourceReport as ResourceReport
 from .report import report as report
+from .tiered import AsyncTieredCache as AsyncTieredCache
+from .tiered import TieredCache as TieredCache
 from .tracker import Resource as Resource
 from .tracker import UnclosedResourceWarning as UnclosedResourceWarning
 from .tracker import open_resources as open_resources
@@ -42,9 +44,9 @@ from .tracker import untrack as untrack
 __version__: str
 
 __all__ = [
-    "AsyncIOEventEmitter", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
+    "AsyncIOEventEmitter", "AsyncTieredCache", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "PrometheusCollector",
-    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "TLRUCache", "TTLCache", "Timer",
+    "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "TLRUCache", "TTLCache", "TieredCache", "Timer",
     "TinyLFUCache", "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
     "method_cache", "open_resources", "report", "resource", "track", "ttl_cache",
     "untrack",

@@ -42,6 +42,8 @@ class CacheInfo(namedtuple("CacheInfo", "hits misses maxsize currsize")):
     def _make_info(cls, cache: Any, hits: int, misses: int) -> "CacheInfo":
         if isinstance(cache, Cache):
             return cls(hits, misses, cache.maxsize, cache.currsize)
+        if not hasattr(cache, "__len__"):   # an async cache (acached): its own count
+            return cls(hits, misses, None, getattr(cache, "currsize", 0))
         return cls(hits, misses, None, len(cache))
 
 
@@ -212,13 +214,17 @@ def cached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey,
 
     With ``lock`` every look-up runs under it and the function runs unlocked, the first
     value stored winning; with ``condition``, concurrent calls for one missing key run
-    the function once. A ``ValueError`` while storing means "not cached".
+    the function once. A ``ValueError`` while storing means "not cached". A cache whose
+    class says its operations are atomic and thread-safe (``_ml_atomic = True``:
+    ``memleash.TieredCache``) is looked up without the condition's lock; only misses
+    coordinate.
     """
     if cache is None:   # unsupported since cachetools 8.0.0
         raise TypeError("cache must not be None")
+    atomic = getattr(type(cache), "_ml_atomic", False) is True
 
     def decorator(func: _F) -> _F:
-        wrapper = _make_cached(func, cache, key, lock, condition, info)
+        wrapper = _make_cached(func, cache, key, lock, condition, info, unlocked_hits=atomic)
         functools.update_wrapper(wrapper, func)
         return wrapper   # type: ignore[no-any-return]
 
@@ -334,6 +340,18 @@ class _MethodDescriptor:
 _WRAPPERS = "__cachetools_cachedmethods"
 
 
+def _receiver_param(func: Any) -> Optional[str]:
+    """The name of func's first parameter if the instance may be passed by it (``self``
+    of ``Class.method(self=obj)``), else None."""
+    import inspect
+
+    try:
+        first = next(iter(inspect.signature(func).parameters.values()))
+    except (ValueError, TypeError, StopIteration):
+        return None
+    return first.name if first.kind is first.POSITIONAL_OR_KEYWORD else None
+
+
 def _lookup_descriptor(owner: type, name: str) -> Any:
     return owner.__dict__[name]
 
@@ -360,13 +378,7 @@ class _Unbound:
         return self._descriptor.__get__(obj)(*args, **kwargs)
 
     def _receiver_name(self) -> Optional[str]:
-        import inspect
-
-        try:
-            first = next(iter(inspect.signature(self.__wrapped__).parameters.values()))   # type: ignore[attr-defined]
-        except (ValueError, TypeError, StopIteration):
-            return None
-        return first.name if first.kind is first.POSITIONAL_OR_KEYWORD else None
+        return _receiver_param(self.__wrapped__)   # type: ignore[attr-defined]
 
     def __reduce__(self) -> Any:
         return (self._descriptor.__get__, (None,))
@@ -378,187 +390,554 @@ class _Unbound:
 # ---------------------------------------------------------------------------------------
 # method_cache: functools.lru_cache for methods, without the leak (flake8-bugbear B019)
 
+#: where an instance keeps its method caches: an entry of its ``__dict__``, or a slot of
+#: this name (a class with ``__slots__`` and no ``__dict__`` declares it)
+METHOD_CACHE_SLOT = "__method_cache__"
+#: where a class keeps the caches of its classmethods if METHOD_CACHE_SLOT is its
+#: instances' slot (the class attribute of that name is then the slot's descriptor)
+_CLASS_SLOT = "__method_cache_class__"
+_HEAPTYPE = 1 << 9   # Py_TPFLAGS_HEAPTYPE: a class defined in Python (or a heap type of C)
+
+
+def _dead_ref() -> Any:
+    class _Gone:
+        pass
+
+    return weakref.ref(_Gone())   # the instance is gone at once: the ref gives None
+
+
+#: the owner of a set of caches that belongs to no instance (unpickled, deep-copied)
+_NOBODY = _dead_ref()
+#: held while an instance gets its caches attached (reentrant: a collection during it can
+#: run a finalizer that calls a method_cache of another instance)
+_attach_lock = threading.RLock()
+
+
+class _InstanceCaches(dict):   # type: ignore[type-arg]
+    """What an instance keeps under ``__method_cache__``: each ``method_cache`` of its
+    class -> that method's wrapper for this instance (its cache inside). Reachable only
+    through the instance, so a result that refers back to the instance makes an ordinary
+    garbage cycle.
+
+    ``owner`` is a weak reference to the instance. ``copy.copy`` of the instance copies
+    this object along with the rest of its ``__dict__`` (or slots): the copy sees that it
+    is not the owner and starts caches of its own. ``deepcopy`` and ``pickle`` give an
+    empty one that belongs to nobody.
+    """
+
+    __slots__ = ("owner",)
+
+    def __reduce__(self) -> Any:
+        return (_unowned_caches, ())
+
+    def __copy__(self) -> "_InstanceCaches":
+        return _unowned_caches()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "_InstanceCaches":
+        return _unowned_caches()
+
+    def __repr__(self) -> str:
+        return f"<method caches: {', '.join(m.__qualname__ for m in list(self))}>"
+
+
+def _unowned_caches() -> _InstanceCaches:
+    caches = _InstanceCaches()
+    caches.owner = _NOBODY
+    return caches
+
+
+def _class_slot(cls: type) -> str:
+    """Where a class keeps its classmethods' caches: its own ``__method_cache__`` (found
+    by the hit path's attribute read), unless that is the name of its instances' slot."""
+    for c in cls.__mro__:
+        if isinstance(c.__dict__.get(METHOD_CACHE_SLOT), types.MemberDescriptorType):
+            return _CLASS_SLOT
+    return METHOD_CACHE_SLOT
+
+
+def _holds_caches(obj: Any) -> bool:
+    """Whether a method_cache called directly (not through obj.method) takes obj as the
+    instance: an instance of a class defined in Python, or such a class."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return bool(cls.__flags__ & _HEAPTYPE)
+
+
 class method_cache:   # noqa: N801 (a decorator, named as functools' are)
     """``lru_cache`` for methods, without its leak: each instance gets a cache of its own,
-    which goes when the instance goes.
+    kept in the instance, which goes when the instance goes.
 
     ``functools.lru_cache`` on a method keeps every ``self`` it has seen alive for as
     long as the class lives (the shared cache's keys hold them: flake8-bugbear's B019).
-    Here the instance is never part of a key and never held: its cache is found through
-    its identity, and a weak reference's callback drops it when the instance dies. The
-    instance needs no ``__dict__`` (only weak-referenceability: ``__weakref__`` in
-    ``__slots__``).
+    Here the instance is never part of a key, and its cache is reachable only through the
+    instance (``obj.__method_cache__``), so even a result that refers back to the
+    instance is collected with it. A class with ``__slots__`` and no ``__dict__``
+    declares the slots ``'__method_cache__'`` and ``'__weakref__'``.
 
     ``method_cache(maxsize=128, typed=False, *, ttl=None, max_bytes=None)``, or bare
     ``@method_cache``: per instance at most ``maxsize`` results (``None``: unbounded),
     each for ``ttl`` seconds if given, within ``max_bytes`` accounted bytes if given.
     ``obj.method.cache_info()`` / ``cache_clear()`` act on one instance's cache;
     ``Class.method.cache_info()`` sums over the live instances and
-    ``Class.method.cache_clear()`` clears them all. The hit itself runs in C.
+    ``Class.method.cache_clear()`` clears them all. ``Class.method(obj, ...)``,
+    ``@property`` and ``@classmethod`` over it work as with ``lru_cache`` (a class's
+    cache is kept in the class). Called with anything else first (under
+    ``@staticmethod``, say), it memoizes in one shared cache, as ``lru_cache`` does.
+    The hit itself runs in C.
     """
 
-    def __init__(self, maxsize: Any = 128, typed: bool = False, *, ttl: Optional[float] = None,
-                 max_bytes: Optional[int] = None) -> None:
-        if callable(maxsize) and isinstance(typed, bool):   # bare @method_cache
-            self._configure(128, typed, ttl, max_bytes)
-            self._bind(maxsize)
-            return
+    def __new__(cls, maxsize: Any = 128, typed: bool = False, *, ttl: Optional[float] = None,
+                max_bytes: Optional[int] = None) -> Any:
+        if ((callable(maxsize) or isinstance(maxsize, (classmethod, staticmethod)))
+                and isinstance(typed, bool)):   # bare @method_cache
+            return cls._decorate(maxsize, 128, typed, ttl, max_bytes)
         if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 0):
             raise TypeError("maxsize must be a non-negative integer or None")
+        probe = object.__new__(cls)
+        probe._configure(maxsize, typed, ttl, max_bytes)
+        probe._new_cache()   # a bad ttl or max_bytes raises here, not at the first call
+
+        def decorating_function(method: _F) -> _F:
+            return cls._decorate(method, maxsize, typed, ttl, max_bytes)   # type: ignore[no-any-return]
+
+        return decorating_function
+
+    @classmethod
+    def _decorate(cls, method: Any, maxsize: Optional[int], typed: bool, ttl: Optional[float],
+                  max_bytes: Optional[int]) -> "method_cache":
+        if isinstance(method, (classmethod, staticmethod)):
+            raise TypeError(f"@method_cache goes under @{type(method).__name__}, not over it")
+        if not callable(method):
+            raise TypeError(f"method_cache needs a function, not {type(method).__name__!r}")
+        self = object.__new__(cls)
         self._configure(maxsize, typed, ttl, max_bytes)
-        self._method: Any = None
+        self._method = method
+        functools.update_wrapper(self, method)
+        self._name = _label("method_cache", method)
+        self._info = functools.partial(_functools_info, maxsize)
+        # what update_wrapper gives each instance's wrapper: one dict, shared by them all
+        attrs = {name: getattr(method, name) for name in functools.WRAPPER_ASSIGNMENTS
+                 if hasattr(method, name)}
+        attrs.update(getattr(method, "__dict__", {}))
+        attrs.update(__wrapped__=method, cache_parameters=self.cache_parameters)
+        self._attrs = attrs
+        self._live: dict[Any, None] = {}   # a weak reference to each instance's wrapper
+        self._shared: Any = None           # the wrapper of the calls without an instance
+        self._receiver: Optional[str] = None
+        return self
 
     def _configure(self, maxsize: Optional[int], typed: bool, ttl: Optional[float],
                    max_bytes: Optional[int]) -> None:
         self._maxsize, self._typed, self._ttl, self._max_bytes = maxsize, typed, ttl, max_bytes
-        self._wrappers: dict[int, tuple[Any, Any]] = {}   # id(obj) -> (weakref, wrapper)
-        self._lock = threading.Lock()
+        self._name: Optional[str] = None
 
-    def _bind(self, method: Any) -> None:
-        self._method = method
-        functools.update_wrapper(self, method)
+    def _new_cache(self) -> Any:
+        bound = math.inf if self._maxsize is None else self._maxsize
+        if self._maxsize == 0:
+            return None                       # nothing cached: every call a miss
+        if self._ttl is None:
+            return LRUCache(bound, max_bytes=self._max_bytes, name=self._name)
+        return TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=self._name)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._method is None:   # @method_cache(...) applied to the method
-            (method,) = args
-            self._bind(method)
-            return self
-        raise TypeError("a method_cache is called through an instance: obj.method(...)")
+    def _new_wrapper(self, skip_self: bool) -> Any:
+        cache = self._new_cache()
+        wrapper = _core._CachedFunction(self._method, cache, typed=self._typed,
+                                        uncached=cache is None, keep_existing=True,
+                                        skip_self=skip_self, info=self._info)
+        wrapper.__dict__ = self._attrs
+        return wrapper
 
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        """Class.method(obj, ...), and the calls through @property, @classmethod (from
+        Python 3.13) and @staticmethod."""
+        if args:
+            receiver = args[0]
+        else:   # the instance by keyword, as a plain function allows
+            name = self._receiver_name()
+            if name is None or name not in kwargs or not _holds_caches(kwargs[name]):
+                return self._shared_wrapper()(**kwargs)
+            receiver = kwargs.pop(name)
+            args = (receiver,)
+        if _holds_caches(receiver):
+            return self._wrapper(receiver)(*args, **kwargs)
+        return self._shared_wrapper()(*args, **kwargs)
+
+    def __get__(self, obj: Any, objtype: Any = None, _bind: Any = types.MethodType) -> Any:
         if obj is None:
             return self
-        entry = self._wrappers.get(id(obj))
-        if entry is None or entry[0]() is not obj:
-            entry = self._new_entry(obj)
-        return types.MethodType(entry[1], obj)
+        try:   # the hit path (an ordinary attribute: a slot or a __dict__ entry)
+            caches = obj.__method_cache__
+            if caches.owner() is obj:
+                return _bind(caches[self], obj)
+        except (AttributeError, KeyError, TypeError):
+            pass
+        return _bind(self._slow_wrapper(obj), obj)
 
-    def _new_entry(self, obj: Any) -> tuple[Any, Any]:
-        key = id(obj)
-        wrappers = self._wrappers
+    def _wrapper(self, obj: Any) -> Any:
+        """obj's wrapper of this method (its cache inside), attached on first use."""
+        try:   # as __get__'s hit path
+            caches = obj.__method_cache__
+            if caches.owner() is obj:
+                return caches[self]
+        except (AttributeError, KeyError, TypeError):
+            pass
+        return self._slow_wrapper(obj)
 
-        def forget(ref: Any, key: int = key) -> None:
-            entry = wrappers.get(key)
-            if entry is not None and entry[0] is ref:
-                del wrappers[key]
+    def _slow_wrapper(self, obj: Any, _get: Any = object.__getattribute__) -> Any:
+        if isinstance(obj, type):   # a class (under @classmethod): its own attribute
+            try:
+                caches = _get(obj, _class_slot(obj))
+                if caches.owner() is obj:
+                    return caches[self]
+            except (AttributeError, KeyError, TypeError):
+                pass
+        return self._attach(obj)
 
+    def _attach(self, obj: Any) -> Any:
         try:
-            ref = weakref.ref(obj, forget)
+            owner = weakref.ref(obj)
         except TypeError:
             raise TypeError(f"method_cache needs weak references to {type(obj).__name__!r} "
-                            "instances: add '__weakref__' to its __slots__") from None
-        bound = math.inf if self._maxsize is None else self._maxsize
-        name = _label("method_cache", self._method)
-        if self._maxsize == 0:
-            cache: Any = None                 # nothing cached: every call a miss
-        elif self._ttl is None:
-            cache = LRUCache(bound, max_bytes=self._max_bytes, name=name)
-        else:
-            cache = TTLCache(bound, self._ttl, max_bytes=self._max_bytes, name=name)
-        wrapper = _functools_wrapper(self._method, cache, self._maxsize, self._typed,
-                                     skip_self=True)
-        with self._lock:   # two threads binding one new instance: the first entry wins
-            entry = wrappers.get(key)
-            if entry is None or entry[0]() is not obj:
-                entry = wrappers[key] = (ref, wrapper)
-        return entry
+                            "instances (it tells an instance from its copies by one): add "
+                            "'__weakref__' to its __slots__") from None
+        wrapper = self._new_wrapper(skip_self=True)
+        is_class = isinstance(obj, type)
+        slot = _class_slot(obj) if is_class else METHOD_CACHE_SLOT
+        with _attach_lock:
+            try:
+                caches = object.__getattribute__(obj, slot)
+            except AttributeError:
+                caches = None
+            if caches is not None and not isinstance(caches, _InstanceCaches):
+                raise TypeError(f"{type(obj).__name__!r} instance has an attribute {slot!r} "
+                                "of its own: method_cache keeps its caches there")
+            if caches is None or caches.owner() is not obj:   # none yet, or a copy's
+                caches = _InstanceCaches()
+                caches.owner = owner
+                try:
+                    (type.__setattr__ if is_class else object.__setattr__)(obj, slot, caches)
+                except (AttributeError, TypeError):
+                    raise TypeError(self._no_room(obj)) from None
+            wrapper = caches.setdefault(self, wrapper)
+        self._track(wrapper)
+        return wrapper
+
+    def _no_room(self, obj: Any) -> str:
+        if isinstance(obj, type):
+            return f"method_cache cannot keep a cache in the class {obj.__name__!r}"
+        return (f"method_cache keeps each instance's cache in the instance, and "
+                f"{type(obj).__name__!r} instances have no __dict__: add "
+                f"{METHOD_CACHE_SLOT!r} to its __slots__")
+
+    def _track(self, wrapper: Any) -> None:
+        self._live[weakref.ref(wrapper, self._forget)] = None   # one per wrapper (ref == ref)
+
+    def _forget(self, ref: Any) -> None:
+        self._live.pop(ref, None)
+
+    def _shared_wrapper(self) -> Any:
+        wrapper = self._shared
+        if wrapper is None:
+            with _attach_lock:
+                if self._shared is None:
+                    self._shared = self._new_wrapper(skip_self=False)
+                wrapper = self._shared
+        return wrapper
+
+    def _receiver_name(self) -> Optional[str]:
+        if self._receiver is None:
+            self._receiver = _receiver_param(self._method) or ""
+        return self._receiver or None
+
+    def _wrappers(self) -> list[Any]:
+        """The wrappers alive now: each instance's, and the shared one if made."""
+        found = [ref() for ref in self._live.copy()]
+        return [w for w in found + [self._shared] if w is not None]
 
     def cache_info(self) -> Any:
         """The statistics of every live instance's cache, summed."""
         hits = misses = currsize = 0
-        for ref, wrapper in list(self._wrappers.values()):
+        for wrapper in self._wrappers():
             info = wrapper.cache_info()
             hits, misses, currsize = hits + info.hits, misses + info.misses, currsize + info.currsize
         return functools._CacheInfo(hits, misses, self._maxsize, currsize)   # type: ignore[attr-defined]
 
     def cache_clear(self) -> None:
         """Clears every live instance's cache."""
-        for ref, wrapper in list(self._wrappers.values()):
+        for wrapper in self._wrappers():
             wrapper.cache_clear()
 
     def cache_parameters(self) -> dict[str, Any]:
         return {"maxsize": self._maxsize, "typed": self._typed}
 
+    def __reduce__(self) -> Any:
+        return self.__qualname__   # as a function: pickled by reference
+
+    def __copy__(self) -> "method_cache":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "method_cache":
+        return self
+
+    def __repr__(self) -> str:
+        return f"<method_cache {getattr(self, '__wrapped__', None)!r}>"
+
 
 # ---------------------------------------------------------------------------------------
-# acached: coroutine functions, one computation per missing key
+# acached: coroutine functions, one computation per missing key and event loop
+#
+# A call that misses becomes the leader of a _Flight: it runs the coroutine, stores the
+# result and settles the flight's future; calls for the same key on the same event loop
+# meanwhile wait for that future. Every way out of the leader (a result, any exception,
+# a store that raises, cancellation, the coroutine closed by the garbage collector) goes
+# through one `finally` that unregisters the flight, and one settle() that resolves its
+# future, so no waiter is left behind and the next call finds the key free.
+#
+# Nothing global refers to a flight, a task or an event loop strongly: the tables hold
+# weak references keyed by id(loop) and id(task). So an event loop dropped with calls in
+# flight is still collected (its pending coroutines are closed, which runs their
+# `finally`), as it would be without memleash.
 
-def acached(cache: MutableMapping[Any, Any], key: Callable[..., Any] = hashkey, *,
+class _Flight:
+    """One computation of one key on one event loop: the future its waiters wait for, the
+    task computing it, and the cache_clear() generation it started in."""
+
+    __slots__ = ("future", "leader", "gen", "__weakref__")
+
+    def __init__(self, future: Any, leader: Any, gen: int) -> None:
+        self.future, self.leader, self.gen = future, leader, gen
+
+
+#: id(task) -> weak reference to the flight that task is waiting for, shared by every
+#: acached function: a wait that would close a cycle (a task waiting, through other tasks'
+#: flights, for a flight it leads itself) raises RuntimeError instead of hanging
+_waiting: dict[int, Any] = {}
+#: what a waiter's future gets when the flight it waited for was cancelled: look again
+_RETRY = object()
+#: a look-up that found nothing
+_MISSING = object()
+
+
+def _waits_for_itself(flight: _Flight, me: Any) -> bool:
+    """Whether waiting for flight from task me would wait forever: me leads it, or leads
+    a flight that its leader waits for, and so on."""
+    if me is None:
+        return False   # not in a task (a coroutine driven by hand): nothing to follow
+    leader, steps = flight.leader, len(_waiting) + 1
+    while leader is not None and steps > 0:
+        if leader is me:
+            return True
+        ref = _waiting.get(id(leader))
+        waited = ref() if ref is not None else None
+        if waited is None:
+            return False
+        leader, steps = waited.leader, steps - 1
+    return False
+
+
+def _relay(mine: Any, flight_future: Any) -> None:
+    """A waiter's own future gets the flight's outcome (_RETRY if it was cancelled), so
+    that a CancelledError in the waiter can only be its own."""
+    if mine.done():
+        return
+    if flight_future.cancelled():
+        mine.set_result(_RETRY)
+    elif flight_future.exception() is not None:
+        mine.set_exception(flight_future.exception())
+    else:
+        mine.set_result(flight_future.result())
+
+
+def _settle(flight: _Flight, outcome: Any, exc: Optional[BaseException]) -> None:
+    """Resolves the flight's future: the value, the exception, or cancelled (the leader
+    was cancelled or closed: a waiter takes over)."""
+    import asyncio
+
+    future = flight.future
+    if future.done() or future.get_loop().is_closed():
+        return   # a closed loop runs no waiter any more
+    if exc is None:
+        future.set_result(outcome)
+    elif isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        future.cancel()
+    else:
+        future.set_exception(exc)
+        future.exception()   # retrieved: no "never retrieved" report if nobody waits
+
+
+def acached(cache: Any, key: Callable[..., Any] = hashkey, *,
             lock: Any = None, info: bool = False) -> Callable[[_F], _F]:
-    """``cached`` for coroutine functions, with single flight per key.
+    """``cached`` for coroutine functions, with single flight per key and event loop.
 
-    Concurrent awaits of one missing key run the coroutine once; the others wait for its
-    result. If the call computing it is cancelled, one of the waiters computes it
-    instead. An exception reaches every waiter of that computation and is not cached.
-    ``lock`` (a ``threading`` lock, for a cache shared with other threads) is held around
-    each cache access, never across an ``await``. ``info=True`` adds ``cache_info()``.
+    Concurrent awaits of one missing key on one event loop run the coroutine once; the
+    others wait for its outcome. If the call computing it is cancelled, one of the
+    waiters computes it instead. An exception, raised by the coroutine or by storing its
+    result, reaches that call and every waiter, and is not cached. A call that would
+    wait for a computation it is itself part of (the coroutine awaiting its own key,
+    directly or through other memoized coroutines) raises ``RuntimeError``. Calls on
+    other event loops (other threads) compute on their own; results are shared through
+    the cache. ``cache_clear()`` also forgets the computations in flight: later calls
+    start their own, and the earlier ones' results reach their waiters but are not
+    stored. ``lock`` (a ``threading`` lock, for a cache shared with other threads) is
+    held around each cache access, never across an ``await``. ``info=True`` adds
+    ``cache_info()``.
+
+    ``cache`` is a mapping, or an async cache: an object with coroutine methods
+    ``aget(key)`` (KeyError when absent), ``aset(key, value)`` (ValueError: not cached)
+    and ``aclear()``, such as ``memleash.AsyncTieredCache``, awaited so that no look-up
+    blocks the event loop. Its look-up is part of the single flight (the call that leads
+    a key looks it up, and computes on a miss: a look-up that awaits could otherwise
+    answer "missing" after another call computed and stored the key); ``lock`` must be
+    None; ``cache_clear()`` is a coroutine function (``await f.cache_clear()``).
     """
     import asyncio
 
     if cache is None:
         raise TypeError("cache must not be None")
+    is_async = all(callable(getattr(cache, name, None)) for name in ("aget", "aset", "aclear"))
+    if is_async and lock is not None:
+        raise TypeError("lock= guards a mapping shared with threads; an async cache "
+                        "(aget/aset/aclear) takes none")
 
     def decorator(func: _F) -> _F:
-        pending: dict[Any, asyncio.Future[Any]] = {}
-        counts = [0, 0]   # hits, misses
+        # id(loop) -> key -> weak reference to the flight computing it on that loop
+        tables: dict[int, dict[Any, Any]] = {}
         guard = lock if lock is not None else _NoLock()
+        state = threading.RLock()   # guards stats (hits, misses, generation) and stores
+        stats = [0, 0, 0]           # hits, misses, generation (bumped by cache_clear)
 
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            k = key(*args, **kwargs)
-            while True:
-                with guard:
+        def count(i: int) -> None:
+            with state:
+                stats[i] += 1
+
+        def lookup(k: Any) -> Any:
+            if lock is None:
+                try:
+                    return cache[k]
+                except KeyError:
+                    return _MISSING
+            with lock:
+                try:
+                    return cache[k]
+                except KeyError:
+                    return _MISSING
+
+        async def wait(flight: _Flight, me: Any, k: Any) -> Any:
+            """The flight's outcome for a waiter; _RETRY if its leader was cancelled."""
+            if _waits_for_itself(flight, me):
+                raise RuntimeError(
+                    f"recursive await of the key {k!r} while computing it (the call "
+                    "would wait for itself forever)")
+            mine = flight.future.get_loop().create_future()
+            relay = functools.partial(_relay, mine)
+            flight.future.add_done_callback(relay)
+            if me is not None:
+                _waiting[id(me)] = weakref.ref(flight)
+            try:
+                return await mine
+            finally:
+                flight.future.remove_done_callback(relay)
+                if me is not None:
+                    _waiting.pop(id(me), None)
+
+        async def lead(k: Any, loop: Any, me: Any, args: Any, kwargs: Any) -> Any:
+            table = tables.setdefault(id(loop), {})
+            flight = _Flight(loop.create_future(), me, stats[2])
+            ref = table[k] = weakref.ref(flight)
+            exc: Optional[BaseException] = None
+            value = None
+            try:
+                if is_async:
                     try:
-                        value = cache[k]
+                        value = await cache.aget(k)
                     except KeyError:
                         pass
                     else:
-                        counts[0] += 1
+                        count(0)
                         return value
-                leader = pending.get(k)
-                if leader is None:
-                    break
-                try:
-                    return await asyncio.shield(leader)
-                except asyncio.CancelledError:
-                    if not leader.cancelled():
-                        raise            # this waiter itself was cancelled
-                    # the computing call was cancelled: look again, maybe compute
-            counts[1] += 1
-            future = asyncio.get_running_loop().create_future()
-            pending[k] = future
-            try:
+                count(1)
                 value = await func(*args, **kwargs)
-            except BaseException as exc:
-                del pending[k]
-                if isinstance(exc, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(exc)
-                    future.exception()   # retrieved: no "never retrieved" warning
+                if is_async:
+                    if flight.gen == stats[2]:   # not cleared meanwhile
+                        try:
+                            await cache.aset(k, value)
+                        except ValueError:
+                            pass                 # too large to cache
+                    return value
+                with guard, state:
+                    if flight.gen == stats[2]:   # not cleared meanwhile
+                        try:
+                            cache[k] = value
+                        except ValueError:
+                            pass                 # too large to cache
+                return value
+            except BaseException as e:
+                exc = e
                 raise
-            with guard:
-                try:
-                    cache[k] = value
-                except ValueError:
-                    pass                 # too large to cache
-            del pending[k]
-            future.set_result(value)
-            return value
+            finally:
+                if table.get(k) is ref:
+                    del table[k]
+                    if not table and tables.get(id(loop)) is table:
+                        del tables[id(loop)]
+                _settle(flight, value, exc)
 
-        def cache_clear() -> None:
-            with guard:
-                cache.clear()
-                counts[0] = counts[1] = 0
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            k = key(*args, **kwargs)
+            if is_async:               # the look-up awaits: the leader makes it
+                return await miss(k, args, kwargs)
+            value = lookup(k)
+            if value is not _MISSING:
+                count(0)
+                return value
+            return await miss(k, args, kwargs)
+
+        async def miss(k: Any, args: Any, kwargs: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            me = asyncio.current_task(loop)
+            while True:
+                table = tables.get(id(loop))
+                ref = table.get(k) if table is not None else None
+                flight = ref() if ref is not None else None
+                if flight is None or flight.gen != stats[2]:
+                    return await lead(k, loop, me, args, kwargs)
+                value = await wait(flight, me, k)
+                if value is not _RETRY:
+                    count(0)
+                    return value
+                if is_async:
+                    continue        # its leader was cancelled: lead, looking up first
+                value = lookup(k)   # its leader was cancelled: maybe stored by another loop
+                if value is not _MISSING:
+                    count(0)
+                    return value
+
+        if is_async:
+            async def cache_clear() -> None:
+                with state:
+                    stats[0] = stats[1] = 0
+                    stats[2] += 1
+                await cache.aclear()
+        else:
+            def cache_clear() -> None:   # type: ignore[misc]
+                with guard, state:
+                    cache.clear()
+                    stats[0] = stats[1] = 0
+                    stats[2] += 1
+
+        def pending() -> list[Any]:
+            """The keys being computed now, on every event loop (for tests)."""
+            return [k for table in tables.copy().values() for k, ref in table.copy().items()
+                    if ref() is not None]
 
         functools.update_wrapper(wrapper, func)
         wrapper.cache = cache                     # type: ignore[attr-defined]
         wrapper.cache_key = key                   # type: ignore[attr-defined]
         wrapper.cache_lock = lock                 # type: ignore[attr-defined]
         wrapper.cache_clear = cache_clear         # type: ignore[attr-defined]
+        wrapper._ml_pending = pending             # type: ignore[attr-defined]
         if info:
             def cache_info() -> CacheInfo:
-                with guard:
-                    return CacheInfo._make_info(cache, counts[0], counts[1])
+                with guard, state:
+                    return CacheInfo._make_info(cache, stats[0], stats[1])
 
             wrapper.cache_info = cache_info       # type: ignore[attr-defined]
         return wrapper   # type: ignore[return-value]

@@ -10,6 +10,7 @@
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, MutableMapping
 from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, Generic, Literal, NamedTuple, Protocol, TypedDict, TypeVar, overload, type_check_only
 
 from typing_extensions import Concatenate, ParamSpec, Self
@@ -40,7 +41,10 @@ class _CacheParameters(TypedDict):
 class _Condition(Protocol):
     """What ``condition=`` needs: a ``threading.Condition`` or alike."""
     def __enter__(self) -> Any: ...
-    def __exit__(self, *exc: object) -> Any: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None, /,
+    ) -> Any: ...
     def wait(self, timeout: float | None = None) -> bool: ...
     def notify_all(self) -> None: ...
 
@@ -74,26 +78,28 @@ def cache(user_function: Callable[_P, _R], /) -> _lru_cache_wrapper[_P, _R]: ...
 
 class method_cache(Generic[_S, _P, _R]):
     """``@method_cache`` / ``@method_cache(maxsize=128, typed=False, *, ttl=None,
-    max_bytes=None)`` on a method: one cache per instance, dropped with it."""
+    max_bytes=None)`` on a method: one cache per instance, kept in it. Called with
+    arguments, ``method_cache`` returns the decorator (its ``__new__`` makes no instance)."""
     @overload
-    def __init__(
-        self: method_cache[Any, ..., Any],
+    def __new__(  # type: ignore[misc]
+        cls,
         maxsize: int | None = 128,
         typed: bool = False,
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
-    ) -> None: ...
+    ) -> Callable[[Callable[Concatenate[_S2, _P2], _R2]], method_cache[_S2, _P2, _R2]]: ...
     @overload
-    def __init__(
-        self,
-        maxsize: Callable[Concatenate[_S, _P], _R],
+    def __new__(
+        cls,
+        maxsize: Callable[Concatenate[_S2, _P2], _R2],
         typed: bool = False,
         *,
         ttl: float | None = None,
         max_bytes: int | None = None,
-    ) -> None: ...
-    def __call__(self, method: Callable[Concatenate[_S2, _P2], _R2], /) -> method_cache[_S2, _P2, _R2]: ...
+    ) -> method_cache[_S2, _P2, _R2]: ...
+    def __call__(self, obj: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """``Class.method(obj, ...)``: the call through ``obj``'s cache."""
     @overload
     def __get__(self, obj: None, objtype: type[Any] | None = None) -> Self: ...
     @overload
@@ -101,6 +107,8 @@ class method_cache(Generic[_S, _P, _R]):
     def cache_info(self) -> functools._CacheInfo: ...
     def cache_clear(self) -> None: ...
     def cache_parameters(self) -> _CacheParameters: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
 
 # ---- cachetools flavour: cached, cachedmethod ------------------------------------------
 
@@ -217,6 +225,55 @@ class _acached_wrapper_info(_acached_wrapper[_P, _R]):
         self: _acached_wrapper_info[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
     ) -> _acached_wrapper_info[_P2, _R2]: ...
 
+@type_check_only
+class _AsyncCache(Protocol):
+    """What ``acached`` awaits instead of a mapping (``memleash.AsyncTieredCache``)."""
+    async def aget(self, key: Any, /) -> Any: ...
+    async def aset(self, key: Any, value: Any, /) -> None: ...
+    async def aclear(self) -> None: ...
+
+@type_check_only
+class _acached_async_wrapper(Generic[_P, _R]):
+    """acached over an async cache: the same, with a cache_clear() to await."""
+    __wrapped__: Callable[_P, Awaitable[_R]]
+    cache: _AsyncCache
+    cache_key: _KeyFunc
+    cache_lock: None
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> Coroutine[Any, Any, _R]: ...
+    def cache_clear(self) -> Coroutine[Any, Any, None]: ...
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(
+        self: _acached_async_wrapper[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
+    ) -> _acached_async_wrapper[_P2, _R2]: ...
+
+@type_check_only
+class _acached_async_wrapper_info(_acached_async_wrapper[_P, _R]):
+    def cache_info(self) -> CacheInfo: ...
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(
+        self: _acached_async_wrapper_info[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
+    ) -> _acached_async_wrapper_info[_P2, _R2]: ...
+
+@overload
+def acached(
+    cache: _AsyncCache,
+    key: _KeyFunc = ...,
+    *,
+    lock: None = None,
+    info: Literal[False] = False,
+) -> Callable[[Callable[_P, Awaitable[_R]]], _acached_async_wrapper[_P, _R]]: ...
+@overload
+def acached(
+    cache: _AsyncCache,
+    key: _KeyFunc = ...,
+    *,
+    lock: None = None,
+    info: Literal[True],
+) -> Callable[[Callable[_P, Awaitable[_R]]], _acached_async_wrapper_info[_P, _R]]: ...
 @overload
 def acached(
     cache: MutableMapping[Any, Any],

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Union
@@ -50,6 +51,9 @@ class CacheReport:
     misses: int             #: ... that did not
     evictions: int          #: entries removed to make room
     expirations: int        #: entries removed because their time was up
+    #: entries removed because their source changed: a Redis invalidation, or tracking lost
+    #: (``memleash.redis.ClientCache``, ``TieredCache``'s local copy); 0 for other caches
+    invalidations: int = 0
 
     @property
     def hit_ratio(self) -> Optional[float]:
@@ -146,6 +150,32 @@ class Report:
         return _render_table(self)
 
 
+#: id(cache) -> (weak references to the cache and to an object whose ``invalidations``
+#: counts the entries removed from it because their source changed): kept by what fills
+#: a cache from elsewhere (memleash.tiered), outside the engine's own counters
+_INVALIDATIONS: dict[int, tuple[weakref.ref[Any], weakref.ref[Any]]] = {}
+
+
+def _count_invalidations(cache: Any, counter: Any) -> None:
+    """report() shows ``counter.invalidations`` on ``cache``'s row, while both live."""
+    key = id(cache)
+
+    def forget(ref: weakref.ref[Any], table: dict[int, Any] = _INVALIDATIONS) -> None:
+        # the table is bound here: at interpreter exit the module's globals may be gone
+        if table.get(key, (None, None))[0] is ref:
+            del table[key]
+
+    _INVALIDATIONS[key] = (weakref.ref(cache, forget), weakref.ref(counter))
+
+
+def _counter(cache: Any) -> Any:
+    """What counts ``cache``'s invalidations, if it and that are alive; else None."""
+    entry = _INVALIDATIONS.get(id(cache))
+    if entry is None or entry[0]() is not cache:
+        return None
+    return entry[1]()
+
+
 def report() -> Report:
     """A snapshot of every live memleash cache and emitter, largest caches first."""
     caches, emitters = [], []
@@ -158,6 +188,9 @@ def report() -> Report:
             stats.pop("timed")
             if stats["maxsize"] is None:   # a cache made with __new__ alone
                 stats["maxsize"] = math.inf
+            counter = _counter(obj)
+            if counter is not None:
+                stats["invalidations"] = counter.invalidations
             caches.append(CacheReport(kind=kind, name=name, site=site, **stats))
         else:
             emitters.append(EmitterReport(kind=kind, name=name, site=site, **stats))
@@ -223,6 +256,8 @@ _CACHE_METRICS = (
     ("memleash_cache_evictions_total", "counter", "Entries removed to make room.", "evictions"),
     ("memleash_cache_expirations_total", "counter", "Entries removed because they expired.",
      "expirations"),
+    ("memleash_cache_invalidations_total", "counter",
+     "Entries removed because their source changed (a Redis invalidation).", "invalidations"),
 )
 
 _EMITTER_METRICS = (
@@ -361,6 +396,8 @@ def _render_table(rep: Report) -> str:
     if rep.caches:
         lines.append("caches (largest first):")
         rows = []
+        # the column only when some cache has had an invalidation (Redis-backed caches)
+        invalidated = any(c.invalidations for c in rep.caches[:_MAX_ROWS])
         for c in rep.caches[:_MAX_ROWS]:
             ratio = c.hit_ratio
             rows.append([
@@ -368,9 +405,10 @@ def _render_table(rep: Report) -> str:
                 f"{_bytes(c.currbytes)}/{_bytes(c.maxbytes)}", _bytes(c.own_bytes),
                 f"{c.hits:,}", f"{c.misses:,}", "-" if ratio is None else f"{ratio:.0%}",
                 f"{c.evictions:,}", f"{c.expirations:,}",
-            ])
+            ] + ([f"{c.invalidations:,}"] if invalidated else []))
         lines += _grid(["kind", "name", "size/max", "bytes/max_bytes", "own", "hits", "misses",
-                        "hit%", "evicted", "expired"], rows, left=2)
+                        "hit%", "evicted", "expired"] + (["invalidated"] if invalidated else []),
+                       rows, left=2)
         if len(rep.caches) > _MAX_ROWS:
             lines.append(f"  ... and {len(rep.caches) - _MAX_ROWS} more (report().caches has all)")
     if rep.emitters:

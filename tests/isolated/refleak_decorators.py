@@ -1,8 +1,11 @@
 """Run in a subprocess by tests/test_refleaks.py: memoized calls of every flavour in
 rounds — hits, misses, evictions, raising functions, unhashable and hostile keys,
-re-entrant calls, cache_clear, method caches of dying instances (see leakcheck)."""
+re-entrant calls, cache_clear, method caches of dying instances, copied and pickled ones and
+ones whose results refer back to them (see leakcheck)."""
 
+import copy
 import os
+import pickle
 import random
 import sys
 import threading
@@ -36,7 +39,7 @@ class EqClears:
 
 
 class Owner:
-    __slots__ = ("n", "__weakref__")
+    __slots__ = ("n", "__weakref__", "__method_cache__")
 
     def __init__(self, n):
         self.n = n
@@ -45,12 +48,74 @@ class Owner:
     def scaled(self, x):
         return [self.n, x]
 
+    @memleash.method_cache(maxsize=None, ttl=3600)
+    def me(self, x):
+        return (self, x)                       # refers back: a cycle through the cache
+
+    @property
+    @memleash.method_cache
+    def child(self):
+        return Child(self)
+
+    @classmethod
+    @memleash.method_cache
+    def default(cls):
+        return cls(0)
+
+    @staticmethod
+    @memleash.method_cache(maxsize=16)
+    def parse(text):
+        return [text]
+
+
+
+class DictOwner(Owner):
+    """With a __dict__: method_cache keeps its caches there, cachedmethod its wrappers."""
+
     @memleash.cachedmethod(lambda self: CACHES[self.n % 2])
     def shared(self, x):
         return (self.n, x)
 
 
+class Child:
+    def __init__(self, parent):
+        self.parent = parent
+
+
+class Plain:
+    @memleash.method_cache
+    def me(self):
+        return lambda: self                    # a closure over self
+
+
 CACHES = [memleash.LRUCache(16), memleash.LFUCache(16)]
+
+
+def method_cache_ops(rnd, x, owners):
+    """Instances whose cached results refer back to them, copied, pickled, called through
+    the class, a property, a classmethod and a staticmethod."""
+    cls = Owner if rnd.random() < 0.5 else DictOwner
+    o = cls(rnd.randrange(10))
+    o.me(x)
+    action = rnd.randrange(10)
+    if action < 3:
+        o.scaled(x), o.scaled(x)
+    elif action < 5:
+        cls.scaled(o, x), cls.me(self=o, x=x)
+    elif action < 6:
+        o.child, cls.parse(x), cls.default()
+    elif action < 7 and cls is DictOwner:
+        o.shared(x)
+    elif action < 8:
+        copy.copy(o).me(x)
+    elif action < 9:
+        pickle.loads(pickle.dumps(Plain())).me()
+    elif rnd.random() < 0.2:
+        type("Made", (Owner,), {"__slots__": ()}).default()   # a class that dies
+    if rnd.random() < 0.3:
+        owners.append(o)
+    if rnd.random() < 0.01:
+        cls.me.cache_clear()
 
 
 def make_wrappers():
@@ -86,15 +151,15 @@ def one_round(rnd, wrappers):
             elif op < 80:
                 f.cache_info() if hasattr(f, "cache_info") else None
             elif op < 92:
-                o = Owner(rnd.randrange(10))
-                o.scaled(x), o.shared(x)
-                if rnd.random() < 0.3:
-                    owners.append(o)
+                pass                                     # below: no exception expected
             elif owners:
                 owners.pop(rnd.randrange(len(owners)))   # an instance dies
         except (LookupError, TypeError):
             pass
+        if 80 <= op < 92:
+            method_cache_ops(rnd, x, owners)
     owners.clear()
+    Owner.parse.cache_clear()
     for f in wrappers:
         f.cache_clear()
     for c in CACHES:
