@@ -35,6 +35,7 @@ import memleash
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import decorators  # noqa: E402
 import emitters  # noqa: E402
+import tinylfu  # noqa: E402
 import tracking  # noqa: E402
 
 QUICK = False
@@ -62,6 +63,7 @@ def policy_makers(n):
         "cachetools.TTLCache": lambda: cachetools.TTLCache(n, ttl=3600),
         "cachebox.TTLCache": lambda: cachebox.TTLCache(n, 3600),
         "memleash.LFUCache": lambda: memleash.LFUCache(n),
+        "memleash.TinyLFUCache": lambda: memleash.TinyLFUCache(n),
         "cachetools.LFUCache": lambda: cachetools.LFUCache(n),
         "cachebox.LFUCache": lambda: cachebox.LFUCache(n),
     }
@@ -181,13 +183,7 @@ def workload_zipf():
     trace = zipf_trace(n_keys, 300_000 if QUICK else 1_000_000)
 
     def run(c):
-        hits = 0
-        for k in trace:
-            if c.get(k) is None:
-                c[k] = VALUE
-            else:
-                hits += 1
-        return hits
+        return tinylfu.count_hits(c, trace, VALUE)
 
     makers = {"dict (unbounded)": dict, **policy_makers(capacity)}
     hits = {}
@@ -268,6 +264,10 @@ def workload_memory():
 
 # ---- report -----------------------------------------------------------------------
 
+def workload_tinylfu():
+    return tinylfu.sections(interleaved, table, QUICK)
+
+
 def workload_emit():
     return emitters.workload_emit(interleaved, table, QUICK)
 
@@ -341,7 +341,7 @@ def workload_tracking():
 
 
 def versions():
-    names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal", "redis"]
+    names = ["cachetools", "cachebox", "lru-dict", "theine", "pyee", "blinker", "psygnal", "redis"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
@@ -356,7 +356,7 @@ def main() -> None:
     started = time.time()
     sections = []
     for w in (workload_hit, workload_insert_evict, workload_get_miss, workload_delete,
-              workload_zipf, workload_scaling, workload_memory, workload_decorated_hit,
+              workload_zipf, workload_tinylfu, workload_scaling, workload_memory, workload_decorated_hit,
               workload_decorated_miss, workload_emit,
               workload_subscribe, workload_owner_death):
         print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
