@@ -47,7 +47,7 @@ def _mix(x: int) -> int:
 
 class Sketch:
     """4-bit count-min counters, 16 to a 64-bit word, in blocks of 8 words; halved every
-    7 additions per word; grows by doubling copies of itself."""
+    7 additions per word."""
 
     SEED = 0x9E3779B97F4A7C15
     MAX_WORDS = 1 << 30
@@ -57,14 +57,21 @@ class Sketch:
         self.additions = 0
         self.seed = self.SEED
 
-    def reserve(self, n: int) -> None:
+    def reserve(self, n: int, held: list) -> None:
+        """At least n words; a larger sketch starts at zero but for the estimates of the
+        hashes in held, carried over."""
         nwords = len(self.words)
         if n <= nwords or nwords >= self.MAX_WORDS:
             return
         want = 8
         while want < n and want < self.MAX_WORDS:
             want <<= 1
-        self.words = [0] * want if not nwords else self.words * (want // nwords)
+        estimates = [(h, self.frequency(h)) for h in held]
+        self.words = [0] * want
+        for h, count in estimates:
+            for w, shift in self._cells(h):
+                if (self.words[w] >> shift) & 15 < count:
+                    self.words[w] = (self.words[w] & ~(15 << shift)) | (count << shift)
 
     def sample(self) -> int:
         return 7 * len(self.words)
@@ -159,7 +166,8 @@ class TinyLFU:
         self._resize(True)
 
     def insert(self, key: Any) -> None:
-        self.sketch.reserve(2 * (len(self) + 1))   # two words per entry or more
+        # two words per entry or more
+        self.sketch.reserve(2 * (len(self) + 1), [hash(k) & M64 for k in self.region_of])
         self.sketch.increment(hash(key) & M64)
         self.misses += 1
         self.regions[self.WINDOW][key] = None

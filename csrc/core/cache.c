@@ -120,7 +120,7 @@ ml_cache_reserve(ml_cache *c)
         return ML_ERR_NOMEM;
     }
     if (c->kind == ML_POLICY_TINYLFU &&
-        ml_tlfu_reserve(&c->tlfu, c->t.alloc, need, c->t.used + 1u) != ML_OK) {
+        ml_tlfu_reserve(&c->tlfu, c->t.alloc, need, c->t.used + 1u, c->t.ents, c->t.top) != ML_OK) {
         return ML_ERR_NOMEM;
     }
     if (c->deadlines_on && ml_wheel_reserve(&c->deadlines, c->t.alloc, need) != ML_OK) {

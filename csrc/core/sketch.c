@@ -12,9 +12,10 @@
  *                   nibble = (b >> 1) & 15
  *
  * So the four counters of a hash are in one block, in four different words; reading or
- * counting a hash touches one cache line. Doubling the table copies it: a hash's new
- * block is its old block or old block + old nblocks (one more bit of the mix), which holds
- * the same counters.
+ * counting a hash touches one cache line. A larger table starts at zero (copying the old
+ * one into every new block would keep each estimate, but it also copies the old
+ * collisions into every block, where a key counted once can find four counters that
+ * others filled); the cache carries its own keys' estimates over (tinylfu.c).
  *
  * Halving: ((w >> 1) & 0x7777...) halves the 16 counters of a word at once (the mask
  * drops the bit each counter receives from its upper neighbour).
@@ -58,19 +59,28 @@ ml_sketch_reserve(ml_sketch *s, const ml_alloc *a, uint64_t n)
     if (w == NULL) {
         return ML_ERR_NOMEM;
     }
-    if (s->nwords == 0) {
-        memset(w, 0, (size_t)want * sizeof(uint64_t));
-    }
-    else {
-        for (uint64_t off = 0; off < want; off += s->nwords) {
-            memcpy(w + off, s->words, (size_t)s->nwords * sizeof(uint64_t));
-        }
-    }
+    memset(w, 0, (size_t)want * sizeof(uint64_t));
     a->free(a->ctx, s->words);
+    s->additions = 0;
     s->words = w;
     s->nwords = (uint32_t)want;
     s->sample = (uint64_t)ML_SKETCH_SAMPLE_PER_WORD * want;
     return ML_OK;
+}
+
+void
+ml_sketch_raise(ml_sketch *s, uint64_t hash, unsigned count)
+{
+    uint64_t m = ml_sketch_mix(s, hash);
+    uint64_t *block = ml_sketch_block(s, m);
+    for (unsigned i = 0; i < 4; i++) {
+        uint64_t b = m >> (32 + 8 * i);
+        uint64_t *w = block + 2 * i + (b & 1u);
+        unsigned shift = (unsigned)(b << 1) & 0x3Cu;
+        if (((*w >> shift) & 15u) < count) {
+            *w = (*w & ~(15ull << shift)) | ((uint64_t)count << shift);
+        }
+    }
 }
 
 void

@@ -15,9 +15,10 @@
  * (ML_SKETCH_SEED) so that a cache's decisions, its pickles and the tests are
  * deterministic; Python's own string hashing is what varies from process to process.
  *
- * Growth: the table has a power-of-two number of words, at least 8, and grows by doubling
- * copies of itself: a hash's block is then the old block or its copy, with the same
- * counters, so every estimate is unchanged by growth (no history is lost).
+ * Growth: the table has a power-of-two number of words, at least 8. A larger one starts
+ * with every counter at zero (as Caffeine's ensureCapacity does); TinyLFUCache then
+ * carries the estimates of the keys it holds into it (ml_sketch_raise). A cache grows its
+ * sketch only while it fills, a few times in its life.
  */
 #ifndef ML_SKETCH_H
 #define ML_SKETCH_H
@@ -54,9 +55,13 @@ void ml_sketch_init(ml_sketch *s, uint64_t seed);
 void ml_sketch_free(ml_sketch *s, const ml_alloc *a);
 
 /* Makes the table at least `n` words (rounded up to a power of two, at least
- * ML_SKETCH_MIN_WORDS, at most ML_SKETCH_MAX_WORDS), by doubling copies: estimates are
- * unchanged. @return ML_OK or ML_ERR_NOMEM (then unchanged). */
+ * ML_SKETCH_MIN_WORDS, at most ML_SKETCH_MAX_WORDS); a new table has every counter and
+ * `additions` at zero. @return ML_OK or ML_ERR_NOMEM (then unchanged). */
 int ml_sketch_reserve(ml_sketch *s, const ml_alloc *a, uint64_t n);
+
+/* Raises hash's four counters to at least `count` (<= 15), counting no addition: for
+ * carrying estimates into a new table. */
+void ml_sketch_raise(ml_sketch *s, uint64_t hash, unsigned count);
 
 /* Halves every counter and `additions` (the reset that ages the history). O(nwords). */
 void ml_sketch_halve(ml_sketch *s);

@@ -54,7 +54,8 @@ ml_tlfu_free(ml_tlfu *l, const ml_alloc *a)
 }
 
 int
-ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live)
+ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live,
+                const ml_entry *ents, uint32_t top)
 {
     if (entry_cap > l->side_cap) {
         if (ml_grow(a, (void **)&l->region_of, sizeof(uint8_t), entry_cap) != ML_OK) {
@@ -62,7 +63,26 @@ ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live
         }
         l->side_cap = entry_cap;
     }
-    return ml_sketch_reserve(&l->sketch, a, (uint64_t)live * ML_TLFU_SKETCH_WORDS);
+    uint64_t words = (uint64_t)live * ML_TLFU_SKETCH_WORDS;
+    if (words <= l->sketch.nwords || l->sketch.nwords >= ML_SKETCH_MAX_WORDS) {
+        return ML_OK;
+    }
+    /* a larger sketch starts at zero; the held keys' estimates are carried into it (in
+     * id order; raising to a maximum does not depend on the order) */
+    ml_sketch fresh;
+    ml_sketch_init(&fresh, l->sketch.seed);
+    if (ml_sketch_reserve(&fresh, a, words) != ML_OK) {
+        return ML_ERR_NOMEM;
+    }
+    for (uint32_t id = 0; id < top; id++) {
+        if (ents[id].key != NULL) {
+            ml_sketch_raise(&fresh, ents[id].hash, ml_sketch_frequency(&l->sketch, ents[id].hash));
+        }
+    }
+    fresh.additions = l->sketch.additions;   /* below the old sample, so below the new one */
+    ml_sketch_free(&l->sketch, a);
+    l->sketch = fresh;
+    return ML_OK;
 }
 
 uint32_t

@@ -93,9 +93,11 @@ void ml_tlfu_free(ml_tlfu *l, const ml_alloc *a);
 
 /* Ensures room for entry ids below entry_cap and a sketch of at least
  * ML_TLFU_SKETCH_WORDS * live words (live: the entries there will be after the next
- * insertion). ML_OK or ML_ERR_NOMEM (l
- * unchanged but possibly grown; the sketch's estimates are unchanged by growth). */
-int ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live);
+ * insertion). A larger sketch starts at zero but for the estimates of the live entries
+ * among ents[0 .. top), carried over (raised to what the old sketch says). ML_OK or
+ * ML_ERR_NOMEM (l unchanged but possibly grown). */
+int ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live,
+                    const ml_entry *ents, uint32_t top);
 
 /* Adds live entry id (hash in ents[id].hash) at the window's recent end, counts it (a
  * miss), then resizes the regions and climbs when a sample is complete. Never allocates.

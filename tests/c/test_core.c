@@ -849,13 +849,19 @@ static void test_sketch_counts_saturate_halve_and_grow(void) {
     CHECK(ml_sketch_frequency(&s, 2) == 0);
     ml_sketch_increment(&s, 2);
     CHECK(ml_sketch_frequency(&s, 2) == 1);
-    /* growth copies the table: every estimate stays */
+    /* a failed growth changes nothing; a larger table starts at zero */
     counting cnt = {0, 0, 1};
     ml_alloc failing = {c_malloc, c_realloc, c_free, &cnt};
     CHECK(ml_sketch_reserve(&s, &failing, 64) == ML_ERR_NOMEM && s.nwords == 8);
+    CHECK(ml_sketch_frequency(&s, 1) == 15 && ml_sketch_frequency(&s, 2) == 1 && s.additions == 16);
     CHECK(ml_sketch_reserve(&s, &ml_alloc_libc, 33) == ML_OK && s.nwords == 64);
-    CHECK(ml_sketch_frequency(&s, 1) == 15 && ml_sketch_frequency(&s, 2) == 1);
+    CHECK(ml_sketch_frequency(&s, 1) == 0 && ml_sketch_frequency(&s, 2) == 0 && s.additions == 0);
     CHECK(ml_sketch_sample(&s) == 7 * 64);
+    ml_sketch_raise(&s, 1, 9);                   /* carrying an estimate over */
+    ml_sketch_raise(&s, 1, 3);                   /* never lowers one */
+    CHECK(ml_sketch_frequency(&s, 1) == 9 && s.additions == 0);
+    for (int i = 0; i < 20; i++) ml_sketch_increment(&s, 1);
+    CHECK(ml_sketch_frequency(&s, 1) == 15);
     /* halving: once `additions` reaches the sample, every counter is halved */
     uint64_t h = 1000, before;
     do {                                         /* other hashes, until the halving */
@@ -884,6 +890,10 @@ static void test_tlfu_new_keys_enter_the_window_then_probation(void) {
     ml_cache c;
     ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
     CHECK(ml_cache_victim(&c) == ML_NIL);
+    /* the sketch sized for 100 entries at once: it does not grow (and start again at
+     * zero) while they are stored */
+    CHECK(ml_tlfu_reserve(&c.tlfu, &ml_alloc_libc, 0, 100, c.t.ents, c.t.top) == ML_OK &&
+          c.tlfu.sketch.nwords == 256);
     for (uintptr_t k = 1; k <= 100; k++) {
         tput(&c, k);
         CHECK(c.tlfu.region[ML_TLFU_WINDOW].tail == tfind(&c, k));   /* present, in the window */
@@ -909,6 +919,23 @@ static void test_tlfu_new_keys_enter_the_window_then_probation(void) {
         ml_cache_remove(&c, c.tlfu.region[ML_TLFU_PROBATION].head, &k, &v);
     }
     CHECK(victim_key(&c) == 5 || victim_key(&c) == 100);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_tlfu_sketch_growth_carries_the_held_keys_estimates(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    for (uintptr_t k = 1; k <= 4; k++) tput(&c, k);
+    for (int i = 0; i < 5; i++) ml_cache_touch(&c, tfind(&c, 1));
+    CHECK(c.tlfu.sketch.nwords == 8 && ml_sketch_frequency(&c.tlfu.sketch, 1) == 6);
+    void *k, *v;
+    ml_cache_remove(&c, tfind(&c, 2), &k, &v);   /* gone: its estimate is not carried */
+    tput(&c, 5);
+    tput(&c, 6);                                /* 5 live: 10 words wanted, 16 made */
+    CHECK(c.tlfu.sketch.nwords == 16);
+    CHECK(ml_sketch_frequency(&c.tlfu.sketch, 1) == 6 && ml_sketch_frequency(&c.tlfu.sketch, 3) == 1);
+    CHECK(ml_sketch_frequency(&c.tlfu.sketch, 2) == 0);
     ML_CACHE_CHECK(&c);
     ml_cache_free(&c);
 }
@@ -1009,6 +1036,7 @@ int main(void) {
     RUN(test_sketch_counts_saturate_halve_and_grow);
     RUN(test_tlfu_new_keys_enter_the_window_then_probation);
     RUN(test_tlfu_protected_overflow_is_demoted_at_the_next_insertion);
+    RUN(test_tlfu_sketch_growth_carries_the_held_keys_estimates);
     RUN(test_tlfu_climber_follows_the_hit_rate);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
