@@ -9,8 +9,9 @@ Workloads (keys are ints, requests are `get`, then a store on a miss): Zipf(0.7)
 and Zipf(0.99) popularity; a loop over 1.25 times as many keys as the cache holds (LRU's
 worst case: it never hits); one-off keys (a scan) mixed into Zipf(0.9) every other request
 in alternate blocks of 20,000; Zipf(0.9) whose ranks are shuffled half-way (the popular
-keys change). Hit ratios are deterministic for memleash and cachebox; theine's hashing is
-seeded per process, so its figures move by a few hundredths of a point between runs.
+keys change). Hit ratios are deterministic for memleash and cachebox; theine applies
+reads in batches from stripes it picks at random, so its figures move a little between
+runs.
 """
 
 from __future__ import annotations
