@@ -71,9 +71,10 @@ def policy_makers(n):
 
 # ---- timing -----------------------------------------------------------------------
 
-def interleaved(makers, prepare, run, ops, last=None):
+def interleaved(makers, prepare, run, ops, last=None, samples=None):
     """For each round and each library: a fresh cache, prepare(c), then time run(c).
-    `last`, if given, receives each library's last run(c) result."""
+    `last`, if given, receives each library's last run(c) result; `samples` each
+    library's ns/op of every round."""
     times = {name: [] for name in makers}
     for _ in range(rounds()):
         for name, make in makers.items():
@@ -88,6 +89,8 @@ def interleaved(makers, prepare, run, ops, last=None):
             times[name].append(dt / ops * 1e9)
             if last is not None:
                 last[name] = result
+    if samples is not None:
+        samples.update(times)
     return {name: (statistics.median(ts), max(ts) - min(ts)) for name, ts in times.items()}
 
 

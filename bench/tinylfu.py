@@ -20,6 +20,7 @@ import argparse
 import bisect
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -163,14 +164,15 @@ def speed_sections(interleaved, table, quick):
     libs = {k: v for k, v in makers(capacity).items() if not k.startswith("cachebox")}
     out = []
     print("bench: tinylfu speed, Zipf(0.99) requests ...", file=sys.stderr, flush=True)
+    samples = {}
     res = interleaved({k: v for k, v in libs.items() if not k.startswith("theine")},
-                      lambda c: None, mixed, len(trace))
+                      lambda c: None, mixed, len(trace), samples=samples)
     res.update(interleaved({"theine.Cache (W-TinyLFU)": libs["theine.Cache (W-TinyLFU)"]},
                            lambda c: None, mixed_theine, len(trace)))
     out.append(table(f"TinyLFU: Zipf(0.99) requests, get then store on a miss (capacity "
                      f"{capacity:,}, {len(trace):,} requests; theine through its own get/set)",
                      res, "memleash.LRUCache"))
-    ratios = {"Zipf(0.99) requests (get, store on a miss)": res}
+    ratios = {"Zipf(0.99) requests (get, store on a miss)": samples}
     probe = trace[: len(trace) // 2]
     present = sorted(set(probe))[:capacity]
     keep = set(present)
@@ -184,11 +186,12 @@ def speed_sections(interleaved, table, quick):
         for k in probe:
             c[k]
     print("bench: tinylfu speed, Zipf hits ...", file=sys.stderr, flush=True)
+    samples = {}
     res = interleaved({k: v for k, v in libs.items() if k.startswith("memleash")}, fill, hits,
-                      len(probe))
+                      len(probe), samples=samples)
     out.append(table(f"TinyLFU: hits `c[k]` with Zipf(0.99) popularity ({len(present):,} keys "
                      f"held, {len(probe):,} hits)", res, "memleash.LRUCache"))
-    ratios["hits, Zipf(0.99) popularity"] = res
+    ratios["hits, Zipf(0.99) popularity"] = samples
     out.append(speed_goals(interleaved, quick, ratios))
     return "\n".join(out)
 
@@ -216,20 +219,34 @@ def speed_goals(interleaved, quick, ratios):
         for k in keys[n:]:
             c[k] = value
     print("bench: tinylfu speed, cyclic hits and inserts ...", file=sys.stderr, flush=True)
-    ratios["hits `c[k]`, every key in turn (each hit a promotion)"] = interleaved(
-        two, fill, cyclic_hits, reps * n)
-    ratios["miss + insert with eviction (full, new keys)"] = interleaved(
-        two, fill, inserts, len(keys) - n)
+    for w, run, ops in (("hits `c[k]`, every key in turn (each hit a promotion)", cyclic_hits,
+                         reps * n),
+                        ("miss + insert with eviction (full, new keys)", inserts, len(keys) - n)):
+        samples = {}
+        interleaved(two, fill, run, ops, samples=samples)
+        ratios[w] = samples
     lines = ["### TinyLFU: speed goal (issue 26)", "",
-             f"memleash.TinyLFUCache's time per operation over memleash.LRUCache's (medians); "
-             f"the goal is at most {GOAL_SPEED}x. Hit and insert workloads as run.py's ({n:,} "
-             "str keys).", "",
-             "| workload | LRUCache ns | TinyLFUCache ns | ratio | goal |", "|---|---:|---:|---:|---|"]
-    for w, res in ratios.items():
-        lru, tiny = res["memleash.LRUCache"][0], res["memleash.TinyLFUCache"][0]
-        r = tiny / lru
-        verdict = "met" if r <= GOAL_SPEED else f"missed by {r - GOAL_SPEED:.2f}x"
-        lines.append(f"| {w} | {lru:.1f} | {tiny:.1f} | {r:.2f} | {verdict} |")
+             f"memleash.TinyLFUCache's time per operation over memleash.LRUCache's; the goal is "
+             f"at most {GOAL_SPEED}x. Hit and insert workloads as run.py's ({n:,} str keys). "
+             "Both the medians of the rounds (as every table here) and their best (the round "
+             "least disturbed by other processes, as `timeit` reports) are shown; the goal is "
+             "judged on both.", "",
+             "| workload | LRUCache ns (median / best) | TinyLFUCache ns (median / best) | "
+             "ratio (median / best) | goal |", "|---|---:|---:|---:|---|"]
+    for w, times in ratios.items():
+        lru, tiny = times["memleash.LRUCache"], times["memleash.TinyLFUCache"]
+        med = statistics.median(tiny) / statistics.median(lru)
+        best = min(tiny) / min(lru)
+        worse = max(round(med, 2), round(best, 2))
+        if worse <= GOAL_SPEED:
+            verdict = "met"
+        elif min(round(med, 2), round(best, 2)) <= GOAL_SPEED:
+            verdict = f"met on one measure, missed by {worse - GOAL_SPEED:.2f}x on the other"
+        else:
+            verdict = f"missed by {min(round(med, 2), round(best, 2)) - GOAL_SPEED:.2f}x or more"
+        lines.append(f"| {w} | {statistics.median(lru):.1f} / {min(lru):.1f} | "
+                     f"{statistics.median(tiny):.1f} / {min(tiny):.1f} | {med:.2f} / {best:.2f} | "
+                     f"{verdict} |")
     return "\n".join(lines) + "\n"
 
 

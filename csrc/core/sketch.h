@@ -134,6 +134,19 @@ ml_sketch_increment(ml_sketch *s, uint64_t hash)
     }
 }
 
+/* @return the counter a byte b of the mix names in the word pair at w. */
+static inline uint64_t
+ml_sketch_count(const uint64_t *w, uint64_t b)
+{
+    return (w[b & 1u] >> ((unsigned)(b << 1) & 0x3Cu)) & 15u;
+}
+
+static inline uint64_t
+ml_sketch_min(uint64_t x, uint64_t y)
+{
+    return x < y ? x : y;
+}
+
 /* @return the estimate for hash: the least of its four counters (0 without a table). */
 static inline unsigned
 ml_sketch_frequency(const ml_sketch *s, uint64_t hash)
@@ -143,13 +156,11 @@ ml_sketch_frequency(const ml_sketch *s, uint64_t hash)
     }
     uint64_t m = ml_sketch_mix(s, hash);
     const uint64_t *block = ml_sketch_block(s, m);
-    unsigned least = ML_SKETCH_MAX_COUNT;
-    for (unsigned i = 0; i < 4; i++) {
-        unsigned b = (unsigned)(m >> (32 + 8 * i)) & 0xFFu;
-        unsigned v = (unsigned)(block[2 * i + (b & 1u)] >> ((b << 1) & 0x3Cu)) & 15u;
-        least = v < least ? v : least;
-    }
-    return least;
+    uint64_t least = ml_sketch_min(ml_sketch_min(ml_sketch_count(block, m >> 32),
+                                                 ml_sketch_count(block + 2, m >> 40)),
+                                   ml_sketch_min(ml_sketch_count(block + 4, m >> 48),
+                                                 ml_sketch_count(block + 6, m >> 56)));
+    return (unsigned)least;
 }
 
 /* @return the additions between halvings: ML_SKETCH_SAMPLE_PER_WORD * nwords (0 without

@@ -54,8 +54,8 @@ ml_tlfu_free(ml_tlfu *l, const ml_alloc *a)
 }
 
 int
-ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live,
-                const ml_entry *ents, uint32_t top)
+ml_tlfu_grow(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live,
+             const ml_entry *ents, uint32_t top)
 {
     if (entry_cap > l->side_cap) {
         if (ml_grow(a, (void **)&l->region_of, sizeof(uint8_t), entry_cap) != ML_OK) {
@@ -185,15 +185,6 @@ ml_tlfu_insert(ml_tlfu *l, ml_entry *ents, uint32_t id)
     }
 }
 
-void
-ml_tlfu_promote(ml_tlfu *l, ml_entry *ents, uint32_t id)
-{
-    ml_list_unlink(&l->region[ML_TLFU_PROBATION], ents, ML_LINK_POLICY, id);
-    ml_list_push_back(&l->region[ML_TLFU_PROTECTED], ents, ML_LINK_POLICY, id);
-    l->count[ML_TLFU_PROBATION]--;
-    l->count[ML_TLFU_PROTECTED]++;
-    l->region_of[id] = ML_TLFU_PROTECTED;
-}
 
 void
 ml_tlfu_remove(ml_tlfu *l, ml_entry *ents, uint32_t id)

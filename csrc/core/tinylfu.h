@@ -95,18 +95,38 @@ void ml_tlfu_free(ml_tlfu *l, const ml_alloc *a);
  * ML_TLFU_SKETCH_WORDS * live words (live: the entries there will be after the next
  * insertion). A larger sketch starts at zero but for the estimates of the live entries
  * among ents[0 .. top), carried over (raised to what the old sketch says). ML_OK or
- * ML_ERR_NOMEM (l unchanged but possibly grown). */
-int ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live,
-                    const ml_entry *ents, uint32_t top);
+ * ML_ERR_NOMEM (l unchanged but possibly grown). ml_tlfu_grow: the same, out of line. */
+int ml_tlfu_grow(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live,
+                 const ml_entry *ents, uint32_t top);
+
+static inline int
+ml_tlfu_reserve(ml_tlfu *l, const ml_alloc *a, uint32_t entry_cap, uint32_t live,
+                const ml_entry *ents, uint32_t top)
+{
+    if (entry_cap <= l->side_cap &&
+        ((uint64_t)live * ML_TLFU_SKETCH_WORDS <= l->sketch.nwords ||
+         l->sketch.nwords >= ML_SKETCH_MAX_WORDS)) {
+        return ML_OK;   /* on every insertion but a few: nothing to grow */
+    }
+    return ml_tlfu_grow(l, a, entry_cap, live, ents, top);
+}
 
 /* Adds live entry id (hash in ents[id].hash) at the window's recent end, counts it (a
  * miss), then resizes the regions and climbs when a sample is complete. Never allocates.
  * @pre reserved for id. */
 void ml_tlfu_insert(ml_tlfu *l, ml_entry *ents, uint32_t id);
 
-/* Moves probation's entry id to protected's recent end (ml_tlfu_touch's slow path; the
- * overflow is demoted at the next insertion). */
-void ml_tlfu_promote(ml_tlfu *l, ml_entry *ents, uint32_t id);
+/* Moves probation's entry id to protected's recent end (the overflow is demoted at the
+ * next insertion). */
+static inline void
+ml_tlfu_promote(ml_tlfu *l, ml_entry *ents, uint32_t id)
+{
+    ml_list_unlink(&l->region[ML_TLFU_PROBATION], ents, ML_LINK_POLICY, id);
+    ml_list_push_back(&l->region[ML_TLFU_PROTECTED], ents, ML_LINK_POLICY, id);
+    l->count[ML_TLFU_PROBATION]--;
+    l->count[ML_TLFU_PROTECTED]++;
+    l->region_of[id] = ML_TLFU_PROTECTED;
+}
 
 /* Ends a complete sample (hits + misses >= ml_sketch_sample()): one hill-climbing step,
  * then the regions resized. */

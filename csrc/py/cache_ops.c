@@ -116,6 +116,7 @@ cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, m
     deferred d;
     d.n = 0;
     uint32_t id;
+    ml_cache_prefetch(&self->c, (uint64_t)h);   /* TinyLFU counts the key when it stores it */
 restart:;
     int found = cache_find(self, key, h, &id);   /* can re-enter (__eq__) */
     if (found < 0) {
