@@ -406,3 +406,57 @@ def test_func_is_a_one_line_swap_for_cachetools_func():
     t = memleash.ttl_cache(maxsize=None, ttl=60)(lambda x: x)
     t(1), t(1)
     assert t.cache_info() == (1, 1, None, 1)
+
+
+# ---- hits found without building the key --------------------------------------------------
+
+class _EqByValue:
+    def __init__(self, v):
+        self.v = v
+
+    def __hash__(self):
+        return hash(self.v)
+
+    def __eq__(self, other):
+        return isinstance(other, _EqByValue) and other.v == self.v
+
+
+@pytest.mark.parametrize("args", [
+    (1, 2), (-1, -2), ("a", "b", "c"), (1.5, None, True), ((1, 2), (3,)), (2**70, -(2**65)),
+    (float("inf"), float("-inf")), (), ("only",), (_EqByValue(3), _EqByValue("x")),
+    tuple(range(40)),
+])
+def test_a_hit_on_positional_arguments_finds_the_key_hashkey_builds(args):
+    # the key is hashed from the arguments without the tuple (CPython's tuple hash): a key
+    # stored as hashkey(*args) by hand must be found, equal arguments included
+    cache = memleash.LRUCache(10)
+    calls = []
+    f = memleash.cached(cache)(lambda *a, **k: calls.append(a) or "computed")
+    fresh = tuple(_EqByValue(a.v) if isinstance(a, _EqByValue) else a for a in args)
+    cache[memleash.keys.hashkey(*args)] = "stored"
+    assert hash(memleash.keys.hashkey(*args)) == hash(tuple(args))
+    assert f(*fresh) == "stored" and calls == []
+    assert f(*fresh, extra=1) == "computed"        # keywords: built as before
+    assert f(*args, 0) == "computed" and len(calls) == 2
+
+
+def test_a_hand_stored_key_of_another_type_is_compared_as_a_tuple():
+    class ListKey(tuple):
+        pass
+
+    cache = memleash.LRUCache(10)
+    f = memleash.cached(cache)(lambda *a: "computed")
+    cache[ListKey((1, 2))] = "subclass"
+    assert f(1, 2) == "subclass"
+
+
+def test_functools_keys_of_two_or_more_arguments_hit_without_a_tuple():
+    calls = []
+
+    @memleash.lru_cache(maxsize=10)
+    def f(a, b):
+        calls.append((a, b))
+        return a + b
+
+    assert f(1, 2) == 3 and f(1, 2) == 3 and f(1.0, 2) == 3 and calls == [(1, 2)]
+    assert f.cache_info().hits == 2

@@ -40,6 +40,7 @@
  */
 #include "py/module.h"
 #include "py/cache.h"
+#include "py/flight.h"
 
 #include <stddef.h>
 #include <structmember.h>
@@ -70,6 +71,9 @@ typedef struct {
     int getters;            /* cache, lock and cond are getters: cache() is the cache */
     int skip_self;          /* a built-in key leaves out the first argument (method_cache) */
     int keep_existing;      /* do not overwrite what the call stored meanwhile */
+    int single_flight;      /* concurrent misses of one key: one computes, the others wait
+                               for it and read what it stored (flight.h) */
+    ml_flights flights;     /* the keys being computed (single_flight) */
     ml_count hits, misses;  /* atomic on the free-threaded build: calls run unlocked */
     PyObject *dict;         /* __wrapped__, __name__, ... (functools.update_wrapper) */
     PyObject *weakreflist;
@@ -217,9 +221,11 @@ engine_of(CallObject *self, PyObject *cache)
     return !(c->hooks & (HOOK_GETITEM | HOOK_MISSING)) && c->timed == TIMED_NONE ? c : NULL;
 }
 
-/* 1 found (*value a new reference), 0 absent, -1 error. Can re-enter. */
+/* 1 found (*value a new reference), 0 absent, -1 error. `count`: a memleash cache counts
+ * the look-up as a hit or a miss in its own statistics. Can re-enter. */
 static int
-lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value)
+lookup_counted(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value,
+               int count)
 {
     CacheObject *c = engine_of(self, cache);
     if (c != NULL) {
@@ -230,11 +236,11 @@ lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *
         if (found > 0) {
             /* id is valid: nothing ran since cacheobj_find returned */
             ml_cache_touch(&c->c, id);
-            c->hits++;
+            c->hits += (uint64_t)count;
             *value = Py_NewRef((PyObject *)ENTS(c)[id].value);
         }
         else if (found == 0) {
-            c->misses++;
+            c->misses += (uint64_t)count;
         }
         Py_END_CRITICAL_SECTION();
         return found;
@@ -248,6 +254,12 @@ lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *
         return 0;
     }
     return -1;
+}
+
+static int
+lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject **value)
+{
+    return lookup_counted(self, cache, key, h, value, 1);
 }
 
 /* `with lock:` from C: lock_enter, then lock_exit (which keeps an exception already set,
@@ -432,6 +444,171 @@ done:
     return value;
 }
 
+/* A miss of a single-flight function: compute key unless another call is computing it;
+ * then wait for that call and read what it stored (a hit after all), or compute it if it
+ * is still missing (that call failed, or its value was too large to cache), as
+ * cachetools' condition variant does. New reference, or NULL. Can re-enter. */
+static PyObject *
+flight_miss(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *const *args,
+            size_t nargsf, PyObject *kwnames)
+{
+    for (;;) {
+        ml_flight *f;
+        int joined = ml_flight_join((PyObject *)self, &self->flights, key, h, &f);   /* can re-enter */
+        if (joined < 0) {
+            return NULL;
+        }
+        if (joined == 0) {
+            PyObject *value;
+            int found = lookup_counted(self, cache, key, h, &value, 0);   /* can re-enter */
+            if (found != 0) {
+                if (found > 0) {   /* the miss counted on entry became a hit */
+                    ml_count_add(&self->misses, -1);
+                    ml_count_add(&self->hits, 1);
+                }
+                return found > 0 ? value : NULL;
+            }
+            continue;
+        }
+        stamp before = {0, 0};
+        if (PyObject_TypeCheck(cache, self->st->CacheType)) {
+            Py_BEGIN_CRITICAL_SECTION(cache);
+            before = stamp_of(cache);
+            Py_END_CRITICAL_SECTION();
+        }
+        PyObject *value = PyObject_Vectorcall(self->func, args, nargsf, kwnames);   /* can re-enter */
+        if (value != NULL && store(self, cache, key, h, value, before) < 0) {
+            Py_CLEAR(value);
+        }
+        ml_flight_end((PyObject *)self, &self->flights, f);   /* can re-enter (a key's decref) */
+        return value;
+    }
+}
+
+/* ------------------------------------------------------------------------------------
+ * Hits without building the key. When the key of a call is the tuple of its positional
+ * arguments (cachetools' hashkey, functools' key of two or more arguments: no keywords,
+ * untyped), a hit needs no tuple: the tuple's hash is computed from the arguments' hashes
+ * by CPython's own tuple hash (xxHash-based since 3.8, the same on every version built;
+ * tests/test_decorators.py holds it to hash(tuple(args))) and a stored key is compared
+ * with the arguments element by element, as tuple equality compares. A miss builds the
+ * key as before.
+ */
+#define XXPRIME_1 ((Py_uhash_t)11400714785074694791ULL)
+#define XXPRIME_2 ((Py_uhash_t)14029467366897019727ULL)
+#define XXPRIME_5 ((Py_uhash_t)2870177450012600261ULL)
+#define XXROTATE(x) (((x) << 31) | ((x) >> 33))
+
+/* hash(tuple(args[:n])), or -1 with an exception. Can re-enter (__hash__). */
+static Py_hash_t
+args_hash(PyObject *const *args, Py_ssize_t n)
+{
+    Py_uhash_t acc = XXPRIME_5;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_uhash_t lane = (Py_uhash_t)PyObject_Hash(args[i]);   /* can re-enter */
+        if (lane == (Py_uhash_t)-1) {
+            return -1;
+        }
+        acc += lane * XXPRIME_2;
+        acc = XXROTATE(acc);
+        acc *= XXPRIME_1;
+    }
+    acc += (Py_uhash_t)n ^ (XXPRIME_5 ^ 3527539UL);
+    return acc == (Py_uhash_t)-1 ? 1546275796 : (Py_hash_t)acc;
+}
+
+typedef struct {
+    PyObject *const *args;
+    Py_ssize_t n;
+} args_query;
+
+/* The engine's equality for an arguments query: stored == tuple(args), as tuple equality
+ * decides it (identity, then stored[i] == args[i], in order). Can re-enter. */
+static int
+args_eq(void *ctx, void *stored, void *query)
+{
+    (void)ctx;
+    const args_query *q = query;
+    PyObject *s = (PyObject *)stored;
+    if (!PyTuple_CheckExact(s)) {
+        /* a key stored by hand: compare it with the tuple the call would build */
+        PyObject *t = PyTuple_New(q->n);
+        if (t == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < q->n; i++) {
+            PyTuple_SET_ITEM(t, i, Py_NewRef(q->args[i]));
+        }
+        Py_INCREF(s);
+        int r = PyObject_RichCompareBool(s, t, Py_EQ);   /* can re-enter */
+        Py_DECREF(s);
+        Py_DECREF(t);
+        return r;
+    }
+    if (PyTuple_GET_SIZE(s) != q->n) {
+        return 0;
+    }
+    Py_INCREF(s);   /* __eq__ may remove the entry and drop the cache's reference */
+    int r = 1;
+    for (Py_ssize_t i = 0; i < q->n && r == 1; i++) {
+        PyObject *a = PyTuple_GET_ITEM(s, i);
+        r = a == q->args[i] ? 1 : PyObject_RichCompareBool(a, q->args[i], Py_EQ);   /* can re-enter */
+    }
+    Py_DECREF(s);
+    return r;
+}
+
+/* A hit whose key is the tuple of the positional arguments, found without building it.
+ * 1 found (*value), 0 not (*h: the key's hash, for the miss path), -1 error, 2 this call
+ * is not one (the key must be built). Can re-enter. */
+static int
+args_hit(CallObject *self, PyObject *cache, PyObject *const *args, size_t nargsf,
+         PyObject *kwnames, Py_hash_t *h, PyObject **value)
+{
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (self->skip_self) {
+        if (n < 1) {
+            return 2;
+        }
+        args++;
+        n--;
+    }
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) ||
+        !(self->mode == KEY_HASH || (self->mode == KEY_FUNCTOOLS &&
+                                     !(n == 1 && (PyUnicode_CheckExact(args[0]) ||
+                                                  PyLong_CheckExact(args[0])))))) {
+        return 2;
+    }
+    CacheObject *c = engine_of(self, cache);
+    if (c == NULL) {
+        return 2;
+    }
+    if ((*h = args_hash(args, n)) == -1) {   /* can re-enter */
+        return -1;
+    }
+    int found;
+    args_query q = {args, n};
+    Py_BEGIN_CRITICAL_SECTION(c);
+    uint32_t id;
+    int st = ml_table_find(&c->c.t, (uint64_t)*h, &q, args_eq, NULL, &id);   /* can re-enter */
+    found = st == ML_OK ? 1 : st == ML_NOT_FOUND ? 0 : -1;
+    if (found > 0) {
+        ml_cache_touch(&c->c, id);
+        c->hits++;
+        *value = Py_NewRef((PyObject *)ENTS(c)[id].value);
+    }
+    else if (found == 0) {
+        c->misses++;
+    }
+    else if (st == ML_ERR_CHANGED) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the cache changed during a look-up too many times in a row (a key's "
+                        "__eq__ keeps changing it)");
+    }
+    Py_END_CRITICAL_SECTION();
+    return found;
+}
+
 static PyObject *
 call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -449,16 +626,30 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
     if (cache == NULL) {
         return NULL;
     }
-    PyObject *value = NULL, *key = make_key(self, args, nargsf, kwnames);   /* can re-enter */
+    PyObject *value = NULL, *key = NULL;
+    Py_hash_t h = -1;
+    int found = 0, probed = 0;
+    if (!self->loader_only && !(self->lock && self->lock_lookup)) {
+        found = args_hit(self, cache, args, nargsf, kwnames, &h, &value);   /* can re-enter */
+        if (found < 0) {
+            goto error;
+        }
+        if (found == 1) {
+            ml_count_add(&self->hits, 1);
+            Py_DECREF(cache);
+            return value;
+        }
+        probed = found == 0;   /* a miss, with h the key's hash */
+        found = 0;
+    }
+    key = make_key(self, args, nargsf, kwnames);   /* can re-enter */
     if (key == NULL) {
         goto error;
     }
-    Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-    if (h == -1) {
+    if (!probed && (h = PyObject_Hash(key)) == -1) {   /* can re-enter */
         goto error;
     }
-    int found = 0;
-    if (!self->loader_only) {
+    if (!self->loader_only && !probed) {
         found = self->lock && self->lock_lookup ? locked_lookup(self, cache, key, h, &value)
                            : lookup(self, cache, key, h, &value);   /* can re-enter */
         if (found < 0) {
@@ -467,6 +658,14 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
     }
     if (found) {
         ml_count_add(&self->hits, 1);
+        goto done;
+    }
+    if (self->single_flight) {
+        ml_count_add(&self->misses, 1);
+        value = flight_miss(self, cache, key, h, args, nargsf, kwnames);   /* can re-enter */
+        if (value == NULL) {
+            goto error;
+        }
         goto done;
     }
     if (self->loader != NULL) {
@@ -501,21 +700,27 @@ error:
 
 /* _CachedFunction(func, cache, key=None, *, typed=False, uncached=False,
  *                 keep_existing=False, getters=False, loader=None, lock=None,
- *                 loader_only=False, info=None, lock_lookup=True, condition=None) */
+ *                 loader_only=False, info=None, lock_lookup=True, condition=None,
+ *                 skip_self=False, single_flight=False) */
 static PyObject *
 call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"func", "cache", "key", "typed", "uncached", "keep_existing",
                              "getters", "loader", "lock", "loader_only", "info",
-                             "lock_lookup", "condition", "skip_self", NULL};
+                             "lock_lookup", "condition", "skip_self", "single_flight", NULL};
     PyObject *func, *cache, *keyfunc = Py_None, *loader = Py_None, *lock = Py_None;
     PyObject *info = Py_None, *cond = Py_None;
     int typed = 0, uncached = 0, keep_existing = 0, getters = 0, loader_only = 0;
-    int lock_lookup = 1, skip_self = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOpOp:_CachedFunction", kwlist,
+    int lock_lookup = 1, skip_self = 0, single_flight = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$ppppOOpOpOpp:_CachedFunction", kwlist,
                                      &func, &cache, &keyfunc, &typed, &uncached,
                                      &keep_existing, &getters, &loader, &lock,
-                                     &loader_only, &info, &lock_lookup, &cond, &skip_self)) {
+                                     &loader_only, &info, &lock_lookup, &cond, &skip_self,
+                                     &single_flight)) {
+        return NULL;
+    }
+    if (single_flight && (loader != Py_None || lock != Py_None || getters)) {
+        PyErr_SetString(PyExc_TypeError, "single_flight takes no loader, lock or getters");
         return NULL;
     }
     if (loader_only && loader == Py_None) {
@@ -558,6 +763,7 @@ call_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->getters = getters;
     self->skip_self = skip_self;
     self->keep_existing = keep_existing;
+    self->single_flight = single_flight;
     /* memleash's own key functions are built here instead of called; a bound one
      * (cachedmethod's methodkey) leaves the instance out, so it is the hashkey of the
      * arguments */

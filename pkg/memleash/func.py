@@ -2,9 +2,11 @@
 
 ``fifo_cache``, ``lfu_cache``, ``lru_cache``, ``rr_cache`` and ``ttl_cache`` take
 cachetools.func's arguments and keep its semantics: thread-safe, concurrent calls for one
-missing key run the function once (a condition variable, as cachetools), and the wrapper
-has ``cache_info()``, ``cache_clear()`` and ``cache_parameters()``. A hit takes no lock:
-a memleash cache's operations are atomic, so only misses coordinate.
+missing key run the function once (cachetools waits on a condition variable; here the
+calls wait on the computing call's own lock, in C: "single flight"), and the wrapper has
+``cache_info()``, ``cache_clear()`` and ``cache_parameters()``. A hit takes no lock: a
+memleash cache's operations are atomic, so only misses coordinate. A call that needs the
+key it is computing itself raises RuntimeError (cachetools' would wait forever).
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 import functools
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
+from . import _core
 from .caches import FIFOCache, LFUCache, LRUCache, RRCache, TTLCache
-from .decorators import _make_cached
+from .decorators import CacheInfo
 from .keys import hashkey, typedkey
 
 __all__ = ["fifo_cache", "lfu_cache", "lru_cache", "rr_cache", "ttl_cache"]
@@ -48,8 +50,8 @@ class _UnboundedTTLCache(TTLCache):
 
 def _cache(cache: Any, maxsize: Optional[int], typed: bool) -> Callable[[Any], Any]:
     def decorator(func: Any) -> Any:
-        wrapper = _make_cached(func, cache, typedkey if typed else hashkey, None,
-                               threading.Condition(), True, unlocked_hits=True)
+        wrapper = _core._CachedFunction(func, cache, typedkey if typed else hashkey,
+                                        single_flight=True, info=CacheInfo._make_info)
         functools.update_wrapper(wrapper, func)
         wrapper.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
         return wrapper
