@@ -24,9 +24,6 @@ import statistics
 import sys
 import time
 
-import cachebox
-import theine
-
 import memleash
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +38,7 @@ class TheineCache:
     """theine.Cache behind the get / store the hit-ratio workloads use."""
 
     def __init__(self, n):
+        import theine   # here: its import starts a thread, which --child runs need not have
         self.c = theine.Cache(n)
 
     def get(self, key):
@@ -52,6 +50,7 @@ class TheineCache:
 
 
 def makers(n):
+    import cachebox
     return {
         "memleash.TinyLFUCache": lambda: memleash.TinyLFUCache(n),
         "theine.Cache (W-TinyLFU)": lambda: TheineCache(n),
@@ -230,9 +229,18 @@ def speed_goals(interleaved, quick, ratios):
              f"at most {GOAL_SPEED}x. Hit and insert workloads as run.py's ({n:,} str keys). "
              "Both the medians of the rounds (as every table here) and their best (the round "
              "least disturbed by other processes, as `timeit` reports) are shown; the goal is "
-             "judged on both.", "",
+             "judged on both. The last two rows count instructions per operation under "
+             "callgrind instead of time (one figure: they do not move with the machine's load, "
+             "but leave out what memory stalls cost: the sketch's cache lines).", "",
              "| workload | LRUCache ns (median / best) | TinyLFUCache ns (median / best) | "
              "ratio (median / best) | goal |", "|---|---:|---:|---:|---|"]
+    print("bench: tinylfu speed, instructions (callgrind) ...", file=sys.stderr, flush=True)
+    instr = instruction_ratios(quick)
+    for w, (lru, tiny) in (("hits `c[k]`, every key in turn: instructions (callgrind)",
+                            instr["hits"]),
+                           ("miss + insert with eviction: instructions (callgrind)",
+                            instr["inserts"])):
+        ratios[w] = {"memleash.LRUCache": [lru], "memleash.TinyLFUCache": [tiny]}
     for w, times in ratios.items():
         lru, tiny = times["memleash.LRUCache"], times["memleash.TinyLFUCache"]
         med = statistics.median(tiny) / statistics.median(lru)
@@ -250,11 +258,45 @@ def speed_goals(interleaved, quick, ratios):
     return "\n".join(lines) + "\n"
 
 
+# ---- instruction counts (callgrind: they do not move with the machine's load) --------
+
+CHILD_N = 10_000   # entries of the cache a child process fills first
+
+
+def child(setting: str, n: int) -> None:
+    """`tinylfu.py --child CLASS:WORKLOAD n`: a full cache of CHILD_N str keys, then n hits
+    (every key in turn) or n stores of new keys."""
+    cls, workload = setting.split(":")
+    keys = [f"key-{i}" for i in range(CHILD_N)]
+    cache = getattr(memleash, cls)(CHILD_N)
+    for k in keys:
+        cache[k] = b"x"
+    if workload == "hits":
+        for i in range(n):
+            cache[keys[i % CHILD_N]]
+    else:
+        for i in range(n):
+            cache[f"new-{i}"] = b"x"
+
+
+def instruction_ratios(quick):
+    """Instructions per operation under callgrind, Python's loop included, for LRUCache and
+    TinyLFUCache: {workload: (lru, tiny)}."""
+    import tracking
+    n = 5_000 if quick else 20_000
+    settings = [f"{c}:{w}" for c in ("LRUCache", "TinyLFUCache") for w in ("hits", "inserts")]
+    per = tracking.per_iteration(settings, n, script=os.path.abspath(__file__))
+    return {w: (per[f"LRUCache:{w}"], per[f"TinyLFUCache:{w}"]) for w in ("hits", "inserts")}
+
+
 def sections(interleaved, table, quick):
     return hit_ratio_sections(quick) + "\n" + speed_sections(interleaved, table, quick)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], int(sys.argv[3]))
+        return
     import run
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
