@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import bisect
 import os
+import platform
 import random
 import statistics
 import sys
 import time
+from importlib import metadata
 
 import memleash
 
@@ -121,7 +123,12 @@ def hit_ratio_sections(quick):
     names = list(traces)
     lines = [f"### TinyLFU: hit ratio (%) by workload, capacity {capacity:,} "
              f"of {n_keys:,} keys, {len(traces['Zipf(0.9)']):,} requests", "",
-             "`get`, then a store on a miss. The workloads are described in bench/tinylfu.py.", "",
+             "`get`, then a store on a miss. The workloads are described in bench/tinylfu.py. "
+             f"The TinyLFU sections come from bench/tinylfu.py (`make bench-tinylfu`, "
+             f"{time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, theine "
+             f"{metadata.version('theine')}, theine-core {metadata.version('theine-core')}, "
+             f"cachebox {metadata.version('cachebox')}; {os.cpu_count()} cores shared with other "
+             "work), or from `make bench` with the rest.", "",
              "| library | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for lib, by in ratios.items():
         lines.append(f"| {lib} | " + " | ".join(f"{by[w]:.2f}" for w in names) + " |")
