@@ -290,6 +290,12 @@ bench: build bench-core
 bench-redis: build
 	PYTHONPATH=pkg $(PY) tools/with-redis.py $(VPY) bench/redis_cache.py --out docs/benchmarks.md
 
+.PHONY: bench-tinylfu
+# Only the TinyLFU sections of docs/benchmarks.md (hit ratios against theine, LRU, LFU;
+# speed against LRUCache), rewritten in place (bench/tinylfu.py).
+bench-tinylfu: build
+	PYTHONPATH=pkg $(VPY) bench/tinylfu.py --out docs/benchmarks.md
+
 # ---- Release ------------------------------------------------------------------------
 # make dist: the sdist (everything to build and test: tools/check-dist.py holds it to `git
 # ls-files`), then one wheel per interpreter of DIST_PYTHONS built from that sdist

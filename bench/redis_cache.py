@@ -35,6 +35,9 @@ from redis.cache import CacheConfig
 import memleash
 from memleash.redis import ClientCache
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sections import replace_sections  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 QUICK = False
@@ -244,27 +247,6 @@ def sections(quick: bool) -> str:
     return "\n".join(out)
 
 
-def replace_sections(path: str, new: str) -> None:
-    """Replaces the `### Redis: ...` sections of `path` with `new` (in place of the first
-    of them, or at the end), keeping everything else."""
-    with open(path) as f:
-        text = f.read()
-    parts = text.split("\n### ")
-    head, rest = parts[0], ["### " + p for p in parts[1:]]
-    kept, where = [], None
-    for part in rest:
-        if part.startswith("### Redis:"):
-            if where is None:
-                where = len(kept)
-            continue
-        kept.append(part if part.endswith("\n") else part + "\n")
-    if where is None:
-        where = len(kept)
-    kept.insert(where, new)
-    with open(path, "w") as f:
-        f.write(head.rstrip("\n") + "\n\n" + "\n".join(p.rstrip("\n") + "\n" for p in kept))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -275,7 +257,7 @@ def main() -> None:
     print(f"bench/redis_cache.py: {time.time() - started:.0f} s, Python {platform.python_version()}",
           file=sys.stderr)
     if args.out:
-        replace_sections(args.out, text)
+        replace_sections(args.out, text, "### Redis:")
     print(text)
 
 

@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import budget  # noqa: E402
 import decorators  # noqa: E402
 import emitters  # noqa: E402
+import tinylfu  # noqa: E402
 import tracking  # noqa: E402
 
 QUICK = False
@@ -77,6 +78,7 @@ def policy_makers(n):
         "cachetools.TTLCache": lambda: cachetools.TTLCache(n, ttl=3600),
         "cachebox.TTLCache": lambda: cachebox.TTLCache(n, 3600),
         "memleash.LFUCache": lambda: memleash.LFUCache(n),
+        "memleash.TinyLFUCache": lambda: memleash.TinyLFUCache(n),
         "cachetools.LFUCache": lambda: cachetools.LFUCache(n),
         "cachebox.LFUCache": lambda: cachebox.LFUCache(n),
     }
@@ -84,9 +86,10 @@ def policy_makers(n):
 
 # ---- timing -----------------------------------------------------------------------
 
-def interleaved(makers, prepare, run, ops, last=None):
+def interleaved(makers, prepare, run, ops, last=None, samples=None):
     """For each round and each library: a fresh cache, prepare(c), then time run(c).
-    `last`, if given, receives each library's last run(c) result."""
+    `last`, if given, receives each library's last run(c) result; `samples` each
+    library's ns/op of every round."""
     times = {name: [] for name in makers}
     for _ in range(rounds()):
         for name, make in makers.items():
@@ -101,6 +104,8 @@ def interleaved(makers, prepare, run, ops, last=None):
             times[name].append(dt / ops * 1e9)
             if last is not None:
                 last[name] = result
+    if samples is not None:
+        samples.update(times)
     return {name: (statistics.median(ts), max(ts) - min(ts)) for name, ts in times.items()}
 
 
@@ -236,13 +241,7 @@ def workload_zipf():
     trace = zipf_trace(n_keys, 300_000 if QUICK else 1_000_000)
 
     def run(c):
-        hits = 0
-        for k in trace:
-            if c.get(k) is None:
-                c[k] = VALUE
-            else:
-                hits += 1
-        return hits
+        return tinylfu.count_hits(c, trace, VALUE)
 
     makers = {"dict (unbounded)": dict, **policy_makers(capacity)}
     hits = {}
@@ -323,6 +322,10 @@ def workload_memory():
 
 # ---- report -----------------------------------------------------------------------
 
+def workload_tinylfu():
+    return tinylfu.sections(interleaved, table, QUICK)
+
+
 def workload_emit():
     return emitters.workload_emit(interleaved, table, QUICK)
 
@@ -354,6 +357,8 @@ CORE_LABELS = {
     "BM_LRUEvictInsert": "LRU evict + insert (full)",
     "BM_LFUTouch": "LFU hit: look-up + touch",
     "BM_LFUEvictInsert": "LFU evict + insert (full)",
+    "BM_TinyLFUTouch": "TinyLFU hit: look-up + touch (sketch, regions)",
+    "BM_TinyLFUEvictInsert": "TinyLFU evict + insert (full; admission by the sketch)",
     "BM_WheelAdvance": "timer wheel: next due + reschedule",
     "BM_WheelReschedule": "timer wheel: reschedule",
     "BM_SlotAppendUnlink": "listener slot: append + unlink",
@@ -398,7 +403,7 @@ def workload_tracking():
 
 
 def versions():
-    names = ["cachetools", "cachebox", "lru-dict", "pyee", "blinker", "psygnal", "redis"]
+    names = ["cachetools", "cachebox", "lru-dict", "theine", "pyee", "blinker", "psygnal", "redis"]
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
@@ -428,7 +433,8 @@ def main() -> None:
         run_also(args.also)
     sections = []
     workloads = (workload_hit, workload_insert_evict, workload_budget, workload_get_miss,
-                 workload_delete, workload_zipf, workload_scaling, workload_memory,
+                 workload_delete, workload_zipf, workload_tinylfu,
+                 workload_scaling, workload_memory,
                  workload_decorated_hit, workload_decorated_miss, workload_emit,
                  workload_subscribe, workload_owner_death)
     if args.only:

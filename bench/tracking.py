@@ -106,15 +106,16 @@ def child(setting: str, n: int) -> None:
 
 # ---- instruction counts ---------------------------------------------------------------
 
-def instructions(setting: str, n: int) -> int:
-    """Instructions callgrind counts for a whole run of `setting` with n iterations."""
+def instructions(setting: str, n: int, script: str = __file__) -> int:
+    """Instructions callgrind counts for a whole run of `setting` with n iterations
+    (`script --child setting n`: this file's, or another bench script's)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         # a fixed hash seed: str hashes (and so every dict's probing) are the same in
         # every run, or the counts move by a few percent from run to run
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                         "--dump-line=no", "--compress-strings=no",
-                        sys.executable, __file__, "--child", setting, str(n)],
+                        sys.executable, script, "--child", setting, str(n)],
                        check=True, capture_output=True, env=dict(os.environ, PYTHONHASHSEED="0"))
         with open(out) as f:
             for line in f:
@@ -123,11 +124,11 @@ def instructions(setting: str, n: int) -> int:
     raise RuntimeError("callgrind wrote no summary")
 
 
-def per_iteration(settings, n: int) -> dict[str, float]:
+def per_iteration(settings, n: int, script: str = __file__) -> dict[str, float]:
     """Instructions per iteration of each setting: (I(2n) - I(n)) / n, two runs at a time."""
     jobs = [(s, k) for s in settings for k in (n, 2 * n)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        counts = dict(zip(jobs, pool.map(lambda j: instructions(*j), jobs)))
+        counts = dict(zip(jobs, pool.map(lambda j: instructions(*j, script=script), jobs)))
     return {s: (counts[(s, 2 * n)] - counts[(s, n)]) / n for s in settings}
 
 

@@ -37,7 +37,7 @@ def _far_deadline(key, value, now):
     return now + FAR
 
 
-UNTIMED = ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache"]
+UNTIMED = ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TinyLFUCache"]
 TIMED = {"TTLCache": TTLCache, "TLRUCache": TLRUCache}
 
 

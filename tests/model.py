@@ -3,11 +3,13 @@
 It is cachetools' semantics written as plainly as possible plus the byte budget (room is
 made before an entry is stored). Policies: "insertion" (Cache), "lru", "fifo", "lfu" (the
 fewest uses, then the earliest arrival at that count), "rr" (choice over a key list kept
-as cachetools keeps it: appended, swap-removed).
+as cachetools keeps it: appended, swap-removed), "tinylfu" (W-TinyLFU written from
+csrc/core/tinylfu.h's description, with the same sketch hashing and counters: TinyLFU).
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any, Callable, Optional
 
@@ -15,7 +17,7 @@ from typing import Any, Callable, Optional
 # what the model tests and the fuzzer share: each memleash class's policy here, and the
 # getsizeof, sizeof and RRCache choice they configure caches with
 POLICY = {"Cache": "insertion", "LRUCache": "lru", "FIFOCache": "fifo", "LFUCache": "lfu",
-          "RRCache": "rr"}
+          "RRCache": "rr", "TinyLFUCache": "tinylfu"}
 
 
 MAX_UNITS = 2**63 - 1   # sizes and currsize are exact int64 counts
@@ -34,6 +36,170 @@ def middle(keys: list) -> Any:
     return keys[len(keys) // 2]
 
 
+M64 = 2**64 - 1
+
+
+def _mix(x: int) -> int:
+    """The sketch's mix of hash ^ seed: one multiply, the halves folded."""
+    p = (x * 0x9E3779B97F4A7C15) & M64
+    return p ^ (p >> 32)
+
+
+class Sketch:
+    """4-bit count-min counters, 16 to a 64-bit word, in blocks of 8 words; halved every
+    7 additions per word."""
+
+    SEED = 0x9E3779B97F4A7C15
+    MAX_WORDS = 1 << 30
+
+    def __init__(self) -> None:
+        self.words: list = []
+        self.additions = 0
+        self.seed = self.SEED
+
+    def reserve(self, n: int, held: list) -> None:
+        """At least n words; a larger sketch starts at zero but for the estimates of the
+        hashes in held, carried over."""
+        nwords = len(self.words)
+        if n <= nwords or nwords >= self.MAX_WORDS:
+            return
+        want = 8
+        while want < n and want < self.MAX_WORDS:
+            want <<= 1
+        estimates = [(h, self.frequency(h)) for h in held]
+        self.words = [0] * want
+        for h, count in estimates:
+            for w, shift in self._cells(h):
+                if (self.words[w] >> shift) & 15 < count:
+                    self.words[w] = (self.words[w] & ~(15 << shift)) | (count << shift)
+
+    def sample(self) -> int:
+        return 7 * len(self.words)
+
+    def _cells(self, h: int) -> list:
+        m = _mix((h ^ self.seed) & M64)
+        block = (m & 0xFFFFFFFF) & (len(self.words) // 8 - 1)
+        cells = []
+        for i in range(4):
+            b = (m >> (32 + 8 * i)) & 0xFF
+            cells.append((block * 8 + 2 * i + (b & 1), ((b >> 1) & 15) * 4))
+        return cells
+
+    def increment(self, h: int) -> None:
+        if not self.words:
+            return
+        added = False
+        for w, shift in self._cells(h):
+            if (self.words[w] >> shift) & 15 < 15:
+                self.words[w] += 1 << shift
+                added = True
+        if added:
+            self.additions += 1
+            if self.additions >= self.sample():
+                self.words = [(w >> 1) & 0x7777777777777777 for w in self.words]
+                self.additions //= 2
+
+    def frequency(self, h: int) -> int:
+        if not self.words:
+            return 0
+        return min((self.words[w] >> shift) & 15 for w, shift in self._cells(h))
+
+
+class TinyLFU:
+    """W-TinyLFU's regions and hill climber (csrc/core/tinylfu.h), over keys."""
+
+    WINDOW, PROBATION, PROTECTED = 0, 1, 2
+
+    def __init__(self) -> None:
+        self.regions = [OrderedDict(), OrderedDict(), OrderedDict()]   # least recent first
+        self.region_of: dict = {}
+        self.sketch = Sketch()
+        self.window_frac = 0.01
+        self.step = -0.0625
+        self.prev_rate = 0.0
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self.region_of)
+
+    def window_max(self, n: int) -> int:
+        if n == 0:
+            return 0
+        return min(n, max(1, math.ceil(self.window_frac * n)))
+
+    def protected_max(self, n: int) -> int:
+        return int(0.8 * (n - self.window_max(n)))
+
+    def _move_head(self, src: int, dst: int) -> None:
+        key = next(iter(self.regions[src]))
+        del self.regions[src][key]
+        self.regions[dst][key] = None
+        self.region_of[key] = dst
+
+    def _resize(self, grow: bool) -> None:
+        n = len(self)
+        wmax, pmax = self.window_max(n), self.protected_max(n)
+        while len(self.regions[self.PROTECTED]) > pmax:   # hits' promotions, demoted now
+            self._move_head(self.PROTECTED, self.PROBATION)
+        while len(self.regions[self.WINDOW]) > wmax:
+            self._move_head(self.WINDOW, self.PROBATION)
+        while grow and len(self.regions[self.WINDOW]) < wmax:
+            self._move_head(self.PROBATION if self.regions[self.PROBATION] else self.PROTECTED,
+                            self.WINDOW)
+        while len(self.regions[self.PROTECTED]) > pmax:
+            self._move_head(self.PROTECTED, self.PROBATION)
+
+    def _maybe_climb(self) -> None:
+        requests = self.hits + self.misses
+        if requests < self.sketch.sample():
+            return
+        rate = self.hits / requests
+        change = rate - self.prev_rate
+        amount = self.step if change >= 0 else -self.step
+        if abs(change) >= 0.05:
+            self.step = 0.0625 if amount >= 0 else -0.0625
+        else:
+            self.step = 0.98 * amount
+        self.prev_rate = rate
+        self.hits = self.misses = 0
+        self.window_frac = min(1.0, max(0.0, self.window_frac + amount))
+        self._resize(True)
+
+    def insert(self, key: Any) -> None:
+        # two words per entry or more
+        self.sketch.reserve(2 * (len(self) + 1), [hash(k) & M64 for k in self.region_of])
+        self.sketch.increment(hash(key) & M64)
+        self.misses += 1
+        self.regions[self.WINDOW][key] = None
+        self.region_of[key] = self.WINDOW
+        self._resize(False)
+        self._maybe_climb()
+
+    def touch(self, key: Any) -> None:
+        self.sketch.increment(hash(key) & M64)
+        self.hits += 1
+        r = self.region_of[key]
+        if r == self.PROBATION:
+            del self.regions[r][key]
+            self.regions[self.PROTECTED][key] = None   # its overflow waits for an insertion
+            self.region_of[key] = self.PROTECTED
+        else:
+            self.regions[r].move_to_end(key)
+        self._maybe_climb()
+
+    def remove(self, key: Any) -> None:
+        del self.regions[self.region_of.pop(key)][key]
+
+    def victim(self) -> Any:
+        cand = next(iter(self.regions[self.WINDOW]), None)
+        vict = next(iter(self.regions[self.PROBATION] or self.regions[self.PROTECTED]), None)
+        if cand is None or vict is None:
+            return vict if cand is None else cand
+        fc = self.sketch.frequency(hash(cand) & M64)
+        fv = self.sketch.frequency(hash(vict) & M64)
+        return vict if fc > fv else cand
+
+
 class ModelCache:
     def __init__(self, maxsize: float, policy: str, getsizeof: Optional[Callable] = None,
                  max_bytes: Optional[int] = None, sizeof: Optional[Callable] = None,
@@ -44,6 +210,7 @@ class ModelCache:
         self.uses: dict = {}          # lfu: key -> (count, arrival stamp at that count)
         self.stamp = 0
         self.keylist: list = []       # rr
+        self.tlfu = TinyLFU()         # tinylfu
         self.getsizeof = getsizeof
         self.max_bytes = max_bytes
         self.sizeof = sizeof
@@ -72,6 +239,8 @@ class ModelCache:
             return min(self.uses, key=self.uses.__getitem__)
         if self.policy == "rr":
             return self.choice(self.keylist)
+        if self.policy == "tinylfu":
+            return self.tlfu.victim()
         return next(iter(self.data))
 
     def _remove(self, key: Any) -> Any:
@@ -79,6 +248,8 @@ class ModelCache:
         self.bytes.pop(key)
         self.recency.pop(key)
         self.uses.pop(key, None)
+        if self.policy == "tinylfu":
+            self.tlfu.remove(key)
         if self.policy == "rr":
             i = self.keylist.index(key)
             last = self.keylist.pop()
@@ -92,6 +263,8 @@ class ModelCache:
             self.recency.move_to_end(key)
         elif self.policy == "lfu":
             self._use(key)
+        elif self.policy == "tinylfu":
+            self.tlfu.touch(key)
         return value
 
     def _size(self, key: Any, value: Any) -> tuple:
@@ -138,12 +311,16 @@ class ModelCache:
                 self.recency.move_to_end(key)
             elif self.policy == "lfu":
                 self._use(key)
+            elif self.policy == "tinylfu":
+                self.tlfu.touch(key)
         else:
             self.recency[key] = None
             if self.policy == "lfu":
                 self._use(key, fresh=True)
             elif self.policy == "rr":
                 self.keylist.append(key)
+            elif self.policy == "tinylfu":
+                self.tlfu.insert(key)
         self.units[key] = units
         self.bytes[key] = nbytes
 
@@ -184,6 +361,7 @@ class ModelCache:
     def clear(self) -> None:
         for key in list(self.data):
             self._remove(key)
+        self.tlfu = TinyLFU()   # memleash's clear() forgets TinyLFU's history too
 
     def keys(self) -> list:
         return list(self.data)

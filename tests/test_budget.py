@@ -446,7 +446,7 @@ def test_restored_items_larger_than_the_budget_are_refused_unchanged():
     c[1] = 20
     c[2] = 20
     state = list(c.__getstate__())
-    state[-1] = small
+    state[13] = small   # the budget (14th element)
     target = LRUCache(math.inf, sizeof=size, budget=small)
     target[9] = 5
     with pytest.raises(ValueError, match="exceed their budget's limit of 30"):

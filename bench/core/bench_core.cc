@@ -11,6 +11,7 @@ namespace {
 
 constexpr int kLRU = 1;   // ML_POLICY_LRU
 constexpr int kLFU = 3;   // ML_POLICY_LFU
+constexpr int kTinyLFU = 5;   // ML_POLICY_TINYLFU
 
 uint64_t Scramble(uint64_t i, uint64_t n) { return (i * 0x9e3779b97f4a7c15ULL) % n + 1; }
 
@@ -48,6 +49,8 @@ void BM_LRUTouch(benchmark::State& state) { CacheHit(state, kLRU); }
 void BM_LRUEvictInsert(benchmark::State& state) { CacheEvictInsert(state, kLRU); }
 void BM_LFUTouch(benchmark::State& state) { CacheHit(state, kLFU); }
 void BM_LFUEvictInsert(benchmark::State& state) { CacheEvictInsert(state, kLFU); }
+void BM_TinyLFUTouch(benchmark::State& state) { CacheHit(state, kTinyLFU); }
+void BM_TinyLFUEvictInsert(benchmark::State& state) { CacheEvictInsert(state, kTinyLFU); }
 
 void BM_WheelAdvance(benchmark::State& state) {
   mlb_wheel* w = mlb_wheel_new(static_cast<uint32_t>(state.range(0)), 100.0);
@@ -86,6 +89,8 @@ BENCHMARK(BM_LRUTouch)->SIZES;
 BENCHMARK(BM_LRUEvictInsert)->SIZES;
 BENCHMARK(BM_LFUTouch)->SIZES;
 BENCHMARK(BM_LFUEvictInsert)->SIZES;
+BENCHMARK(BM_TinyLFUTouch)->SIZES;
+BENCHMARK(BM_TinyLFUEvictInsert)->SIZES;
 BENCHMARK(BM_WheelAdvance)->SIZES;
 BENCHMARK(BM_WheelReschedule)->SIZES;
 BENCHMARK(BM_SlotAppendUnlink)->RangeMultiplier(10)->Range(10, 10000);

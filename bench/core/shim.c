@@ -107,6 +107,7 @@ int
 mlb_cache_hit(mlb_cache *c, uint64_t k)
 {
     uint32_t id;
+    ml_cache_prefetch(&c->c, mix(k));   /* as the binding's look-ups */
     if (ml_table_find(&c->c.t, mix(k), KEY(k), never_equal, NULL, &id) != ML_OK) {
         return 0;
     }

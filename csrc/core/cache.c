@@ -8,6 +8,8 @@
  *   +-- policy   list through link[ML_LINK_POLICY]: recency (LRU) or arrival (FIFO)
  *   +-- lfu      frequency buckets, threading link[ML_LINK_POLICY] (LFU, lfu.c)
  *   +-- dense    packed live ids for random choice (RANDOM, dense.c)
+ *   +-- tlfu     window / probation / protected lists threading link[ML_LINK_POLICY],
+ *                region byte per id, frequency sketch, climber (TINYLFU, tinylfu.c)
  *   +-- deadlines  timer wheel of per-entry deadlines (TTL / TLRU, wheel.c)
  *   +-- units[]  side array by id, only when a getsizeof is in use (int64; funits[]
  *                beside it, doubles, once a float size was stored)
@@ -49,6 +51,7 @@ ml_cache_init(ml_cache *c, const ml_alloc *alloc, ml_policy kind, int units_on, 
     c->policy = ML_LIST_EMPTY;
     ml_lfu_init(&c->lfu);
     ml_dense_init(&c->dense);
+    ml_tlfu_init(&c->tlfu, ML_SKETCH_SEED);
     ml_wheel_init(&c->deadlines);
     c->kind = kind;
     c->units_on = units_on != 0;
@@ -84,6 +87,7 @@ ml_cache_free(ml_cache *c)
     side_free(c);
     ml_lfu_free(&c->lfu, c->t.alloc);
     ml_dense_free(&c->dense, c->t.alloc);
+    ml_tlfu_free(&c->tlfu, c->t.alloc);
     ml_wheel_free(&c->deadlines, c->t.alloc);
     ml_table_free(&c->t);
     c->order = ML_LIST_EMPTY;
@@ -123,6 +127,10 @@ ml_cache_reserve(ml_cache *c)
         return ML_ERR_NOMEM;
     }
     if (c->kind == ML_POLICY_RANDOM && ml_dense_reserve(&c->dense, c->t.alloc, need) != ML_OK) {
+        return ML_ERR_NOMEM;
+    }
+    if (c->kind == ML_POLICY_TINYLFU &&
+        ml_tlfu_reserve(&c->tlfu, c->t.alloc, need, c->t.used + 1u, c->t.ents, c->t.top) != ML_OK) {
         return ML_ERR_NOMEM;
     }
     if (c->deadlines_on && ml_wheel_reserve(&c->deadlines, c->t.alloc, need) != ML_OK) {
@@ -172,6 +180,14 @@ ml_cache_walk_policy(const ml_cache *c, void (*fn)(void *arg, uint32_t id), void
     case ML_POLICY_RANDOM:
         for (uint32_t i = 0; i < c->dense.n; i++) {
             fn(arg, c->dense.ids[i]);
+        }
+        break;
+    case ML_POLICY_TINYLFU:   /* the regions in turn: window, probation, protected */
+        for (unsigned r = 0; r < ML_TLFU_REGIONS; r++) {
+            for (uint32_t id = c->tlfu.region[r].head; id != ML_NIL;
+                 id = ents[id].link[ML_LINK_POLICY][1]) {
+                fn(arg, id);
+            }
         }
         break;
     case ML_POLICY_INSERTION:
@@ -261,6 +277,9 @@ ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_size unit
     else if (c->kind == ML_POLICY_RANDOM) {
         ml_dense_add(&c->dense, id);
     }
+    else if (c->kind == ML_POLICY_TINYLFU) {
+        ml_tlfu_insert(&c->tlfu, c->t.ents, id);
+    }
     ml_budget_add(&c->budget, c->units_on ? units : ml_size_int(1), c->bytes_on ? bytes : 0);
     return id;
 }
@@ -308,6 +327,9 @@ ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, size_t by
     else if (c->kind == ML_POLICY_LFU) {
         ml_lfu_touch(&c->lfu, c->t.ents, id);
     }
+    else if (c->kind == ML_POLICY_TINYLFU) {
+        ml_tlfu_touch(&c->tlfu, c->t.ents, id);
+    }
     return old;
 }
 
@@ -330,6 +352,9 @@ ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value)
     }
     else if (c->kind == ML_POLICY_RANDOM) {
         ml_dense_remove(&c->dense, id);
+    }
+    else if (c->kind == ML_POLICY_TINYLFU) {
+        ml_tlfu_remove(&c->tlfu, c->t.ents, id);
     }
     if (c->deadlines_on) {
         ml_wheel_cancel(&c->deadlines, id);
@@ -375,6 +400,7 @@ ml_cache_steal(ml_cache *c, ml_table *out)
     side_free(c);
     ml_lfu_free(&c->lfu, c->t.alloc);
     ml_dense_free(&c->dense, c->t.alloc);
+    ml_tlfu_free(&c->tlfu, c->t.alloc);   /* clear() forgets the history too */
     ml_wheel_free(&c->deadlines, c->t.alloc);
     c->order = ML_LIST_EMPTY;
     c->policy = ML_LIST_EMPTY;
@@ -409,6 +435,7 @@ ml_cache_sizeof(const ml_cache *c)
     }
     n += (size_t)c->lfu.cap * sizeof(ml_lfu_bucket) + (size_t)c->lfu.side_cap * sizeof(uint32_t);
     n += (size_t)c->dense.cap * 2u * sizeof(uint32_t);
+    n += (size_t)c->tlfu.side_cap * sizeof(uint8_t) + ml_sketch_sizeof(&c->tlfu.sketch);
     n += ml_wheel_sizeof(&c->deadlines);
     return n;
 }
@@ -417,13 +444,16 @@ size_t
 ml_cache_entry_overhead(const ml_cache *c)
 {
     /* slab entry + side cells + two index slots (the index holds 1.5 to 3 per entry);
-     * LFU: its bucket id (buckets are fewer than entries and shared); RANDOM: two ids */
+     * LFU: its bucket id (buckets are fewer than entries and shared); RANDOM: two ids;
+     * TINYLFU: its region byte and two to four sketch words (the sketch has a power of
+     * two words, at least two per entry): three on average */
     return sizeof(ml_entry) + (c->units_on ? sizeof(int64_t) : 0) +
            (c->funits != NULL ? sizeof(double) : 0) +
            (c->bytes_on ? sizeof(size_t) : 0) + (c->shared != NULL ? sizeof(uint64_t) : 0) +
            2 * sizeof(uint32_t) +
            (c->kind == ML_POLICY_LFU ? sizeof(uint32_t) : 0) +
            (c->kind == ML_POLICY_RANDOM ? 2 * sizeof(uint32_t) : 0) +
+           (c->kind == ML_POLICY_TINYLFU ? sizeof(uint8_t) + 3 * sizeof(uint64_t) : 0) +
            (c->deadlines_on ? ML_WHEEL_BYTES_PER_ID : 0);
 }
 
@@ -477,6 +507,35 @@ ml_cache_check(const ml_cache *c)
         if (n != t->used || c->lfu.last != prev_b) {
             abort();
         }
+    }
+    if (c->kind == ML_POLICY_TINYLFU) {
+        const ml_tlfu *l = &c->tlfu;
+        uint32_t n = 0;
+        for (unsigned r = 0; r < ML_TLFU_REGIONS; r++) {
+            uint32_t len = check_list(c, &l->region[r], ML_LINK_POLICY);
+            if (len != l->count[r]) {
+                abort();
+            }
+            for (uint32_t id = l->region[r].head; id != ML_NIL; id = t->ents[id].link[ML_LINK_POLICY][1]) {
+                if (id >= l->side_cap || l->region_of[id] != r) {
+                    abort();
+                }
+            }
+            n += len;
+        }
+        if (n != t->used ||
+            ((uint64_t)l->sketch.nwords < (uint64_t)t->used * ML_TLFU_SKETCH_WORDS &&
+             l->sketch.nwords < ML_SKETCH_MAX_WORDS) ||
+            !(l->window_frac >= 0.0 && l->window_frac <= 1.0) ||
+            !(l->prev_rate >= 0.0 && l->prev_rate <= 1.0) || !isfinite(l->step) ||
+            (l->sketch.nwords > 0 && l->hits + l->misses >= ml_sketch_sample(&l->sketch))) {
+            abort();
+        }
+        if (l->max_n != ML_NIL && (l->max_window != ml_tlfu_window_max(l, l->max_n) ||
+                                   l->max_protected != ml_tlfu_protected_max(l, l->max_n))) {
+            abort();   /* a stale memo of the maxima */
+        }
+        ml_sketch_check(&l->sketch);
     }
     if (c->deadlines_on) {
         if (ml_wheel_check(&c->deadlines) != t->used) {

@@ -12,7 +12,9 @@
  *   ML_POLICY_FIFO       the first inserted (a replacement counts as a new insertion);
  *   ML_POLICY_LFU        the least frequently used, least recent first (lfu.h);
  *   ML_POLICY_RANDOM     none: the caller chooses among c->dense (dense.h), and
- *                        ml_cache_victim returns ML_NIL.
+ *                        ml_cache_victim returns ML_NIL;
+ *   ML_POLICY_TINYLFU    W-TinyLFU: the window's least recent entry or the main region's
+ *                        victim, whichever the frequency sketch counts less (tinylfu.h).
  *
  * An engine may share a byte budget with others (sharedbudget.h, ml_cache_share): it then
  * stamps every access to an entry (insert, replace, touch) from the budget's clock, in a
@@ -31,6 +33,7 @@
 #include "core/list.h"
 #include "core/sharedbudget.h"
 #include "core/table.h"
+#include "core/tinylfu.h"
 #include "core/wheel.h"
 
 typedef enum ml_policy {
@@ -38,10 +41,11 @@ typedef enum ml_policy {
     ML_POLICY_LRU = 1,
     ML_POLICY_FIFO = 2,
     ML_POLICY_LFU = 3,
-    ML_POLICY_RANDOM = 4
+    ML_POLICY_RANDOM = 4,
+    ML_POLICY_TINYLFU = 5
 } ml_policy;
 
-#define ML_POLICY_COUNT 5
+#define ML_POLICY_COUNT 6
 
 typedef struct ml_cache {
     ml_table t;         /* entries and index; t.version is bumped by insert/remove */
@@ -49,6 +53,7 @@ typedef struct ml_cache {
     ml_list policy;     /* LRU: least recent at head; FIFO: oldest at head */
     ml_lfu lfu;         /* LFU only */
     ml_dense dense;     /* RANDOM only */
+    ml_tlfu tlfu;       /* TINYLFU only */
     ml_wheel deadlines; /* per-entry deadlines, only once ml_cache_enable_deadlines ran */
     ml_policy kind;
     int64_t *units;     /* per-id integer units, NULL while units are off (each counts 1) */
@@ -108,7 +113,7 @@ uint32_t ml_cache_insert(ml_cache *c, uint64_t hash, void *key, void *value, ml_
                          size_t bytes);
 
 /* Gives live entry id a new value and counts; LRU and FIFO move it to the recent end, LFU
- * counts a use (each as cachetools' __setitem__ on an existing key).
+ * and TINYLFU count a use (each as cachetools' __setitem__ on an existing key).
  * @pre a float size was reserved (ml_cache_reserve_float); the counts fit (ml_cache_fits
  * did not answer ML_FIT_OVERFLOW); a shared engine's caller has replaced the entry's old
  * bytes by the new ones in the shared budget (ml_shared_take). @return the old value,
@@ -119,8 +124,8 @@ void *ml_cache_replace(ml_cache *c, uint32_t id, void *value, ml_size units, siz
  * shared engine gives the entry's bytes back to its budget. */
 void ml_cache_remove(ml_cache *c, uint32_t id, void **key, void **value);
 
-/* Records a use of live entry id (a hit): LRU moves it to the recent end, LFU counts it;
- * a shared engine stamps it. */
+/* Records a use of live entry id (a hit): LRU moves it to the recent end, LFU counts it,
+ * TINYLFU counts it and moves it within or between its regions; a shared engine stamps it. */
 static inline void
 ml_cache_touch(ml_cache *c, uint32_t id)
 {
@@ -132,6 +137,19 @@ ml_cache_touch(ml_cache *c, uint32_t id)
     }
     else if (c->kind == ML_POLICY_LFU) {
         ml_lfu_touch(&c->lfu, c->t.ents, id);
+    }
+    else if (c->kind == ML_POLICY_TINYLFU) {
+        ml_tlfu_touch(&c->tlfu, c->t.ents, id);
+    }
+}
+
+/* A hint before a look-up of hash whose hit will be touched: TINYLFU fetches the
+ * sketch's block while the look-up runs. Changes nothing. */
+static inline void
+ml_cache_prefetch(const ml_cache *c, uint64_t hash)
+{
+    if (c->kind == ML_POLICY_TINYLFU) {
+        ml_sketch_prefetch(&c->tlfu.sketch, hash);
     }
 }
 
@@ -146,6 +164,8 @@ ml_cache_victim(const ml_cache *c)
         return c->policy.head;
     case ML_POLICY_LFU:
         return ml_lfu_victim(&c->lfu);
+    case ML_POLICY_TINYLFU:
+        return ml_tlfu_victim(&c->tlfu, c->t.ents);
     case ML_POLICY_RANDOM:
         return ML_NIL;
     case ML_POLICY_INSERTION:
@@ -186,7 +206,8 @@ ml_cache_next_expired(ml_cache *c, double time)
 
 /* Calls fn(arg, id) for every live entry in the policy's order, its victim first: the
  * recency or arrival list (LRU, FIFO), the frequency buckets from the lowest (LFU), the
- * RR key array (RANDOM), insertion order (INSERTION). fn must not change the engine. */
+ * RR key array (RANDOM), the window, probation and protected regions (TINYLFU), insertion
+ * order (INSERTION). fn must not change the engine. */
 void ml_cache_walk_policy(const ml_cache *c, void (*fn)(void *arg, uint32_t id), void *arg);
 
 /* @return the units / bytes entry id is accounted for. */

@@ -503,7 +503,8 @@ ml_cache_module_exec(PyObject *module, ml_state *st)
         PyModule_AddIntConstant(module, "POLICY_LRU", ML_POLICY_LRU) < 0 ||
         PyModule_AddIntConstant(module, "POLICY_FIFO", ML_POLICY_FIFO) < 0 ||
         PyModule_AddIntConstant(module, "POLICY_LFU", ML_POLICY_LFU) < 0 ||
-        PyModule_AddIntConstant(module, "POLICY_RANDOM", ML_POLICY_RANDOM) < 0) {
+        PyModule_AddIntConstant(module, "POLICY_RANDOM", ML_POLICY_RANDOM) < 0 ||
+        PyModule_AddIntConstant(module, "POLICY_TINYLFU", ML_POLICY_TINYLFU) < 0) {
         return -1;
     }
     return 0;

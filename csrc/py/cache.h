@@ -8,7 +8,8 @@
  * shared.c its member registry (which caches share it, joining and leaving). Layering (a
  * file calls only the ones after it; tests/test_lint.py checks there is no circle):
  *   budget.c, cache.c -> cache_state.c, cache_iter.c -> cache_ops.c -> timed.c
- *   -> cache_entry.c -> shared.c -> registry.c (module.h)
+ *   -> cache_entry.c -> shared.c -> registry.c (module.h); cache_state.c -> cache_tlfu.c
+ *   (TinyLFU's pickled state)
  */
 #ifndef ML_PY_CACHE_H
 #define ML_PY_CACHE_H
@@ -328,6 +329,27 @@ int cacheobj_budget_shrink(BudgetObject *b);
  * entries (__setstate__): ValueError when they cannot fit even in an empty budget. 0 or
  * -1. Can re-enter. */
 int cacheobj_budget_take_room(BudgetObject *b, size_t need);
+
+/* cache_tlfu.c — TinyLFUCache's policy state in pickles (design note there) */
+
+/* The policy state as read from a pickle, validated; words owned (tlfu_state_free). */
+typedef struct {
+    uint64_t seed, hits, misses, additions;
+    double window_frac, step, prev_rate;
+    uint64_t *words;
+    uint32_t nwords;
+} tlfu_state;
+
+/* The policy tuple of l. New reference. */
+PyObject *tlfu_getstate(const ml_tlfu *l);
+
+/* Validates a policy tuple for n entries into *out. 0 or -1 (ValueError "inconsistent
+ * cache state", or MemoryError); runs no Python code. */
+int tlfu_read(PyObject *policy, Py_ssize_t n, tlfu_state *out);
+
+/* Sets the sketch and the climber of the engine *e being built. 0 or -1 (MemoryError). */
+int tlfu_apply(const tlfu_state *s, ml_cache *e);
+void tlfu_state_free(tlfu_state *s);
 
 /* cache_state.c */
 PyObject *cache_repr(CacheObject *self);

@@ -435,6 +435,7 @@ cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, m
     d.n = 0;
     uint32_t id;
     int expired_others = 0;
+    ml_cache_prefetch(&self->c, (uint64_t)h);   /* TinyLFU counts the key when it stores it */
 restart:;
     int found = cache_find(self, key, h, &id);   /* can re-enter (__eq__) */
     if (found < 0) {
@@ -780,6 +781,7 @@ cache_subscript(CacheObject *self, PyObject *key)
     if (self->timed != TIMED_NONE) {
         return timed_subscript(self, key, h);
     }
+    ml_cache_prefetch(&self->c, (uint64_t)h);   /* TinyLFU's sketch, while the probe runs */
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found > 0) {
@@ -933,6 +935,7 @@ get_impl(CacheObject *self, PyObject *key, PyObject *dflt, double now)
     if (h == -1) {
         return NULL;
     }
+    ml_cache_prefetch(&self->c, (uint64_t)h);
     uint32_t id;
     int found = cache_find(self, key, h, &id);   /* can re-enter */
     if (found > 0 && PRESENT(self, id, now)) {

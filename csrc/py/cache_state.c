@@ -209,16 +209,17 @@ policy_order(const ml_cache *c, uint32_t *out)
 }
 
 /* State: (dict, maxsize, units_on, units_float, max_bytes, sizeof, items, units, bytes,
- * order, counts, choice, timed, budget) — items flat in iteration order; timed: see
+ * order, counts, choice, timed, budget, policy) — items flat in iteration order; timed: see
  * timed.c; order: the policy's order as positions in items (None for Cache); counts: LFU's
- * use counts along order; budget: the shared Budget or None (copy.copy shares it, pickle
- * and deepcopy make a new one). Flat lists pickle iteratively, whatever the number of
- * items. */
+ * use counts along order, or TinyLFU's regions; budget: the shared Budget or None
+ * (copy.copy shares it, pickle and deepcopy make a new one); policy: TinyLFU's sketch and
+ * climber (cache_tlfu.c), else None (a state without it reads as None). Flat lists pickle
+ * iteratively, whatever the number of items. */
 PyObject *
 cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *items = NULL, *units = NULL, *bytes = NULL, *order = NULL, *counts = NULL;
-    PyObject *maxbytes = NULL, *state = NULL, *timed = NULL;
+    PyObject *maxbytes = NULL, *state = NULL, *timed = NULL, *policy = NULL;
     uint32_t *pos = NULL, *ids = NULL;
     const ml_cache *c = &self->c;
     uint32_t n = c->t.used;
@@ -254,7 +255,8 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
         pos = PyMem_Malloc(((size_t)c->t.top + 1u) * sizeof(uint32_t));
         ids = PyMem_Malloc(((size_t)n + 1u) * sizeof(uint32_t));
         order = PyList_New(n);
-        counts = c->kind == ML_POLICY_LFU ? PyList_New(n) : Py_NewRef(Py_None);
+        counts = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU ? PyList_New(n)
+                                                                        : Py_NewRef(Py_None);
         if (pos == NULL || ids == NULL) {
             PyErr_NoMemory();
             goto error;
@@ -275,7 +277,9 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
             }
             PyList_SET_ITEM(order, j, o);
             if (counts != Py_None) {
-                if ((o = PyLong_FromUnsignedLongLong(ml_lfu_count(&c->lfu, ids[j]))) == NULL) {
+                uint64_t k = c->kind == ML_POLICY_LFU ? ml_lfu_count(&c->lfu, ids[j])
+                                                      : c->tlfu.region_of[ids[j]];
+                if ((o = PyLong_FromUnsignedLongLong(k)) == NULL) {
                     goto error;
                 }
                 PyList_SET_ITEM(counts, j, o);
@@ -283,16 +287,18 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
         }
     }
     timed = timed_getstate(self);
-    if (timed == NULL) {
+    policy = c->kind == ML_POLICY_TINYLFU ? tlfu_getstate(&c->tlfu) : Py_NewRef(Py_None);
+    if (timed == NULL || policy == NULL) {
         goto error;
     }
-    state = Py_BuildValue("(OOiiOOOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
+    state = Py_BuildValue("(OOiiOOOOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
                           (int)c->units_on, c->budget.float_mode, maxbytes,
                           self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, order,
                           counts, self->choice ? self->choice : Py_None, timed,
-                          self->budget ? (PyObject *)self->budget : Py_None);
+                          self->budget ? (PyObject *)self->budget : Py_None, policy);
 error:
     Py_XDECREF(timed);
+    Py_XDECREF(policy);
     PyMem_Free(pos);
     PyMem_Free(ids);
     Py_XDECREF(items);
@@ -324,7 +330,8 @@ typedef struct {
     ml_size *u;             /* n sizes, or NULL without units */
     size_t *b;              /* n byte counts, or NULL without bytes */
     Py_ssize_t *q;          /* the policy order: positions in items, or NULL (Cache) */
-    uint64_t *cnt;          /* LFU's counts along q, or NULL */
+    uint64_t *cnt;          /* LFU's counts or TinyLFU's regions along q, or NULL */
+    tlfu_state tlfu;        /* TinyLFU's sketch and climber */
     Py_hash_t *h;           /* the keys' hashes */
     uint32_t *ids;          /* the entry id of each position, once stored */
     /* timed: */
@@ -352,6 +359,7 @@ restore_free(restore *r)
     PyMem_Free(r->h);
     PyMem_Free(r->ids);
     PyMem_Free(r->dl);
+    tlfu_state_free(&r->tlfu);
 }
 
 /* A private tuple copy of a list of n items (or None, when allowed). 0 or -1. */
@@ -383,13 +391,17 @@ alloc_array(Py_ssize_t n, size_t size)
  * __float__; nothing of self changes. 0 or -1. */
 static int
 restore_read(CacheObject *self, restore *r, PyObject *maxsize, int units_on, PyObject *max_bytes,
-             PyObject *sizeof_fn, PyObject *choice, PyObject *timed, PyObject *budget)
+             PyObject *sizeof_fn, PyObject *choice, PyObject *timed, PyObject *budget,
+             PyObject *policy)
 {
     const ml_cache *c = &self->c;
     Py_ssize_t n = r->n;
-    int ordered = c->kind != ML_POLICY_INSERTION;
+    int ordered = c->kind != ML_POLICY_INSERTION, tiny = c->kind == ML_POLICY_TINYLFU;
+    /* counts along the order: LFU's uses (1 or more), TinyLFU's regions (0 to 2) */
+    uint64_t kmin = tiny ? 0 : 1, kmax = tiny ? ML_TLFU_REGIONS - 1 : ML_LFU_MAX_COUNT;
     if ((ordered ? r->order == NULL : r->order != NULL) ||
-        (c->kind == ML_POLICY_LFU ? r->counts == NULL : r->counts != NULL) ||
+        (c->kind == ML_POLICY_LFU || tiny ? r->counts == NULL : r->counts != NULL) ||
+        (tiny ? policy == Py_None : policy != Py_None) ||
         (c->kind == ML_POLICY_RANDOM ? !PyCallable_Check(choice) : choice != Py_None) ||
         units_on != (r->units != NULL) || n > (Py_ssize_t)ML_TABLE_MAX_ENTRIES) {
         return inconsistent();
@@ -460,7 +472,7 @@ restore_read(CacheObject *self, restore *r, PyObject *maxsize, int units_on, PyO
             if (r->cnt != NULL) {
                 PyObject *co = PyTuple_GET_ITEM(r->counts, j);
                 unsigned long long k = PyLong_Check(co) ? PyLong_AsUnsignedLongLong(co) : 0;
-                if (PyErr_Occurred() || k == 0 || k > ML_LFU_MAX_COUNT ||
+                if (PyErr_Occurred() || k < kmin || k > kmax ||
                     (j > 0 && k < r->cnt[j - 1])) {
                     PyErr_Clear();
                     rc = inconsistent();
@@ -473,6 +485,9 @@ restore_read(CacheObject *self, restore *r, PyObject *maxsize, int units_on, PyO
         if (rc < 0) {
             return -1;
         }
+    }
+    if (tiny && tlfu_read(policy, n, &r->tlfu) < 0) {
+        return -1;
     }
     r->kind = TIMED_NONE;
     if (timed != Py_None) {
@@ -576,6 +591,15 @@ restore_build(restore *r, ml_cache *e)
             ml_dense_add(&e->dense, r->ids[r->q[j]]);
         }
         break;
+    case ML_POLICY_TINYLFU:
+        ml_tlfu_reset(&e->tlfu);
+        for (Py_ssize_t j = 0; j < r->n; j++) {
+            ml_tlfu_append(&e->tlfu, e->t.ents, r->ids[r->q[j]], (unsigned)r->cnt[j]);
+        }
+        if (tlfu_apply(&r->tlfu, e) < 0) {
+            return -1;
+        }
+        break;
     case ML_POLICY_INSERTION:
         break;
     }
@@ -589,12 +613,12 @@ PyObject *
 cache_setstate(CacheObject *self, PyObject *state)
 {
     PyObject *dict, *maxsize, *max_bytes, *sizeof_fn, *items, *units, *bytes, *order, *counts, *choice;
-    PyObject *timed, *budget;
+    PyObject *timed, *budget, *policy = Py_None;
     int units_on, units_float;
     if (!PyTuple_Check(state) ||
-        !PyArg_ParseTuple(state, "OOppOOOOOOOOOO:__setstate__", &dict, &maxsize, &units_on,
+        !PyArg_ParseTuple(state, "OOppOOOOOOOOOO|O:__setstate__", &dict, &maxsize, &units_on,
                           &units_float, &max_bytes, &sizeof_fn, &items, &units, &bytes, &order,
-                          &counts, &choice, &timed, &budget)) {
+                          &counts, &choice, &timed, &budget, &policy)) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_TypeError, "__setstate__ expects the tuple __getstate__ returns");
         }
@@ -620,7 +644,7 @@ cache_setstate(CacheObject *self, PyObject *state)
     r.n = PyTuple_GET_SIZE(r.items) / 2;
     if (copy_list(units, r.n, 1, &r.units) < 0 || copy_list(bytes, r.n, 1, &r.bytes) < 0 ||
         copy_list(order, r.n, 1, &r.order) < 0 || copy_list(counts, r.n, 1, &r.counts) < 0 ||
-        restore_read(self, &r, maxsize, units_on, max_bytes, sizeof_fn, choice, timed, budget) < 0) {
+        restore_read(self, &r, maxsize, units_on, max_bytes, sizeof_fn, choice, timed, budget, policy) < 0) {
         goto error;
     }
     cacheobj_new_engine(self, &r.lim, &fresh);

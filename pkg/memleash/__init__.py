@@ -19,7 +19,7 @@ except ImportError as _exc:   # missing, or built for another interpreter: say w
 
     raise _explain(_exc, __path__[0]) from _exc
 
-from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache, TTLCache, Timer
+from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TinyLFUCache, TLRUCache, TTLCache, Timer
 from .budget import Budget, MemoryFollower
 from . import func, keys
 from .decorators import CacheInfo, acached, cache, cached, cachedmethod, lru_cache, method_cache
@@ -38,6 +38,7 @@ __all__ = [
     "AsyncIOEventEmitter", "AsyncTieredCache", "Budget", "BudgetReport", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "MemoryFollower", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "TieredCache", "Timer",
+    "TinyLFUCache",
     "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "open_resources",
     "report", "resource", "track", "ttl_cache", "untrack",
 ]

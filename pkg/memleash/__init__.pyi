@@ -9,6 +9,7 @@ from .caches import LFUCache as LFUCache
 from .caches import LRUCache as LRUCache
 from .caches import RRCache as RRCache
 from .caches import Timer as Timer
+from .caches import TinyLFUCache as TinyLFUCache
 from .caches import TLRUCache as TLRUCache
 from .caches import TTLCache as TTLCache
 from .budget import Budget as Budget
@@ -49,7 +50,7 @@ __all__ = [
     "AsyncIOEventEmitter", "AsyncTieredCache", "Budget", "BudgetReport", "Cache", "CacheInfo", "CacheReport", "EmitterError", "EmitterReport", "EventEmitter",
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "MemoryFollower", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "TLRUCache", "TTLCache", "TieredCache", "Timer",
-    "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
+    "TinyLFUCache", "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
     "method_cache", "open_resources", "report", "resource", "track", "ttl_cache",
     "untrack",
 ]

@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Optional
 
 from . import _core
 
-__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer"]
+__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer",
+           "TinyLFUCache"]
 
 Timer = _core.Timer
 
@@ -64,6 +65,28 @@ class LFUCache(Cache):
 
     __slots__ = ()
     _ml_policy: ClassVar[int] = _core.POLICY_LFU
+
+
+class TinyLFUCache(Cache):
+    """W-TinyLFU cache: recency and frequency together, as Caffeine's (and theine's) policy.
+
+    ``TinyLFUCache(maxsize, getsizeof=None, *, max_bytes=None, sizeof=None, name=None)``,
+    limits as ``Cache``. A new key always enters a small LRU *window* (present right after
+    ``c[k] = v``); the rest is a *main* region, LRU entries in *probation* and, once read
+    again there, in *protected* (at most 80 % of main). When room is needed, the window's
+    least recently used entry and probation's (protected's when probation is empty) compete:
+    the one a 4-bit count-min sketch of recent uses counts less often is evicted, a tie
+    evicting the window's. ``popitem()`` removes and returns exactly that entry. The
+    sketch counts every store and hit; it halves its counters after 14 to 28 counted uses
+    per entry, so popularity fades. The window starts at 1 % of the entries and follows the hit
+    rate by hill climbing (Caffeine's constants). Regions count entries, whatever their
+    sizes. The sketch hashes ``hash(key)`` with a fixed seed (0x9E3779B97F4A7C15), so
+    decisions and pickles are deterministic for a given ``hash``. ``clear()`` forgets the
+    history too. Design and sources: docs/caches.md.
+    """
+
+    __slots__ = ()
+    _ml_policy: ClassVar[int] = _core.POLICY_TINYLFU
 
 
 class RRCache(Cache):

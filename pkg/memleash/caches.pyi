@@ -12,7 +12,8 @@ from . import _core
 from ._core import Budget
 from ._core import Timer as Timer
 
-__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer"]
+__all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer",
+           "TinyLFUCache"]
 
 _KT = TypeVar("_KT")
 _VT = TypeVar("_VT")
@@ -27,6 +28,7 @@ class Cache(_core.Cache[_KT, _VT], MutableMapping[_KT, _VT]):
 class LRUCache(Cache[_KT, _VT]): ...
 class FIFOCache(Cache[_KT, _VT]): ...
 class LFUCache(Cache[_KT, _VT]): ...
+class TinyLFUCache(Cache[_KT, _VT]): ...
 
 class RRCache(Cache[_KT, _VT]):
     def __init__(

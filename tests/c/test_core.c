@@ -365,21 +365,32 @@ static void test_eq_error_is_reported(void) {
 }
 
 static void test_reserve_failure_leaves_cache_unchanged(void) {
-    for (long fail_at = 1; fail_at <= 40; fail_at++) {
-        counting cnt = {0, 0, fail_at};
-        ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
-        ml_cache c;
-        ml_cache_init(&c, &a, ML_POLICY_LRU, 1, 1, ml_limit_float(INFINITY), SIZE_MAX);
-        uintptr_t stored = 0;
-        for (uintptr_t k = 1; k <= 200; k++) {
-            if (ml_cache_reserve(&c) != ML_OK) continue;
-            ml_cache_insert(&c, weak_hash(k), K(k), K(k), ml_size_int(1), 1);
-            stored++;
+    /* LRU, and TinyLFU, whose reserve also grows the region bytes and the sketch */
+    for (int tiny = 0; tiny <= 1; tiny++) {
+        for (long fail_at = 1; fail_at <= 40; fail_at++) {
+            counting cnt = {0, 0, fail_at};
+            ml_alloc a = {c_malloc, c_realloc, c_free, &cnt};
+            ml_cache c;
+            ml_cache_init(&c, &a, tiny ? ML_POLICY_TINYLFU : ML_POLICY_LRU, 1, 1,
+                          ml_limit_float(INFINITY), SIZE_MAX);
+            uintptr_t stored = 0;
+            for (uintptr_t k = 1; k <= 200; k++) {
+                if (ml_cache_reserve(&c) != ML_OK) continue;
+                ml_cache_insert(&c, weak_hash(k), K(k), K(k), ml_size_int(1), 1);
+                stored++;
+            }
+            CHECK(c.t.used == stored);
+            CHECK(!tiny || c.tlfu.sketch.nwords >= stored);
+            ML_CACHE_CHECK(&c);
+            if (tiny) {
+                ml_table out;
+                ml_cache_steal(&c, &out);   /* clear(): the history goes too */
+                ml_table_free(&out);
+                CHECK(c.tlfu.sketch.nwords == 0 && c.tlfu.window_frac == ML_TLFU_WINDOW_INITIAL);
+            }
+            ml_cache_free(&c);
+            CHECK(cnt.live == 0);
         }
-        CHECK(c.t.used == stored);
-        ML_CACHE_CHECK(&c);
-        ml_cache_free(&c);
-        CHECK(cnt.live == 0);
     }
 }
 
@@ -1090,6 +1101,169 @@ static void test_sites_failed_allocation_leaves_them_unchanged(void) {
     }
 }
 
+/* ---- W-TinyLFU: the sketch, the regions, the admission, the climber ---- */
+
+static void test_sketch_counts_saturate_halve_and_grow(void) {
+    ml_sketch s;
+    ml_sketch_init(&s, ML_SKETCH_SEED);
+    CHECK(ml_sketch_frequency(&s, 1) == 0);
+    ml_sketch_increment(&s, 1);                  /* no table yet: ignored */
+    CHECK(s.additions == 0);
+    CHECK(ml_sketch_reserve(&s, &ml_alloc_libc, 5) == ML_OK && s.nwords == 8);
+    for (int i = 0; i < 20; i++) ml_sketch_increment(&s, 1);
+    CHECK(ml_sketch_frequency(&s, 1) == 15 && s.additions == 15);   /* saturated at 15 */
+    CHECK(ml_sketch_frequency(&s, 2) == 0);
+    ml_sketch_increment(&s, 2);
+    CHECK(ml_sketch_frequency(&s, 2) == 1);
+    /* a failed growth changes nothing; a larger table starts at zero */
+    counting cnt = {0, 0, 1};
+    ml_alloc failing = {c_malloc, c_realloc, c_free, &cnt};
+    CHECK(ml_sketch_reserve(&s, &failing, 64) == ML_ERR_NOMEM && s.nwords == 8);
+    CHECK(ml_sketch_frequency(&s, 1) == 15 && ml_sketch_frequency(&s, 2) == 1 && s.additions == 16);
+    CHECK(ml_sketch_reserve(&s, &ml_alloc_libc, 33) == ML_OK && s.nwords == 64);
+    CHECK(ml_sketch_frequency(&s, 1) == 0 && ml_sketch_frequency(&s, 2) == 0 && s.additions == 0);
+    CHECK(ml_sketch_sample(&s) == 7 * 64);
+    ml_sketch_raise(&s, 1, 9);                   /* carrying an estimate over */
+    ml_sketch_raise(&s, 1, 3);                   /* never lowers one */
+    CHECK(ml_sketch_frequency(&s, 1) == 9 && s.additions == 0);
+    for (int i = 0; i < 20; i++) ml_sketch_increment(&s, 1);
+    CHECK(ml_sketch_frequency(&s, 1) == 15);
+    /* halving: once `additions` reaches the sample, every counter is halved */
+    uint64_t h = 1000, before;
+    do {                                         /* other hashes, until the halving */
+        before = s.additions;
+        ml_sketch_increment(&s, h++);
+    } while (s.additions >= before && h < 100000);
+    CHECK(before == 7 * 64 - 1 && s.additions == 7 * 32);
+    CHECK(ml_sketch_frequency(&s, 1) == 7);
+    ml_sketch_check(&s);
+    ml_sketch_free(&s, &ml_alloc_libc);
+    CHECK(s.nwords == 0 && s.words == NULL);
+}
+
+/* TinyLFU caches in these tests store key k under hash k (the sketch mixes it) */
+static void tput(ml_cache *c, uintptr_t k) {
+    if (ml_cache_reserve(c) != ML_OK) abort();
+    ml_cache_insert(c, (uint64_t)k, K(k), K(k), ml_size_int(1), 0);
+}
+static uint32_t tfind(ml_cache *c, uintptr_t k) {
+    uint32_t id = ML_NIL;
+    int st = ml_table_find(&c->t, (uint64_t)k, K(k), int_eq, NULL, &id);
+    return st == ML_OK ? id : ML_NIL;
+}
+
+static void test_tlfu_new_keys_enter_the_window_then_probation(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    CHECK(ml_cache_victim(&c) == ML_NIL);
+    /* the sketch sized for 100 entries at once: it does not grow (and start again at
+     * zero) while they are stored */
+    CHECK(ml_tlfu_reserve(&c.tlfu, &ml_alloc_libc, 0, 100, c.t.ents, c.t.top) == ML_OK &&
+          c.tlfu.sketch.nwords == 256);
+    for (uintptr_t k = 1; k <= 100; k++) {
+        tput(&c, k);
+        CHECK(c.tlfu.region[ML_TLFU_WINDOW].tail == tfind(&c, k));   /* present, in the window */
+    }
+    ML_CACHE_CHECK(&c);
+    /* 1 % of 100 entries: the window holds the newest, probation the rest, oldest first */
+    CHECK(c.tlfu.count[ML_TLFU_WINDOW] == 1 && c.tlfu.count[ML_TLFU_PROBATION] == 99);
+    CHECK(c.tlfu.region[ML_TLFU_PROBATION].head == tfind(&c, 1));
+    /* a probation hit is promoted to protected */
+    ml_cache_touch(&c, tfind(&c, 5));
+    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 1 && c.tlfu.region_of[tfind(&c, 5)] == ML_TLFU_PROTECTED);
+    /* candidate 100 (window) against victim 1 (probation), both counted once: a tie
+     * evicts the candidate */
+    CHECK(victim_key(&c) == 100);
+    CHECK(victim_key(&c) == 100);                   /* a pure function of the state */
+    ml_cache_touch(&c, tfind(&c, 100));          /* now counted more often than 1 */
+    CHECK(victim_key(&c) == 1);
+    evict(&c);
+    CHECK(victim_key(&c) == 2);                     /* the candidate wins again: next in probation */
+    /* probation empty: the victim comes from protected */
+    while (c.tlfu.count[ML_TLFU_PROBATION] > 0) {
+        void *k, *v;
+        ml_cache_remove(&c, c.tlfu.region[ML_TLFU_PROBATION].head, &k, &v);
+    }
+    CHECK(victim_key(&c) == 5 || victim_key(&c) == 100);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_tlfu_sketch_growth_carries_the_held_keys_estimates(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    for (uintptr_t k = 1; k <= 4; k++) tput(&c, k);
+    for (int i = 0; i < 5; i++) ml_cache_touch(&c, tfind(&c, 1));
+    CHECK(c.tlfu.sketch.nwords == 8 && ml_sketch_frequency(&c.tlfu.sketch, 1) == 6);
+    void *k, *v;
+    ml_cache_remove(&c, tfind(&c, 2), &k, &v);   /* gone: its estimate is not carried */
+    tput(&c, 5);
+    tput(&c, 6);                                /* 5 live: 10 words wanted, 16 made */
+    CHECK(c.tlfu.sketch.nwords == 16);
+    CHECK(ml_sketch_frequency(&c.tlfu.sketch, 1) == 6 && ml_sketch_frequency(&c.tlfu.sketch, 3) == 1);
+    CHECK(ml_sketch_frequency(&c.tlfu.sketch, 2) == 0);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_tlfu_protected_overflow_is_demoted_at_the_next_insertion(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    for (uintptr_t k = 1; k <= 10; k++) tput(&c, k);
+    /* 10 entries: window 1, protected at most floor(0.8 * 9) = 7 */
+    CHECK(ml_tlfu_window_max(&c.tlfu, 10) == 1 && ml_tlfu_protected_max(&c.tlfu, 10) == 7);
+    for (uintptr_t k = 1; k <= 9; k++) ml_cache_touch(&c, tfind(&c, k));
+    /* hits only promote: protected is over its maximum until the next insertion, and the
+     * victim of an empty probation is protected's least recent entry, 1, which is also
+     * where the demotions would put it */
+    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 9 && c.tlfu.count[ML_TLFU_PROBATION] == 0);
+    ml_cache_touch(&c, tfind(&c, 10));                 /* the window's 10 counted more */
+    ml_cache_touch(&c, tfind(&c, 10));
+    CHECK(victim_key(&c) == 1);
+    ML_CACHE_CHECK(&c);
+    tput(&c, 11);
+    /* 11 entries: protected at most floor(0.8 * 10) = 8, so 1 is demoted first; then the
+     * window's overflow, 10 */
+    CHECK(c.tlfu.count[ML_TLFU_PROTECTED] == 8 && c.tlfu.count[ML_TLFU_PROBATION] == 2);
+    CHECK(c.tlfu.region[ML_TLFU_PROBATION].head == tfind(&c, 1));
+    CHECK(c.tlfu.region[ML_TLFU_PROBATION].tail == tfind(&c, 10));
+    CHECK(victim_key(&c) == 11);                       /* the new candidate, counted once */
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
+static void test_tlfu_climber_follows_the_hit_rate(void) {
+    ml_cache c;
+    ml_cache_init(&c, &ml_alloc_libc, ML_POLICY_TINYLFU, 0, 0, ml_limit_float(INFINITY), SIZE_MAX);
+    for (uintptr_t k = 1; k <= 8; k++) tput(&c, k);          /* 8 misses */
+    CHECK(c.tlfu.sketch.nwords == 16 && ml_sketch_sample(&c.tlfu.sketch) == 112);
+    for (int i = 0; i < 104; i++) ml_cache_touch(&c, tfind(&c, 1 + (uintptr_t)i % 8));
+    /* rate 104 / 112 against 0: better, so the first step (shrink) is taken; a change
+     * of 5 points or more restarts the step */
+    CHECK(c.tlfu.window_frac == 0.0 && c.tlfu.step == -ML_TLFU_STEP && c.tlfu.prev_rate == 104.0 / 112.0);
+    CHECK(c.tlfu.hits == 0 && c.tlfu.misses == 0 && c.tlfu.count[ML_TLFU_WINDOW] == 1);
+    for (uintptr_t k = 100; k < 156; k++) {                  /* 56 misses, 56 hits: worse */
+        evict(&c);
+        tput(&c, k);
+        ml_cache_touch(&c, tfind(&c, k));
+    }
+    CHECK(c.tlfu.window_frac == ML_TLFU_STEP && c.tlfu.step == ML_TLFU_STEP);
+    for (uintptr_t k = 200; k < 256; k++) {                  /* the same rate: decay */
+        evict(&c);
+        tput(&c, k);
+        ml_cache_touch(&c, tfind(&c, k));
+    }
+    CHECK(c.tlfu.window_frac == 2 * ML_TLFU_STEP && c.tlfu.step == ML_TLFU_STEP_DECAY * ML_TLFU_STEP);
+    ML_CACHE_CHECK(&c);
+    /* a larger window takes probation's least recent entries */
+    ml_tlfu_set_climber(&c.tlfu, 0.5, 0.0, 0.5, 0, 0);
+    uint32_t head = c.tlfu.region[ML_TLFU_PROBATION].head;
+    for (int i = 0; i < 112; i++) ml_cache_touch(&c, tfind(&c, 255));
+    CHECK(c.tlfu.count[ML_TLFU_WINDOW] == 4 && c.tlfu.region_of[head] == ML_TLFU_WINDOW);
+    ML_CACHE_CHECK(&c);
+    ml_cache_free(&c);
+}
+
 int main(void) {
     RUN(test_table_insert_find_remove_many);
     RUN(test_removed_ids_are_reused);
@@ -1131,6 +1305,11 @@ int main(void) {
     RUN(test_shared_clock_stamps_every_access);
     RUN(test_shared_lru_members_evict_in_one_global_order);
     RUN(test_share_stamps_entries_in_policy_order);
+    RUN(test_sketch_counts_saturate_halve_and_grow);
+    RUN(test_tlfu_new_keys_enter_the_window_then_probation);
+    RUN(test_tlfu_protected_overflow_is_demoted_at_the_next_insertion);
+    RUN(test_tlfu_sketch_growth_carries_the_held_keys_estimates);
+    RUN(test_tlfu_climber_follows_the_hit_rate);
     printf("core: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

@@ -48,6 +48,7 @@ def make_caches():
         Hooked(50),
         memleash.FIFOCache(64, max_bytes=5000),
         memleash.LFUCache(64),
+        memleash.TinyLFUCache(64, max_bytes=5000),
         memleash.RRCache(64, choice=lambda keys: keys[len(keys) // 2]),
         memleash.RRCache(64, max_bytes=4000),
         memleash.TTLCache(64, ttl=0.0005),

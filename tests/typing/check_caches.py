@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import assert_type
 
-from memleash import Cache, LFUCache, LRUCache, RRCache, Timer, TLRUCache, TTLCache
+from memleash import Cache, LFUCache, LRUCache, RRCache, Timer, TinyLFUCache, TLRUCache, TTLCache
 
 lru = LRUCache[str, bytes](maxsize=100, max_bytes=1024, name="blobs")
 lru["a"] = b"x"
@@ -23,6 +23,10 @@ lru["b"] = "text"  # type: ignore[assignment]
 sized = Cache[str, list[int]](10, getsizeof=len, sizeof=lambda k, v: len(k) + 8 * len(v))
 assert_type(sized.currsize, float)
 LFUCache[int, int](10, getsizeof=lambda v: "one")  # type: ignore[arg-type,return-value]
+tiny = TinyLFUCache[str, bytes](1000, max_bytes=1 << 20, sizeof=lambda k, v: len(k) + len(v))
+assert_type(tiny.popitem(), tuple[str, bytes])
+assert_type(tiny.get("a"), bytes | None)
+tiny["a"] = 1  # type: ignore[assignment]
 rr = RRCache[str, int](10, choice=min)
 assert_type(rr.choice(["a"]), str)
 
