@@ -13,7 +13,8 @@ import memleash
 from clock import Clock
 from model import POLICY, ModelBudget, ModelMember, middle, nbytes
 
-KINDS = ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TTLCache", "TLRUCache"]
+KINDS = ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TTLCache", "TLRUCache",
+         "TinyLFUCache"]
 KEYS = st.integers(0, 9)
 VALUES = st.integers(0, 40)       # nbytes: 20 + value
 MEMBER = st.integers(0, 63)       # an index, taken modulo the number of members

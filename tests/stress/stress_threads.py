@@ -199,7 +199,7 @@ def default_sizing(make):
 
 CACHE_CASES = [(name, budget)
                for name in ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TTLCache",
-                            "TLRUCache"]
+                            "TLRUCache", "TinyLFUCache"]
                for budget in ["none", "max_bytes", "sizeof"]]
 
 
@@ -217,14 +217,14 @@ def test_a_cache_shared_by_8_threads_keeps_its_books(name, budget):
 # a byte budget shared by caches of every policy
 
 def test_a_budget_shared_by_caches_of_every_policy_keeps_its_books():
-    """8 threads on 7 caches (one of each class) sharing one Budget, one thread also
+    """8 threads on 8 caches (one of each class) sharing one Budget, one thread also
     lowering and raising its limit: at every stop, each cache's books hold, and the
     budget's currbytes is their sum, within its limit in force and its max_bytes."""
     clock = Clock()
     budget = memleash.Budget(12_000, name="stress")
     caches = []
     for name in ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TTLCache",
-                 "TLRUCache"]:
+                 "TLRUCache", "TinyLFUCache"]:
         cls = getattr(memleash, name)
         kw = {"sizeof": sizeof, "budget": budget}
         if name == "TTLCache":
