@@ -77,6 +77,36 @@ def test_replacing_a_value_reaccounts_its_bytes():
     assert dict(cache) == {1: 400} and cache.currbytes == 400
 
 
+def _typed_sizeof(key, value):
+    """Equal keys of other types count other bytes: 1, 1.0 and True are one key."""
+    return value + {int: 0, float: 50, bool: 70}[type(key)]
+
+
+def test_an_equal_key_is_sized_as_the_key_the_entry_keeps(cache_cls):
+    # a store under an equal key keeps the key already held (as dict does): the entry's
+    # bytes are those of the key it keeps, not of the one given, so currbytes stays the
+    # sum of sizeof over the items (a ClientCache's placeholder replaced by another
+    # thread's entry under an equal CacheKey drifted so)
+    cache = cache_cls(10, max_bytes=10_000, sizeof=_typed_sizeof)
+    cache[1.0] = 100
+    cache[2] = 100
+    for k in (1, True, 1.0, True):
+        cache[k] = 200
+        assert [type(k) for k in cache if k == 1] == [float]
+        assert cache.currbytes == sum(_typed_sizeof(k, v) for k, v in cache.items()) == 350
+
+
+def test_an_equal_key_evicted_to_make_room_for_itself_is_sized_anew():
+    # the entry held under 1.0 is the oldest: replacing its value evicts it, and the value
+    # is stored anew under the key given
+    cache = LRUCache(10, max_bytes=1_000, sizeof=_typed_sizeof)
+    cache[1.0] = 300
+    cache[2] = 400
+    cache[1] = 600
+    assert list(cache.items()) == [(1, 600)] and type(next(iter(cache))) is int
+    assert cache.currbytes == 600
+
+
 def test_maxsize_and_max_bytes_combine():
     cache = LRUCache(maxsize=3, max_bytes=1000, sizeof=lambda k, v: v)
     cache.update({1: 10, 2: 10, 3: 10})

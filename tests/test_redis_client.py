@@ -212,6 +212,25 @@ def test_collection_behaves_like_the_ordered_dict_redis_py_expects():
         coll.popitem(last=False)
 
 
+def test_a_placeholder_replaced_under_an_equal_key_is_accounted_with_the_key_kept():
+    # two reads of one command in two threads: the second finds the first's placeholder
+    # and stores its own under its own (equal) CacheKey; the store keeps the first key
+    # object, so the entry's bytes count both CacheKeys, as the store holds both
+    cache = ClientCache(10, max_bytes=100_000)
+    first, second = key("GET", "a"), key("GET", "a")
+    cache.set(CacheEntry(cache_key=first, cache_value=b"foo", status=IN_PROGRESS,
+                         connection_ref=CONN))
+    assert cache.get(second).status is IN_PROGRESS
+    theirs = CacheEntry(cache_key=second, cache_value=b"foo", status=IN_PROGRESS,
+                        connection_ref=CONN)
+    cache.set(theirs)
+    theirs.status, theirs.cache_value = VALID, [b"v" * 300]   # the first read's reply
+    cache.set(theirs)
+    ((held, entry),) = cache.store.items()
+    assert held is first and entry is theirs
+    assert cache.currbytes == _entry_bytes(held, entry) > _entry_bytes(second, entry)
+
+
 def test_threads_share_one_cache_within_its_budget():
     """Reads from four threads (as from the connections of one pool), invalidations from
     a fifth: the budget and the index hold throughout."""

@@ -50,7 +50,8 @@
  *   - a path that holds an entry id across a call re-finds the key afterwards (cacheobj_store()
  *     restarts after every self.popitem() and after releasing evicted entries), and an
  *     assignment re-sizes its entry if __init__/__setstate__ reconfigured the cache
- *     meanwhile (config_gen);
+ *     meanwhile (config_gen), or if the entry will hold another key object than the one
+ *     it was sized with (an equal key already held stays, as in dict; sizeof sees it);
  *   - references the engine gives back (evicted, replaced, removed, cleared) are
  *     released only once every invariant holds again: evictions collect them in a
  *     `deferred` buffer, clear() moves the whole table out before releasing anything;

@@ -141,10 +141,14 @@ PyObject *cacheobj_snapshot(CacheObject *self);
 
 
 /* Stores (key, value) sized (units, bytes) after evicting what the budget requires, with
- * `deadline` when the cache is timed. @pre the entry alone is admitted. 0 or -1. Can
- * re-enter. */
+ * `deadline` when the cache is timed. `sized` is the key object `bytes` was computed with
+ * (sizeof(key, value) sees the key): the entry keeps the key it already holds when an equal
+ * one is stored (as dict does), so when accounting bytes and the key that the entry will
+ * hold is another object than `sized`, nothing is stored and 1 is returned with *held a new
+ * reference to that key: size the entry with it and call again.
+ * @pre the entry alone is admitted. 0, 1 or -1. Can re-enter. */
 int cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, ml_size units,
-                   size_t bytes, double deadline);
+                   size_t bytes, PyObject *sized, double deadline, PyObject **held);
 
 /* self[key] = value with key's hash h known (the whole of __setitem__ after hashing:
  * timed caches' deadline and expiry, sizing, eviction). 0 or -1. Can re-enter. */

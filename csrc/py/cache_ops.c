@@ -427,14 +427,23 @@ cacheobj_budget_take_room(BudgetObject *b, size_t need)
 /* Stores (key, value) sized (units, bytes), evicting first until every budget holds: the
  * cache's own limits (its policy), then its shared budget's (the budget's order).
  * @pre the entry alone is admitted (entry_units / entry_bytes checked it). */
+/* The key the entry of `id` holds once stored: its own, or `key` for a new entry (borrowed:
+ * compared by identity only, before any call). */
+static inline PyObject *
+held_key(CacheObject *self, uint32_t id, PyObject *key)
+{
+    return id == ML_NIL ? key : (PyObject *)ENTS(self)[id].key;
+}
+
 int
 cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, ml_size units,
-               size_t bytes, double deadline)
+               size_t bytes, PyObject *sized, double deadline, PyObject **held)
 {
     deferred d;
     d.n = 0;
     uint32_t id;
     int expired_others = 0;
+    *held = NULL;
     ml_cache_prefetch(&self->c, (uint64_t)h);   /* TinyLFU counts the key when it stores it */
 restart:;
     int found = cache_find(self, key, h, &id);   /* can re-enter (__eq__) */
@@ -443,6 +452,10 @@ restart:;
     }
     if (!found) {
         id = ML_NIL;
+    }
+    if (self->c.bytes_on && held_key(self, id, key) != sized) {
+        /* an equal key object is held: bytes counted another key; before any eviction */
+        goto resize;
     }
     for (;;) {
         int fit = ml_cache_fits(&self->c, id, units, bytes);
@@ -526,6 +539,9 @@ restart:;
             goto restart;
         }
     }
+    if (self->c.bytes_on && held_key(self, id, key) != sized) {
+        goto resize;   /* the entry itself was evicted above: it is stored anew with `key` */
+    }
     PyObject *old = NULL;
     int rc = id == ML_NIL ? ml_cache_reserve(&self->c) : ML_OK;
     if (rc == ML_OK && units.is_float) {
@@ -569,6 +585,11 @@ restart:;
         Py_DECREF(b);
     }
     return 0;
+resize:
+    /* nothing stored; what was evicted stays evicted (every budget still holds) */
+    *held = Py_NewRef(held_key(self, id, key));
+    defer_flush(&d);   /* can re-enter */
+    return 1;
 error:
     defer_flush(&d);
     return -1;
@@ -587,6 +608,10 @@ cache_setitem(CacheObject *self, PyObject *key, PyObject *value)
 int
 cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value)
 {
+    /* the key object the entry is sized with: the one it will hold (cacheobj_store says
+     * which when an equal key is already held) */
+    PyObject *sized = Py_NewRef(key);
+    int result = -1;
     for (int attempt = 0;; attempt++) {
         if (attempt > ML_TABLE_MAX_RESTARTS) {
             PyObject *name = cacheobj_type_name(self);
@@ -596,7 +621,7 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
                              "expire) %d times during one store", name, ML_TABLE_MAX_RESTARTS);
                 Py_DECREF(name);
             }
-            return -1;
+            goto done;
         }
         uint64_t gen = self->config_gen;
         double now = 0.0, deadline = 0.0;
@@ -608,7 +633,7 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
             /* as cachetools: time frozen for the whole assignment; TTL computes the
              * deadline, then expires; TLRU expires, then asks ttu */
             if (timed_enter(self, &now, &tm) < 0) {
-                return -1;
+                goto done;
             }
             if (self->timed == TIMED_TTL && timed_deadline(self, key, value, now, &deadline) < 0) {
                 goto next;
@@ -646,15 +671,17 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
             }
         }
         if (cacheobj_entry_units(self, value, &units) < 0 ||
-            cacheobj_entry_bytes(self, key, value, &bytes) < 0) {
+            cacheobj_entry_bytes(self, sized, value, &bytes) < 0) {   /* can re-enter */
             goto next;
         }
         if (gen == self->config_gen) {
-            rc = cacheobj_store(self, key, h, value, units, bytes, deadline);
-            if (timed) {
-                timed_exit(tm);
+            PyObject *held;
+            rc = cacheobj_store(self, key, h, value, units, bytes, sized, deadline, &held);
+            if (rc == 1) {
+                /* an equal key is held (or the held one went): size the entry with it */
+                Py_SETREF(sized, held);   /* can re-enter */
             }
-            return rc;
+            goto next;
         }
         rc = 1;   /* reconfigured by a callback: size the entry again under the new settings */
     next:
@@ -662,9 +689,13 @@ cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject 
             timed_exit(tm);
         }
         if (rc <= 0) {
-            return rc;
+            result = rc;
+            goto done;
         }
     }
+done:
+    Py_DECREF(sized);   /* can re-enter */
+    return result;
 }
 
 static int
