@@ -95,7 +95,7 @@ ml_cache_free(ml_cache *c)
 }
 
 int
-ml_cache_reserve(ml_cache *c)
+ml_cache_reserve_slow(ml_cache *c)
 {
     int st = ml_table_reserve(&c->t);
     if (st != ML_OK) {
@@ -378,16 +378,6 @@ ml_cache_set_deadline(ml_cache *c, uint32_t id, double when)
 {
     assert(c->deadlines_on && !isnan(when));
     ml_wheel_schedule(&c->deadlines, id, when);
-}
-
-int
-ml_cache_fits(const ml_cache *c, uint32_t id, ml_size units, size_t bytes)
-{
-    if (id == ML_NIL) {
-        return ml_budget_fits(&c->budget, ml_size_int(0), 0, units, bytes);
-    }
-    return ml_budget_fits(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id), units,
-                          bytes);
 }
 
 void

@@ -88,7 +88,24 @@ void ml_cache_free(ml_cache *c);
 
 /* Makes the next ml_cache_insert unable to fail. @return ML_OK, ML_ERR_NOMEM or
  * ML_ERR_FULL; the cache's content is unchanged either way. */
-int ml_cache_reserve(ml_cache *c);
+int ml_cache_reserve_slow(ml_cache *c);
+
+/* ml_cache_reserve: inline when nothing needs to grow (the common store into a full
+ * cache: an id freed by the eviction, index room, side arrays as large as the slab) and
+ * the policy keeps no array of its own (LRU, FIFO, INSERTION, no deadlines); else the
+ * full reserve. Both answer the same. */
+static inline int
+ml_cache_reserve(ml_cache *c)
+{
+    const ml_table *t = &c->t;
+    if ((c->kind == ML_POLICY_LRU || c->kind == ML_POLICY_FIFO || c->kind == ML_POLICY_INSERTION) &&
+        !c->deadlines_on && t->used < ML_TABLE_MAX_ENTRIES &&
+        (t->free_head != ML_NIL || t->top < t->cap) && t->slots != NULL &&
+        3u * (t->fill + 1u) <= 2u * (t->mask + 1u) && c->side_cap >= t->cap) {
+        return ML_OK;
+    }
+    return ml_cache_reserve_slow(c);
+}
 
 /* Makes room for float sizes (funits), before the first one is stored by insert or
  * replace. @return ML_OK or ML_ERR_NOMEM (unchanged). @pre units are on. */
@@ -215,8 +232,28 @@ ml_size ml_cache_units_of(const ml_cache *c, uint32_t id);
 size_t ml_cache_bytes_of(const ml_cache *c, uint32_t id);
 
 /* Whether storing an entry of (units, bytes) in place of entry id (ML_NIL for a new key)
- * keeps the budget: ML_FIT_YES, ML_FIT_NO or ML_FIT_OVERFLOW (budget.h). */
-int ml_cache_fits(const ml_cache *c, uint32_t id, ml_size units, size_t bytes);
+ * keeps the budget: ML_FIT_YES, ML_FIT_NO or ML_FIT_OVERFLOW (budget.h). A new key of
+ * integer units under an int maxsize is answered here, as ml_budget_fits answers it (the
+ * same steps, without the sums that only a replacement or a float needs). */
+static inline int
+ml_cache_fits(const ml_cache *c, uint32_t id, ml_size units, size_t bytes)
+{
+    const ml_budget *b = &c->budget;
+    if (id == ML_NIL && !b->float_mode && !units.is_float && b->maxunits.kind == ML_LIMIT_INT &&
+        units.i <= INT64_MAX - b->units) {
+        if (b->units + units.i > b->maxunits.i) {
+            return ML_FIT_NO;
+        }
+        if (bytes > SIZE_MAX - 1 - b->bytes) {
+            return b->maxbytes != SIZE_MAX ? ML_FIT_NO : ML_FIT_OVERFLOW;
+        }
+        return b->maxbytes != SIZE_MAX && bytes + b->bytes > b->maxbytes ? ML_FIT_NO : ML_FIT_YES;
+    }
+    if (id == ML_NIL) {
+        return ml_budget_fits(b, ml_size_int(0), 0, units, bytes);
+    }
+    return ml_budget_fits(b, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id), units, bytes);
+}
 
 /* @return the first id in insertion order / the one after id, or ML_NIL. */
 static inline uint32_t ml_cache_first(const ml_cache *c) { return c->order.head; }
