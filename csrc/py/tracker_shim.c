@@ -143,26 +143,17 @@ owns_descriptor(ml_tracker *tr, PyObject *raw)
     return owns;
 }
 
+/* The shim's call, in the tracker's lock (shim_vectorcall below); self and rec held. */
 static PyObject *
-shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+shim_call(ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
+          size_t nargsf, PyObject *kwnames)
 {
-    ml_tr_shim *self = (ml_tr_shim *)op;
-    ml_tr_ref *rec = (ml_tr_ref *)self->rec;
-    ml_tracker *tr = rec != NULL ? rec->t.tr : NULL;
-    if (tr == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "the memleash tracker is shut down");
-        return NULL;
-    }
-    if (Py_EnterRecursiveCall(" while calling a memleash observer")) {
-        return NULL;   /* shims forwarding to shims, without end */
-    }
-    Py_INCREF(self);   /* closing takes us out of the dict that held us */
-    Py_INCREF(rec);
     PyObject *res = NULL, *owned = NULL;
+    PyObject *prev = Py_XNewRef(self->prev);   /* held across the calls below */
     PyObject *obj = shim_object(tr, self, rec);
     if (obj == NULL) {
-        if (self->prev != NULL) {
-            res = PyObject_Vectorcall(self->prev, args, nargsf, kwnames);   /* may re-enter */
+        if (prev != NULL) {
+            res = PyObject_Vectorcall(prev, args, nargsf, kwnames);   /* may re-enter */
         } else if (self->role != ML_TR_SHIM_CLOSE || (rec->t.flags & ML_TR_K_IO)) {
             res = Py_NewRef(Py_None);   /* io: its finalizer closed it; flushing it is done */
         } else {
@@ -205,8 +196,8 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
             owned = ml_tr_record_leak(tr, &rec->t, source);
         }
     }
-    res = self->prev != NULL ? PyObject_Vectorcall(self->prev, args, nargsf, kwnames)
-                             : call_real(self, obj, args, nargsf, kwnames);   /* may re-enter */
+    res = prev != NULL ? PyObject_Vectorcall(prev, args, nargsf, kwnames)
+                       : call_real(self, obj, args, nargsf, kwnames);   /* may re-enter */
     if (self->role == ML_TR_SHIM_CLOSE && finalizing) {
         /* io's finalizer closing an unclosed object */
         Py_XDECREF(owned);
@@ -224,6 +215,30 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
 done:
     Py_XDECREF(obj);
     Py_XDECREF(owned);
+    Py_XDECREF(prev);
+    return res;
+}
+ML_TR_LOCKED(PyObject *, shim_call_locked,
+             (ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
+              size_t nargsf, PyObject *kwnames),
+             tr, shim_call(tr, self, rec, args, nargsf, kwnames))
+
+static PyObject *
+shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    ml_tr_shim *self = (ml_tr_shim *)op;
+    ml_tr_ref *rec = (ml_tr_ref *)self->rec;   /* set at creation, cleared by tp_clear only
+                                                  (we are called: not garbage) */
+    if (rec == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the memleash tracker is shut down");
+        return NULL;
+    }
+    if (Py_EnterRecursiveCall(" while calling a memleash observer")) {
+        return NULL;   /* shims forwarding to shims, without end */
+    }
+    Py_INCREF(self);   /* closing takes us out of the dict that held us */
+    Py_INCREF(rec);
+    PyObject *res = shim_call_locked(rec->t.tr, self, rec, args, nargsf, kwnames);
     Py_DECREF(rec);
     Py_DECREF(self);
     Py_LeaveRecursiveCall();
@@ -239,15 +254,24 @@ shim_traverse(ml_tr_shim *self, visitproc visit, void *arg)
     return Py_TYPE(self)->tp_base->tp_traverse((PyObject *)self, visit, arg);
 }
 
-/* Forgets the record (which forgets us as its observer). */
+/* Forgets the record (which forgets us as its observer), in the tracker's lock: the
+ * record's pointer to us is borrowed, and read there (at a collection's end). The
+ * record's reference is let go after, out of the lock (it may be the last one). */
 static void
 shim_unlink(ml_tr_shim *self)
 {
     ml_tr_ref *rec = (ml_tr_ref *)self->rec;
-    if (rec != NULL && rec->t.shim == self) {
+    if (rec == NULL) {
+        self->obj = NULL;
+        return;
+    }
+    ml_tr_section cs;
+    ml_tr_lock(rec->t.tr, &cs);
+    if (rec->t.shim == self) {
         rec->t.shim = NULL;
     }
     self->obj = NULL;
+    ml_tr_unlock(&cs);
 }
 
 static int
