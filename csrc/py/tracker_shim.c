@@ -143,85 +143,102 @@ owns_descriptor(ml_tracker *tr, PyObject *raw)
     return owns;
 }
 
-/* The shim's call, in the tracker's lock (shim_vectorcall below); self and rec held. */
-static PyObject *
-shim_call(ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
-          size_t nargsf, PyObject *kwnames)
+/* A shim's call in three steps: what it tells before the forwarded call (in the
+ * tracker's lock), the call itself (out of it: it runs anything, often another shim),
+ * and what it tells after (in the lock again, the record's state read anew). */
+typedef struct {
+    PyObject *prev;     /* what the shim stands in for, held; or NULL: the real method */
+    PyObject *obj;      /* the object, held; or NULL: gone */
+    PyObject *owned;    /* the ring's reference a verdict released, let go last */
+    PyObject *res;      /* the answer when no call is forwarded (NULL: an exception) */
+    int forward;        /* call prev, or the real method */
+    int finalizing;     /* the tracked object is being finalized, unclosed */
+} shim_step;
+
+/* Before the call. self and rec held by the caller. */
+static int
+shim_before(ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
+            size_t nargsf, shim_step *st)
 {
-    PyObject *res = NULL, *owned = NULL;
-    PyObject *prev = Py_XNewRef(self->prev);   /* held across the calls below */
-    PyObject *obj = shim_object(tr, self, rec);
-    if (obj == NULL) {
-        if (prev != NULL) {
-            res = PyObject_Vectorcall(prev, args, nargsf, kwnames);   /* may re-enter */
+    st->prev = Py_XNewRef(self->prev);   /* held across the call */
+    st->obj = shim_object(tr, self, rec);
+    if (st->obj == NULL) {
+        if (st->prev != NULL) {
+            st->forward = 1;
         } else if (self->role != ML_TR_SHIM_CLOSE || (rec->t.flags & ML_TR_K_IO)) {
-            res = Py_NewRef(Py_None);   /* io: its finalizer closed it; flushing it is done */
+            st->res = Py_NewRef(Py_None);   /* io: its finalizer closed it; flushing it is done */
         } else {
             PyErr_Format(PyExc_ReferenceError, "%U() of an object that no longer exists",
                          self->meth);
         }
-        goto done;
+        return 0;
     }
     if (self->role == ML_TR_SHIM_FLUSH && rec->t.state == ML_TR_LEAKED) {
         /* its finalizer ran (a temporary: `f.flush` was looked up, then the file died):
            it was flushed and closed then */
-        res = Py_NewRef(Py_None);
-        goto done;
+        st->res = Py_NewRef(Py_None);
+        return 0;
     }
+    st->forward = 1;
     int open = tr->ready && rec->t.state == ML_TR_OPEN;
-    int finalizing = 0;
     if (open && self->role == ML_TR_SHIM_FLUSH) {
         /* a close of the stack reached its raw file: is the tracked object (alive on a
            refcount death, its weakref intact) being finalized, or did a collection find
            it dead? Either way no one closed it */
         PyObject *tracked = ml_weak_get((PyObject *)rec);
-        finalizing = rec->t.pending ||
-                     (tracked != NULL &&
-                      ml_tr_attr_says(tracked, tr->str_finalizing, ML_TR_PROBE_TRUE));
+        st->finalizing = rec->t.pending ||
+                         (tracked != NULL &&
+                          ml_tr_attr_says(tracked, tr->str_finalizing, ML_TR_PROBE_TRUE));
         Py_XDECREF(tracked);
     } else if (open && self->role == ML_TR_SHIM_CLOSE && (rec->t.flags & ML_TR_K_IO)) {
         /* io's finalizer? */
-        finalizing = ml_tr_attr_says(obj, tr->str_finalizing, ML_TR_PROBE_TRUE);
+        st->finalizing = ml_tr_attr_says(st->obj, tr->str_finalizing, ML_TR_PROBE_TRUE);
     }
     if (open && (self->role == ML_TR_SHIM_DEALLOC_WARN ||
-                 (self->role == ML_TR_SHIM_FLUSH && finalizing))) {
+                 (self->role == ML_TR_SHIM_FLUSH && st->finalizing))) {
         /* reported before the real method runs (and CPython warns); our own warning, if
            any, names the unclosed stream _dealloc_warn was called for. Now: a recorded
            warning may keep the object alive */
         PyObject *source = self->role == ML_TR_SHIM_DEALLOC_WARN &&
                            PyVectorcall_NARGS(nargsf) == 1 ? args[0] : NULL;
-        if (self->role == ML_TR_SHIM_FLUSH && !owns_descriptor(tr, obj)) {
-            owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);   /* it held nothing */
+        if (self->role == ML_TR_SHIM_FLUSH && !owns_descriptor(tr, st->obj)) {
+            st->owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);   /* it held nothing */
         } else {
-            owned = ml_tr_record_leak(tr, &rec->t, source);
+            st->owned = ml_tr_record_leak(tr, &rec->t, source);
         }
     }
-    res = prev != NULL ? PyObject_Vectorcall(prev, args, nargsf, kwnames)
-                       : call_real(self, obj, args, nargsf, kwnames);   /* may re-enter */
-    if (self->role == ML_TR_SHIM_CLOSE && finalizing) {
+    return 0;
+}
+ML_TR_LOCKED(int, shim_before_locked,
+             (ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
+              size_t nargsf, shim_step *st),
+             tr, shim_before(tr, self, rec, args, nargsf, st))
+
+/* After the call (st->obj alive), which returned res (NULL: it raised). */
+static int
+shim_after(ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *res, shim_step *st)
+{
+    if (self->role == ML_TR_SHIM_CLOSE && st->finalizing) {
         /* io's finalizer closing an unclosed object */
-        Py_XDECREF(owned);
-        owned = ml_tr_record_leak(tr, &rec->t, NULL);
+        PyObject *owned = ml_tr_record_leak(tr, &rec->t, NULL);
+        Py_XSETREF(st->owned, owned);
     } else if (self->role == ML_TR_SHIM_CLOSE && tr->ready && rec->t.state == ML_TR_OPEN) {
-        int closed = rec->t.probe_mode != ML_TR_PROBE_NONE ? ml_tr_probe_closed(&rec->t, obj)
-                                                           : res != NULL;   /* returned */
+        int closed = rec->t.probe_mode != ML_TR_PROBE_NONE
+                         ? ml_tr_probe_closed(&rec->t, st->obj)
+                         : res != NULL;   /* returned */
         if (closed && rec->t.state == ML_TR_OPEN) {
-            owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);
+            PyObject *owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);
+            Py_XSETREF(st->owned, owned);
             PyObject *exc = PyErr_GetRaisedException();
             ml_tr_drop_shims(tr, rec);
             PyErr_SetRaisedException(exc);
         }
     }
-done:
-    Py_XDECREF(obj);
-    Py_XDECREF(owned);
-    Py_XDECREF(prev);
-    return res;
+    return 0;
 }
-ML_TR_LOCKED(PyObject *, shim_call_locked,
-             (ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
-              size_t nargsf, PyObject *kwnames),
-             tr, shim_call(tr, self, rec, args, nargsf, kwnames))
+ML_TR_LOCKED(int, shim_after_locked,
+             (ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *res, shim_step *st),
+             tr, shim_after(tr, self, rec, res, st))
 
 static PyObject *
 shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -238,7 +255,21 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
     }
     Py_INCREF(self);   /* closing takes us out of the dict that held us */
     Py_INCREF(rec);
-    PyObject *res = shim_call_locked(rec->t.tr, self, rec, args, nargsf, kwnames);
+    ml_tracker *tr = rec->t.tr;
+    shim_step st = {NULL, NULL, NULL, NULL, 0, 0};
+    (void)shim_before_locked(tr, self, rec, args, nargsf, &st);
+    PyObject *res = st.res;
+    if (st.forward) {
+        res = st.prev != NULL ? PyObject_Vectorcall(st.prev, args, nargsf, kwnames)
+                              : call_real(self, st.obj, args, nargsf, kwnames);   /* may
+                                                                                 re-enter */
+        if (st.obj != NULL) {
+            (void)shim_after_locked(tr, self, rec, res, &st);
+        }
+    }
+    Py_XDECREF(st.obj);
+    Py_XDECREF(st.owned);
+    Py_XDECREF(st.prev);
     Py_DECREF(rec);
     Py_DECREF(self);
     Py_LeaveRecursiveCall();
