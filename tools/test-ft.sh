@@ -29,7 +29,9 @@ if [ ! -f "$stamp" ] || [ requirements/pins-ft.txt -nt "$stamp" ] || [ requireme
   rm -rf "$venv"
   "$py" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  grep -v '^pyee' requirements/pins-ft.txt | "$venv/bin/python" -m pip install -q -r /dev/stdin
+  # pyee apart (below); the rest as pins-ft.txt says, its -c lines read from requirements/
+  grep -v '^pyee' requirements/pins-ft.txt | sed "s|^-c |-c $PWD/requirements/|" > "$venv/pins-ft.txt"
+  "$venv/bin/python" -m pip install -q -r "$venv/pins-ft.txt"
   "$venv/bin/python" -m pip install -q --no-deps --ignore-requires-python -c requirements/pins.txt pyee
   touch "$stamp"
 fi

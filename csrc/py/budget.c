@@ -24,8 +24,9 @@
  *
  * Threads (free-threaded build): the sum, the limit and the clock are atomics (the core's
  * ML_SHARED_ATOMIC); the member array and its counts are guarded by the budget's critical
- * section (shared.c); the statistics below are read without it (a torn read of a 64-bit
- * counter is not possible on the platforms built).
+ * section (shared.c), and so are the memory follower's hook and its flag; the eviction
+ * counters (counted under a member's lock) and check_at (read by every store) are
+ * ml_count atomics.
  */
 #include "py/cache.h"
 
@@ -62,7 +63,7 @@ budget_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw
     }
     self->st = st;
     ml_shared_init(&self->s, 0);   /* until __init__: nothing fits */
-    self->check_at = SIZE_MAX;
+    ml_count_set(&self->check_at, PY_SSIZE_T_MAX);
     ml_reg_link(st, &self->reg, (PyObject *)self);
     return (PyObject *)self;
 }
@@ -164,13 +165,13 @@ budget_get_currbytes(BudgetObject *self, void *Py_UNUSED(closure))
 static PyObject *
 budget_get_evictions(BudgetObject *self, void *Py_UNUSED(closure))
 {
-    return PyLong_FromUnsignedLongLong(self->evictions);
+    return PyLong_FromSsize_t(ml_count_get(&self->evictions));
 }
 
 static PyObject *
 budget_get_pressure_evictions(BudgetObject *self, void *Py_UNUSED(closure))
 {
-    return PyLong_FromUnsignedLongLong(self->pressure_evictions);
+    return PyLong_FromSsize_t(ml_count_get(&self->pressure_evictions));
 }
 
 /* The live members, as a list (new references), in no particular order. */
@@ -220,7 +221,8 @@ budget_set_limit(BudgetObject *self, PyObject *arg)
 }
 
 /* _ml_follow(hook, check_at): a store calls hook() once the sum reaches check_at (None,
- * SIZE_MAX: never). The follower moves check_at on at every check it makes. */
+ * PY_SSIZE_T_MAX: never; the sum never reaches it). The follower moves check_at on at
+ * every check it makes. In the budget's lock (budget_follow_locked). */
 static PyObject *
 budget_follow(BudgetObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -239,10 +241,14 @@ budget_follow(BudgetObject *self, PyObject *const *args, Py_ssize_t nargs)
     else if (cacheobj_to_maxbytes(args[1], "check_at must be an int or None", &at) < 0) {
         return NULL;
     }
-    self->check_at = args[0] == Py_None ? SIZE_MAX : at;
+    ml_count_set(&self->check_at, args[0] == Py_None || at > (size_t)PY_SSIZE_T_MAX
+                                      ? PY_SSIZE_T_MAX : (Py_ssize_t)at);
     Py_XSETREF(self->check, args[0] == Py_None ? NULL : Py_NewRef(args[0]));
     Py_RETURN_NONE;
 }
+ML_LOCKED(PyObject *, budget_follow_locked,
+          (BudgetObject *self, PyObject *const *args, Py_ssize_t nargs),
+          budget_follow(self, args, nargs))
 
 /* _ml_stats(): what memleash.report() shows of this budget (a dict of plain values). */
 static PyObject *
@@ -258,8 +264,8 @@ budget_stats(BudgetObject *self, PyObject *Py_UNUSED(ignored))
         "effective_maxbytes", (Py_ssize_t)ml_shared_limit(&self->s),
         "currbytes", (Py_ssize_t)ml_shared_bytes(&self->s),
         "members", nmembers,
-        "evictions", (unsigned long long)self->evictions,
-        "pressure_evictions", (unsigned long long)self->pressure_evictions,
+        "evictions", (unsigned long long)ml_count_get(&self->evictions),
+        "pressure_evictions", (unsigned long long)ml_count_get(&self->pressure_evictions),
         "own_bytes", (Py_ssize_t)((size_t)Py_TYPE(self)->tp_basicsize +
                                   (size_t)self->cap * sizeof(ml_member)));
     if (dict != NULL && ml_reg_describe(&self->reg, dict) < 0) {
@@ -300,7 +306,7 @@ static PyMethodDef budget_methods[] = {
     {"_ml_set_limit", (PyCFunction)budget_set_limit, METH_O,
      "_ml_set_limit($self, limit, /)\n--\n\n"
      "Set the limit in force to min(limit, maxbytes), evicting down to it."},
-    {"_ml_follow", (PyCFunction)(void (*)(void))budget_follow, METH_FASTCALL,
+    {"_ml_follow", (PyCFunction)(void (*)(void))budget_follow_locked, METH_FASTCALL,
      "_ml_follow($self, hook, check_at, /)\n--\n\n"
      "A store calls hook() once currbytes reaches check_at (hook None: never)."},
     {"_ml_stats", (PyCFunction)budget_stats, METH_NOARGS,

@@ -100,11 +100,15 @@ struct BudgetObject {
     Py_ssize_t nmembers, cap;
     Py_ssize_t timed_members;   /* members with MEMBER_TIMED */
     Py_ssize_t python_members;  /* members with MEMBER_PYTHON */
-    uint64_t evictions;         /* entries the budget evicted to make room for a store */
-    uint64_t pressure_evictions;  /* ... because its limit in force was lowered */
-    PyObject *check;            /* the memory follower's hook, or NULL */
-    size_t check_at;            /* a store calls check() once the sum reaches this */
-    int checking;               /* check() is running (it is not called again meanwhile) */
+    /* counted under a member's lock, not the budget's: atomics on the free-threaded build */
+    ml_count evictions;         /* entries the budget evicted to make room for a store */
+    ml_count pressure_evictions;  /* ... because its limit in force was lowered */
+    PyObject *check;            /* the memory follower's hook, or NULL (budget's lock) */
+    ml_count check_at;          /* a store calls check() once the sum reaches this
+                                   (PY_SSIZE_T_MAX: never); read by stores without the
+                                   budget's lock, as their one comparison */
+    int checking;               /* check() is running (it is not called again meanwhile;
+                                   budget's lock) */
     ml_reg reg;                 /* registry node: memleash.report() */
     PyObject *dict;
     PyObject *weakreflist;

@@ -152,12 +152,7 @@ budget_remove(BudgetObject *b, CacheObject *m, uint32_t id, int pressure, deferr
     ml_cache_remove(&m->c, id, &k, &v);
     ML_CACHE_CHECK(&m->c);
     m->evictions++;
-    if (pressure) {
-        b->pressure_evictions++;
-    }
-    else {
-        b->evictions++;
-    }
+    ml_count_add(pressure ? &b->pressure_evictions : &b->evictions, 1);
     d->objs[d->n++] = (PyObject *)k;
     d->objs[d->n++] = (PyObject *)v;
 }
@@ -275,12 +270,7 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d)
             /* as cachetools evicts: through the member's own popitem() */
             rc = evict_via_popitem(m) < 0 ? -1 : EVICT_RAN;   /* can re-enter */
             if (rc > 0) {
-                if (pressure) {
-                    b->pressure_evictions++;
-                }
-                else {
-                    b->evictions++;
-                }
+                ml_count_add(pressure ? &b->pressure_evictions : &b->evictions, 1);
             }
         }
         else if (m->c.t.version == best.version) {
@@ -579,7 +569,7 @@ restart:;
     defer_flush(&d);
     Py_XDECREF(old);   /* can re-enter */
     if (b != NULL) {
-        if (b->check != NULL && ml_shared_bytes(&b->s) >= b->check_at) {
+        if (ml_shared_bytes(&b->s) >= (size_t)ml_count_get(&b->check_at)) {
             shared_maybe_check(b);   /* can re-enter: the memory follower's hook */
         }
         Py_DECREF(b);

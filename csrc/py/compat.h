@@ -268,15 +268,31 @@ ml_clock_read(int clock, double *seconds)
  * suspended while the thread waits for another lock — Python code run inside may take
  * one — so a callback is, as with the GIL, a point where other threads may have changed
  * the object: the re-checks the binding makes after callbacks cover both. */
-#define ML_LOCKED(ret, name, params, call)  \
-    static ret name params                  \
-    {                                       \
-        ret ml_result_;                     \
-        Py_BEGIN_CRITICAL_SECTION(self);    \
-        ml_result_ = (call);                \
-        Py_END_CRITICAL_SECTION();          \
-        return ml_result_;                  \
+#define ML_LOCKED(ret, name, params, call) ML_LOCKED_ON(ret, name, params, self, call)
+
+/* The same, in a critical section on `lock` (an expression of the params: an object
+ * that stands for state no single argument owns, such as the tracker's module). */
+#define ML_LOCKED_ON(ret, name, params, lock, call)  \
+    static ret name params                          \
+    {                                               \
+        ret ml_result_;                             \
+        Py_BEGIN_CRITICAL_SECTION(lock);            \
+        ml_result_ = (call);                        \
+        Py_END_CRITICAL_SECTION();                  \
+        return ml_result_;                          \
     }
+
+/* ------------------------------------------------------------------------------------
+ * The module's GIL slot: Py_mod_gil (3.13). Py_MOD_GIL_NOT_USED tells a free-threaded
+ * build that importing the module keeps the GIL disabled (without it 3.13t enables the
+ * GIL, with a RuntimeWarning); a build with the GIL ignores it. Before 3.13 there is no
+ * such slot: ML_MOD_GIL_SLOT is an empty entry list there.
+ */
+#if PY_VERSION_HEX >= 0x030D0000
+#define ML_MOD_GIL_SLOT {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#else
+#define ML_MOD_GIL_SLOT
+#endif
 
 /* ------------------------------------------------------------------------------------
  * Counters shared by threads outside any object's lock: relaxed atomics on the

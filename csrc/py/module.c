@@ -230,6 +230,7 @@ module_free(void *module)
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
+    ML_MOD_GIL_SLOT   /* every object's operations run in its critical section (compat.h) */
     {0, NULL},
 };
 

@@ -191,18 +191,26 @@ shared_release(CacheObject **members, Py_ssize_t n)
 void
 shared_maybe_check(BudgetObject *b)
 {
-    if (b->check == NULL || b->checking || ml_shared_bytes(&b->s) < b->check_at) {
+    PyObject *hook = NULL;
+    Py_BEGIN_CRITICAL_SECTION(b);   /* the hook and its flag are the budget's */
+    if (b->check != NULL && !b->checking &&
+        ml_shared_bytes(&b->s) >= (size_t)ml_count_get(&b->check_at)) {
+        b->checking = 1;
+        hook = Py_NewRef(b->check);   /* _ml_follow may replace it meanwhile */
+    }
+    Py_END_CRITICAL_SECTION();
+    if (hook == NULL) {
         return;
     }
-    b->checking = 1;
     PyObject *budget = Py_NewRef((PyObject *)b);
-    PyObject *hook = Py_NewRef(b->check);
     PyObject *r = PyObject_CallNoArgs(hook);   /* can re-enter */
     if (r == NULL) {
         PyErr_WriteUnraisable(hook);   /* the store itself succeeded */
     }
     Py_XDECREF(r);
     Py_DECREF(hook);
+    Py_BEGIN_CRITICAL_SECTION(b);
     b->checking = 0;
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(budget);
 }

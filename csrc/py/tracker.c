@@ -32,8 +32,15 @@
  * A record is found from its object through the tracker's index, a table keyed by the
  * object's address whose entries count only while the record's weak reference gives
  * that very object (from 3.12 a class's weakref list is out of reach; an address is
- * reused once its object is freed). Records of open objects also form a ring
- * (open_resources()); the ring owns a reference to each _TrackRef. A leak goes to
+ * reused once its object is freed). The index owns a reference to each record in it, and
+ * lets it go when the record's object dies (the weakref callback) or when a track() of
+ * the object, closed or untracked, makes a new record: a record is never found while
+ * another thread frees it (the free-threaded build increments a reference count read
+ * from the index, which would bring back a record whose count reached zero). Records of
+ * open objects also form a ring (open_resources()); the ring owns a reference to each
+ * _TrackRef, and none to a Resource (its record is part of it: the ring's link is
+ * borrowed, and only read in the tracker's lock, which a Resource's dealloc takes to
+ * unlink itself before it is freed; nothing takes a reference through it). A leak goes to
  * `dispatch` (tracker.py: listeners, warning, counts) — except at interpreter shutdown,
  * when it is only counted.
  *
@@ -42,7 +49,9 @@
  * __del__) and every allocation (a collection: weakref callbacks, finalizers) run Python
  * code, which may track, close, untrack or drop anything. Whoever calls them holds the
  * records and objects it reads afterwards (find_record returns a new reference); settle
- * and the ring run no Python code.
+ * and the ring run no Python code. On the free-threaded build each entry point holds
+ * the tracker's lock (tracker.h), which those same calls may suspend: the re-checks
+ * after them serve both.
  *
  * This file holds the records, the ring, sampling, allocation sites, the verdicts
  * (settle, record_leak) and the _TrackRef type; tracker.h says which file holds the rest
@@ -54,6 +63,8 @@
 
 #include "core/status.h"
 
+/* each thread's generator; its seed generation and stream are compared with the
+ * tracker's (read in the tracker's lock) */
 static _Thread_local uint64_t tl_rng, tl_seed_gen = UINT64_MAX, tl_index = UINT64_MAX;
 static _Atomic uint64_t threads_seen;   /* gives each sampling thread its own stream */
 
@@ -398,6 +409,7 @@ ml_tr_settle(ml_tracker *tr, ml_track *t, int state)
         return NULL;
     }
     t->state = (uint8_t)state;
+    t->settled = 1;
     if (tr->ready) {
         ml_sites_get(&tr->sites, t->site)->open--;
     }
@@ -424,11 +436,22 @@ ml_tr_find_record(ml_tracker *tr, PyObject *obj)
     if (ml_table_find(&tr->index, addr_hash((uintptr_t)obj), obj, NULL, NULL, &id) != ML_OK) {
         return NULL;
     }
-    ml_tr_ref *rec = tr->index.ents[id].value;
+    ml_tr_ref *rec = tr->index.ents[id].value;   /* held by the index */
     PyObject *referent = ml_weak_get((PyObject *)rec);   /* obj itself, or NULL when dead */
     int same = referent == obj;
     Py_XDECREF(referent);   /* obj is held by the caller: nothing is freed here */
     return same ? (ml_tr_ref *)Py_NewRef(rec) : NULL;
+}
+
+ml_tr_ref *
+ml_tr_find_tracked(ml_tracker *tr, PyObject *obj)
+{
+    ml_tr_ref *rec = ml_tr_find_record(tr, obj);
+    if (rec != NULL && rec->t.settled && rec->t.state != ML_TR_LEAKED &&
+        !(rec->t.flags & ML_TR_K_IO_INNER)) {
+        Py_CLEAR(rec);   /* closed or untracked: tracked anew */
+    }
+    return rec;
 }
 
 int
@@ -436,30 +459,53 @@ ml_tr_index_add(ml_tracker *tr, ml_tr_ref *rec)
 {
     uint64_t h = addr_hash(rec->t.ident);
     uint32_t id;
+    PyObject *old = NULL;
     if (ml_table_find(&tr->index, h, (void *)rec->t.ident, NULL, NULL, &id) == ML_OK) {
-        ((ml_tr_ref *)tr->index.ents[id].value)->t.indexed = 0;   /* a dead object's */
+        /* a dead object's record, or a settled one that rec replaces */
+        old = tr->index.ents[id].value;
+        ((ml_tr_ref *)old)->t.indexed = 0;
         ml_table_remove(&tr->index, id);
     }
+    int rc = 0;
     if (ml_table_reserve(&tr->index) != ML_OK) {
         PyErr_NoMemory();
-        return -1;
+        rc = -1;
+    } else {
+        (void)ml_table_insert(&tr->index, h, (void *)rec->t.ident, Py_NewRef(rec));
+        rec->t.indexed = 1;
     }
-    (void)ml_table_insert(&tr->index, h, (void *)rec->t.ident, rec);
-    rec->t.indexed = 1;
-    return 0;
+    Py_XDECREF(old);   /* the index's reference, released last (its fields' decrefs) */
+    return rc;
 }
 
-void
+PyObject *
 ml_tr_index_remove(ml_tracker *tr, ml_tr_ref *rec)
 {
     if (!rec->t.indexed) {
-        return;
+        return NULL;
     }
     rec->t.indexed = 0;
     uint32_t id;
     if (ml_table_find(&tr->index, addr_hash(rec->t.ident), (void *)rec->t.ident, NULL, NULL,
                       &id) == ML_OK && tr->index.ents[id].value == rec) {
         ml_table_remove(&tr->index, id);
+        return (PyObject *)rec;
+    }
+    return NULL;   /* not reached: an indexed record is filed under its ident */
+}
+
+void
+ml_tr_index_clear(ml_tracker *tr)
+{
+    /* one at a time, the table consistent at each release (a record's fields may run
+       code when freed; nothing files a record once the tracker is not ready) */
+    for (uint32_t id = 0; id < tr->index.top; id++) {
+        ml_tr_ref *rec = tr->index.ents[id].key != NULL ? tr->index.ents[id].value : NULL;
+        if (rec != NULL) {
+            ml_table_remove(&tr->index, id);
+            rec->t.indexed = 0;
+            Py_DECREF(rec);
+        }
     }
 }
 
@@ -556,9 +602,11 @@ trackref_dealloc(PyObject *self)
     ml_tr_ref *rec = (ml_tr_ref *)self;
     PyObject_GC_UnTrack(self);
     Py_TRASHCAN_BEGIN(self, trackref_dealloc)
-    if (rec->t.tr != NULL) {
-        ml_tr_index_remove(rec->t.tr, rec);
-    }
+    /* out of the index and the ring, which hold references: no one else reaches the
+       record, and no lock is needed (its last reference may be let go anywhere, even on
+       another thread than the one that dropped it: a free-threaded build's merge of
+       its counts) */
+    assert(!rec->t.indexed && rec->t.next == NULL);
     track_clear_fields(&rec->t);
     tp->tp_base->tp_dealloc(self);   /* weakref's dealloc clears the reference and frees */
     Py_DECREF(tp);

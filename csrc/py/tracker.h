@@ -13,6 +13,19 @@
  *                       allocation sites, the verdicts (settle, record_leak), _TrackRef
  *
  * Names shared between the files start with ml_tr_ (ML_TR_ for constants).
+ *
+ * The tracker's lock: everything in ml_tracker and in every record (ml_track) is read
+ * and written in a critical section on the tracker's module (tr->module), entered once
+ * at each entry point — the module functions, a shim's call, Resource's methods, the
+ * tracking open(), and the deallocs and clears that touch the index or a record's
+ * observer (ML_TR_LOCKED, or ml_tr_lock / ml_tr_unlock where nothing is returned).
+ * On builds with the GIL it compiles to nothing. As every critical section, it is
+ * suspended while its thread waits (for another lock, on I/O, for a collection): the
+ * points where Python code runs are such points, and were already the points where
+ * another thread or a re-entrant call may change the tracker — the code re-reads what it
+ * needs after them (see tracker.c's note on re-entrancy). An entry point reached again
+ * from inside one (a listener that tracks, a dealloc) nests a section on the same
+ * module, which 3.13 allows.
  */
 #ifndef ML_PY_TRACKER_H
 #define ML_PY_TRACKER_H
@@ -63,7 +76,8 @@ typedef struct ml_track {
     uint32_t site;
     uint8_t state, flags, probe_mode;
     uint8_t pending;        /* an io object a collection found dead: its finalizer follows */
-    uint8_t indexed;        /* filed in the tracker's index under ident */
+    uint8_t indexed;        /* filed in the tracker's index under ident (which holds it) */
+    uint8_t settled;        /* left the open state once (closed, untracked, leaked) */
 } ml_track;
 
 typedef struct {
@@ -112,6 +126,8 @@ typedef struct {
 } ml_tr_coderef;
 
 typedef struct ml_tracker {
+    PyObject *module;       /* borrowed: the module whose state holds the tracker; its
+                               critical section is the tracker's lock */
     ml_sites sites;         /* sites, their counters, and the keys filed under them */
     PyObject *site_text;    /* list: site id -> ((filename, lineno, qualname), ...) */
     PyObject *site_ids;     /* dict: that text -> site id (one site per text) */
@@ -119,10 +135,11 @@ typedef struct ml_tracker {
                                is kept alive by a site) */
     PyObject *code_died;    /* the _SiteCodes' callback */
     ml_track ring;          /* head of the open records */
-    ml_table index;         /* tracked object's address -> its _TrackRef (borrowed: a
-                               record leaves the index when its object dies or it is
-                               freed); an entry counts only while the record's weak
-                               reference still gives that object */
+    ml_table index;         /* tracked object's address -> its _TrackRef (a strong
+                               reference: a record leaves the index when its object dies,
+                               or when a new record of it replaces a settled one); an
+                               entry counts only while the record's weak reference still
+                               gives that object */
     Py_ssize_t nopen;
     PyObject *recent;       /* list of leaked _TrackRefs whose CPython warning may follow */
     PyObject *pending;      /* list of io _TrackRefs whose object a collection found dead
@@ -143,6 +160,23 @@ typedef struct ml_tracker {
     int ready;
 } ml_tracker;
 
+
+/* Defines `static ret name params`, which runs `call` holding tr's lock (tr: an
+ * expression of the params, never NULL). */
+#define ML_TR_LOCKED(ret, name, params, tr, call) \
+    ML_LOCKED_ON(ret, name, params, (tr)->module, call)
+
+/* tr's lock around code that returns nothing: ml_tr_lock(tr, &cs) ... ml_tr_unlock(&cs),
+ * with cs on the caller's stack. */
+#ifdef Py_GIL_DISABLED
+typedef PyCriticalSection ml_tr_section;
+static inline void ml_tr_lock(ml_tracker *tr, ml_tr_section *cs) { PyCriticalSection_Begin(cs, tr->module); }
+static inline void ml_tr_unlock(ml_tr_section *cs) { PyCriticalSection_End(cs); }
+#else
+typedef struct { char unused; } ml_tr_section;
+static inline void ml_tr_lock(ml_tracker *tr, ml_tr_section *cs) { (void)tr, (void)cs; }
+static inline void ml_tr_unlock(ml_tr_section *cs) { (void)cs; }
+#endif
 
 /* ------------------------------------------------------------------------------------
  * tracker.c: records, ring, sampling, sites, verdicts
@@ -192,12 +226,22 @@ PyObject *ml_tr_settle(ml_tracker *tr, ml_track *t, int state);
  * reference, or NULL (untracked; no exception). */
 ml_tr_ref *ml_tr_find_record(ml_tracker *tr, PyObject *obj);
 
-/* Files rec in the index under its object's address, replacing what a dead object left
- * there. 0, or -1 with MemoryError. */
+/* The record to which a track() of obj (alive) defers: its record, unless that one was
+ * closed or untracked (then obj is tracked anew; a file's stays: its observer lives on
+ * under it). @return a new reference, or NULL (no exception). */
+ml_tr_ref *ml_tr_find_tracked(ml_tracker *tr, PyObject *obj);
+
+/* Files rec in the index under its object's address (the index takes a reference of its
+ * own), replacing what a dead object, or a settled record of the same object, left
+ * there. Runs code (the replaced record may be freed). 0, or -1 with MemoryError. */
 int ml_tr_index_add(ml_tracker *tr, ml_tr_ref *rec);
 
-/* Takes rec out of the index (if it is there). */
-void ml_tr_index_remove(ml_tracker *tr, ml_tr_ref *rec);
+/* Takes rec out of the index (if it is there). @return the index's reference, or NULL:
+ * the caller releases it last. */
+PyObject *ml_tr_index_remove(ml_tracker *tr, ml_tr_ref *rec);
+
+/* Lets go of every record in the index (teardown). */
+void ml_tr_index_clear(ml_tracker *tr);
 
 /* Whether obj's attribute `name` says yes (ML_TR_PROBE_TRUE / _NOT_NONE). Runs Python
  * code; an error is "no", and an exception set on entry is kept. */

@@ -23,7 +23,7 @@ tr_died(PyObject *module, PyObject *ref)
     }
     ml_tr_ref *rec = (ml_tr_ref *)Py_NewRef(ref);
     ml_track *t = &rec->t;
-    ml_tr_index_remove(tr, rec);
+    PyObject *indexed = ml_tr_index_remove(tr, rec);   /* released last */
     ml_tr_drop_shims(tr, rec);   /* a finalizer still to come reaches the real methods */
     PyObject *owned = NULL;
     if (t->state == ML_TR_OPEN && (t->flags & ML_TR_K_IO_INNER)) {
@@ -40,6 +40,7 @@ tr_died(PyObject *module, PyObject *ref)
         owned = ml_tr_record_leak(tr, t, NULL);
     }
     Py_XDECREF(owned);
+    Py_XDECREF(indexed);
     Py_DECREF(rec);
     Py_RETURN_NONE;
 }
@@ -68,7 +69,7 @@ tr_track(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!explicit && !ml_tr_sampled(tr)) {
         return Py_NewRef(obj);
     }
-    ml_tr_ref *known = ml_tr_find_record(tr, obj);
+    ml_tr_ref *known = ml_tr_find_tracked(tr, obj);
     if (known != NULL) {
         Py_DECREF(known);
     } else if (ml_tr_track_object(tr, obj, args[1], args[2], ml_tr_frames_for(tr)) < 0) {
@@ -260,7 +261,8 @@ tr_note_warned(PyObject *module, PyObject *arg)
 }
 
 /* _tr_open(): [(site, t0, desc, name, obj, probe, probe_mode)] for every open record,
- * newest first; obj is the live object (a strong reference for the caller). */
+ * newest first; obj is the live object (a strong reference for the caller), or None for
+ * a Resource (its record is its own: it has no probe). */
 static PyObject *
 tr_open(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -268,40 +270,68 @@ tr_open(PyObject *module, PyObject *Py_UNUSED(ignored))
     if (tr == NULL) {
         return NULL;
     }
+    /* What the ring holds is taken first, with no code running, so that the ring cannot
+       change: a _TrackRef (the ring holds it), or a Resource's fields (the ring borrows
+       a Resource, which may be on its way to be freed by another thread: its fields are
+       only read, never the Resource itself held). */
+    typedef struct {
+        PyObject *ref;          /* the _TrackRef, or NULL for a Resource */
+        PyObject *desc, *name;  /* a Resource's */
+        uint32_t site;
+        int64_t t0;
+    } held_t;
     Py_ssize_t n = tr->nopen, i = 0;
-    /* references first, with no Python code running, so the ring cannot change */
-    PyObject **holders = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(PyObject *));
-    if (holders == NULL) {
+    held_t *held = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(held_t));
+    if (held == NULL) {
         return PyErr_NoMemory();
     }
-    for (ml_track *t = tr->ring.next; t != &tr->ring && i < n; t = t->next) {
-        holders[i++] = Py_NewRef(t->holder);
+    for (ml_track *t = tr->ring.next; t != &tr->ring && i < n; t = t->next, i++) {
+        int resource = (t->flags & ML_TR_R_RESOURCE) != 0;
+        held[i].ref = resource ? NULL : Py_NewRef(t->holder);
+        held[i].desc = resource ? Py_NewRef(t->desc) : NULL;   /* a str */
+        held[i].name = resource ? Py_XNewRef(t->name) : NULL;
+        held[i].site = t->site;
+        held[i].t0 = t->t0;
     }
     PyObject *list = PyList_New(0);
     for (Py_ssize_t j = 0; j < i && list != NULL; j++) {
-        PyObject *h = holders[j];
-        int is_ref = Py_IS_TYPE(h, tr->TrackRefType);
-        ml_track *t = is_ref ? &((ml_tr_ref *)h)->t : &((ml_tr_resource *)h)->t;
-        PyObject *obj = is_ref ? ml_weak_get(h) : Py_NewRef(h);   /* strong, or NULL: dead */
-        PyObject *desc = obj != NULL && t->state == ML_TR_OPEN ? ml_tr_record_desc(t) : NULL;
-        if (desc != NULL && t->state == ML_TR_OPEN) {   /* still open after the repr() */
-            PyObject *item = Py_BuildValue("(ILOOOOi)", (unsigned)t->site, (long long)t->t0,
-                                           desc, t->name ? t->name : Py_None, obj,
-                                           t->probe ? t->probe : Py_None, (int)t->probe_mode);
-            if (item == NULL || PyList_Append(list, item) < 0) {
-                Py_CLEAR(list);
+        PyObject *h = held[j].ref, *obj, *desc, *name, *probe;
+        int mode;
+        if (h == NULL) {
+            obj = Py_NewRef(Py_None);
+            desc = Py_NewRef(held[j].desc);
+            name = Py_NewRef(held[j].name ? held[j].name : Py_None);
+            probe = Py_NewRef(Py_None);
+            mode = ML_TR_PROBE_NONE;
+        } else {
+            ml_track *t = &((ml_tr_ref *)h)->t;
+            obj = ml_weak_get(h);   /* strong, or NULL: dead */
+            desc = obj != NULL && t->state == ML_TR_OPEN ? ml_tr_record_desc(t) : NULL;
+            if (desc == NULL || t->state != ML_TR_OPEN) {   /* closed during the repr() */
+                Py_XDECREF(desc);
+                Py_XDECREF(obj);
+                if (PyErr_Occurred()) {
+                    Py_CLEAR(list);
+                }
+                continue;
             }
-            Py_XDECREF(item);
-        } else if (PyErr_Occurred()) {
+            name = Py_NewRef(t->name ? t->name : Py_None);
+            probe = Py_NewRef(t->probe ? t->probe : Py_None);
+            mode = t->probe_mode;
+        }
+        PyObject *item = Py_BuildValue("(ILNNNNi)", (unsigned)held[j].site,
+                                       (long long)held[j].t0, desc, name, obj, probe, mode);
+        if (item == NULL || PyList_Append(list, item) < 0) {
             Py_CLEAR(list);
         }
-        Py_XDECREF(desc);
-        Py_XDECREF(obj);
+        Py_XDECREF(item);
     }
     for (Py_ssize_t j = 0; j < i; j++) {
-        Py_DECREF(holders[j]);
+        Py_XDECREF(held[j].ref);
+        Py_XDECREF(held[j].desc);
+        Py_XDECREF(held[j].name);
     }
-    PyMem_Free(holders);
+    PyMem_Free(held);
     return list;
 }
 
@@ -434,25 +464,50 @@ tr_stats(PyObject *module, PyObject *Py_UNUSED(ignored))
 /* ------------------------------------------------------------------------------------
  * Module glue
  */
+/* Each module function runs in the tracker's lock: a critical section on the module
+ * (self below), the tracker's lock object (see tracker.h). */
+#define LOCKED_O(name, impl) \
+    ML_LOCKED(PyObject *, name, (PyObject *self, PyObject *arg), impl(self, arg))
+#define LOCKED_FAST(name, impl)                                                       \
+    ML_LOCKED(PyObject *, name, (PyObject *self, PyObject *const *args, Py_ssize_t nargs), \
+              impl(self, args, nargs))
+LOCKED_O(locked_died, tr_died)
+LOCKED_O(locked_shim_died, ml_tr_shim_died)
+LOCKED_FAST(locked_track, tr_track)
+LOCKED_O(locked_untrack, tr_untrack)
+LOCKED_O(locked_closed, tr_closed)
+LOCKED_O(locked_lookup, tr_lookup)
+LOCKED_O(locked_gc_phase, tr_gc_phase)
+LOCKED_O(locked_note_warned, tr_note_warned)
+LOCKED_O(locked_open, tr_open)
+LOCKED_O(locked_sites, tr_sites)
+LOCKED_O(locked_site_frames, tr_site_frames)
+LOCKED_O(locked_code_died, ml_tr_code_died)
+LOCKED_FAST(locked_configure, tr_configure)
+LOCKED_O(locked_set, tr_set)
+LOCKED_O(locked_seed, tr_seed)
+LOCKED_O(locked_sample, tr_sample)
+LOCKED_O(locked_stats, tr_stats)
+
 static PyMethodDef ml_tracker_methods[] = {
-    {"_tr_died", tr_died, METH_O, "The tracker's weakref callback (internal)."},
-    {"_tr_shim_died", ml_tr_shim_died, METH_O, "The observers' weakref callback (internal)."},
-    {"_tr_track", (PyCFunction)(void (*)(void))tr_track, METH_FASTCALL,
+    {"_tr_died", locked_died, METH_O, "The tracker's weakref callback (internal)."},
+    {"_tr_shim_died", locked_shim_died, METH_O, "The observers' weakref callback (internal)."},
+    {"_tr_track", (PyCFunction)(void (*)(void))locked_track, METH_FASTCALL,
      "_tr_track(obj, kind, name, explicit): obj, tracked."},
-    {"_tr_untrack", tr_untrack, METH_O, "_tr_untrack(obj): True if it was tracked and open."},
-    {"_tr_closed", tr_closed, METH_O, "_tr_closed(obj): obj's close() ran."},
-    {"_tr_lookup", tr_lookup, METH_O, "_tr_lookup(obj): its record, or None."},
-    {"_tr_gc_phase", tr_gc_phase, METH_O, "_tr_gc_phase(started): gc.callbacks."},
-    {"_tr_note_warned", tr_note_warned, METH_O, "_tr_note_warned(site): True if first."},
-    {"_tr_open", tr_open, METH_NOARGS, "_tr_open(): the open records."},
-    {"_tr_sites", tr_sites, METH_NOARGS, "_tr_sites(): the counters of every site."},
-    {"_tr_site_frames", tr_site_frames, METH_O, "_tr_site_frames(site): its frames."},
-    {"_tr_code_died", ml_tr_code_died, METH_O, "The sites' weakref callback (internal)."},
-    {"_tr_configure", (PyCFunction)(void (*)(void))tr_configure, METH_FASTCALL, NULL},
-    {"_tr_set", tr_set, METH_VARARGS, "_tr_set(level, rate, depth, shutdown)."},
-    {"_tr_seed", tr_seed, METH_O, "_tr_seed(n): restart sampling from seed n."},
-    {"_tr_sample", tr_sample, METH_NOARGS, "_tr_sample(): sample the next object?"},
-    {"_tr_stats", tr_stats, METH_NOARGS, "_tr_stats(): (open, sites, owned bytes)."},
+    {"_tr_untrack", locked_untrack, METH_O, "_tr_untrack(obj): True if it was tracked and open."},
+    {"_tr_closed", locked_closed, METH_O, "_tr_closed(obj): obj's close() ran."},
+    {"_tr_lookup", locked_lookup, METH_O, "_tr_lookup(obj): its record, or None."},
+    {"_tr_gc_phase", locked_gc_phase, METH_O, "_tr_gc_phase(started): gc.callbacks."},
+    {"_tr_note_warned", locked_note_warned, METH_O, "_tr_note_warned(site): True if first."},
+    {"_tr_open", locked_open, METH_NOARGS, "_tr_open(): the open records."},
+    {"_tr_sites", locked_sites, METH_NOARGS, "_tr_sites(): the counters of every site."},
+    {"_tr_site_frames", locked_site_frames, METH_O, "_tr_site_frames(site): its frames."},
+    {"_tr_code_died", locked_code_died, METH_O, "The sites' weakref callback (internal)."},
+    {"_tr_configure", (PyCFunction)(void (*)(void))locked_configure, METH_FASTCALL, NULL},
+    {"_tr_set", locked_set, METH_VARARGS, "_tr_set(level, rate, depth, shutdown)."},
+    {"_tr_seed", locked_seed, METH_O, "_tr_seed(n): restart sampling from seed n."},
+    {"_tr_sample", locked_sample, METH_NOARGS, "_tr_sample(): sample the next object?"},
+    {"_tr_stats", locked_stats, METH_NOARGS, "_tr_stats(): (open, sites, owned bytes)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -468,6 +523,7 @@ ml_tracker_module_exec(PyObject *module, ml_state *st)
         return -1;
     }
     st->tr = tr;
+    tr->module = module;   /* borrowed: the module owns the tracker */
     tr->ring.prev = tr->ring.next = &tr->ring;
     tr->level = 1;
     tr->rate = 128;
@@ -562,6 +618,9 @@ ml_tracker_clear(ml_state *st)
         return;
     }
     tr->ready = 0;   /* callbacks and finalizers from here on only let go */
+    ml_tr_section cs;
+    ml_tr_lock(tr, &cs);
+    ml_tr_index_clear(tr);
     /* the ring's references: taken out first, released after */
     while (tr->ring.next != &tr->ring) {
         ml_track *t = tr->ring.next;
@@ -569,6 +628,7 @@ ml_tracker_clear(ml_state *st)
         t->state = ML_TR_UNTRACKED;
         Py_XDECREF(owned);
     }
+    ml_tr_unlock(&cs);
     Py_CLEAR(tr->site_text);
     Py_CLEAR(tr->site_ids);
     Py_CLEAR(tr->code_refs);

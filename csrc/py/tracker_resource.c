@@ -136,6 +136,7 @@ ml_tr_track_object(ml_tracker *tr, PyObject *obj, PyObject *kind, PyObject *name
     ml_tr_ring_link(tr, &rec->t);   /* the ring takes our reference */
     return 0;
 error:
+    Py_XDECREF(ml_tr_index_remove(tr, rec));   /* the index's reference */
     Py_DECREF(rec);
     return -1;
 }
@@ -184,30 +185,18 @@ ml_tr_check_name(PyObject *name)
 /* ------------------------------------------------------------------------------------
  * memleash.Resource: a handle that knows when it is closed, and warns from its finalizer.
  */
-static PyObject *
-resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+/* Starts self's record (new, not shared yet): its site captured, and in the ring. Runs
+ * Python code (a collection, a site's text). 0 or -1. */
+static int
+resource_start(ml_tracker *tr, ml_tr_resource *self, PyTypeObject *type)
 {
-    (void)args, (void)kwds;   /* the subclass's __init__ takes them */
-    ml_state *st = ml_state_of_type(type);
-    if (st == NULL || st->tr == NULL) {
-        return NULL;
-    }
-    ml_tracker *tr = st->tr;
-    ml_tr_resource *self = (ml_tr_resource *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->t.tr = tr;
     ml_track *t = &self->t;
-    t->holder = (PyObject *)self;
-    t->state = ML_TR_UNTRACKED;
     if (!tr->ready) {
-        return (PyObject *)self;   /* the tracker is gone (interpreter shutdown) */
+        return 0;   /* the tracker is gone (interpreter shutdown): untracked */
     }
     if (ml_tr_capture_site(tr, ml_tr_frames_for(tr), &t->site) < 0 ||
         (t->desc = plain_desc((PyObject *)self)) == NULL) {
-        Py_DECREF(self);
-        return NULL;
+        return -1;
     }
     t->flags = ML_TR_R_RESOURCE;
     t->ident = (uintptr_t)self;
@@ -218,6 +207,31 @@ resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     site->tracked++;
     site->open++;
     ml_tr_ring_link(tr, t);
+    return 0;
+}
+ML_TR_LOCKED(int, resource_start_locked,
+             (ml_tracker *tr, ml_tr_resource *self, PyTypeObject *type), tr,
+             resource_start(tr, self, type))
+
+static PyObject *
+resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)args, (void)kwds;   /* the subclass's __init__ takes them */
+    ml_state *st = ml_state_of_type(type);
+    if (st == NULL || st->tr == NULL) {
+        return NULL;
+    }
+    ml_tr_resource *self = (ml_tr_resource *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->t.tr = st->tr;
+    self->t.holder = (PyObject *)self;
+    self->t.state = ML_TR_UNTRACKED;
+    if (resource_start_locked(st->tr, self, type) < 0) {
+        Py_DECREF(self);   /* not in the ring: untracked */
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -225,7 +239,7 @@ resource_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyObject *
 resource_close(ml_tr_resource *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->t.tr != NULL && self->t.tr->ready) {
+    if (self->t.tr->ready) {
         /* NULL: the ring owns no Resource */
         (void)ml_tr_settle(self->t.tr, &self->t, ML_TR_CLOSED);
     }
@@ -275,6 +289,16 @@ resource_set_name(ml_tr_resource *self, PyObject *value, void *Py_UNUSED(closure
     return 0;
 }
 
+/* The record is the tracker's: these run in its lock (self->t.tr: set at creation). */
+ML_TR_LOCKED(PyObject *, locked_close, (ml_tr_resource *self, PyObject *arg), self->t.tr,
+             resource_close(self, arg))
+ML_TR_LOCKED(PyObject *, locked_get_closed, (ml_tr_resource *self, void *closure), self->t.tr,
+             resource_get_closed(self, closure))
+ML_TR_LOCKED(PyObject *, locked_get_name, (ml_tr_resource *self, void *closure), self->t.tr,
+             resource_get_name(self, closure))
+ML_TR_LOCKED(int, locked_set_name, (ml_tr_resource *self, PyObject *value, void *closure),
+             self->t.tr, resource_set_name(self, value, closure))
+
 /* The leak verdict, on an object that is still whole: runs on both deaths (refcount: from
  * dealloc; collection: before any tp_clear). */
 static void
@@ -282,11 +306,13 @@ resource_finalize(PyObject *self)
 {
     ml_tr_resource *r = (ml_tr_resource *)self;
     ml_tracker *tr = r->t.tr;
-    if (tr == NULL || !tr->ready || r->t.state != ML_TR_OPEN) {
-        return;
+    ml_tr_section cs;
+    ml_tr_lock(tr, &cs);
+    if (tr->ready && r->t.state == ML_TR_OPEN) {
+        (void)ml_tr_record_leak(tr, &r->t, self);   /* dispatch warns with source=self; the
+                                                       ring owns no reference to a Resource */
     }
-    (void)ml_tr_record_leak(tr, &r->t, self);   /* dispatch warns with source=self; the ring
-                                             owns no reference to a Resource */
+    ml_tr_unlock(&cs);
 }
 
 static int
@@ -308,13 +334,16 @@ resource_dealloc(PyObject *self)
     }
     PyObject_GC_UnTrack(self);
     ml_tracker *tr = r->t.tr;
-    if (tr != NULL && tr->ready && r->t.state == ML_TR_OPEN) {
+    ml_tr_section cs;
+    ml_tr_lock(tr, &cs);   /* out of the ring before it is freed: _tr_open reads it there */
+    if (tr->ready && r->t.state == ML_TR_OPEN) {
         /* the finalizer did not run (a subclass's __del__ replaced it, or it ran once
            already before a resurrection): a leak all the same, without a source */
         (void)ml_tr_record_leak(tr, &r->t, NULL);
-    } else if (tr != NULL) {
+    } else {
         (void)ml_tr_ring_unlink(tr, &r->t);
     }
+    ml_tr_unlock(&cs);
     Py_CLEAR(r->t.desc);
     Py_CLEAR(r->t.name);
     tp->tp_free(self);
@@ -322,7 +351,7 @@ resource_dealloc(PyObject *self)
 }
 
 static PyMethodDef resource_methods[] = {
-    {"close", (PyCFunction)resource_close, METH_NOARGS,
+    {"close", (PyCFunction)locked_close, METH_NOARGS,
      "close($self, /)\n--\n\nMark the resource closed. Subclasses release what they hold, "
      "then call super().close() (a subclass's close() is wrapped to do it anyway)."},
     {"__enter__", resource_enter, METH_NOARGS, "__enter__($self, /)\n--\n\nReturn self."},
@@ -332,8 +361,8 @@ static PyMethodDef resource_methods[] = {
 };
 
 static PyGetSetDef resource_getset[] = {
-    {"closed", (getter)resource_get_closed, NULL, "True once close() ran.", NULL},
-    {"leak_name", (getter)resource_get_name, (setter)resource_set_name,
+    {"closed", (getter)locked_get_closed, NULL, "True once close() ran.", NULL},
+    {"leak_name", (getter)locked_get_name, (setter)locked_set_name,
      "A name for reports (None: the allocation site).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -359,6 +388,27 @@ PyType_Spec ml_tr_resource_spec = {
 /* ------------------------------------------------------------------------------------
  * _TrackingOpen: stands in for open() while tracker.enable(files=True) is on.
  */
+/* Tracks f, what the real open() returned, when sampled; in the tracker's lock. */
+static void
+topen_track(ml_tr_open *self, PyObject *f)
+{
+    ml_tracker *tr = self->tr;
+    ml_tr_section cs;
+    ml_tr_lock(tr, &cs);
+    if (tr->ready && self->kind != NULL && ml_tr_sampled(tr)) {
+        /* another open() may return one tracked already */
+        ml_tr_ref *known = self->direct ? NULL : ml_tr_find_tracked(tr, f);
+        PyObject *kind = Py_NewRef(self->kind);   /* held across the tracking's code */
+        if (known != NULL) {
+            Py_DECREF(known);
+        } else if (ml_tr_track_object(tr, f, kind, Py_None, ml_tr_frames_for(tr)) < 0) {
+            PyErr_WriteUnraisable((PyObject *)self);   /* tracking never fails an open() */
+        }
+        Py_DECREF(kind);
+    }
+    ml_tr_unlock(&cs);
+}
+
 /* open() while tracker.enable(files=True) is on: a built-in function (the interpreter
  * calls it directly, as it calls io.open) whose self is a _TrackingOpen. The untracked
  * path is one branch after the real open(), called directly when it is a C function. */
@@ -377,16 +427,8 @@ topen_call(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         f = PyObject_Vectorcall(real, args, (size_t)nargs, kwnames);
         Py_DECREF(real);
     }
-    ml_tracker *tr = self->tr;
-    if (f == NULL || tr == NULL || !tr->ready || !ml_tr_sampled(tr)) {
-        return f;
-    }
-    ml_tr_ref *known = self->direct ? NULL : ml_tr_find_record(tr, f);   /* another open()
-                                                                             may return one */
-    if (known != NULL) {
-        Py_DECREF(known);
-    } else if (ml_tr_track_object(tr, f, self->kind, Py_None, ml_tr_frames_for(tr)) < 0) {
-        PyErr_WriteUnraisable(op);   /* tracking never fails an open() */
+    if (f != NULL && self->tr != NULL) {
+        topen_track(self, f);
     }
     return f;
 }

@@ -143,13 +143,110 @@ owns_descriptor(ml_tracker *tr, PyObject *raw)
     return owns;
 }
 
+/* A shim's call in three steps: what it tells before the forwarded call (in the
+ * tracker's lock), the call itself (out of it: it runs anything, often another shim),
+ * and what it tells after (in the lock again, the record's state read anew). */
+typedef struct {
+    PyObject *prev;     /* what the shim stands in for, held; or NULL: the real method */
+    PyObject *obj;      /* the object, held; or NULL: gone */
+    PyObject *owned;    /* the ring's reference a verdict released, let go last */
+    PyObject *res;      /* the answer when no call is forwarded (NULL: an exception) */
+    int forward;        /* call prev, or the real method */
+    int finalizing;     /* the tracked object is being finalized, unclosed */
+} shim_step;
+
+/* Before the call. self and rec held by the caller. */
+static int
+shim_before(ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
+            size_t nargsf, shim_step *st)
+{
+    st->prev = Py_XNewRef(self->prev);   /* held across the call */
+    st->obj = shim_object(tr, self, rec);
+    if (st->obj == NULL) {
+        if (st->prev != NULL) {
+            st->forward = 1;
+        } else if (self->role != ML_TR_SHIM_CLOSE || (rec->t.flags & ML_TR_K_IO)) {
+            st->res = Py_NewRef(Py_None);   /* io: its finalizer closed it; flushing it is done */
+        } else {
+            PyErr_Format(PyExc_ReferenceError, "%U() of an object that no longer exists",
+                         self->meth);
+        }
+        return 0;
+    }
+    if (self->role == ML_TR_SHIM_FLUSH && rec->t.state == ML_TR_LEAKED) {
+        /* its finalizer ran (a temporary: `f.flush` was looked up, then the file died):
+           it was flushed and closed then */
+        st->res = Py_NewRef(Py_None);
+        return 0;
+    }
+    st->forward = 1;
+    int open = tr->ready && rec->t.state == ML_TR_OPEN;
+    if (open && self->role == ML_TR_SHIM_FLUSH) {
+        /* a close of the stack reached its raw file: is the tracked object (alive on a
+           refcount death, its weakref intact) being finalized, or did a collection find
+           it dead? Either way no one closed it */
+        PyObject *tracked = ml_weak_get((PyObject *)rec);
+        st->finalizing = rec->t.pending ||
+                         (tracked != NULL &&
+                          ml_tr_attr_says(tracked, tr->str_finalizing, ML_TR_PROBE_TRUE));
+        Py_XDECREF(tracked);
+    } else if (open && self->role == ML_TR_SHIM_CLOSE && (rec->t.flags & ML_TR_K_IO)) {
+        /* io's finalizer? */
+        st->finalizing = ml_tr_attr_says(st->obj, tr->str_finalizing, ML_TR_PROBE_TRUE);
+    }
+    if (open && (self->role == ML_TR_SHIM_DEALLOC_WARN ||
+                 (self->role == ML_TR_SHIM_FLUSH && st->finalizing))) {
+        /* reported before the real method runs (and CPython warns); our own warning, if
+           any, names the unclosed stream _dealloc_warn was called for. Now: a recorded
+           warning may keep the object alive */
+        PyObject *source = self->role == ML_TR_SHIM_DEALLOC_WARN &&
+                           PyVectorcall_NARGS(nargsf) == 1 ? args[0] : NULL;
+        if (self->role == ML_TR_SHIM_FLUSH && !owns_descriptor(tr, st->obj)) {
+            st->owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);   /* it held nothing */
+        } else {
+            st->owned = ml_tr_record_leak(tr, &rec->t, source);
+        }
+    }
+    return 0;
+}
+ML_TR_LOCKED(int, shim_before_locked,
+             (ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *const *args,
+              size_t nargsf, shim_step *st),
+             tr, shim_before(tr, self, rec, args, nargsf, st))
+
+/* After the call (st->obj alive), which returned res (NULL: it raised). */
+static int
+shim_after(ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *res, shim_step *st)
+{
+    if (self->role == ML_TR_SHIM_CLOSE && st->finalizing) {
+        /* io's finalizer closing an unclosed object */
+        PyObject *owned = ml_tr_record_leak(tr, &rec->t, NULL);
+        Py_XSETREF(st->owned, owned);
+    } else if (self->role == ML_TR_SHIM_CLOSE && tr->ready && rec->t.state == ML_TR_OPEN) {
+        int closed = rec->t.probe_mode != ML_TR_PROBE_NONE
+                         ? ml_tr_probe_closed(&rec->t, st->obj)
+                         : res != NULL;   /* returned */
+        if (closed && rec->t.state == ML_TR_OPEN) {
+            PyObject *owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);
+            Py_XSETREF(st->owned, owned);
+            PyObject *exc = PyErr_GetRaisedException();
+            ml_tr_drop_shims(tr, rec);
+            PyErr_SetRaisedException(exc);
+        }
+    }
+    return 0;
+}
+ML_TR_LOCKED(int, shim_after_locked,
+             (ml_tracker *tr, ml_tr_shim *self, ml_tr_ref *rec, PyObject *res, shim_step *st),
+             tr, shim_after(tr, self, rec, res, st))
+
 static PyObject *
 shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     ml_tr_shim *self = (ml_tr_shim *)op;
-    ml_tr_ref *rec = (ml_tr_ref *)self->rec;
-    ml_tracker *tr = rec != NULL ? rec->t.tr : NULL;
-    if (tr == NULL) {
+    ml_tr_ref *rec = (ml_tr_ref *)self->rec;   /* set at creation, cleared by tp_clear only
+                                                  (we are called: not garbage) */
+    if (rec == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the memleash tracker is shut down");
         return NULL;
     }
@@ -158,72 +255,21 @@ shim_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
     }
     Py_INCREF(self);   /* closing takes us out of the dict that held us */
     Py_INCREF(rec);
-    PyObject *res = NULL, *owned = NULL;
-    PyObject *obj = shim_object(tr, self, rec);
-    if (obj == NULL) {
-        if (self->prev != NULL) {
-            res = PyObject_Vectorcall(self->prev, args, nargsf, kwnames);   /* may re-enter */
-        } else if (self->role != ML_TR_SHIM_CLOSE || (rec->t.flags & ML_TR_K_IO)) {
-            res = Py_NewRef(Py_None);   /* io: its finalizer closed it; flushing it is done */
-        } else {
-            PyErr_Format(PyExc_ReferenceError, "%U() of an object that no longer exists",
-                         self->meth);
-        }
-        goto done;
-    }
-    if (self->role == ML_TR_SHIM_FLUSH && rec->t.state == ML_TR_LEAKED) {
-        /* its finalizer ran (a temporary: `f.flush` was looked up, then the file died):
-           it was flushed and closed then */
-        res = Py_NewRef(Py_None);
-        goto done;
-    }
-    int open = tr->ready && rec->t.state == ML_TR_OPEN;
-    int finalizing = 0;
-    if (open && self->role == ML_TR_SHIM_FLUSH) {
-        /* a close of the stack reached its raw file: is the tracked object (alive on a
-           refcount death, its weakref intact) being finalized, or did a collection find
-           it dead? Either way no one closed it */
-        PyObject *tracked = ml_weak_get((PyObject *)rec);
-        finalizing = rec->t.pending ||
-                     (tracked != NULL &&
-                      ml_tr_attr_says(tracked, tr->str_finalizing, ML_TR_PROBE_TRUE));
-        Py_XDECREF(tracked);
-    } else if (open && self->role == ML_TR_SHIM_CLOSE && (rec->t.flags & ML_TR_K_IO)) {
-        /* io's finalizer? */
-        finalizing = ml_tr_attr_says(obj, tr->str_finalizing, ML_TR_PROBE_TRUE);
-    }
-    if (open && (self->role == ML_TR_SHIM_DEALLOC_WARN ||
-                 (self->role == ML_TR_SHIM_FLUSH && finalizing))) {
-        /* reported before the real method runs (and CPython warns); our own warning, if
-           any, names the unclosed stream _dealloc_warn was called for. Now: a recorded
-           warning may keep the object alive */
-        PyObject *source = self->role == ML_TR_SHIM_DEALLOC_WARN &&
-                           PyVectorcall_NARGS(nargsf) == 1 ? args[0] : NULL;
-        if (self->role == ML_TR_SHIM_FLUSH && !owns_descriptor(tr, obj)) {
-            owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);   /* it held nothing */
-        } else {
-            owned = ml_tr_record_leak(tr, &rec->t, source);
+    ml_tracker *tr = rec->t.tr;
+    shim_step st = {NULL, NULL, NULL, NULL, 0, 0};
+    (void)shim_before_locked(tr, self, rec, args, nargsf, &st);
+    PyObject *res = st.res;
+    if (st.forward) {
+        res = st.prev != NULL ? PyObject_Vectorcall(st.prev, args, nargsf, kwnames)
+                              : call_real(self, st.obj, args, nargsf, kwnames);   /* may
+                                                                                 re-enter */
+        if (st.obj != NULL) {
+            (void)shim_after_locked(tr, self, rec, res, &st);
         }
     }
-    res = self->prev != NULL ? PyObject_Vectorcall(self->prev, args, nargsf, kwnames)
-                             : call_real(self, obj, args, nargsf, kwnames);   /* may re-enter */
-    if (self->role == ML_TR_SHIM_CLOSE && finalizing) {
-        /* io's finalizer closing an unclosed object */
-        Py_XDECREF(owned);
-        owned = ml_tr_record_leak(tr, &rec->t, NULL);
-    } else if (self->role == ML_TR_SHIM_CLOSE && tr->ready && rec->t.state == ML_TR_OPEN) {
-        int closed = rec->t.probe_mode != ML_TR_PROBE_NONE ? ml_tr_probe_closed(&rec->t, obj)
-                                                           : res != NULL;   /* returned */
-        if (closed && rec->t.state == ML_TR_OPEN) {
-            owned = ml_tr_settle(tr, &rec->t, ML_TR_CLOSED);
-            PyObject *exc = PyErr_GetRaisedException();
-            ml_tr_drop_shims(tr, rec);
-            PyErr_SetRaisedException(exc);
-        }
-    }
-done:
-    Py_XDECREF(obj);
-    Py_XDECREF(owned);
+    Py_XDECREF(st.obj);
+    Py_XDECREF(st.owned);
+    Py_XDECREF(st.prev);
     Py_DECREF(rec);
     Py_DECREF(self);
     Py_LeaveRecursiveCall();
@@ -239,15 +285,24 @@ shim_traverse(ml_tr_shim *self, visitproc visit, void *arg)
     return Py_TYPE(self)->tp_base->tp_traverse((PyObject *)self, visit, arg);
 }
 
-/* Forgets the record (which forgets us as its observer). */
+/* Forgets the record (which forgets us as its observer), in the tracker's lock: the
+ * record's pointer to us is borrowed, and read there (at a collection's end). The
+ * record's reference is let go after, out of the lock (it may be the last one). */
 static void
 shim_unlink(ml_tr_shim *self)
 {
     ml_tr_ref *rec = (ml_tr_ref *)self->rec;
-    if (rec != NULL && rec->t.shim == self) {
+    if (rec == NULL) {
+        self->obj = NULL;
+        return;
+    }
+    ml_tr_section cs;
+    ml_tr_lock(rec->t.tr, &cs);
+    if (rec->t.shim == self) {
         rec->t.shim = NULL;
     }
     self->obj = NULL;
+    ml_tr_unlock(&cs);
 }
 
 static int

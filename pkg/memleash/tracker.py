@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import tracemalloc
 import warnings
@@ -174,11 +175,18 @@ def seed(n: int) -> None:
 # tracked once (classes made at run time, every MagicMock's own class); the entry goes
 # with the class (its weak reference's callback runs before its id can be reused)
 _kinds: dict[int, tuple[_Kind, weakref.ref[type]]] = {}
+# A class's kind is made, and its methods wrapped, once: threads that meet a class for
+# the first time at once wait for the first (re-entrant: wrapping runs a class's code)
+_kinds_lock = threading.RLock()
 
 
 def _kind_of(tp: type) -> _Kind:
     entry = _kinds.get(id(tp))
-    return entry[0] if entry is not None else _kind_for(tp)
+    if entry is not None:
+        return entry[0]
+    with _kinds_lock:
+        entry = _kinds.get(id(tp))
+        return entry[0] if entry is not None else _kind_for(tp)
 
 
 def _kind_for(tp: type) -> _Kind:
@@ -499,10 +507,16 @@ def _at_exit() -> None:
 # Automatic tracking: enable() / disable()
 
 _enabled: dict[str, Any] = {}
+_enabled_lock = threading.Lock()   # enable() and disable() from many threads: one at a time
 
 
 def enable(files: bool = True, sockets: bool = True) -> None:
     """Track the files ``open()`` returns and the sockets created, at the current level."""
+    with _enabled_lock:
+        _enable(files, sockets)
+
+
+def _enable(files: bool, sockets: bool) -> None:
     if files and "files" not in _enabled:
         real = builtins.open
         tracking = _core._TrackingOpen(real, _FILE_KIND)
@@ -526,6 +540,11 @@ def enable(files: bool = True, sockets: bool = True) -> None:
 def disable() -> None:
     """Undo ``enable()``: ``open`` and ``socket.socket`` are the originals again. Objects
     tracked so far stay tracked."""
+    with _enabled_lock:
+        _disable()
+
+
+def _disable() -> None:
     files = _enabled.pop("files", None)
     if files is not None:
         builtins.open, io.open = files
