@@ -264,6 +264,11 @@ def test_threads_mixing_operations_keep_invariants(budget):
                         list(cache.items())
                     except RuntimeError:
                         pass  # an iteration raced with a writer: allowed, as with dict
+                    except KeyError:
+                        # items() is MutableMapping's view, as cachetools': a key yielded
+                        # by the iterator and deleted by another thread before the view
+                        # reads its value (any build; common without the GIL)
+                        pass
                 elif op < 0.95:
                     cache.setdefault(k, 0)
                 else:
