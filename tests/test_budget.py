@@ -489,3 +489,50 @@ def test_budget_sizeof_counts_its_member_array():
     empty = b.__sizeof__()
     caches = [LRUCache(1, budget=b) for _ in range(20)]
     assert b.__sizeof__() > empty and len(b.members) == len(caches)
+
+
+@pytest.mark.parametrize("limit", [2**63 + 10, 2**64 - 2])
+def test_a_byte_sum_past_2_64_under_a_budget_evicts_rather_than_refuses(limit):
+    # found by a hostile run: a member without its own max_bytes refused with OverflowError
+    # a store whose own byte sum would pass 2**64 - 2, where the budget (which has no room
+    # for it either) evicts, as the cache's own max_bytes does
+    budget = memleash.Budget(limit)
+    other = memleash.LRUCache(10, budget=budget, sizeof=lambda k, v: 5)
+    big = memleash.LRUCache(10, budget=budget, sizeof=lambda k, v: 2**63)
+    other["x"] = 1
+    big[1] = 1
+    big[2] = 2          # the budget's order: "x" then 1 go
+    assert list(big) == [2] and list(other) == []
+    assert budget.currbytes == big.currbytes == 2**63
+    own = memleash.LRUCache(10, max_bytes=2**64 - 2, sizeof=lambda k, v: 2**63)
+    own[1] = 1
+    own[2] = 2
+    assert list(own) == list(big)
+
+
+@pytest.mark.parametrize("cls", [LRUCache, RRCache, Cache, memleash.TinyLFUCache])
+def test_setstate_in_place_counts_the_items_it_replaces_as_free(cls):
+    # found by a hostile run: restoring a member's own state reserved the new bytes on top
+    # of the old ones, so the budget evicted another member's items for nothing, and their
+    # __del__ ran while currbytes (400) was not the members' sum (200)
+    budget = Budget(400)
+    kw = {"sizeof": lambda k, v: 100, "budget": budget}
+    a = cls(100, **kw)
+    other = LRUCache(100, **kw)
+    seen = []
+
+    class Value:
+        def __del__(self):
+            seen.append((budget.currbytes, a.currbytes + other.currbytes))
+
+    other[3] = Value()
+    other[4] = Value()
+    a[1] = 1
+    a[2] = 2
+    a.__setstate__(a.__getstate__())
+    assert sorted(a) == [1, 2] and sorted(other) == [3, 4]
+    assert budget.currbytes == a.currbytes + other.currbytes == 400
+    assert seen == []
+    a[5] = 5            # now the budget needs room: the oldest of other's goes
+    assert len(other) == 1 and len(seen) == 1
+    assert seen[0][0] == seen[0][1]     # the invariant, as the evicted value's __del__ sees it

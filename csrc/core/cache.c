@@ -231,6 +231,15 @@ ml_cache_unshare(ml_cache *c)
         return;
     }
     ml_shared_give(c->shared, c->budget.bytes);
+    ml_cache_detach_shared(c);
+}
+
+void
+ml_cache_detach_shared(ml_cache *c)
+{
+    if (c->shared == NULL) {
+        return;
+    }
     c->t.alloc->free(c->t.alloc->ctx, c->stamps);
     c->stamps = NULL;
     c->shared = NULL;

@@ -122,6 +122,10 @@ int ml_cache_share(ml_cache *c, ml_shared *s);
  * entries stay. No-op for an engine that shares nothing. */
 void ml_cache_unshare(ml_cache *c);
 
+/* Stops sharing without giving the entries' bytes back: the caller has already accounted
+ * for them in the budget (replaced them by another engine's, or never taken them). */
+void ml_cache_detach_shared(ml_cache *c);
+
 /* Inserts a new entry at the tail of both lists and adds its counts to the budget.
  * @pre ml_cache_reserve succeeded, key is absent; a shared engine's caller has taken the
  * entry's bytes from the shared budget (ml_shared_take). Takes ownership of key and value.

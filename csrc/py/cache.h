@@ -332,11 +332,16 @@ PyObject *timed_getstate(CacheObject *self);
  * force (the limit was lowered: pressure evictions). 0 or -1. Can re-enter. */
 int cacheobj_budget_shrink(BudgetObject *b);
 
-/* Evicts from the budget's members, by its order, until `need` more bytes fit under its
- * limit in force, then takes them (ml_shared_take). For a cache that joins the budget with
- * entries (__setstate__): ValueError when they cannot fit even in an empty budget. 0 or
- * -1. Can re-enter. */
-int cacheobj_budget_take_room(BudgetObject *b, size_t need);
+/* Evicts from the budget's members, by its order, until `need` bytes fit under its limit
+ * in force in place of what self holds in it (cacheobj_bytes_in): for a cache that joins
+ * the budget with entries, or restores new ones in place of its own (__setstate__). Takes
+ * nothing: the caller takes the room (ml_shared_take) with no Python code in between, and
+ * evicts again if another thread took it first. ValueError when `need` cannot fit even in
+ * an empty budget. 0 or -1. Can re-enter. */
+int cacheobj_budget_make_room(BudgetObject *b, CacheObject *self, size_t need);
+
+/* The bytes self holds in budget b: its own sum if it is b's member, else 0. */
+size_t cacheobj_bytes_in(CacheObject *self, BudgetObject *b);
 
 /* cache_tlfu.c — TinyLFUCache's policy state in pickles (design note there) */
 

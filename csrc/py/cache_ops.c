@@ -339,16 +339,17 @@ other_timed_members(BudgetObject *b, CacheObject *self)
     return b->timed_members > ((self != NULL && (self->member_flags & MEMBER_TIMED)) ? 1 : 0);
 }
 
-/* Evicts by b's order until want(b, arg) holds. 0, or -1 with an exception (ValueError
+/* Evicts by b's order until want(b, arg, self) holds. 0, or -1 with an exception (ValueError
  * when nothing is left to evict and it still does not hold). Can re-enter. */
 static int
-budget_evict_until(BudgetObject *b, int pressure, int (*want)(BudgetObject *, size_t), size_t arg)
+budget_evict_until(BudgetObject *b, int pressure,
+                   int (*want)(BudgetObject *, size_t, CacheObject *), size_t arg, CacheObject *self)
 {
     deferred d;
     d.n = 0;
     int expired = 0, rc = 0;
     Py_INCREF(b);
-    while (!want(b, arg)) {
+    while (!want(b, arg, self)) {
         if (!expired && other_timed_members(b, NULL)) {
             expired = 1;
             defer_flush(&d);
@@ -380,26 +381,35 @@ budget_evict_until(BudgetObject *b, int pressure, int (*want)(BudgetObject *, si
 }
 
 static int
-within_limit(BudgetObject *b, size_t unused)
+within_limit(BudgetObject *b, size_t unused, CacheObject *self)
 {
     (void)unused;
+    (void)self;
     return ml_shared_bytes(&b->s) <= ml_shared_limit(&b->s);
 }
 
-static int
-room_taken(BudgetObject *b, size_t need)
+size_t
+cacheobj_bytes_in(CacheObject *self, BudgetObject *b)
 {
-    return ml_shared_take(&b->s, 0, need);
+    return self->c.shared == &b->s ? self->c.budget.bytes : 0;
+}
+
+/* Whether need bytes fit in b in place of what self holds there now (nothing unless self
+ * is a member of b). */
+static int
+room_replacing(BudgetObject *b, size_t need, CacheObject *self)
+{
+    return ml_shared_fits(&b->s, cacheobj_bytes_in(self, b), need);
 }
 
 int
 cacheobj_budget_shrink(BudgetObject *b)
 {
-    return budget_evict_until(b, 1, within_limit, 0);
+    return budget_evict_until(b, 1, within_limit, 0, NULL);
 }
 
 int
-cacheobj_budget_take_room(BudgetObject *b, size_t need)
+cacheobj_budget_make_room(BudgetObject *b, CacheObject *self, size_t need)
 {
     if (need > ml_shared_limit(&b->s)) {
         PyErr_Format(PyExc_ValueError,
@@ -407,7 +417,7 @@ cacheobj_budget_take_room(BudgetObject *b, size_t need)
                      need, ml_shared_limit(&b->s));
         return -1;
     }
-    return budget_evict_until(b, 0, room_taken, need);
+    return budget_evict_until(b, 0, room_replacing, need, self);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -449,13 +459,20 @@ restart:;
     }
     for (;;) {
         int fit = ml_cache_fits(&self->c, id, units, bytes);
-        if (fit == ML_FIT_OVERFLOW) {
+        if (fit == ML_FIT_OVERFLOW &&
+            (self->budget == NULL ||
+             ml_shared_fits(&self->budget->s, id == ML_NIL ? 0 : ml_cache_bytes_of(&self->c, id),
+                            bytes))) {
             PyErr_SetString(PyExc_OverflowError,
                             "cache size too large: memleash counts currsize exactly up to 2**63 - 1 "
                             "and currbytes up to 2**64 - 2");
             goto error;
         }
-        if (fit == ML_FIT_YES) {
+        /* an own byte sum past 2**64 - 2 under a budget that has no room either: the budget
+         * evicts first, as it would for any store; once it has room, the cache's own sum
+         * (at most the budget's, which is at most 2**64 - 2) is counted exactly, and the
+         * check below runs again */
+        if (fit == ML_FIT_YES || fit == ML_FIT_OVERFLOW) {
             BudgetObject *b = self->budget;
             if (b == NULL) {
                 break;
@@ -497,6 +514,9 @@ restart:;
                     defer_flush(&d);   /* can re-enter: the entry id may be stale */
                     goto restart;
                 }
+            }
+            if (fit == ML_FIT_OVERFLOW) {
+                continue;   /* the budget has room now: the cache's own limits again */
             }
             break;
         }

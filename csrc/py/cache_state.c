@@ -653,19 +653,38 @@ cache_setstate(CacheObject *self, PyObject *state)
         goto error;
     }
     BudgetObject *nb = r.lim.budget;   /* borrowed from the state, which is held */
+    size_t replaced = 0;                /* self's bytes in nb that the restored ones replace */
     if (nb != NULL) {
         /* the restored items join the budget: room is made for them by its order (other
-         * members' entries accessed longest ago go), then they are stamped in their
-         * policy's order, as newer than anything else it holds */
+         * members' entries accessed longest ago go), counting what self holds in it now as
+         * free (it leaves with the old items), then they are stamped in their policy's
+         * order, as newer than anything else it holds. Their bytes are taken in place of
+         * self's with no Python code between the take and the exchange below, so the sum
+         * is the members' at every moment user code can see. */
         size_t need = fresh.budget.bytes;
-        if (shared_prepare(nb, self) < 0 ||                  /* can re-enter */
-            cacheobj_budget_take_room(nb, need) < 0) {       /* can re-enter */
+        if (shared_prepare(nb, self) < 0) {   /* can re-enter */
             goto error;
         }
-        if (ml_cache_share(&fresh, &nb->s) != ML_OK) {
-            ml_shared_give(&nb->s, need);
+        if (ml_cache_share(&fresh, &nb->s) != ML_OK) {   /* stamps; nothing taken yet */
             PyErr_NoMemory();
             goto error;
+        }
+        for (int tries = 0;; tries++) {
+            if (cacheobj_budget_make_room(nb, self, need) < 0) {   /* can re-enter */
+                ml_cache_detach_shared(&fresh);   /* its bytes were never taken */
+                goto error;
+            }
+            replaced = cacheobj_bytes_in(self, nb);
+            if (ml_shared_take(&nb->s, replaced, need)) {
+                break;
+            }
+            if (tries >= ML_TABLE_MAX_RESTARTS) {   /* other threads keep taking the room */
+                ml_cache_detach_shared(&fresh);
+                PyErr_SetString(PyExc_RuntimeError,
+                                "__setstate__: the budget's room was taken by other stores "
+                                "100 times");
+                goto error;
+            }
         }
     }
     /* valid: the cache changes, all at once */
@@ -689,6 +708,11 @@ cache_setstate(CacheObject *self, PyObject *state)
     self->iorigin = r.iorigin;
     self->config_gen++;
     shared_update_flags(self);
+    if (nb != NULL && fresh.shared == &nb->s) {
+        /* the old engine's bytes in nb were replaced by the new ones above */
+        assert(fresh.budget.bytes == replaced);
+        ml_cache_detach_shared(&fresh);
+    }
     cacheobj_release_engine(&fresh);   /* can re-enter; the old bytes leave the old budget */
     built = 0;
     Py_XDECREF((PyObject *)left);
