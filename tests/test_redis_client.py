@@ -269,6 +269,58 @@ def test_threads_share_one_cache_within_its_budget():
     assert sum(len(v) for v in entries._ml_index.values()) == len(entries)
 
 
+def test_client_caches_sharing_a_budget_keep_their_books_and_indexes():
+    """Two ClientCaches and an LRUCache on one Budget, read and invalidated from several
+    threads: a store into one member evicts from the others (through their popitem, from
+    the storing thread, without their locks). The budget is the members' sum within its
+    limit, each ClientCache's index names exactly its entries, and nothing deadlocks."""
+    budget = memleash.Budget(40_000)
+    caches = [ClientCache(10_000, budget=budget), ClientCache(10_000, budget=budget)]
+    plain = memleash.LRUCache(10_000, sizeof=lambda k, v: len(v), budget=budget)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reads(seed):
+        rnd = random.Random(seed)
+        try:
+            while not stop.is_set():
+                cache = caches[rnd.randrange(2)]
+                name = f"k{rnd.randrange(60)}"
+                read(cache, key("GET", name), [b"v" * rnd.choice([10, 300, 3000])],
+                     invalidate_in_flight=[name.encode()] if rnd.random() < 0.05 else None)
+                plain[rnd.randrange(100)] = b"p" * rnd.choice([10, 500, 2000])
+                if budget.currbytes > budget.maxbytes:
+                    errors.append(AssertionError(budget.currbytes))
+        except BaseException as exc:   # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reads, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    rnd = random.Random(5)
+    for _ in range(2_000):
+        caches[rnd.randrange(2)].delete_by_redis_keys([f"k{rnd.randrange(60)}".encode()])
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive(), "a reader never finished: deadlock"
+    assert errors == []
+    assert budget.currbytes == sum(c.currbytes for c in caches) + plain.currbytes
+    assert budget.evictions > 0
+    for cache in caches:
+        entries = cache.store
+        assert cache.currbytes == sum(_entry_bytes(k, e) for k, e in entries.items())
+        # every entry held is indexed, as the entry object it holds; an index entry of a key
+        # evicted between its store and its indexing may remain: invalidation forgets it
+        for k, e in entries.items():
+            assert entries._ml_indexed[k][0] is e
+        indexed = set(entries._ml_indexed)
+        assert set(entries) <= indexed
+        for stale in indexed - set(entries):
+            entries._ml_unindex(stale)
+        assert sum(len(v) for v in entries._ml_index.values()) == len(entries)
+
+
 def test_report_shows_hits_misses_and_invalidations():
     cache = ClientCache(10, max_bytes=10_000, name="csc-report")
     read(cache, key("GET", "a"), b"1")

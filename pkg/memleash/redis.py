@@ -41,6 +41,7 @@ from redis.cache import (
     EvictionPolicyType,
 )
 
+from .budget import Budget
 from .caches import LRUCache
 from .tiered import AsyncTieredCache, JSONSerializer, TieredCache
 
@@ -135,36 +136,64 @@ class ClientCacheStore(LRUCache):
     ``ClientCache``; use that."""
 
     def __init__(self, maxsize: float, *, max_bytes: Optional[int] = None,
-                 name: Optional[str] = None) -> None:
-        super().__init__(maxsize, max_bytes=max_bytes, sizeof=_entry_bytes, name=name)
+                 budget: Optional[Budget] = None, name: Optional[str] = None) -> None:
+        super().__init__(maxsize, max_bytes=max_bytes, sizeof=_entry_bytes, budget=budget,
+                         name=name)
         #: Redis key (bytes, as the server names it) -> the CacheKeys of entries reading it
         self._ml_index: dict[bytes, set[CacheKey]] = {}
-        #: CacheKey -> the Redis keys it was indexed under
-        self._ml_indexed: dict[CacheKey, list[bytes]] = {}
+        #: CacheKey -> (the entry object indexed, the Redis keys it was indexed under)
+        self._ml_indexed: dict[CacheKey, tuple[CacheEntry, list[bytes]]] = {}
+        #: Guards the two dicts above, and nothing else: held only around their updates,
+        #: never across a call into a cache, so it is a leaf that cannot deadlock. An
+        #: eviction by a shared budget calls popitem() from whatever thread stores into
+        #: another member, without the ClientCache's lock.
+        self._ml_index_lock = threading.Lock()
         self._ml_hits = 0
         self._ml_misses = 0
         self._ml_invalidations = 0
 
-    def _ml_index_entry(self, key: CacheKey, redis_keys: list[bytes]) -> None:
-        if self._ml_indexed.get(key) == redis_keys:
-            return
-        self._ml_unindex(key)
-        self._ml_indexed[key] = redis_keys
-        for rk in redis_keys:
-            self._ml_index.setdefault(rk, set()).add(key)
+    def _ml_index_entry(self, key: CacheKey, entry: CacheEntry,
+                        redis_keys: list[bytes]) -> None:
+        with self._ml_index_lock:
+            held = self._ml_indexed.get(key)
+            if held is not None and held[0] is entry and held[1] == redis_keys:
+                return
+            self._ml_unindex_locked(key, None)
+            self._ml_indexed[key] = (entry, redis_keys)
+            for rk in redis_keys:
+                self._ml_index.setdefault(rk, set()).add(key)
 
-    def _ml_unindex(self, key: CacheKey) -> None:
-        for rk in self._ml_indexed.pop(key, ()):
+    def _ml_unindex(self, key: CacheKey, entry: Optional[CacheEntry] = None) -> None:
+        """Unindexes key; with ``entry``, only if that entry object is the one indexed (an
+        eviction of an entry that a store has replaced since leaves the new one indexed)."""
+        with self._ml_index_lock:
+            self._ml_unindex_locked(key, entry)
+
+    def _ml_unindex_locked(self, key: CacheKey, entry: Optional[CacheEntry]) -> None:
+        held = self._ml_indexed.get(key)
+        if held is None or (entry is not None and held[0] is not entry):
+            return
+        del self._ml_indexed[key]
+        for rk in held[1]:
             keys = self._ml_index.get(rk)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
                     del self._ml_index[rk]
 
+    def _ml_index_snapshot(self, redis_key: bytes) -> list[CacheKey]:
+        with self._ml_index_lock:
+            return list(self._ml_index.get(redis_key, ()))
+
+    def _ml_index_clear(self) -> None:
+        with self._ml_index_lock:
+            self._ml_index.clear()
+            self._ml_indexed.clear()
+
     def popitem(self) -> tuple[CacheKey, CacheEntry]:
         """Removes the least recently used entry (and its index entries) and returns it."""
         key, entry = super().popitem()
-        self._ml_unindex(key)
+        self._ml_unindex(key, entry)
         return key, entry
 
     def _ml_stats(self) -> dict[str, Any]:
@@ -348,17 +377,21 @@ class ClientCache(CacheInterface):
     entries removed because Redis said their keys changed, or because tracking was lost
     (a connection closed, ``flush()``).
 
-    ``budget=`` (one byte budget shared with other caches) comes with ``memleash.Budget``.
+    ``budget``: a ``memleash.Budget`` the entries share with other caches (the budget's
+    order evicts across them; an eviction from another member's store removes the entry
+    and its index entries from that thread, under a lock of the index's own that is never
+    held across a call into a cache, so ClientCaches sharing one budget cannot deadlock).
     """
 
     def __init__(self, maxsize: int = 10_000, max_bytes: Optional[int] = None, *,
-                 commands: Optional[Iterable[str]] = None, name: Optional[str] = None) -> None:
+                 budget: Optional[Budget] = None, commands: Optional[Iterable[str]] = None,
+                 name: Optional[str] = None) -> None:
         if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
             raise ValueError(f"maxsize must be a positive int, not {maxsize!r}")
         allowed = CacheConfig.DEFAULT_ALLOW_LIST if commands is None else commands
         self._lock = threading.RLock()
         self._flow = threading.local()     # per thread: the CacheKey object of the read
-        self._entries = ClientCacheStore(maxsize, max_bytes=max_bytes, name=name)
+        self._entries = ClientCacheStore(maxsize, max_bytes=max_bytes, budget=budget, name=name)
         self._config = _Config(maxsize, frozenset(c.upper() for c in allowed))
         self._policy = _Policy(self)
         self._collection = _Collection(self)
@@ -441,7 +474,13 @@ class ClientCache(CacheInterface):
                     del entries[key]
                 entries._ml_unindex(key)
                 return False
-            entries._ml_index_entry(key, redis_keys)
+            # indexed after the store: an eviction by a shared budget (any thread) between
+            # the two unindexes only the entry it evicted, so this one is indexed whatever
+            # the order; if this very entry was evicted meanwhile, the index names a key
+            # that is absent, which invalidation checks and forgets
+            entries._ml_index_entry(key, entry, redis_keys)
+            if key not in entries:   # evicted between the two: forget it at once
+                entries._ml_unindex(key, entry)
             return True
 
     def delete_by_cache_keys(self, cache_keys: list[CacheKey]) -> list[bool]:
@@ -464,12 +503,11 @@ class ClientCache(CacheInterface):
         out = []
         with self._lock:
             entries = self._entries
-            index = entries._ml_index
             encoding, errors = self._encoding
             for rk in redis_keys:
                 if isinstance(rk, str):
                     rk = rk.encode(encoding, errors)
-                for key in list(index.get(bytes(rk), ())):
+                for key in entries._ml_index_snapshot(bytes(rk)):
                     if key in entries:
                         del entries[key]
                         out.append(True)
@@ -483,8 +521,7 @@ class ClientCache(CacheInterface):
         with self._lock:
             count = len(self._entries)
             self._entries.clear()
-            self._entries._ml_index.clear()
-            self._entries._ml_indexed.clear()
+            self._entries._ml_index_clear()
             self._entries._ml_invalidations += count
         return count
 

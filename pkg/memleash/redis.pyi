@@ -13,6 +13,7 @@ from redis.cache import (
     EvictionPolicyInterface,
 )
 
+from .budget import Budget
 from .caches import LRUCache
 from .tiered import AsyncTieredCache as AsyncTieredCache
 from .tiered import JSONSerializer as JSONSerializer
@@ -25,7 +26,7 @@ def deep_sizeof(*objs: Any) -> int: ...
 
 class ClientCacheStore(LRUCache[CacheKey, CacheEntry]):
     def __init__(self, maxsize: float, *, max_bytes: int | None = None,
-                 name: str | None = None) -> None: ...
+                 budget: Budget | None = None, name: str | None = None) -> None: ...
 
 class _Collection:
     """``ClientCache.collection``: an ``OrderedDict``-like view of the entries."""
@@ -47,7 +48,8 @@ class _Collection:
 
 class ClientCache(CacheInterface):
     def __init__(self, maxsize: int = 10_000, max_bytes: int | None = None, *,
-                 commands: Iterable[str] | None = None, name: str | None = None) -> None: ...
+                 budget: Budget | None = None, commands: Iterable[str] | None = None,
+                 name: str | None = None) -> None: ...
     @property
     def collection(self) -> _Collection: ...  # type: ignore[override]
     @property
