@@ -1,0 +1,383 @@
+"""``memleash.pytest_plugin``: resources a test leaked, with the test and the line that opened them.
+
+Off unless asked: ``pytest --memleash`` for the whole run (``-p memleash.pytest_plugin``
+from a checkout; the ``pytest11`` entry point loads it when memleash is installed), or
+``@pytest.mark.memleash(...)`` for one test. Importing this module changes nothing.
+
+While on, the tracker runs at the ``paranoid`` level with files, sockets and subprocesses
+tracked (``tracker.enable()``), as well as every ``memleash.Resource``. Each tracked
+object carries the ``time.monotonic_ns()`` of its opening (``Leak.tracked_at``); the
+plugin keeps a timeline of who ran when — a test from the start of its setup to the end
+of its teardown, a fixture of a wider scope while it is set up and torn down — and
+charges each finding to the owner of the moment the object was *opened*:
+
+- a **leak** (collected unclosed) reaches the plugin through ``tracker.on_leak``, whenever
+  it happens (a later test's collection included);
+- what an owner opened and is still **left open** when it ends (a test after its
+  teardown, a wider fixture after its finalization) is read from the tracker's records; a
+  collection runs first then (only then: nothing open, nothing collected), so that what
+  is merely unreachable is reported as leaked.
+
+An item's leaks seen by the end of its call fail the call (``--memleash-fail``, or the
+marker's ``leaks="fail"``); what is found at its teardown fails the teardown. A fixture's
+findings are reported in the teardown of the test that ended its scope. Findings arriving
+after their owner was judged are shown in the summary as late (and fail the session
+under ``--memleash-fail``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generator, Optional
+
+import pytest
+
+from . import tracker
+from .report import _relative
+
+_FAIL, _IGNORE, _REPORT = "fail", "ignore", "report"
+_SECTION = "memleash: resources leaked or left open"
+
+
+@dataclass
+class _Finding:
+    """Tracked objects of one allocation site an owner leaked (or left open)."""
+
+    status: str         # "leaked" or "left open"
+    where: str          # file:line in function()
+    example: str        # the first one's description
+    count: int = 1
+    late: bool = False  # reached the plugin after its owner was judged
+
+    def line(self) -> str:
+        times = f" {self.count} x" if self.count > 1 else ""
+        late = " (seen after its owner ended)" if self.late else ""
+        return f"{self.status}{times}{late}: {self.example} allocated at {self.where}"
+
+
+@dataclass(eq=False)
+class _Owner:
+    """A test, or a fixture of a wider scope: what it opened is charged to it."""
+
+    label: str                      # the test's node id, or "fixture 'name' (scope)"
+    mode: str                       # _FAIL, _IGNORE or _REPORT
+    start: int = 0                  # monotonic_ns when it began
+    findings: dict[tuple[str, str, bool], _Finding] = field(default_factory=dict)
+    seen: set[tuple[int, int]] = field(default_factory=set)   # (site, tracked_at) reported
+    judged: bool = False
+    told: int = 0                   # findings already put in a report
+
+    def add(self, status: str, site: int, tracked_at: int, where: str, example: str) -> bool:
+        """Count one finding; False if that object was reported already (left open
+        at the end, then collected)."""
+        key = (site, tracked_at)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        slot = (status, where, self.judged)
+        found = self.findings.get(slot)
+        if found is None:
+            self.findings[slot] = _Finding(status, where, example, late=self.judged)
+        else:
+            found.count += 1
+        return True
+
+    def total(self) -> int:
+        return sum(f.count for f in self.findings.values())
+
+
+class _Timeline:
+    """Who ran when: owner switches by monotonic_ns, looked up by an object's opening."""
+
+    def __init__(self) -> None:
+        self._at: list[int] = []
+        self._owner: list[Optional[_Owner]] = []
+        self._stack: list[_Owner] = []
+
+    def push(self, owner: _Owner) -> None:
+        self._stack.append(owner)
+        self._switch()
+
+    def pop(self, owner: _Owner) -> None:
+        if owner in self._stack:
+            # the innermost one, and whatever was pushed after it and never popped
+            del self._stack[len(self._stack) - 1 - self._stack[::-1].index(owner):]
+        self._switch()
+
+    def _switch(self) -> None:
+        now = time.monotonic_ns()
+        top = self._stack[-1] if self._stack else None
+        if self._at and self._at[-1] == now:
+            self._owner[-1] = top
+        else:
+            self._at.append(now)
+            self._owner.append(top)
+
+    def owner_at(self, ns: int) -> Optional[_Owner]:
+        i = bisect.bisect_right(self._at, ns) - 1
+        return self._owner[i] if i >= 0 else None
+
+
+def _mode_of(marker: Any, default: str) -> str:
+    leaks = marker.kwargs.get("leaks", default) if marker is not None else default
+    if leaks not in (_FAIL, _IGNORE, _REPORT):
+        raise pytest.UsageError(
+            f"@pytest.mark.memleash(leaks={leaks!r}): leaks is 'fail', 'ignore' or 'report'")
+    return str(leaks)
+
+
+class _Leash:
+    """The plugin's state for one pytest process (a worker's own under xdist)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.session_wide = bool(config.getoption("memleash") or config.getoption("memleash_fail"))
+        self.default_mode = _FAIL if config.getoption("memleash_fail") else _REPORT
+        self.depth = int(config.getoption("memleash_depth"))
+        self.timeline = _Timeline()
+        self.owners: list[_Owner] = []          # those with findings, in order
+        self.ignored = 0                        # findings of leaks="ignore" owners
+        self.tracking = 0                       # items and sessions that turned it on
+        self.saved: Optional[tuple[Any, ...]] = None
+        self.items: dict[str, _Owner] = {}
+        self.fixtures: dict[int, _Owner] = {}   # id(fixturedef) -> owner, while it lives
+        self.late_failures = 0
+        # fixtures finalized since the last teardown report: (label, mode, findings)
+        self.fixture_findings: list[tuple[str, str, list[_Finding]]] = []
+
+    # ---- the tracker, on and off --------------------------------------------------
+
+    def start(self) -> None:
+        self.tracking += 1
+        if self.tracking > 1:
+            return
+        self.saved = (tracker.get_level(), tracker._state["rate"], tracker._state["depth"],
+                      tracker.enabled())
+        tracker.on_leak(self.on_leak)
+        self.apply()
+
+    def apply(self) -> None:
+        """The tracker as the plugin wants it (again, after a test reconfigured it)."""
+        if tracker.get_level() != "paranoid" or tracker._state["depth"] != self.depth:
+            tracker.set_level("paranoid", depth=self.depth)
+        if not all(tracker.enabled().values()):
+            tracker.enable()
+
+    def stop(self) -> None:
+        self.tracking -= 1
+        if self.tracking or self.saved is None:
+            return
+        level, rate, depth, on = self.saved
+        tracker.disable()
+        tracker.set_level(level, sample_rate=rate, depth=depth)
+        if any(on.values()):
+            tracker.enable(**on)
+        try:
+            tracker.remove_leak_listener(self.on_leak)
+        except ValueError:
+            pass
+        self.saved = None
+
+    # ---- findings -----------------------------------------------------------------
+
+    def on_leak(self, leak: tracker.Leak) -> None:
+        owner = self.timeline.owner_at(leak.tracked_at)
+        if owner is not None:
+            self.charge(owner, "leaked", leak.site, leak.tracked_at, _relative(leak.where),
+                        leak.description)
+
+    def charge(self, owner: _Owner, status: str, site: int, tracked_at: int, where: str,
+               example: str) -> None:
+        if owner.mode == _IGNORE:
+            if (site, tracked_at) not in owner.seen:
+                owner.seen.add((site, tracked_at))
+                self.ignored += 1
+            return
+        if not owner.add(status, site, tracked_at, where, example):
+            return
+        if owner.total() == 1:
+            self.owners.append(owner)
+        if owner.judged and owner.mode == _FAIL:
+            self.late_failures += 1
+
+    def judge(self, owner: _Owner) -> list[_Finding]:
+        """End of an owner: what it left open, then every finding not reported yet."""
+        if owner.mode != _IGNORE:
+            if self.open_since(owner):
+                gc.collect()   # the unreachable ones are leaks, reported as such
+            for site, t0, desc, _ in tracker._open_records(owner.start):
+                if self.timeline.owner_at(t0) is owner:
+                    self.charge(owner, "left open", site, t0,
+                                _relative(tracker._where(tracker._frames(site))), desc)
+        owner.judged = True
+        return self.untold(owner)
+
+    def open_since(self, owner: _Owner) -> bool:
+        return any(self.timeline.owner_at(t0) is owner
+                   for _, t0, _, _ in tracker._open_records(owner.start))
+
+    @staticmethod
+    def untold(owner: _Owner) -> list[_Finding]:
+        findings = list(owner.findings.values())
+        new = findings[owner.told:]
+        owner.told = len(findings)
+        return new
+
+
+def _describe(label: str, findings: list[_Finding]) -> str:
+    leaked = sum(f.count for f in findings if f.status == "leaked")
+    left = sum(f.count for f in findings if f.status != "leaked")
+    counts = ", ".join(part for part in (f"{leaked} leaked" if leaked else "",
+                                         f"{left} left open" if left else "") if part)
+    return "\n".join([f"memleash: {label}: {counts}"] + ["  " + f.line() for f in findings])
+
+
+def _fail(report: pytest.TestReport, text: str) -> None:
+    if report.passed:
+        report.outcome = "failed"
+        report.longrepr = text
+    else:
+        report.sections.append(("memleash", text))
+
+
+# ---- hooks ---------------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("memleash", "resources leaked by tests (memleash.tracker)")
+    group.addoption("--memleash", action="store_true", default=False,
+                    help="track files, sockets, subprocesses and memleash.Resource handles "
+                         "(tracker level paranoid) and report, per test, those collected "
+                         "unclosed or left open, with where they were opened")
+    group.addoption("--memleash-fail", action="store_true", default=False,
+                    help="as --memleash, and a test that leaks fails (the marker's "
+                         "leaks='ignore' exempts one)")
+    group.addoption("--memleash-depth", type=int, default=1, metavar="N",
+                    help="frames kept per allocation site (default 1: the line that "
+                         "opened it; up to 64)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "memleash(leaks='fail'|'ignore'|'report'): track the resources this test opens "
+        "(memleash.pytest_plugin); 'fail' fails it on a leak, 'ignore' exempts it")
+    config.stash[_KEY] = _Leash(config)
+
+
+_KEY = pytest.StashKey[_Leash]()
+
+
+def _leash(config: pytest.Config) -> _Leash:
+    return config.stash[_KEY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    leash = _leash(session.config)
+    if leash.session_wide:
+        leash.start()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    leash = _leash(session.config)
+    if leash.session_wide:
+        leash.stop()
+        if leash.late_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Generator[None, object, object]:
+    leash = _leash(item.config)
+    marker = item.get_closest_marker("memleash")
+    if not leash.session_wide and marker is None:
+        return (yield)
+    owner = _Owner(item.nodeid, _mode_of(marker, leash.default_mode))
+    leash.items[item.nodeid] = owner
+    leash.start()
+    owner.start = time.monotonic_ns()
+    leash.timeline.push(owner)
+    try:
+        return (yield)
+    finally:
+        leash.timeline.pop(owner)
+        del leash.items[item.nodeid]
+        leash.stop()
+        if leash.tracking:
+            leash.apply()   # a test that reconfigured the tracker: the plugin's again
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    leash = _leash(item.config)
+    owner = leash.items.get(item.nodeid)
+    if owner is None or call.when == "setup":
+        return report
+    if call.when == "call":
+        findings = leash.untold(owner)   # what was collected unclosed during it
+        label = item.nodeid
+    else:
+        findings = leash.judge(owner)
+        label = item.nodeid
+        for fixture_label, mode, found in leash.fixture_findings:
+            if found:
+                text = _describe(fixture_label, found)
+                if mode == _FAIL:
+                    _fail(report, text)
+                else:
+                    report.sections.append(("memleash", text))
+        leash.fixture_findings = []
+    if findings:
+        text = _describe(label, findings)
+        if owner.mode == _FAIL:
+            _fail(report, text)
+        else:
+            report.sections.append(("memleash", text))
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Generator[None, object, object]:
+    leash = _leash(request.config)
+    if fixturedef.scope == "function" or not leash.tracking:
+        return (yield)
+    scope_node = getattr(request, "node", None)
+    where = getattr(scope_node, "nodeid", "") or "<session>"
+    owner = _Owner(f"{where}: fixture {fixturedef.argname!r} ({fixturedef.scope} scope)",
+                   leash.default_mode, start=time.monotonic_ns())
+    leash.timeline.push(owner)
+    try:
+        result = yield
+    finally:
+        leash.timeline.pop(owner)
+    # its teardown is charged to it too: this finalizer, added last, runs first
+    leash.fixtures[id(fixturedef)] = owner
+    fixturedef.addfinalizer(lambda: leash.timeline.push(owner))
+    return result
+
+
+def pytest_fixture_post_finalizer(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+    leash = _leash(request.config)
+    owner = leash.fixtures.pop(id(fixturedef), None)
+    if owner is None:
+        return
+    leash.timeline.pop(owner)
+    leash.fixture_findings.append((owner.label, owner.mode, leash.judge(owner)))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    leash = _leash(config)
+    if not leash.owners and not leash.ignored:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section(_SECTION)
+    for owner in leash.owners:
+        findings = list(owner.findings.values())
+        write(_describe(owner.label, findings).removeprefix("memleash: "))
+    if leash.ignored:
+        write(f"({leash.ignored} more from tests marked memleash(leaks='ignore'))")

@@ -1,0 +1,214 @@
+"""memleash.pytest_plugin, run as a user runs it: an inner pytest in a subprocess
+(pytester's runpytest_subprocess), so this run's own tracker never sees the inner one's."""
+
+import importlib
+import os
+import re
+
+import pytest
+
+import memleash
+
+PKG = os.path.dirname(os.path.dirname(os.path.abspath(memleash.__file__)))
+
+LEAKY = '''
+import socket, subprocess, sys
+import pytest
+import memleash
+
+def read_config(path):
+    return open(path).read()
+
+def test_reads_config(tmp_path):
+    p = tmp_path / "app.cfg"
+    p.write_text("x=1")
+    assert read_config(p) == "x=1"
+
+def test_clean(tmp_path):
+    with open(tmp_path / "a", "w") as f:
+        f.write("x")
+    with socket.socket() as s:
+        pass
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+def test_socket():
+    s = socket.socket()
+    s = None
+
+def test_popen():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p = None
+
+class Conn(memleash.Resource):
+    pass
+
+def test_resource():
+    Conn()
+'''
+
+
+@pytest.fixture
+def inner(pytester, monkeypatch):
+    """Runs pytest in a subprocess with the plugin loaded as from a checkout."""
+    monkeypatch.setenv("PYTHONPATH", PKG)
+    monkeypatch.delenv("MEMLEASH_LEAK_LEVEL", raising=False)
+
+    def run(*args):
+        return pytester.runpytest_subprocess("-p", "memleash.pytest_plugin",
+                                             "-p", "no:cacheprovider", *args)
+    return run
+
+
+def summary(result):
+    """The lines of the plugin's terminal summary section."""
+    text = result.stdout.str()
+    head = text.find("memleash: resources leaked or left open")
+    assert head >= 0, text
+    return text[head:].split("\n", 1)[1]
+
+
+def test_done_when_a_leaked_open_is_named_with_its_test_and_line(pytester, inner):
+    pytester.makepyfile(test_user=LEAKY)
+    result = inner("--memleash")
+    result.assert_outcomes(passed=5)   # reported, not failed
+    lines = summary(result)
+    assert "test_user.py::test_reads_config: 1 leaked" in lines
+    assert re.search(r"leaked: <_io.TextIOWrapper name='[^']*app.cfg'> allocated at "
+                     r"test_user.py:6 in read_config\(\)", lines), lines
+    assert "test_user.py::test_socket: 1 " in lines and "test_user.py:21 in test_socket()" in lines
+    assert "test_user.py::test_popen: 1 left open" in lines
+    assert "<Popen: returncode: None" in lines and "test_user.py:25 in test_popen()" in lines
+    assert "test_user.py::test_resource: 1 leaked" in lines
+    assert "<test_user.Conn object at" in lines and "test_user.py:32 in test_resource()" in lines
+    assert "test_clean" not in lines
+
+
+def test_fail_turns_leaks_into_failures(pytester, inner):
+    pytester.makepyfile(test_user=LEAKY)
+    result = inner("--memleash-fail")
+    # leaks seen during the call fail it; what is left open errors its teardown
+    # (test_popen passes, then errors at teardown: the child it started was never waited for)
+    result.assert_outcomes(passed=2, failed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "FAILED test_user.py::test_reads_config - memleash: test_user.py::test_reads_c*",
+        "FAILED test_user.py::test_socket - memleash: test_user.py::test_socket: 1 leaked",
+        "FAILED test_user.py::test_resource - memleash:*",
+        "ERROR test_user.py::test_popen - memleash: test_user.py::test_popen: 1 left open",
+    ])
+    assert "allocated at test_user.py:6 in read_config()" in result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_the_warnings_summary_carries_the_site(pytester, inner):
+    pytester.makepyfile(test_user=LEAKY)
+    result = inner("--memleash", "-W", "default::ResourceWarning", "-k", "reads_config")
+    result.stdout.fnmatch_lines([
+        "*ResourceWarning: unclosed file <_io.TextIOWrapper name=*app.cfg* allocated at "
+        "*/test_user.py:6 in read_config()"])
+
+
+def test_off_unless_asked(pytester, inner):
+    pytester.makepyfile(test_user=LEAKY + '''
+def test_nothing_is_enabled():
+    from memleash import tracker
+    assert tracker.get_level() == "simple"
+    assert not any(tracker.enabled().values())
+''')
+    result = inner("-W", "ignore::ResourceWarning")
+    result.assert_outcomes(passed=6)
+    assert "memleash: resources" not in result.stdout.str()
+
+
+def test_importing_the_plugin_enables_nothing():
+    before = memleash.tracker.get_level(), memleash.tracker.enabled()
+    importlib.import_module("memleash.pytest_plugin")
+
+    assert (memleash.tracker.get_level(), memleash.tracker.enabled()) == before
+
+
+def test_the_marker_alone_turns_it_on_for_its_test(pytester, inner):
+    pytester.makepyfile(test_user='''
+import pytest
+
+@pytest.mark.memleash(leaks="fail")
+def test_marked(tmp_path):
+    open(tmp_path / "x", "w")
+
+def test_unmarked(tmp_path):
+    open(tmp_path / "y", "w")
+    from memleash import tracker
+    assert tracker.get_level() == "simple"   # the tracker as it was, after the marked test
+''')
+    result = inner("-W", "ignore::ResourceWarning")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_user.py::test_marked - memleash:*1 leaked*"])
+
+
+def test_ignore_exempts_one_test(pytester, inner):
+    pytester.makepyfile(test_user='''
+import pytest
+
+@pytest.mark.memleash(leaks="ignore")   # the test of a leak: exempt
+def test_exempt(tmp_path):
+    open(tmp_path / "x", "w")
+
+def test_leaks(tmp_path):
+    open(tmp_path / "y", "w")
+''')
+    result = inner("--memleash-fail", "-W", "ignore::ResourceWarning")
+    result.assert_outcomes(passed=1, failed=1)
+    assert "(1 more from tests marked memleash(leaks='ignore'))" in result.stdout.str()
+    assert "test_exempt:" not in summary(result)
+
+
+def test_a_leak_is_charged_to_the_test_that_opened_it(pytester, inner):
+    pytester.makepyfile(test_user='''
+import gc
+
+class Node:
+    def __init__(self, f):
+        self.f = f
+        self.me = self   # a cycle: collected later, in another test
+
+def test_opens(tmp_path):
+    Node(open(tmp_path / "x", "w"))
+
+def test_collects():
+    gc.collect()
+''')
+    result = inner("--memleash", "-W", "ignore::ResourceWarning")
+    lines = summary(result)
+    # found unreachable at the end of test_opens (a collection runs when something is open)
+    assert "test_user.py::test_opens: 1 leaked" in lines
+    assert "test_collects" not in lines
+
+
+def test_a_wider_fixture_is_judged_at_its_scope_end(pytester, inner):
+    pytester.makepyfile(test_user='''
+import pytest
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory):
+    f = open(tmp_path_factory.mktemp("m") / "log", "w")
+    yield f   # never closed
+
+@pytest.fixture(scope="module")
+def closed_log(tmp_path_factory):
+    with open(tmp_path_factory.mktemp("n") / "log", "w") as f:
+        yield f
+
+def test_first(log, closed_log):
+    log.write("a")
+
+def test_second(log, closed_log):
+    log.write("b")
+''')
+    result = inner("--memleash-fail", "-W", "ignore::ResourceWarning")
+    # not the first test's fault: the fixture's, at the end of the module (the last test's
+    # teardown, which ends the scope)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        "ERROR test_user.py::test_second - memleash: test_user.py: fixture 'log'*"])
+    lines = summary(result)
+    assert "allocated at test_user.py:5 in log()" in lines
+    assert "closed_log" not in lines and "test_first" not in lines
