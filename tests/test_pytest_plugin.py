@@ -212,3 +212,76 @@ def test_second(log, closed_log):
     lines = summary(result)
     assert "allocated at test_user.py:5 in log()" in lines
     assert "closed_log" not in lines and "test_first" not in lines
+
+
+GROWTH = '''
+import pytest
+import memleash
+
+bus = memleash.EventEmitter(name="bus")
+kept = []
+
+@pytest.mark.memleash(max_bytes="1 KiB")
+def test_big_cache():
+    cache = memleash.LRUCache(1000, name="big")
+    for i in range(100):
+        cache[i] = "x" * 100
+    kept.append(cache)
+
+@pytest.mark.memleash(max_bytes="1 MiB")
+def test_small_cache():
+    cache = memleash.LRUCache(10, name="small")
+    cache[1] = "x"
+
+@pytest.mark.memleash(listeners="no-growth")
+def test_listener_left_behind():
+    bus.on("tick", print)   # a plain function: held strongly, never removed
+
+@pytest.fixture
+def subscribed():
+    bus.on("tock", print)
+    yield
+    bus.remove_listener("tock", print)
+
+@pytest.mark.memleash(listeners="no-growth")
+def test_listener_removed_by_its_fixture(subscribed):
+    bus.emit("tock", 1)
+
+def test_report_diff(memleash_report):
+    cache = memleash.LRUCache(10, name="mine")
+    cache["k"] = "v" * 1000
+    diff = memleash_report.diff()
+    assert diff.caches == 1 and diff.accounted_bytes >= 1000
+    assert str(diff).startswith("LRUCache mine: objects +1, currbytes +")
+    assert memleash_report.diff().listeners == 0
+'''
+
+
+def test_growth_markers_and_the_report_fixture(pytester, inner):
+    pytester.makepyfile(test_user=GROWTH)
+    result = inner("-s")
+    result.assert_outcomes(passed=4, failed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*memleash: test_user.py::test_big_cache:",
+        "caches created during the test hold * KiB (max_bytes 1.0 KiB):",
+        "  LRUCache 'big' created at test_user.py:9 in test_big_cache(): * KiB",
+    ])
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_listener_left_behind*",
+        "memleash: test_user.py::test_listener_left_behind:",
+        "emitters with more listeners than before the test (listeners='no-growth'):",
+        "  EventEmitter 'bus' created at test_user.py:4 in <module>(): 0 -> 1 listeners",
+    ])
+
+
+def test_a_bad_marker_is_a_usage_error(pytester, inner):
+    pytester.makepyfile(test_user='''
+import pytest
+
+@pytest.mark.memleash(max_bytes="lots")
+def test_x():
+    pass
+''')
+    result = inner()
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*max_bytes='lots'*a number of bytes*"])

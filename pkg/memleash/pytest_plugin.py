@@ -29,14 +29,18 @@ from __future__ import annotations
 
 import bisect
 import gc
+import re
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Generator, Optional
 
 import pytest
 
-from . import tracker
-from .report import _relative
+from . import _core, tracker
+from .report import Report, _bytes, _relative, report
+
+__all__ = ["ReportDiff", "ReportWatch"]
 
 _FAIL, _IGNORE, _REPORT = "fail", "ignore", "report"
 _SECTION = "memleash: resources leaked or left open"
@@ -143,6 +147,7 @@ class _Leash:
         self.tracking = 0                       # items and sessions that turned it on
         self.saved: Optional[tuple[Any, ...]] = None
         self.items: dict[str, _Owner] = {}
+        self.growth: dict[str, _Growth] = {}    # marked tests: what they may not grow
         self.fixtures: dict[int, _Owner] = {}   # id(fixturedef) -> owner, while it lives
         self.late_failures = 0
         # fixtures finalized since the last teardown report: (label, mode, findings)
@@ -227,6 +232,19 @@ class _Leash:
         return new
 
 
+def _growth_of(marker: Any) -> Optional[_Growth]:
+    if marker is None:
+        return None
+    max_bytes = marker.kwargs.get("max_bytes")
+    listeners = marker.kwargs.get("listeners")
+    if listeners not in (None, "no-growth"):
+        raise pytest.UsageError(
+            f"@pytest.mark.memleash(listeners={listeners!r}): the only check is 'no-growth'")
+    if max_bytes is None and listeners is None:
+        return None
+    return _Growth(None if max_bytes is None else _parse_bytes(max_bytes), listeners is not None)
+
+
 def _describe(label: str, findings: list[_Finding]) -> str:
     leaked = sum(f.count for f in findings if f.status == "leaked")
     left = sum(f.count for f in findings if f.status != "leaked")
@@ -241,6 +259,169 @@ def _fail(report: pytest.TestReport, text: str) -> None:
         report.longrepr = text
     else:
         report.sections.append(("memleash", text))
+
+
+# ---- growth of what memleash owns: max_bytes=, listeners= ----------------------------
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def _parse_bytes(value: Any) -> int:
+    """``10_000``, ``"512 KiB"``, ``"1.5 MB"`` -> bytes; UsageError for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*", str(value), re.I) \
+        if isinstance(value, str) else None
+    if match is None:
+        raise pytest.UsageError(
+            f"@pytest.mark.memleash(max_bytes={value!r}): a number of bytes, or a string "
+            "such as '10 MiB' (B, KB, MB, GB, KiB, MiB, GiB)")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
+
+
+class _Growth:
+    """What a marked test may not grow: the live caches and emitters at its start."""
+
+    def __init__(self, max_bytes: Optional[int], listeners: bool) -> None:
+        self.max_bytes = max_bytes
+        self.listeners = listeners
+        self.caches: set[int] = set()
+        self.emitters: dict[int, int] = {}   # id -> listeners at the start
+        self.refs: list[weakref.ref[Any]] = []   # keeps the ids above from being reused
+        for obj in _core._live():
+            if isinstance(obj, _core.Budget):
+                continue
+            self.refs.append(weakref.ref(obj))
+            if isinstance(obj, _core.Cache):
+                self.caches.add(id(obj))
+            else:
+                self.emitters[id(obj)] = obj._ml_stats()["listeners"]
+
+    def check(self, when: str) -> list[str]:
+        """What grew past the marker's limits, one line each; empty if nothing did:
+        max_bytes at the end of the call (the caches it made, fixtures' included),
+        listeners after the teardown (a fixture's teardown may remove some)."""
+        new_caches, grown = [], []
+        for obj in _core._live():
+            if isinstance(obj, _core.Budget):
+                continue
+            is_cache = isinstance(obj, _core.Cache)
+            if is_cache and (when != "call" or self.max_bytes is None or id(obj) in self.caches):
+                continue
+            if not is_cache and (when != "teardown" or not self.listeners):
+                continue
+            stats = obj._ml_stats()
+            label = f"{type(obj).__name__}{_label(stats)}"
+            if is_cache:
+                new_caches.append((stats["currbytes"] or 0, label))
+            elif stats["listeners"] > self.emitters.get(id(obj), 0):
+                grown.append(f"{label}: {self.emitters.get(id(obj), 0)} -> "
+                             f"{stats['listeners']} listeners")
+        problems = []
+        held = sum(n for n, _ in new_caches)
+        if self.max_bytes is not None and held > self.max_bytes:
+            problems.append(f"caches created during the test hold {_bytes(held)} "
+                            f"(max_bytes {_bytes(self.max_bytes)}):")
+            problems += [f"  {label}: {_bytes(n)}" for n, label in sorted(new_caches, reverse=True)]
+        if grown:
+            problems.append("emitters with more listeners than before the test "
+                            "(listeners='no-growth'):")
+            problems += ["  " + line for line in grown]
+        return problems
+
+
+def _label(stats: dict[str, Any]) -> str:
+    site = stats.get("site")
+    where = f" created at {_relative(f'{site[0]}:{site[1]} in {site[2]}()')}" if site else ""
+    return (f" {stats['name']!r}" if stats.get("name") else "") + where
+
+
+@dataclass(frozen=True)
+class ReportDiff:
+    """Two ``memleash.report()`` snapshots, and what changed between them."""
+
+    before: Report
+    after: Report
+
+    @property
+    def accounted_bytes(self) -> int:
+        """Change of the caches' accounted bytes."""
+        return self.after.accounted_bytes - self.before.accounted_bytes
+
+    @property
+    def caches(self) -> int:
+        """Change of the number of live caches."""
+        return len(self.after.caches) - len(self.before.caches)
+
+    @property
+    def emitters(self) -> int:
+        return len(self.after.emitters) - len(self.before.emitters)
+
+    @property
+    def listeners(self) -> int:
+        """Change of the live listeners, all emitters."""
+        return (sum(e.listeners for e in self.after.emitters)
+                - sum(e.listeners for e in self.before.emitters))
+
+    @property
+    def resources_open(self) -> int:
+        """Change of the tracked resources open (all sites)."""
+        return (sum(r.open for r in self.after.resources)
+                - sum(r.open for r in self.before.resources))
+
+    @property
+    def resources_leaked(self) -> int:
+        return (sum(r.leaked for r in self.after.resources)
+                - sum(r.leaked for r in self.before.resources))
+
+    def changes(self) -> list[str]:
+        """One line per cache, emitter or resource site (by kind and name) that changed."""
+        lines = []
+        for field_name, attrs in (("caches", ("currbytes", "entries")),
+                                  ("emitters", ("listeners",)),
+                                  ("resources", ("open", "leaked"))):
+            before = _sums(getattr(self.before, field_name), attrs)
+            after = _sums(getattr(self.after, field_name), attrs)
+            for key in sorted(before.keys() | after.keys()):
+                old = before.get(key, (0,) * (len(attrs) + 1))
+                new = after.get(key, (0,) * (len(attrs) + 1))
+                if old == new:
+                    continue
+                parts = [f"{attr} {a:+d}" for attr, a in
+                         zip(("objects",) + attrs, (n - o for o, n in zip(old, new))) if a]
+                lines.append(f"{key[0]} {key[1]}: " + ", ".join(parts))
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.changes()) or "no change"
+
+
+def _sums(rows: Any, attrs: tuple[str, ...]) -> dict[tuple[str, str], tuple[int, ...]]:
+    out: dict[tuple[str, str], tuple[int, ...]] = {}
+    for row in rows:
+        key = (row.kind, row.name)
+        old = out.get(key, (0,) * (len(attrs) + 1))
+        out[key] = (old[0] + 1,) + tuple(o + (getattr(row, a) or 0) for o, a in zip(old[1:], attrs))
+    return out
+
+
+class ReportWatch:
+    """The ``memleash_report`` fixture: ``before`` is ``memleash.report()`` at the start of
+    the test, ``diff()`` compares a new one with it."""
+
+    def __init__(self) -> None:
+        self.before = report()
+
+    def diff(self) -> ReportDiff:
+        return ReportDiff(self.before, report())
+
+
+@pytest.fixture
+def memleash_report() -> ReportWatch:
+    """A snapshot of ``memleash.report()`` taken when the fixture is set up; its
+    ``diff()`` says what changed since (caches, bytes, listeners, resources)."""
+    return ReportWatch()
 
 
 # ---- hooks ---------------------------------------------------------------------------
@@ -262,8 +443,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "memleash(leaks='fail'|'ignore'|'report'): track the resources this test opens "
-        "(memleash.pytest_plugin); 'fail' fails it on a leak, 'ignore' exempts it")
+        "memleash(leaks='fail'|'ignore'|'report', max_bytes=None, listeners=None): track "
+        "the resources this test opens (memleash.pytest_plugin); 'fail' fails it on a leak, "
+        "'ignore' exempts it; max_bytes='10 MiB' fails it when the memleash caches it "
+        "created hold more at its end; listeners='no-growth' fails it when an emitter "
+        "has more listeners after it than before")
     config.stash[_KEY] = _Leash(config)
 
 
@@ -298,6 +482,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) 
         return (yield)
     owner = _Owner(item.nodeid, _mode_of(marker, leash.default_mode))
     leash.items[item.nodeid] = owner
+    growth = _growth_of(marker)
+    if growth is not None:
+        leash.growth[item.nodeid] = growth
     leash.start()
     owner.start = time.monotonic_ns()
     leash.timeline.push(owner)
@@ -306,6 +493,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) 
     finally:
         leash.timeline.pop(owner)
         del leash.items[item.nodeid]
+        leash.growth.pop(item.nodeid, None)
         leash.stop()
         if leash.tracking:
             leash.apply()   # a test that reconfigured the tracker: the plugin's again
@@ -338,6 +526,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             _fail(report, text)
         else:
             report.sections.append(("memleash", text))
+    growth = leash.growth.get(item.nodeid)
+    problems = growth.check(call.when) if growth is not None else []
+    if problems:
+        _fail(report, "\n".join([f"memleash: {item.nodeid}:"] + problems))
     return report
 
 
