@@ -2,6 +2,7 @@
 (pytester's runpytest_subprocess), so this run's own tracker never sees the inner one's."""
 
 import importlib
+import json
 import os
 import re
 
@@ -285,3 +286,37 @@ def test_x():
     result = inner()
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*max_bytes='lots'*a number of bytes*"])
+
+
+def test_json_has_the_findings_and_the_report(pytester, inner):
+    pytester.makepyfile(test_user=LEAKY)
+    result = inner("--memleash-json=out.json", "-k", "reads_config or clean")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*memleash: report at the end of the session*",
+        "0 caches (0 B accounted), 0 emitters (0 listeners), 0 budgets; resources: *",
+        "  resources opened at test_user.py:6 in read_config(): 0 open, 1 leaked of 1 tracked",
+    ])
+    data = json.loads((pytester.path / "out.json").read_text())
+    [main] = data["processes"].values()
+    assert main["process"] == "main"
+    assert [o["owner"] for o in main["owners"]] == ["test_user.py::test_reads_config"]
+    [finding] = main["owners"][0]["findings"]
+    assert finding["status"] == "leaked" and finding["where"] == "test_user.py:6 in read_config()"
+    sites = {r["name"]: r for r in main["report"]["resources"]}
+    assert sites["test_user.py:6 in read_config()"]["leaked"] == 1
+
+
+def test_xdist_workers_findings_reach_the_summary(pytester, inner):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_user=LEAKY)
+    result = inner("-n", "2", "--memleash-fail", "--memleash-json=out.json")
+    result.assert_outcomes(passed=2, failed=3, errors=1)
+    text = summary(result)
+    for test in ("test_reads_config", "test_socket", "test_popen", "test_resource"):
+        assert re.search(rf"^\[gw[01]\] test_user.py::{test}: 1 ", text, re.M), text
+    assert "allocated at test_user.py:6 in read_config()" in text
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert sorted(data["processes"]) == ["gw0", "gw1"]
+    owners = [o["owner"] for p in data["processes"].values() for o in p["owners"]]
+    assert len(owners) == 4

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import bisect
 import gc
+import json
 import re
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Generator, Optional
 
 import pytest
@@ -138,7 +139,8 @@ class _Leash:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.session_wide = bool(config.getoption("memleash") or config.getoption("memleash_fail"))
+        self.session_wide = bool(config.getoption("memleash") or config.getoption("memleash_fail")
+                                 or config.getoption("memleash_json"))
         self.default_mode = _FAIL if config.getoption("memleash_fail") else _REPORT
         self.depth = int(config.getoption("memleash_depth"))
         self.timeline = _Timeline()
@@ -150,6 +152,8 @@ class _Leash:
         self.growth: dict[str, _Growth] = {}    # marked tests: what they may not grow
         self.fixtures: dict[int, _Owner] = {}   # id(fixturedef) -> owner, while it lives
         self.late_failures = 0
+        # the session's outcome, as plain data: this process's, then each xdist worker's
+        self.results: dict[str, dict[str, Any]] = {}
         # fixtures finalized since the last teardown report: (label, mode, findings)
         self.fixture_findings: list[tuple[str, str, list[_Finding]]] = []
 
@@ -185,6 +189,17 @@ class _Leash:
         except ValueError:
             pass
         self.saved = None
+
+    def result(self, process: str) -> dict[str, Any]:
+        """This process's findings and its final ``memleash.report()``, as plain data."""
+        return {
+            "process": process,
+            "owners": [{"owner": o.label, "findings": [asdict(f) for f in o.findings.values()]}
+                       for o in self.owners],
+            "ignored": self.ignored,
+            "late_failures": self.late_failures,
+            "report": report().to_dict(),
+        }
 
     # ---- findings -----------------------------------------------------------------
 
@@ -435,6 +450,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--memleash-fail", action="store_true", default=False,
                     help="as --memleash, and a test that leaks fails (the marker's "
                          "leaks='ignore' exempts one)")
+    group.addoption("--memleash-json", metavar="PATH", default=None,
+                    help="as --memleash, and write the findings and the final "
+                         "memleash.report() (each xdist worker's) to PATH as JSON")
     group.addoption("--memleash-depth", type=int, default=1, metavar="N",
                     help="frames kept per allocation site (default 1: the line that "
                          "opened it; up to 64)")
@@ -448,7 +466,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "'ignore' exempts it; max_bytes='10 MiB' fails it when the memleash caches it "
         "created hold more at its end; listeners='no-growth' fails it when an emitter "
         "has more listeners after it than before")
-    config.stash[_KEY] = _Leash(config)
+    config.stash[_KEY] = leash = _Leash(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(leash), "memleash-xdist")
 
 
 _KEY = pytest.StashKey[_Leash]()
@@ -467,11 +487,40 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    leash = _leash(session.config)
+    config = session.config
+    leash = _leash(config)
     if leash.session_wide:
+        gc.collect()   # what is unreachable now is reported now, to its owner
+        # "main" for a run without xdist, the worker's id for a worker; the controller of
+        # an xdist run tests nothing: its workers' results come with pytest_testnodedown
+        workerinput = getattr(config, "workerinput", None)
+        name = workerinput["workerid"] if workerinput else "main"
+        if workerinput or not leash.results:
+            leash.results[name] = leash.result(name)
         leash.stop()
-        if leash.late_failures and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if workerinput:
+            config.workeroutput["memleash"] = leash.results[name]   # type: ignore[attr-defined]
+            return
+    late = sum(r["late_failures"] for r in leash.results.values())
+    if late and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    path = config.getoption("memleash_json")
+    if path and leash.results:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump({"processes": leash.results}, out, indent=1)
+
+
+class _XdistHooks:
+    """pytest-xdist's controller: each worker's findings and report, as it finishes."""
+
+    def __init__(self, leash: _Leash) -> None:
+        self.leash = leash
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        result = getattr(node, "workeroutput", {}).get("memleash")
+        if result is not None:
+            self.leash.results[result["process"]] = result
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -564,12 +613,43 @@ def pytest_fixture_post_finalizer(fixturedef: pytest.FixtureDef[Any], request: p
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     leash = _leash(config)
-    if not leash.owners and not leash.ignored:
+    if not leash.results:
         return
     write = terminalreporter.write_line
-    terminalreporter.section(_SECTION)
-    for owner in leash.owners:
-        findings = list(owner.findings.values())
-        write(_describe(owner.label, findings).removeprefix("memleash: "))
-    if leash.ignored:
-        write(f"({leash.ignored} more from tests marked memleash(leaks='ignore'))")
+    several = len(leash.results) > 1 or "main" not in leash.results
+    owners = [(name, o) for name, r in sorted(leash.results.items()) for o in r["owners"]]
+    ignored = sum(r["ignored"] for r in leash.results.values())
+    if owners or ignored:
+        terminalreporter.section(_SECTION)
+        for name, o in owners:
+            findings = [_Finding(**f) for f in o["findings"]]
+            text = _describe(o["owner"], findings).removeprefix("memleash: ")
+            write(f"[{name}] {text}" if several else text)
+        if ignored:
+            write(f"({ignored} more from tests marked memleash(leaks='ignore'))")
+    terminalreporter.section("memleash: report at the end of the session")
+    for name, r in sorted(leash.results.items()):
+        for line in _report_lines(r["report"], name if several else None):
+            write(line)
+
+
+def _report_lines(rep: dict[str, Any], process: Optional[str], most: int = 5) -> list[str]:
+    """A few lines of a ``Report.to_dict()``: totals, then the largest of each kind."""
+    t = rep["totals"]
+    head = f"[{process}] " if process else ""
+    lines = [f"{head}{t['caches']} caches ({_bytes(t['accounted_bytes'])} accounted), "
+             f"{t['emitters']} emitters ({t['listeners']} listeners), "
+             f"{t['budgets']} budgets; resources: {t['resources_open']} open, "
+             f"{t['resources_leaked']} leaked, at {len(rep['resources'])} sites"]
+    rows = [("cache", c["kind"], c["name"], f"{c['entries']} entries, {_bytes(c['currbytes'])}")
+            for c in rep["caches"]]
+    rows += [("emitter", e["kind"], e["name"], f"{e['listeners']} listeners")
+             for e in rep["emitters"] if e["listeners"]]
+    rows += [("resources", "resources opened at", r["name"], f"{r['open']} open, {r['leaked']} leaked "
+              f"of {r['tracked']} tracked") for r in rep["resources"]]
+    for what in ("cache", "emitter", "resources"):
+        mine = [row for row in rows if row[0] == what]
+        lines += [f"  {kind} {name}: {figures}" for _, kind, name, figures in mine[:most]]
+        if len(mine) > most:
+            lines.append(f"  ... {len(mine) - most} more {what} rows (--memleash-json has all)")
+    return lines
