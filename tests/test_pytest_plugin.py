@@ -149,9 +149,17 @@ def test_ignore_exempts_one_test(pytester, inner):
     pytester.makepyfile(test_user='''
 import pytest
 
+import memleash
+
+class Conn(memleash.Resource):
+    pass
+
 @pytest.mark.memleash(leaks="ignore")   # the test of a leak: exempt
 def test_exempt(tmp_path):
+    from memleash import tracker
+    assert tracker.get_level() == "simple"   # the tracker as before the plugin
     open(tmp_path / "x", "w")
+    Conn()   # explicitly tracked whatever the level: counted, not reported
 
 def test_leaks(tmp_path):
     open(tmp_path / "y", "w")

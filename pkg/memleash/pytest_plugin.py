@@ -175,15 +175,22 @@ class _Leash:
         if not all(tracker.enabled().values()):
             tracker.enable()
 
-    def stop(self) -> None:
-        self.tracking -= 1
-        if self.tracking or self.saved is None:
+    def suspend(self) -> None:
+        """The tracker as it was before the plugin, for one exempt test (``apply()`` after
+        it): a test of the tracker's own configuration sees its defaults."""
+        if self.saved is None:
             return
         level, rate, depth, on = self.saved
         tracker.disable()
         tracker.set_level(level, sample_rate=rate, depth=depth)
         if any(on.values()):
             tracker.enable(**on)
+
+    def stop(self) -> None:
+        self.tracking -= 1
+        if self.tracking or self.saved is None:
+            return
+        self.suspend()
         try:
             tracker.remove_leak_listener(self.on_leak)
         except ValueError:
@@ -527,14 +534,18 @@ class _XdistHooks:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Generator[None, object, object]:
     leash = _leash(item.config)
     marker = item.get_closest_marker("memleash")
-    if not leash.session_wide and marker is None:
-        return (yield)
-    owner = _Owner(item.nodeid, _mode_of(marker, leash.default_mode))
+    mode = _mode_of(marker, leash.default_mode)
+    if not leash.session_wide and (marker is None or (mode == _IGNORE and not marker.kwargs.keys()
+                                                      - {"leaks"})):
+        return (yield)   # off; a marker that only exempts does not turn it on
+    owner = _Owner(item.nodeid, mode)
     leash.items[item.nodeid] = owner
     growth = _growth_of(marker)
     if growth is not None:
         leash.growth[item.nodeid] = growth
     leash.start()
+    if mode == _IGNORE:
+        leash.suspend()   # the test runs with the tracker as it was before the plugin
     owner.start = time.monotonic_ns()
     leash.timeline.push(owner)
     try:
@@ -645,7 +656,8 @@ def _report_lines(rep: dict[str, Any], process: Optional[str], most: int = 5) ->
             for c in rep["caches"]]
     rows += [("emitter", e["kind"], e["name"], f"{e['listeners']} listeners")
              for e in rep["emitters"] if e["listeners"]]
-    rows += [("resources", "resources opened at", r["name"], f"{r['open']} open, {r['leaked']} leaked "
+    rows += [("resources", "resources opened at", r["name"].split(", called from ")[0],
+              f"{r['open']} open, {r['leaked']} leaked "
               f"of {r['tracked']} tracked") for r in rep["resources"]]
     for what in ("cache", "emitter", "resources"):
         mine = [row for row in rows if row[0] == what]
