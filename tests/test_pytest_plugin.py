@@ -5,6 +5,7 @@ import importlib
 import json
 import os
 import re
+import tomllib
 
 import pytest
 
@@ -328,3 +329,27 @@ def test_xdist_workers_findings_reach_the_summary(pytester, inner):
     assert sorted(data["processes"]) == ["gw0", "gw1"]
     owners = [o["owner"] for p in data["processes"].values() for o in p["owners"]]
     assert len(owners) == 4
+
+
+def test_the_entry_point_loads_it_when_installed(pytester, monkeypatch):
+    # memleash as installed: a dist-info on the path whose pytest11 entry point is
+    # pyproject.toml's
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "pyproject.toml"), "rb") as f:
+        [(name, target)] = tomllib.load(f)["project"]["entry-points"]["pytest11"].items()
+    assert (name, target) == ("memleash", "memleash.pytest_plugin")
+    site = pytester.mkdir("site")
+    info = site / "memleash_installed-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: memleash-installed\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(f"[pytest11]\n{name} = {target}\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([PKG, str(site)]))
+    pytester.makepyfile(test_user=LEAKY)
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memleash", "-k", "reads_config")
+    assert "test_user.py::test_reads_config: 1 leaked" in summary(plain)
+    # and -p memleash.pytest_plugin as well (a checkout's command line): one plugin
+    both = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "memleash.pytest_plugin",
+                                         "--memleash-fail", "-k", "reads_config")
+    both.assert_outcomes(failed=1)
+    off = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore::ResourceWarning")
+    off.assert_outcomes(passed=5)
+    assert "memleash:" not in off.stdout.str()

@@ -31,6 +31,7 @@ import bisect
 import gc
 import json
 import re
+import sys
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -447,6 +448,19 @@ def memleash_report() -> ReportWatch:
 
 
 # ---- hooks ---------------------------------------------------------------------------
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Called as this module is registered. Loaded from a checkout's ``-p
+    memleash.pytest_plugin`` while memleash is installed too, it is the module the
+    ``pytest11`` entry point "memleash" names: that registration is skipped (pluggy
+    refuses one plugin under two names)."""
+    me = sys.modules[__name__]
+    if pluginmanager.get_name(me) != _ENTRY_POINT and pluginmanager.get_plugin(_ENTRY_POINT) is None:
+        pluginmanager.set_blocked(_ENTRY_POINT)
+
+
+_ENTRY_POINT = "memleash"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("memleash", "resources leaked by tests (memleash.tracker)")
