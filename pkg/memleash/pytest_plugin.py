@@ -640,6 +640,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     leash = _leash(config)
     if not leash.results:
         return
+    terminalreporter.ensure_newline()   # the progress line is ended, not a blank line added
     write = terminalreporter.write_line
     several = len(leash.results) > 1 or "main" not in leash.results
     owners = [(name, o) for name, r in sorted(leash.results.items()) for o in r["owners"]]
