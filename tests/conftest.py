@@ -8,6 +8,8 @@ import memleash
 
 sys.path.insert(0, os.path.dirname(__file__))   # tests/hostile.py and tests/model.py
 
+pytest_plugins = ["pytester"]   # tests/test_pytest_plugin.py runs pytest in subprocesses
+
 if os.environ.get("MEMLEASH_GC_STRESS") == "1":
     # make test-gc-stress: a collection at nearly every allocation of a GC-tracked object,
     # as CPython's own GC stress runs do: a borrowed reference held across an allocation,

@@ -13,10 +13,18 @@ PAGES = [ROOT / "README.md",
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
+# Examples that leak on purpose, to show what the tracker reports (make test-plugin runs
+# them with leaks="ignore"): the README's unclosed Connection, tracker.md's dropped Sessions
+LEAK_ON_PURPOSE = {"README.md": "memleash.open_resources()", "tracker.md": "login(name)"}
+
+
 def blocks():
     for page in PAGES:
         for n, match in enumerate(FENCE.finditer(page.read_text()), 1):
-            yield pytest.param(match.group(1), id=f"{page.name}-{n}")
+            code = match.group(1)
+            marks = ([pytest.mark.memleash(leaks="ignore")]
+                     if LEAK_ON_PURPOSE.get(page.name, "\0") in code else [])
+            yield pytest.param(code, id=f"{page.name}-{n}", marks=marks)
 
 
 def test_docs_have_examples():

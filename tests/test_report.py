@@ -425,6 +425,9 @@ def _open_handle():
     return memleash.track(_Handle())
 
 
+# leaks on purpose: a tracked handle dropped unclosed is the report's "leaked" count under
+# test (make test-plugin)
+@pytest.mark.memleash(leaks="ignore")
 def test_tracked_resources_are_reported_by_allocation_site():
     import warnings
     with warnings.catch_warnings():

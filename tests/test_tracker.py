@@ -18,6 +18,12 @@ import pytest
 import memleash
 from memleash import tracker
 
+# Every test here is about the tracker itself: it reconfigures it (set_level, enable,
+# disable, seed) and expects its defaults, or leaks on purpose to check what is reported.
+# Under the pytest plugin (make test-plugin) each runs with the tracker as it was before
+# the plugin, and its leaks are only counted: one leaks="ignore" for the module.
+pytestmark = pytest.mark.memleash(leaks="ignore")
+
 
 @pytest.fixture
 def leaks():
@@ -547,6 +553,31 @@ def test_enable_sockets_tracks_accepted_and_created_sockets(level, leaks, shown)
     gc.collect()
     assert len(leaks) == 1
     assert socket.socket.__init__.__module__ == "socket"
+
+
+def test_enable_subprocesses_tracks_every_popen(level, leaks):
+    level("paranoid")
+    since = time.monotonic_ns()
+    tracker.enable(files=False, sockets=False, subprocesses=True)
+    try:
+        assert tracker.enabled() == {"files": False, "sockets": False, "subprocesses": True}
+        waited = subprocess.Popen([sys.executable, "-c", "pass"])
+        waited.wait()
+        running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        with pytest.raises(FileNotFoundError):
+            subprocess.Popen(["/nonexistent/memleash-no-such-program"])   # never started
+    finally:
+        tracker.disable()
+    assert subprocess.Popen.__init__.__module__ == "subprocess"
+    assert not tracker.enabled()["subprocesses"]
+    try:
+        [(site, tracked_at, desc, _)] = tracker._open_records(since)   # the running one
+        assert desc.startswith("<Popen: returncode: None") and tracked_at >= since
+        assert tracker._frames(site)[0].function == "test_enable_subprocesses_tracks_every_popen"
+    finally:
+        running.kill()
+        running.wait()   # closes it
+    assert tracker._open_records(since) == [] and leaks == []
 
 
 def test_disabled_level_tracks_nothing_automatically(tmp_path, level, leaks, shown):

@@ -96,6 +96,9 @@ class Leak:
     frames: tuple[Frame, ...]   #: where it was allocated, innermost first
     age: float                  #: seconds from tracking to collection
     site: int                   #: the site's id (the same for every leak from there)
+    #: ``time.monotonic_ns()`` when it was tracked: tells which test opened it (the pytest
+    #: plugin), whenever it is collected
+    tracked_at: int = 0
 
     @property
     def where(self) -> str:
@@ -417,7 +420,7 @@ def _leak_text(leak: Leak) -> str:
 
 
 def _dispatch(site: int, desc: str, name: Optional[str], t0: int, flags: int, source: Any) -> None:
-    leak = Leak(desc, name, _frames(site), max(0.0, (time.monotonic_ns() - t0) / 1e9), site)
+    leak = Leak(desc, name, _frames(site), max(0.0, (time.monotonic_ns() - t0) / 1e9), site, t0)
     failure: Optional[BaseException] = None
     for listener in list(_listeners):
         try:
@@ -510,13 +513,14 @@ _enabled: dict[str, Any] = {}
 _enabled_lock = threading.Lock()   # enable() and disable() from many threads: one at a time
 
 
-def enable(files: bool = True, sockets: bool = True) -> None:
-    """Track the files ``open()`` returns and the sockets created, at the current level."""
+def enable(files: bool = True, sockets: bool = True, subprocesses: bool = True) -> None:
+    """Track the files ``open()`` returns, the sockets created and the ``subprocess.Popen``
+    objects started, at the current level."""
     with _enabled_lock:
-        _enable(files, sockets)
+        _enable(files, sockets, subprocesses)
 
 
-def _enable(files: bool, sockets: bool) -> None:
+def _enable(files: bool, sockets: bool, subprocesses: bool) -> None:
     if files and "files" not in _enabled:
         real = builtins.open
         tracking = _core._TrackingOpen(real, _FILE_KIND)
@@ -535,11 +539,23 @@ def _enable(files: bool, sockets: bool) -> None:
         functools.update_wrapper(__init__, original)
         socket.socket.__init__ = __init__  # type: ignore[method-assign]
         _enabled["sockets"] = (original, kind)
+    if subprocesses and "subprocesses" not in _enabled:
+        _kind_of(subprocess.Popen)   # its closing methods wrapped now, not at the first child
+        started = subprocess.Popen.__dict__["__init__"]
+
+        def popen_init(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+            started(self, *args, **kwargs)   # a child that failed to start raised: untracked
+            if _core._tr_sample():
+                _core._tr_track(self, _kind_of(type(self)), None, True)
+
+        functools.update_wrapper(popen_init, started)
+        subprocess.Popen.__init__ = popen_init  # type: ignore[method-assign]
+        _enabled["subprocesses"] = (started,)
 
 
 def disable() -> None:
-    """Undo ``enable()``: ``open`` and ``socket.socket`` are the originals again. Objects
-    tracked so far stay tracked."""
+    """Undo ``enable()``: ``open``, ``socket.socket`` and ``subprocess.Popen`` are the
+    originals again. Objects tracked so far stay tracked."""
     with _enabled_lock:
         _disable()
 
@@ -551,11 +567,14 @@ def _disable() -> None:
     sockets = _enabled.pop("sockets", None)
     if sockets is not None:
         socket.socket.__init__ = sockets[0]  # type: ignore[method-assign]
+    subprocesses = _enabled.pop("subprocesses", None)
+    if subprocesses is not None:
+        subprocess.Popen.__init__ = subprocesses[0]  # type: ignore[method-assign]
 
 
 def enabled() -> dict[str, bool]:
     """What ``enable()`` turned on."""
-    return {"files": "files" in _enabled, "sockets": "sockets" in _enabled}
+    return {key: key in _enabled for key in ("files", "sockets", "subprocesses")}
 
 
 # ------------------------------------------------------------------------------------
@@ -565,11 +584,7 @@ def sites() -> list[SiteReport]:
     """Every allocation site that tracked something: open now, leaked, most open first."""
     now = time.monotonic_ns()
     by_site: dict[int, list[tuple[int, str, Optional[str]]]] = {}
-    for site, t0, desc, name, obj, probe, mode in _core._tr_open():
-        if _probe(obj, probe, mode):   # closed by a path memleash does not see
-            _core._tr_closed(obj)
-            continue
-        obj = None
+    for site, t0, desc, name in _open_records():
         by_site.setdefault(site, []).append((t0, desc, name))
     reports = []
     for site, tracked, n_open, leaked, warned in _core._tr_sites():
@@ -584,6 +599,20 @@ def sites() -> list[SiteReport]:
         ))
     reports.sort(key=lambda r: (-r.open, -r.leaked, r.where))
     return reports
+
+
+def _open_records(since: int = 0) -> list[tuple[int, int, str, Optional[str]]]:
+    """(site, tracked_at, description, name) of each tracked object open and alive now
+    that was tracked at ``since`` (a ``time.monotonic_ns()``) or later."""
+    records = []
+    for site, t0, desc, name, obj, probe, mode in _core._tr_open():
+        if t0 < since:
+            continue
+        if _probe(obj, probe, mode):   # closed by a path memleash does not see
+            _core._tr_closed(obj)
+            continue
+        records.append((site, t0, desc, name))
+    return records
 
 
 def open_resources() -> list[SiteReport]:
