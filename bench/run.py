@@ -154,8 +154,12 @@ def versions_note():
     """The header's paragraph on the --also columns, and bench/version-notes.md."""
     if not ALSO:
         return ""
-    with open(NOTES) as f:
-        notes = f.read().strip()
+    try:
+        with open(NOTES) as f:
+            notes = f.read().strip()
+    except FileNotFoundError:
+        notes = ("No note on the marked ratios yet (bench/version-notes.md is written by "
+                 "hand after a run: a † stays unexplained until then).")
     return (f"The cache-hit and emit tables have columns measured under Python {ALSO_VERSION} "
             f"in the same run (`bench/run.py --also`): its ns, its ratio to memleash, and how "
             f"far that ratio moved from {platform.python_version()}'s; † marks a ratio of dict "
