@@ -92,6 +92,25 @@ enum { ML_FIT_NO = 0, ML_FIT_YES = 1, ML_FIT_OVERFLOW = -1 };
 int ml_budget_fits(const ml_budget *b, ml_size old_units, size_t old_bytes, ml_size units,
                    size_t bytes);
 
+/* ml_budget_fits for a new entry (old (int 0, 0)), with the common case inline: integer
+ * units under an int maxsize, the sum within int64. The same steps as ml_budget_fits, so
+ * the same answer (tests/c checks both agree); anything else goes to it. */
+static inline int
+ml_budget_fits_new(const ml_budget *b, ml_size units, size_t bytes)
+{
+    if (b->float_mode || units.is_float || b->maxunits.kind != ML_LIMIT_INT ||
+        units.i > INT64_MAX - b->units) {
+        return ml_budget_fits(b, ml_size_int(0), 0, units, bytes);
+    }
+    if (b->units + units.i > b->maxunits.i) {
+        return ML_FIT_NO;
+    }
+    if (bytes > SIZE_MAX - 1 - b->bytes) {
+        return b->maxbytes != SIZE_MAX ? ML_FIT_NO : ML_FIT_OVERFLOW;
+    }
+    return b->maxbytes != SIZE_MAX && bytes + b->bytes > b->maxbytes ? ML_FIT_NO : ML_FIT_YES;
+}
+
 /* Counts an entry in, out, or replaced (currsize += units - old, as cachetools). @pre the
  * counts stay representable (ml_budget_fits did not answer ML_FIT_OVERFLOW). */
 void ml_budget_add(ml_budget *b, ml_size units, size_t bytes);

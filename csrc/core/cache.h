@@ -236,27 +236,16 @@ ml_size ml_cache_units_of(const ml_cache *c, uint32_t id);
 size_t ml_cache_bytes_of(const ml_cache *c, uint32_t id);
 
 /* Whether storing an entry of (units, bytes) in place of entry id (ML_NIL for a new key)
- * keeps the budget: ML_FIT_YES, ML_FIT_NO or ML_FIT_OVERFLOW (budget.h). A new key of
- * integer units under an int maxsize is answered here, as ml_budget_fits answers it (the
- * same steps, without the sums that only a replacement or a float needs). */
+ * keeps the budget: ML_FIT_YES, ML_FIT_NO or ML_FIT_OVERFLOW (budget.h; a new key's
+ * common case is answered inline there). */
 static inline int
 ml_cache_fits(const ml_cache *c, uint32_t id, ml_size units, size_t bytes)
 {
-    const ml_budget *b = &c->budget;
-    if (id == ML_NIL && !b->float_mode && !units.is_float && b->maxunits.kind == ML_LIMIT_INT &&
-        units.i <= INT64_MAX - b->units) {
-        if (b->units + units.i > b->maxunits.i) {
-            return ML_FIT_NO;
-        }
-        if (bytes > SIZE_MAX - 1 - b->bytes) {
-            return b->maxbytes != SIZE_MAX ? ML_FIT_NO : ML_FIT_OVERFLOW;
-        }
-        return b->maxbytes != SIZE_MAX && bytes + b->bytes > b->maxbytes ? ML_FIT_NO : ML_FIT_YES;
-    }
     if (id == ML_NIL) {
-        return ml_budget_fits(b, ml_size_int(0), 0, units, bytes);
+        return ml_budget_fits_new(&c->budget, units, bytes);
     }
-    return ml_budget_fits(b, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id), units, bytes);
+    return ml_budget_fits(&c->budget, ml_cache_units_of(c, id), ml_cache_bytes_of(c, id), units,
+                          bytes);
 }
 
 /* @return the first id in insertion order / the one after id, or ML_NIL. */

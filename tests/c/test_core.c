@@ -217,6 +217,33 @@ static void test_budget_units_are_exact(void) {
     CHECK(ml_budget_fits(&b, ml_size_int(0), 0, ml_size_int(2), 0) == ML_FIT_NO);
 }
 
+/* ml_budget_fits_new (the inline new-entry path) answers as ml_budget_fits, across the
+ * limits' kinds and the counts' edges. */
+static void test_budget_fits_new_agrees_with_fits(void) {
+    const ml_limit limits[] = {ml_limit_int(0), ml_limit_int(10), ml_limit_int(INT64_MAX),
+                               ml_limit_float(10.5), ml_limit_float(INFINITY),
+                               ml_limit_big(9223372036854775808.0, 0, UINT64_C(1) << 63)};
+    const size_t maxbytes[] = {0, 100, SIZE_MAX - 1, SIZE_MAX};
+    const int64_t held[] = {0, 5, INT64_MAX - 1, INT64_MAX};
+    const size_t held_bytes[] = {0, 50, SIZE_MAX - 2};
+    const ml_size sizes[] = {ml_size_int(0), ml_size_int(1), ml_size_int(2), ml_size_int(INT64_MAX),
+                             ml_size_float(0.5)};
+    const size_t bytes[] = {0, 1, 100, SIZE_MAX - 1};
+    for (size_t li = 0; li < sizeof limits / sizeof *limits; li++)
+    for (size_t mi = 0; mi < sizeof maxbytes / sizeof *maxbytes; mi++)
+    for (size_t hi = 0; hi < sizeof held / sizeof *held; hi++)
+    for (size_t hb = 0; hb < sizeof held_bytes / sizeof *held_bytes; hb++)
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+    for (size_t bi = 0; bi < sizeof bytes / sizeof *bytes; bi++) {
+        ml_budget b;
+        ml_budget_init(&b, limits[li], maxbytes[mi]);
+        b.units = held[hi];
+        b.bytes = held_bytes[hb];
+        CHECK(ml_budget_fits_new(&b, sizes[si], bytes[bi]) ==
+              ml_budget_fits(&b, ml_size_int(0), 0, sizes[si], bytes[bi]));
+    }
+}
+
 /* The first float size turns currsize into a float, updated as Python would. */
 static void test_budget_float_mode_follows_python(void) {
     ml_budget b;
@@ -1271,6 +1298,7 @@ int main(void) {
     RUN(test_insertion_policy_ignores_hits);
     RUN(test_budget_units_and_bytes);
     RUN(test_budget_units_are_exact);
+    RUN(test_budget_fits_new_agrees_with_fits);
     RUN(test_budget_float_mode_follows_python);
     RUN(test_bytes_fit_never_overflows);
     RUN(test_find_restarts_when_eq_mutates);
