@@ -231,6 +231,14 @@ def test_a_placeholder_replaced_under_an_equal_key_is_accounted_with_the_key_kep
     assert cache.currbytes == _entry_bytes(held, entry) > _entry_bytes(second, entry)
 
 
+def random_read(cache, rnd, names, command):
+    """One read of a random key of `names` by `command`, of a reply of 10 to 3,000 bytes,
+    its key invalidated while the reply is in flight one time in twenty."""
+    name = f"k{rnd.randrange(names)}"
+    read(cache, key(command, name), [b"v" * rnd.choice([10, 300, 3000])],
+         invalidate_in_flight=[name.encode()] if rnd.random() < 0.05 else None)
+
+
 def test_threads_share_one_cache_within_its_budget():
     """Reads from four threads (as from the connections of one pool), invalidations from
     a fifth: the budget and the index hold throughout."""
@@ -244,10 +252,7 @@ def test_threads_share_one_cache_within_its_budget():
         rnd = random.Random(seed)
         try:
             while not stop.is_set():
-                name = f"k{rnd.randrange(50)}"
-                read(cache, key(rnd.choice(["GET", "LRANGE"]), name),
-                     [b"v" * rnd.choice([10, 300, 3000])],
-                     invalidate_in_flight=[name.encode()] if rnd.random() < 0.05 else None)
+                random_read(cache, rnd, 50, rnd.choice(["GET", "LRANGE"]))
                 if cache.currbytes > budget:
                     over.append(cache.currbytes)
         except BaseException as exc:   # noqa: BLE001
@@ -285,9 +290,7 @@ def test_client_caches_sharing_a_budget_keep_their_books_and_indexes():
         try:
             while not stop.is_set():
                 cache = caches[rnd.randrange(2)]
-                name = f"k{rnd.randrange(60)}"
-                read(cache, key("GET", name), [b"v" * rnd.choice([10, 300, 3000])],
-                     invalidate_in_flight=[name.encode()] if rnd.random() < 0.05 else None)
+                random_read(cache, rnd, 60, "GET")
                 plain[rnd.randrange(100)] = b"p" * rnd.choice([10, 500, 2000])
                 if budget.currbytes > budget.maxbytes:
                     errors.append(AssertionError(budget.currbytes))

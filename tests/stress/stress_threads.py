@@ -122,6 +122,11 @@ def make_cache(name, budget, clock):
         kw = {"max_bytes": 6_000}
     elif budget == "sizeof":
         kw, maxsize = {"max_bytes": 3_000, "sizeof": sizeof, "getsizeof": units}, 1_500
+    return build_cache(name, maxsize, clock, **kw)
+
+
+def build_cache(name, maxsize, clock, **kw):
+    """memleash.<name>(maxsize, **kw); the timed ones on clock (TTL 40, TLRU 10-59)."""
     cls = getattr(memleash, name)
     if name == "TTLCache":
         return cls(maxsize, 40, timer=clock, **kw)
@@ -222,17 +227,9 @@ def test_a_budget_shared_by_caches_of_every_policy_keeps_its_books():
     budget's currbytes is their sum, within its limit in force and its max_bytes."""
     clock = Clock()
     budget = memleash.Budget(12_000, name="stress")
-    caches = []
-    for name in ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TTLCache",
-                 "TLRUCache", "TinyLFUCache"]:
-        cls = getattr(memleash, name)
-        kw = {"sizeof": sizeof, "budget": budget}
-        if name == "TTLCache":
-            caches.append(cls(1_000, 40, timer=clock, **kw))
-        elif name == "TLRUCache":
-            caches.append(cls(1_000, lambda k, v, now: now + 10 + k % 50, timer=clock, **kw))
-        else:
-            caches.append(cls(1_000, **kw))
+    caches = [build_cache(name, 1_000, clock, sizeof=sizeof, budget=budget)
+              for name in ["Cache", "LRUCache", "FIFOCache", "LFUCache", "RRCache", "TTLCache",
+                           "TLRUCache", "TinyLFUCache"]]
 
     def work(i, rnd, ops):
         # no iteration here: another cache's store may evict from any member at any time,
