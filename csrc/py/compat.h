@@ -26,6 +26,11 @@
  *   _PyErr_WriteUnraisableMsg
  *                       PyErr_FormatUnraisable below, on 3.11 and 3.12 only (exported by
  *                       both with this meaning; 3.13 has the public call instead).
+ *   _PyCFunctionFastWithKeywords
+ *                       a typedef only, on 3.11 and 3.12 (the same signature 3.13 made
+ *                       public as PyCFunctionFastWithKeywords).
+ *   PyWeakref_GetObject inside our PyWeakref_GetRef, below 3.13 only (public there; made
+ *                       strong before any other call).
  * Fields read directly (the non-limited API's structures, documented there):
  *   PyCodeObject.co_filename, .co_qualname
  *                       (str, never NULL) present with these names and meanings from 3.11
