@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import budget  # noqa: E402
 import decorators  # noqa: E402
 import emitters  # noqa: E402
+import goals  # noqa: E402
 import tinylfu  # noqa: E402
 import tracking  # noqa: E402
 
@@ -273,6 +274,7 @@ def workload_scaling():
                 c[k]
         r = interleaved({"dict": dict, "memleash.LRUCache": lambda n=n: memleash.LRUCache(n)},
                         prepare, run, len(probe))
+        RECORDED[f"Scaling: hit at {n:,} entries"] = r
         d, m = r["dict"][0], r["memleash.LRUCache"][0]
         lines.append(f"| {n:,} | {d:.1f} | {m:.1f} | {m / d:.2f} |")
     return "\n".join(lines) + "\n"
@@ -450,6 +452,7 @@ def main() -> None:
     for w in workloads:
         print(f"bench: {w.__name__} ...", file=sys.stderr, flush=True)
         sections.append(w())
+    sections.append(goals.section(RECORDED))
     print("bench: tracking (callgrind, wall-clock) ...", file=sys.stderr, flush=True)
     sections.append(workload_tracking())
     if os.environ.get("REDIS_URL"):     # make bench runs under tools/with-redis.py

@@ -291,8 +291,11 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
     if (timed == NULL || policy == NULL) {
         goto error;
     }
-    state = Py_BuildValue("(OOiiOOOOOOOOOOO)", self->dict ? self->dict : Py_None, self->maxsize,
-                          (int)c->units_on, c->budget.float_mode, maxbytes,
+    /* an empty instance dict pickles as None, as a cache without one (see compat.h's
+     * ml_instance_dict_new: which of the two a fresh cache has depends on the version) */
+    PyObject *dict = self->dict && PyDict_GET_SIZE(self->dict) ? self->dict : Py_None;
+    state = Py_BuildValue("(OOiiOOOOOOOOOOO)", dict, self->maxsize, (int)c->units_on,
+                          c->budget.float_mode, maxbytes,
                           self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, order,
                           counts, self->choice ? self->choice : Py_None, timed,
                           self->budget ? (PyObject *)self->budget : Py_None, policy);

@@ -32,6 +32,9 @@
  *   PyWeakref_GetObject inside our PyWeakref_GetRef, below 3.13 only (public there; made
  *                       strong before any other call).
  * Fields read directly (the non-limited API's structures, documented there):
+ *   PyMethodDescrObject.d_method
+ *                       (ml_same_method) the PyMethodDef a method descriptor was made from,
+ *                       present with this name and meaning from 3.11 to 3.14.
  *   PyCodeObject.co_filename, .co_qualname
  *                       (str, never NULL) present with these names and meanings from 3.11
  *                       to 3.14; the getters would be attribute look-ups (the resource
@@ -199,6 +202,21 @@ ml_type_lookup_ref(PyTypeObject *type, PyObject *name)
     return Py_XNewRef(_PyType_Lookup(type, name));
 }
 
+/* 1 when a and b (either may be NULL) are the same C method: one object, or two method
+ * descriptors made from one PyMethodDef. memleash's Python classes carry descriptors of
+ * their own for the C base's methods (Cache._ml_own_methods), which a subclass-hook check
+ * must not take for overrides. */
+static inline int
+ml_same_method(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    return a != NULL && b != NULL && Py_IS_TYPE(a, &PyMethodDescr_Type) &&
+           Py_IS_TYPE(b, &PyMethodDescr_Type) &&
+           ((PyMethodDescrObject *)a)->d_method == ((PyMethodDescrObject *)b)->d_method;
+}
+
 /* ------------------------------------------------------------------------------------
  * Sizes
  */
@@ -257,6 +275,31 @@ ml_clock_read(int clock, double *seconds)
     return 0;
 }
 #endif
+
+/* ------------------------------------------------------------------------------------
+ * Instance dicts (tp_dictoffset) and the specializing interpreter
+ */
+/* The instance dict a new cache or emitter starts with: an empty dict below 3.12, none
+ * (NULL: made on first use) from 3.12. A method call `obj.meth(...)` is specialized by
+ * the interpreter only in one of the two states, and each version wants the other one:
+ * 3.11's LOAD_METHOD gives up on a type with a tp_dictoffset whose instance has no dict
+ * yet (SPEC_FAIL_NO_DICT: every c.get(k) or e.emit(...) then looks the method up the
+ * generic way, about 200 instructions more a call, measured with callgrind), while 3.12's
+ * LOAD_ATTR specializes exactly that case (LOAD_ATTR_METHOD_LAZY_DICT) and gives up when
+ * the dict exists. An empty dict shares the interpreter's empty keys, so it holds no
+ * attribute that could shadow a method. @return 0 (*dict set, maybe to NULL), or -1 with
+ * MemoryError. */
+static inline int
+ml_instance_dict_new(PyObject **dict)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    *dict = PyDict_New();
+    return *dict == NULL ? -1 : 0;
+#else
+    *dict = NULL;
+    return 0;
+#endif
+}
 
 /* ------------------------------------------------------------------------------------
  * Critical sections (3.13): no-ops on builds with the GIL
