@@ -65,7 +65,7 @@ def test_borrowed_lookups_only_in_the_compatibility_header():
 def test_private_api_and_struct_internals_only_in_the_compatibility_header():
     # every private call and internal field is listed and version-guarded in compat.h;
     # the macros of the public API that the preprocessor expands are not in the text
-    internals = r"\bob_digit\b|->wstr\b|\bwr_next\b|\bwr_prev\b|\b_Py[A-Za-z]\w*"
+    internals = r"\bob_digit\b|->wstr\b|\bwr_next\b|\bwr_prev\b|->d_method\b|\b_Py[A-Za-z]\w*"
     for p in BINDING:
         if p.name == "compat.h":
             continue

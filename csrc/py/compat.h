@@ -33,7 +33,7 @@
  *                       strong before any other call).
  * Fields read directly (the non-limited API's structures, documented there):
  *   PyMethodDescrObject.d_method
- *                       (ml_same_method) the PyMethodDef a method descriptor was made from,
+ *                       (ml_method_def_of) the PyMethodDef a method descriptor was made from,
  *                       present with this name and meaning from 3.11 to 3.14.
  *   PyCodeObject.co_filename, .co_qualname
  *                       (str, never NULL) present with these names and meanings from 3.11
@@ -202,19 +202,24 @@ ml_type_lookup_ref(PyTypeObject *type, PyObject *name)
     return Py_XNewRef(_PyType_Lookup(type, name));
 }
 
+/* The PyMethodDef a method descriptor (a C type's instance method, as found in a class
+ * dict) was made from, or NULL when o (which may be NULL) is not one. */
+static inline PyMethodDef *
+ml_method_def_of(PyObject *o)
+{
+    return o != NULL && Py_IS_TYPE(o, &PyMethodDescr_Type) ? ((PyMethodDescrObject *)o)->d_method
+                                                           : NULL;
+}
+
 /* 1 when a and b (either may be NULL) are the same C method: one object, or two method
- * descriptors made from one PyMethodDef. memleash's Python classes carry descriptors of
- * their own for the C base's methods (Cache._ml_own_methods), which a subclass-hook check
- * must not take for overrides. */
+ * descriptors made from one PyMethodDef. memleash's classes carry descriptors of their
+ * own for the C base's methods (ml_own_methods), which a subclass-hook check must not
+ * take for overrides. */
 static inline int
 ml_same_method(PyObject *a, PyObject *b)
 {
-    if (a == b) {
-        return 1;
-    }
-    return a != NULL && b != NULL && Py_IS_TYPE(a, &PyMethodDescr_Type) &&
-           Py_IS_TYPE(b, &PyMethodDescr_Type) &&
-           ((PyMethodDescrObject *)a)->d_method == ((PyMethodDescrObject *)b)->d_method;
+    PyMethodDef *def = ml_method_def_of(a);
+    return a == b || (def != NULL && def == ml_method_def_of(b));
 }
 
 /* ------------------------------------------------------------------------------------

@@ -150,9 +150,7 @@ ml_own_methods(PyTypeObject *cls, PyMethodDef *defs)
             return -1;
         }
         PyObject *found = ml_type_lookup_ref(cls, name);
-        int inherited = found != NULL && Py_IS_TYPE(found, &PyMethodDescr_Type) &&
-                        ((PyMethodDescrObject *)found)->d_method == def &&
-                        PyDescr_TYPE(found) != cls;
+        int inherited = ml_method_def_of(found) == def && PyDescr_TYPE(found) != cls;
         Py_XDECREF(found);
         int rc = 0;
         if (inherited) {
