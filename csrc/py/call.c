@@ -265,19 +265,19 @@ lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *
 /* `with lock:` from C: lock_enter, then lock_exit (which keeps an exception already set,
  * as a with statement does when __exit__ returns false). 0 or -1. Can re-enter. */
 static int
-lock_enter(PyObject *lock)
+lock_enter(ml_state *st, PyObject *lock)
 {
-    PyObject *r = PyObject_CallMethod(lock, "__enter__", NULL);
+    PyObject *r = PyObject_CallMethodNoArgs(lock, st->str_enter);   /* interned: no allocation */
     Py_XDECREF(r);
     return r != NULL ? 0 : -1;
 }
 
 static int
-lock_exit(PyObject *lock)
+lock_exit(ml_state *st, PyObject *lock)
 {
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb);   /* the with body's exception, if any */
-    PyObject *r = PyObject_CallMethod(lock, "__exit__", "OOO", Py_None, Py_None, Py_None);
+    PyObject *r = PyObject_CallMethodObjArgs(lock, st->str_exit, Py_None, Py_None, Py_None, NULL);
     if (r == NULL) {
         Py_XDECREF(type);
         Py_XDECREF(exc);
@@ -308,12 +308,12 @@ locked_lookup(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyO
     if (lock == NULL) {
         return -1;
     }
-    if (lock_enter(lock) < 0) {
+    if (lock_enter(self->st, lock) < 0) {
         Py_DECREF(lock);
         return -1;
     }
     int found = lookup(self, cache, key, h, value);   /* can re-enter */
-    if (lock_exit(lock) < 0 && found > 0) {
+    if (lock_exit(self->st, lock) < 0 && found > 0) {
         Py_CLEAR(*value);
         found = -1;
     }
@@ -817,7 +817,7 @@ under_lock(CallObject *self, PyObject *(*body)(CallObject *, PyObject *))
     if (lock == Py_None) {
         Py_CLEAR(lock);
     }
-    else if (lock_enter(lock) < 0) {
+    else if (lock_enter(self->st, lock) < 0) {
         Py_DECREF(lock);
         return NULL;
     }
@@ -825,7 +825,7 @@ under_lock(CallObject *self, PyObject *(*body)(CallObject *, PyObject *))
     if (cache != NULL) {
         r = body(self, cache);   /* can re-enter */
     }
-    if (lock != NULL && lock_exit(lock) < 0) {
+    if (lock != NULL && lock_exit(self->st, lock) < 0) {
         Py_CLEAR(r);
     }
     Py_XDECREF(lock);

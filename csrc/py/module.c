@@ -80,6 +80,8 @@ module_exec(PyObject *module)
     INTERN(str_handle_error, "_emit_handle_potential_error");
     INTERN(str_add_hook, "_add_event_handler");
     INTERN(str_remove_hook, "_remove_listener");
+    INTERN(str_enter, "__enter__");
+    INTERN(str_exit, "__exit__");
 #undef INTERN
     PyObject *time_mod = PyImport_ImportModule("time");
     if (time_mod == NULL) {
@@ -165,6 +167,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->str_new_listener);
     Py_VISIT(st->str_ml_add);
     Py_VISIT(st->str_remove_hook);
+    Py_VISIT(st->str_enter);
+    Py_VISIT(st->str_exit);
     Py_VISIT(st->str_add_hook);
     Py_VISIT(st->str_handle_error);
     Py_VISIT(st->str_call_handlers);
@@ -213,6 +217,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_new_listener);
     Py_CLEAR(st->str_ml_add);
     Py_CLEAR(st->str_remove_hook);
+    Py_CLEAR(st->str_enter);
+    Py_CLEAR(st->str_exit);
     Py_CLEAR(st->str_add_hook);
     Py_CLEAR(st->str_handle_error);
     Py_CLEAR(st->str_call_handlers);

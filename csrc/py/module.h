@@ -49,6 +49,7 @@ typedef struct {
     /* interned names, looked up on types to find a subclass's overrides */
     PyObject *str_getitem, *str_setitem, *str_delitem, *str_contains, *str_missing;
     PyObject *str_popitem, *str_getsizeof, *str_policy, *str_expire, *str_ml_expire;
+    PyObject *str_enter, *str_exit;   /* a decorator's lock=, entered from C */
     struct ml_tracker *tr;          /* the resource tracker (tracker.c), PyMem-allocated */
     PyObject *sys_getsizeof;        /* sys.getsizeof: the default byte sizing of other types */
     PyObject *time_monotonic;       /* time.monotonic and time.time as imported: a Timer around */
