@@ -148,7 +148,12 @@ test-debug: apt venv
 # once for both targets below, again when a source changes.
 ASAN_RT  = $(shell $(CC) -print-file-name=libasan.so)
 UBSAN_RT = $(shell $(CC) -print-file-name=libubsan.so)
-ASAN_RUN = PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+# The stack: 64 MiB. 3.13's C recursion limit (Py_EnterRecursiveCall: 10,000 levels in a
+# release interpreter) is sized for uninstrumented frames; ASan's redzones make memleash's
+# several times larger, and a listener that re-enters the emitter from C 10,000 times
+# overflowed 8 MiB (Debian 13's python3.13; CPython's own ASan builds lower the limit to
+# 4,000 instead).
+ASAN_RUN = ulimit -s 65536 && PYTHONPATH=build/asan PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)"
 build/asan/.built: $(CSRC) setup.py $(wildcard pkg/memleash/*.py pkg/memleash/*.pyi) $(VSTAMP)
 	$(call variant,asan,MEMLEASH_SANITIZE=1 MEMLEASH_DEBUG=1)
@@ -164,7 +169,7 @@ test-asan: apt venv build/asan/.built
 GC_STRESS_TESTS = tests/test_hostile.py $(wildcard tests/test_emitter*.py tests/test_tracker*.py) \
 	tests/test_cache.py tests/test_timed.py tests/test_report.py tests/test_decorators.py
 test-gc-stress: apt venv build/asan/.built
-	MEMLEASH_GC_STRESS=1 $(ASAN_RUN) $(VPY) -m pytest -q -p no:cacheprovider -m "not memray" \
+	$(ASAN_RUN) MEMLEASH_GC_STRESS=1 $(VPY) -m pytest -q -p no:cacheprovider -m "not memray" \
 	  $(GC_STRESS_TESTS)
 
 .PHONY: test-refleaks
