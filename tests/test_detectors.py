@@ -245,12 +245,10 @@ def _memleash_frame(frame):
 
 def _by_memleash_after_import(rec):
     """Allocated by memleash's C code, but not the module's own import-time state (types,
-    interned names) nor what a class gets when it is created (its own method descriptors,
-    ml_own_methods), which live as long as the process or the class."""
+    interned names), which lives as long as the process."""
     stack = rec.native_stack_trace()
     return (any(_memleash_frame(f) for f in stack)
-            and not any(f[0].endswith("module_exec") or f[0] in ("package_dir", "ml_own_methods")
-                        for f in stack))
+            and not any(f[0].endswith("module_exec") or f[0] == "package_dir" for f in stack))
 
 
 @pytest.mark.memray

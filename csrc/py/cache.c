@@ -162,7 +162,7 @@ detect_hooks(CacheObject *self, ml_state *st)
      * (a class without `expire`, untimed, overrides nothing) */
     PyObject *expire = ml_type_lookup_ref(type, st->str_expire);
     PyObject *own = ml_type_lookup_ref(base, st->str_ml_expire);
-    if (expire != NULL && !ml_same_method(expire, own)) {
+    if (expire != NULL && expire != own) {
         self->hooks |= HOOK_EXPIRE;
     }
     Py_XDECREF(expire);
@@ -395,12 +395,7 @@ ML_LOCKED(int, locked_set_choice, (SELF, PyObject *value, void *closure),
           cache_set_choice(self, value, closure))
 #undef SELF
 
-static PyObject *cache_own_methods(PyObject *cls, PyObject *ignored);
-
 static PyMethodDef cache_methods[] = {
-    {"_ml_own_methods", (PyCFunction)cache_own_methods, METH_NOARGS | METH_CLASS,
-     "_ml_own_methods($cls, /)\n--\n\n"
-     "Gives cls its own descriptors of the C methods it inherits (Cache.__init_subclass__)."},
     {"get", (PyCFunction)(void (*)(void))locked_get, METH_FASTCALL | METH_KEYWORDS,
      "get($self, /, key, default=None)\n--\n\n"
      "The value for key (refreshing it), else default."},
@@ -431,27 +426,6 @@ static PyMethodDef cache_methods[] = {
     {"__setstate__", (PyCFunction)locked_setstate, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
-
-/* Cache._ml_own_methods(): see ml_own_methods. Called by Cache.__init_subclass__ (and
- * once for Cache): `get`, `pop`, ... found on LRUCache are LRUCache's, not _core.Cache's,
- * so CPython specializes `c.get(k)` on an LRUCache. */
-static PyObject *
-cache_own_methods(PyObject *cls, PyObject *Py_UNUSED(ignored))
-{
-    ml_state *st = PyType_Check(cls) ? ml_state_of_type((PyTypeObject *)cls) : NULL;
-    if (st == NULL && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (st == NULL || (PyTypeObject *)cls == st->CacheType ||
-        !PyType_IsSubtype((PyTypeObject *)cls, st->CacheType)) {
-        PyErr_SetString(PyExc_TypeError, "_ml_own_methods() is for subclasses of Cache");
-        return NULL;
-    }
-    if (ml_own_methods((PyTypeObject *)cls, cache_methods) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
 
 static PyGetSetDef cache_getset[] = {
     {"_ml_timer", (getter)locked_timed_get_timer, NULL, "A timed cache's Timer (TTLCache.timer).", NULL},

@@ -32,9 +32,6 @@
  *   PyWeakref_GetObject inside our PyWeakref_GetRef, below 3.13 only (public there; made
  *                       strong before any other call).
  * Fields read directly (the non-limited API's structures, documented there):
- *   PyMethodDescrObject.d_method
- *                       (ml_method_def_of) the PyMethodDef a method descriptor was made from,
- *                       present with this name and meaning from 3.11 to 3.14.
  *   PyCodeObject.co_filename, .co_qualname
  *                       (str, never NULL) present with these names and meanings from 3.11
  *                       to 3.14; the getters would be attribute look-ups (the resource
@@ -200,26 +197,6 @@ static inline PyObject *
 ml_type_lookup_ref(PyTypeObject *type, PyObject *name)
 {
     return Py_XNewRef(_PyType_Lookup(type, name));
-}
-
-/* The PyMethodDef a method descriptor (a C type's instance method, as found in a class
- * dict) was made from, or NULL when o (which may be NULL) is not one. */
-static inline PyMethodDef *
-ml_method_def_of(PyObject *o)
-{
-    return o != NULL && Py_IS_TYPE(o, &PyMethodDescr_Type) ? ((PyMethodDescrObject *)o)->d_method
-                                                           : NULL;
-}
-
-/* 1 when a and b (either may be NULL) are the same C method: one object, or two method
- * descriptors made from one PyMethodDef. memleash's classes carry descriptors of their
- * own for the C base's methods (ml_own_methods), which a subclass-hook check must not
- * take for overrides. */
-static inline int
-ml_same_method(PyObject *a, PyObject *b)
-{
-    PyMethodDef *def = ml_method_def_of(a);
-    return a == b || (def != NULL && def == ml_method_def_of(b));
 }
 
 /* ------------------------------------------------------------------------------------

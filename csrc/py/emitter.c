@@ -348,13 +348,7 @@ locked_init(PyObject *self, PyObject *args, PyObject *kwds)
     return rc;
 }
 
-static PyObject *emitter_init_subclass(PyObject *cls, PyObject *args, PyObject *kwargs);
-
 static PyMethodDef emitter_methods[] = {
-    {"__init_subclass__", (PyCFunction)(void (*)(void))emitter_init_subclass,
-     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "Gives a subclass its own descriptors of the C methods it inherits (so CPython\n"
-     "specializes e.emit(...) on it), then calls the next __init_subclass__."},
     {"emit", (PyCFunction)(void (*)(void))locked_emitter_emit, METH_FASTCALL | METH_KEYWORDS,
      "emit(event, *args, **kwargs) -> bool: call the listeners of event; True if any ran."},
     {"on", (PyCFunction)(void (*)(void))locked_emitter_on, METH_FASTCALL | METH_KEYWORDS,
@@ -400,30 +394,6 @@ static PyMethodDef emitter_methods[] = {
      "Size in bytes: the object and the slot arrays it owns (not the listeners)."},
     {NULL, NULL, 0, NULL},
 };
-
-/* EventEmitter.__init_subclass__: ml_own_methods for the new class, then the next
- * __init_subclass__ along its MRO (object's, or a mixin's), with the class keywords. */
-static PyObject *
-emitter_init_subclass(PyObject *cls, PyObject *args, PyObject *kwargs)
-{
-    ml_state *st = ml_state_of_type((PyTypeObject *)cls);
-    if (st == NULL || ml_own_methods((PyTypeObject *)cls, emitter_methods) < 0) {
-        return NULL;
-    }
-    PyObject *sup = PyObject_CallFunctionObjArgs((PyObject *)&PySuper_Type,
-                                                 (PyObject *)st->EmitterType, cls, NULL);
-    if (sup == NULL) {
-        return NULL;
-    }
-    PyObject *next = PyObject_GetAttrString(sup, "__init_subclass__");
-    Py_DECREF(sup);
-    if (next == NULL) {
-        return NULL;
-    }
-    PyObject *r = PyObject_Call(next, args, kwargs);
-    Py_DECREF(next);
-    return r;
-}
 
 static PyGetSetDef emitter_getset[] = {
     {"_lock", (getter)locked_emitter_get_lock, NULL, "A lock, as pyee's emitters carry.", NULL},

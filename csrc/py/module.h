@@ -103,17 +103,6 @@ typedef struct {
  * subclass override). A plain MRO walk: no Python code runs. */
 unsigned ml_overrides(PyTypeObject *type, PyTypeObject *base, const ml_hook *hooks, size_t n);
 
-/* Gives cls a method descriptor of its own for each instance method of defs (the C base
- * type's tp_methods) that cls inherits unchanged from that base: CPython's specialized
- * call of a C method (3.11's PRECALL_METHOD_DESCRIPTOR_*, 3.12+'s CALL_METHOD_DESCRIPTOR_*)
- * requires type(self) to be exactly the descriptor's class, so without them every
- * `obj.meth(...)` on an instance of a subclass took the generic call (about 170
- * instructions more, callgrind). A method that cls or a class between it and the base
- * defines is left alone; class, static and METH_METHOD methods (which would see cls as
- * their defining class) are not copied; ml_overrides takes a copy for the base's own
- * method (ml_same_method). Sets class attributes only. 0 or -1. */
-int ml_own_methods(PyTypeObject *cls, PyMethodDef *defs);
-
 /* PyMem_* behind the core's ml_alloc: tracemalloc and memray see every byte. */
 extern const ml_alloc ml_alloc_pymem;
 

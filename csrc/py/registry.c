@@ -129,41 +129,13 @@ ml_overrides(PyTypeObject *type, PyTypeObject *base, const ml_hook *hooks, size_
     for (size_t i = 0; i < n; i++) {
         PyObject *mine = ml_type_lookup_ref(type, hooks[i].name);
         PyObject *theirs = ml_type_lookup_ref(base, hooks[i].name);
-        if (!ml_same_method(mine, theirs)) {
+        if (mine != theirs) {
             bits |= hooks[i].bit;
         }
         Py_XDECREF(mine);
         Py_XDECREF(theirs);
     }
     return bits;
-}
-
-int
-ml_own_methods(PyTypeObject *cls, PyMethodDef *defs)
-{
-    for (PyMethodDef *def = defs; def->ml_name != NULL; def++) {
-        if (def->ml_flags & (METH_CLASS | METH_STATIC | METH_METHOD)) {
-            continue;
-        }
-        PyObject *name = PyUnicode_InternFromString(def->ml_name);
-        if (name == NULL) {
-            return -1;
-        }
-        PyObject *found = ml_type_lookup_ref(cls, name);
-        int inherited = ml_method_def_of(found) == def && PyDescr_TYPE(found) != cls;
-        Py_XDECREF(found);
-        int rc = 0;
-        if (inherited) {
-            PyObject *descr = PyDescr_NewMethod(cls, def);
-            rc = descr == NULL ? -1 : PyObject_SetAttr((PyObject *)cls, name, descr);
-            Py_XDECREF(descr);
-        }
-        Py_DECREF(name);
-        if (rc < 0) {
-            return -1;
-        }
-    }
-    return 0;
 }
 
 int

@@ -38,14 +38,6 @@ class Cache(_core.Cache, MutableMapping):  # type: ignore[misc]
     __slots__ = ()
     _ml_policy: ClassVar[int] = _core.POLICY_INSERTION
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # the C methods the class inherits become its own: CPython's specialized call of
-        # a C method needs type(self) to be the method's class (see _ml_own_methods)
-        cls._ml_own_methods()
-
-
-Cache._ml_own_methods()
 
 class LRUCache(Cache):
     """Least Recently Used (LRU) cache: evicts the item read or written longest ago."""
