@@ -136,3 +136,24 @@ def section(recorded: dict, notes: dict | None = None) -> str:
         lines += ["", "Where the time goes in each missed goal (bench/goal-notes.md):", ""]
         lines += sorted(set(explained), key=explained.index)
     return "\n".join(lines) + "\n"
+
+
+def recorded_from(text: str) -> dict:
+    """The tables of a written docs/benchmarks.md, as bench/run.py recorded them:
+    {title: {library: (median, spread)}}, the scaling table's rows as its per-size
+    entries."""
+    recorded: dict = {}
+    for part in text.split("\n### ")[1:]:
+        title, rows = part.split("\n", 1)[0], {}
+        for line in part.splitlines():
+            m = re.match(r"\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \|", line)
+            if m and not title.startswith("Scaling"):
+                rows[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+            m = re.match(r"\| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \|$", line)
+            if m and title.startswith("Scaling"):
+                recorded[f"Scaling: hit at {m.group(1)} entries"] = {
+                    "dict": (float(m.group(2)), 0.0), "memleash.LRUCache": (float(m.group(3)), 0.0)}
+        if rows:
+            recorded[title] = rows
+    return recorded
+
