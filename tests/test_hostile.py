@@ -1130,6 +1130,7 @@ from memleash import tracker as _tracker  # noqa: E402
 # leaks on purpose: 120 tracked objects of classes made at run time are dropped unclosed,
 # to check that no record keeps a class alive (make test-plugin)
 @pytest.mark.memleash(leaks="ignore")
+@pytest.mark.mortal_types
 def test_tracked_objects_keep_no_class_alive():
     # every class made at run time, tracked (closed or not) and dropped, is collected:
     # the tracker's caches of how a type is closed held each class for good
@@ -1156,6 +1157,7 @@ def test_tracked_objects_keep_no_class_alive():
 # leaks on purpose: 50 tracked objects made by exec'd code are dropped unclosed, to check
 # that no site keeps a code object alive (make test-plugin)
 @pytest.mark.memleash(leaks="ignore")
+@pytest.mark.mortal_types
 def test_sites_keep_no_code_object_alive_and_one_line_stays_one_site():
     # code run by exec() and dropped: the tracker kept every code object it saw a site
     # in; the site itself (its text and counts) stays, and the same line run again is
