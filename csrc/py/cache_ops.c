@@ -112,6 +112,8 @@ cacheobj_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
  * insertion and removal bumps it); when it changed, the caller looks again, and *raced
  * counts such calls in a row (reset by one that freed room): past ML_TABLE_MAX_RESTARTS
  * (a popitem() that removes one entry and stores another, every time) it is a failure too.
+ * A KeyError from popitem() while self changed is such a call too: the cache was emptied
+ * under it (RRCache's choice() runs Python code, so its popitem() meets this most).
  *
  * @return 1 it freed room (counted as an eviction of self); 0 self holds no less, but
  * changed during the call: look again; -1 with an exception (popitem() raised, or freed
@@ -124,9 +126,11 @@ evict_via_popitem(CacheObject *self, int *raced)
     ml_budget before = self->c.budget;
     PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, self->st->str_popitem);   /* can re-enter */
     if (r == NULL) {
-        if (self->c.t.used == 0 && self->c.t.version != version &&
-            PyErr_ExceptionMatches(PyExc_KeyError) && ++*raced <= ML_TABLE_MAX_RESTARTS) {
-            PyErr_Clear();   /* emptied by another thread before popitem() looked */
+        if (self->c.t.version != version && PyErr_ExceptionMatches(PyExc_KeyError) &&
+            ++*raced <= ML_TABLE_MAX_RESTARTS) {
+            /* emptied by another thread while popitem() ran ("<Name> is empty"), and
+             * perhaps refilled since: look again */
+            PyErr_Clear();
             return 0;
         }
         return -1;
@@ -229,9 +233,11 @@ typedef struct {
 } nominee;
 
 /* Asks member m of b (whose lock the caller holds) for its victim. 1 named (*n set), 0 empty,
- * -1 error. Can re-enter (RRCache's choice). */
+ * -1 error. 0 also when choice ran while another thread emptied m (its "RRCache is empty"
+ * KeyError), which sets *emptied: m may hold entries again by now. Can re-enter (RRCache's
+ * choice). */
 static int
-nominate(BudgetObject *b, CacheObject *m, nominee *n)
+nominate(BudgetObject *b, CacheObject *m, nominee *n, int *emptied)
 {
     if (m->c.t.used == 0 || m->budget != b) {
         return 0;   /* empty, or it left the budget while Python code ran */
@@ -239,9 +245,11 @@ nominate(BudgetObject *b, CacheObject *m, nominee *n)
     uint32_t id;
     if (m->c.kind == ML_POLICY_RANDOM) {
         PyObject *chosen;
+        uint64_t version = m->c.t.version;
         if (choose_random(m, &id, &chosen) < 0) {   /* can re-enter */
-            if (m->c.t.used == 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
-                PyErr_Clear();   /* emptied while choice ran (another thread): nothing to name */
+            if (m->c.t.version != version && PyErr_ExceptionMatches(PyExc_KeyError)) {
+                PyErr_Clear();   /* emptied while choice ran (another thread): nothing named */
+                *emptied = 1;
                 return 0;
             }
             return -1;
@@ -259,7 +267,8 @@ nominate(BudgetObject *b, CacheObject *m, nominee *n)
 }
 
 /* The general path: strong references to the members, each locked in turn; Python code
- * where a member needs it. *raced: evict_via_popitem's count. EVICT_NONE, EVICT_RAN or -1. */
+ * where a member needs it. *raced: evict_via_popitem's count, which a member emptied under
+ * its choice (nominate) also counts. EVICT_NONE, EVICT_RAN or -1. */
 static int
 evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
 {
@@ -278,11 +287,12 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
             break;
         }
         nominee best = {NULL, ML_NIL, UINT64_MAX, 0};
+        int emptied = 0;
         for (Py_ssize_t i = 0; i < n && rc >= 0; i++) {
             nominee cand;
             int named;
             Py_BEGIN_CRITICAL_SECTION(members[i]);
-            named = nominate(b, members[i], &cand);   /* can re-enter */
+            named = nominate(b, members[i], &cand, &emptied);   /* can re-enter */
             Py_END_CRITICAL_SECTION();
             if (named < 0) {
                 rc = -1;
@@ -290,6 +300,11 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
             else if (named && cand.stamp < best.stamp) {
                 best = cand;
             }
+        }
+        if (rc == EVICT_NONE && emptied && ++*raced <= ML_TABLE_MAX_RESTARTS) {
+            rc = EVICT_RAN;   /* a member was emptied under its choice: room was made, and
+                                 the caller looks at it before anything more is evicted */
+            break;
         }
         if (rc < 0 || best.m == NULL) {
             break;   /* an error, or nothing to evict */
