@@ -266,11 +266,73 @@ nominate(BudgetObject *b, CacheObject *m, nominee *n, int *emptied)
     return 1;
 }
 
-/* The general path: strong references to the members, each locked in turn; Python code
- * where a member needs it. *raced: evict_via_popitem's count, which a member emptied under
- * its choice (nominate) also counts. EVICT_NONE, EVICT_RAN or -1. */
+/* Removes the victim n named, as an eviction of b, if it is still what was named. EVICT_NONE
+ * (choose again), EVICT_RAN or -1. @pre n->m's lock is held. Can re-enter (popitem()). */
 static int
-evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
+evict_nominee(BudgetObject *b, const nominee *n, int pressure, deferred *d, int *raced)
+{
+    CacheObject *m = n->m;
+    if (m->budget != b) {
+        return EVICT_NONE;   /* it left the budget meanwhile: choose again */
+    }
+    if (m->c.t.used == 0) {
+        return EVICT_NONE;   /* emptied since it was named (another thread): choose again */
+    }
+    if (m->hooks & (HOOK_POPITEM | HOOK_DELITEM)) {
+        /* as cachetools evicts: through the member's own popitem() */
+        int freed = evict_via_popitem(m, raced);   /* can re-enter */
+        if (freed > 0) {
+            ml_count_add(pressure ? &b->pressure_evictions : &b->evictions, 1);
+        }
+        return freed < 0 ? -1 : EVICT_RAN;
+    }
+    if (m->c.t.version != n->version) {
+        return EVICT_NONE;   /* changed since: the id may name another entry now */
+    }
+    budget_remove(b, m, n->id, pressure, d);   /* the id is the one named */
+    return EVICT_RAN;
+}
+
+/* Member m's lock for the calls below: m's critical section, but none for requester (the
+ * storing cache), whose section this thread holds already (cacheobj_store's @pre). On
+ * 3.13t a nested section on an object the thread holds parks and wakes the thread itself,
+ * letting every other thread into the object meanwhile (docs/c-layer.md): once per
+ * eviction, that made a store that evicts eight times slower than with the GIL. */
+static int
+nominate_in_lock(BudgetObject *b, CacheObject *m, CacheObject *requester, nominee *n,
+                 int *emptied)
+{
+    if (m == requester) {
+        return nominate(b, m, n, emptied);   /* can re-enter */
+    }
+    int named;
+    Py_BEGIN_CRITICAL_SECTION(m);
+    named = nominate(b, m, n, emptied);   /* can re-enter */
+    Py_END_CRITICAL_SECTION();
+    return named;
+}
+
+static int
+evict_nominee_in_lock(BudgetObject *b, const nominee *n, CacheObject *requester, int pressure,
+                      deferred *d, int *raced)
+{
+    if (n->m == requester) {
+        return evict_nominee(b, n, pressure, d, raced);   /* can re-enter */
+    }
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(n->m);
+    rc = evict_nominee(b, n, pressure, d, raced);   /* can re-enter */
+    Py_END_CRITICAL_SECTION();
+    return rc;
+}
+
+/* The general path: strong references to the members, each locked in turn (requester, the
+ * storing cache or NULL, is locked by the caller); Python code where a member needs it.
+ * *raced: evict_via_popitem's count, which a member emptied under its choice (nominate)
+ * also counts. EVICT_NONE, EVICT_RAN or -1. */
+static int
+evict_oldest_locked(BudgetObject *b, CacheObject *requester, int pressure, deferred *d,
+                    int *raced)
 {
     CacheObject **members;
     Py_ssize_t n = shared_snapshot(b, &members);
@@ -290,10 +352,8 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
         int emptied = 0;
         for (Py_ssize_t i = 0; i < n && rc >= 0; i++) {
             nominee cand;
-            int named;
-            Py_BEGIN_CRITICAL_SECTION(members[i]);
-            named = nominate(b, members[i], &cand, &emptied);   /* can re-enter */
-            Py_END_CRITICAL_SECTION();
+            int named = nominate_in_lock(b, members[i], requester, &cand, &emptied);   /* can
+                                                                                    re-enter */
             if (named < 0) {
                 rc = -1;
             }
@@ -309,27 +369,8 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
         if (rc < 0 || best.m == NULL) {
             break;   /* an error, or nothing to evict */
         }
-        CacheObject *m = best.m;
-        Py_BEGIN_CRITICAL_SECTION(m);
-        if (m->budget != b) {
-            rc = EVICT_NONE;   /* it left the budget meanwhile: choose again */
-        }
-        else if (m->c.t.used == 0) {
-            rc = EVICT_NONE;   /* emptied since it was named (another thread): choose again */
-        }
-        else if (m->hooks & (HOOK_POPITEM | HOOK_DELITEM)) {
-            /* as cachetools evicts: through the member's own popitem() */
-            int freed = evict_via_popitem(m, raced);   /* can re-enter */
-            rc = freed < 0 ? -1 : EVICT_RAN;
-            if (freed > 0) {
-                ml_count_add(pressure ? &b->pressure_evictions : &b->evictions, 1);
-            }
-        }
-        else if (m->c.t.version == best.version) {
-            budget_remove(b, m, best.id, pressure, d);   /* the id is the one named */
-            rc = EVICT_RAN;
-        }
-        Py_END_CRITICAL_SECTION();
+        rc = evict_nominee_in_lock(b, &best, requester, pressure, d, raced);   /* can
+                                                                                 re-enter */
     }
     shared_release(members, n);   /* can re-enter */
     return rc;
@@ -350,11 +391,10 @@ budget_evict_one(BudgetObject *b, CacheObject *requester, int pressure, deferred
         return evict_oldest_inline(b, requester, pressure, d, removed);
     }
 #else
-    (void)requester;
     (void)evict_oldest_inline;
 #endif
     Py_INCREF(b);   /* Python code may drop every other reference */
-    int rc = evict_oldest_locked(b, pressure, d, raced);   /* can re-enter */
+    int rc = evict_oldest_locked(b, requester, pressure, d, raced);   /* can re-enter */
     Py_DECREF(b);
     return rc;
 }
