@@ -736,20 +736,6 @@ def test_rrcache_choice_whose_pick_was_removed_meanwhile_chooses_again():
     assert picks == [["a", "b"], ["b"]] and len(cache) == 0
 
 
-def test_a_store_whose_eviction_choice_empties_the_rrcache_stores_into_the_room():
-    # the store's popitem() finds the cache emptied while choice ran (choice's own clear()
-    # here; another thread's on any build): its "RRCache is empty" reached the store as a
-    # KeyError; now the store looks again, and the room is there
-    def choice(keys):
-        cache.clear()
-        return keys[0]
-
-    cache = memleash.RRCache(2, choice=choice)
-    cache["a"], cache["b"] = 1, 2
-    cache["c"] = 3
-    assert dict(cache) == {"c": 3}
-
-
 def test_a_budget_member_emptied_under_its_choice_is_room_made():
     # the budget names each member's victim; RRCache's choice() empties its own cache: that
     # is room made, and the store looks at it before evicting anything else (another
