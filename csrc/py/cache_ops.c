@@ -293,46 +293,17 @@ evict_nominee(BudgetObject *b, const nominee *n, int pressure, deferred *d, int 
     return EVICT_RAN;
 }
 
-/* Member m's lock for the calls below: m's critical section, but none for requester (the
- * storing cache), whose section this thread holds already (cacheobj_store's @pre). On
- * 3.13t a nested section on an object the thread holds parks and wakes the thread itself,
- * letting every other thread into the object meanwhile (docs/c-layer.md): once per
- * eviction, that made a store that evicts eight times slower than with the GIL. */
+/* The general path: strong references to the members, each locked in turn; Python code
+ * where a member needs it. *raced: evict_via_popitem's count, which a member emptied under
+ * its choice (nominate) also counts. EVICT_NONE, EVICT_RAN or -1.
+ *
+ * The storing cache is a member whose section the store holds (cacheobj_store's @pre): it
+ * is the thread's top-most section here, so ML_BEGIN_CRITICAL_SECTION takes no second one
+ * on it (compat.h). On 3.13t a second one parked and woke the thread itself, and let
+ * every other thread into the storing cache: once or twice per eviction, that made an
+ * evicting store into a Budget member eight times slower than with the GIL. */
 static int
-nominate_in_lock(BudgetObject *b, CacheObject *m, CacheObject *requester, nominee *n,
-                 int *emptied)
-{
-    if (m == requester) {
-        return nominate(b, m, n, emptied);   /* can re-enter */
-    }
-    int named;
-    Py_BEGIN_CRITICAL_SECTION(m);
-    named = nominate(b, m, n, emptied);   /* can re-enter */
-    Py_END_CRITICAL_SECTION();
-    return named;
-}
-
-static int
-evict_nominee_in_lock(BudgetObject *b, const nominee *n, CacheObject *requester, int pressure,
-                      deferred *d, int *raced)
-{
-    if (n->m == requester) {
-        return evict_nominee(b, n, pressure, d, raced);   /* can re-enter */
-    }
-    int rc;
-    Py_BEGIN_CRITICAL_SECTION(n->m);
-    rc = evict_nominee(b, n, pressure, d, raced);   /* can re-enter */
-    Py_END_CRITICAL_SECTION();
-    return rc;
-}
-
-/* The general path: strong references to the members, each locked in turn (requester, the
- * storing cache or NULL, is locked by the caller); Python code where a member needs it.
- * *raced: evict_via_popitem's count, which a member emptied under its choice (nominate)
- * also counts. EVICT_NONE, EVICT_RAN or -1. */
-static int
-evict_oldest_locked(BudgetObject *b, CacheObject *requester, int pressure, deferred *d,
-                    int *raced)
+evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
 {
     CacheObject **members;
     Py_ssize_t n = shared_snapshot(b, &members);
@@ -352,8 +323,10 @@ evict_oldest_locked(BudgetObject *b, CacheObject *requester, int pressure, defer
         int emptied = 0;
         for (Py_ssize_t i = 0; i < n && rc >= 0; i++) {
             nominee cand;
-            int named = nominate_in_lock(b, members[i], requester, &cand, &emptied);   /* can
-                                                                                    re-enter */
+            int named;
+            ML_BEGIN_CRITICAL_SECTION(members[i]);
+            named = nominate(b, members[i], &cand, &emptied);   /* can re-enter */
+            ML_END_CRITICAL_SECTION();
             if (named < 0) {
                 rc = -1;
             }
@@ -369,8 +342,9 @@ evict_oldest_locked(BudgetObject *b, CacheObject *requester, int pressure, defer
         if (rc < 0 || best.m == NULL) {
             break;   /* an error, or nothing to evict */
         }
-        rc = evict_nominee_in_lock(b, &best, requester, pressure, d, raced);   /* can
-                                                                                 re-enter */
+        ML_BEGIN_CRITICAL_SECTION(best.m);
+        rc = evict_nominee(b, &best, pressure, d, raced);   /* can re-enter */
+        ML_END_CRITICAL_SECTION();
     }
     shared_release(members, n);   /* can re-enter */
     return rc;
@@ -391,10 +365,11 @@ budget_evict_one(BudgetObject *b, CacheObject *requester, int pressure, deferred
         return evict_oldest_inline(b, requester, pressure, d, removed);
     }
 #else
+    (void)requester;
     (void)evict_oldest_inline;
 #endif
     Py_INCREF(b);   /* Python code may drop every other reference */
-    int rc = evict_oldest_locked(b, requester, pressure, d, raced);   /* can re-enter */
+    int rc = evict_oldest_locked(b, pressure, d, raced);   /* can re-enter */
     Py_DECREF(b);
     return rc;
 }
@@ -415,11 +390,11 @@ expire_members(BudgetObject *b, CacheObject *except)
         if (m == except) {
             continue;
         }
-        Py_BEGIN_CRITICAL_SECTION(m);
+        ML_BEGIN_CRITICAL_SECTION(m);
         if (m->timed != TIMED_NONE && m->c.t.used > 0) {
             rc = expire_now(m);   /* can re-enter */
         }
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
     }
     shared_release(members, n);   /* can re-enter */
     return rc;
