@@ -1,5 +1,8 @@
 import os
+import re
+import subprocess
 import sys
+import sysconfig
 import time
 
 import pytest
@@ -17,6 +20,36 @@ if os.environ.get("MEMLEASH_GC_STRESS") == "1":
     import gc
 
     gc.set_threshold(1, 1, 1)
+
+# Free-threaded CPython 3.13 makes classes and module-level functions (and so the code
+# objects they hold) immortal once a thread other than the main one has started
+# (Doc/howto/free-threading-python.rst, "Immortalization": _PyObject_SetDeferredRefcount
+# immortalizes what it would defer once gc.immortalize is set, which the first start of a
+# thread does; 3.14 frees them at a collection instead). A test that checks that such an
+# object made at run time is freed — that memleash keeps no reference to it — can observe
+# that there only in an interpreter no thread has run in: marked mortal_types, it runs
+# alone in a fresh pytest process on that build, and in this process on every other.
+IMMORTAL_AFTER_A_THREAD = (bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+                           and sys.version_info[:2] == (3, 13))
+_FRESH = "MEMLEASH_FRESH_TEST"   # the node id a fresh process runs in itself
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if (not IMMORTAL_AFTER_A_THREAD or pyfuncitem.get_closest_marker("mortal_types") is None
+            or os.environ.get(_FRESH) == pyfuncitem.nodeid):
+        return None
+    config = pyfuncitem.config
+    env = dict(os.environ, **{_FRESH: pyfuncitem.nodeid})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--rootdir", str(config.rootpath), "-c", str(config.inipath), pyfuncitem.nodeid],
+        cwd=config.rootpath, env=env, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 or not re.search(r"^1 passed\b", proc.stdout, re.M):
+        pytest.fail(f"in a fresh process (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}",
+                    pytrace=False)
+    return True
+
 
 FAR = 10**9   # seconds: the timed caches below never expire during a test
 

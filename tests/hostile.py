@@ -81,6 +81,30 @@ class DelHook:
         self.on_del()
 
 
+def refilled_by_another_thread(cache_cls: type, key: Any, value: Any) -> type:
+    """A subclass of cache_cls whose popitem(), the first time, lets another thread store
+    (key, value) into the cache while it runs (and waits for it). Its lock does not hold
+    across popitem(), which is Python code: the GIL build switches threads there, and the
+    free-threaded build suspends the cache's critical section while popitem() blocks (here
+    in join()). The class's `calls` lists what each popitem() returned."""
+    import threading
+
+    class Refilled(cache_cls):  # type: ignore[misc, valid-type]
+        calls: list[Any] = []
+
+        def popitem(self) -> Any:
+            pair = super().popitem()
+            type(self).calls.append(pair)
+            if len(type(self).calls) == 1:
+                t = threading.Thread(target=self.__setitem__, args=(key, value))
+                t.start()
+                t.join()
+            return pair
+
+    Refilled.calls = []
+    return Refilled
+
+
 BAD_SIZES = [-1, math.nan, "ten", None, object(), complex(1, 1)]
 
 

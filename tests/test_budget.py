@@ -13,6 +13,7 @@ import pytest
 
 import memleash
 from clock import Clock
+from hostile import refilled_by_another_thread
 from memleash import (Budget, Cache, FIFOCache, LFUCache, LRUCache, RRCache, TLRUCache,
                       TTLCache)
 
@@ -183,6 +184,21 @@ def test_an_overriding_popitem_sees_the_budgets_evictions():
     other["o"] = 10
     other["p"] = 10
     assert seen == [("w", 10)] and b.evictions == 1 and holds(b)
+
+
+def test_an_overriding_popitem_whose_cache_another_thread_refills_is_called_again():
+    # the member's popitem() is Python code and its lock does not hold across it: a thread
+    # storing into that member meanwhile leaves it holding no less. The store that asked
+    # for room looks again (the budget's next oldest) instead of failing ("freed no room")
+    b = Budget(20)
+    watched = refilled_by_another_thread(LRUCache, "r", 10)(math.inf, sizeof=size, budget=b)
+    other = LRUCache(math.inf, sizeof=size, budget=b)
+    watched["w"] = 10
+    other["o"] = 10
+    other["p"] = 10          # w is the oldest: its popitem() runs, and r takes its room
+    assert type(watched).calls == [("w", 10)] and list(watched) == ["r"]
+    assert list(other) == ["p"]
+    assert holds(b)
 
 
 def test_a_storing_caches_own_limits_come_first():

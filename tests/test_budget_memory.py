@@ -257,6 +257,54 @@ def test_concurrent_checks_do_not_wait_for_each_other(tmp_path, budget):
     assert follower.check() is not None
 
 
+def test_a_stores_check_waits_for_a_check_in_progress_then_reads_again(tmp_path, budget):
+    # the thread's check is running (it holds the lock) when a store reaches its step: the
+    # store waits for it, then checks itself (it returned at once and checked nothing)
+    d = v2(tmp_path, limit=1000 * MiB, current=100 * MiB)
+    cache = LRUCache(100, sizeof=size, budget=budget)
+    follower = budget.follow_memory(cgroup=d, interval=3600)
+    v2(tmp_path, limit=1000 * MiB, current=990 * MiB)
+    stored = threading.Event()
+
+    def store():
+        cache[0] = 30 * MiB           # past the step: this store checks
+        stored.set()
+
+    with follower._lock:               # a check in progress in this thread
+        t = threading.Thread(target=store)
+        t.start()
+        assert not stored.wait(0.2) and follower.checks == 1
+    t.join()
+    assert stored.is_set() and follower.checks == 2
+    assert budget.effective_maxbytes == 90 * MiB   # the store's own reading: 990 MiB
+
+
+def test_a_store_made_by_a_check_does_not_wait_for_it(tmp_path, budget):
+    # a check's evictions release values: a __del__ that stores into the budget past the
+    # checkpoint calls the store's check from inside that check, in its thread, which must
+    # not wait for itself (it would wait forever). The checkpoint is put at 0 so that it does
+    d = v2(tmp_path, limit=1000 * MiB, current=100 * MiB)
+    cache = LRUCache(100, sizeof=size, budget=budget)
+    other = LRUCache(100, sizeof=size, budget=budget)
+    follower = budget.follow_memory(cgroup=d, interval=3600, floor=0)
+
+    class Refills(int):
+        def __del__(self):
+            other["again"] = MiB
+
+    cache[0] = Refills(60 * MiB)
+    cache[1] = 60 * MiB                # each store past a step: 3 checks so far
+    v2(tmp_path, limit=1000 * MiB, current=990 * MiB)   # 90 MiB over the target
+    budget._ml_follow(follower._on_store, 0)
+    done = []
+    t = threading.Thread(target=lambda: done.append(follower.check()), daemon=True)
+    t.start()
+    t.join(30)
+    assert done and done[0] is not None and follower.checks == 4
+    # lowered to 120 - 90 = 30 MiB: both evicted, then the __del__'s store, within it
+    assert len(cache) == 0 and other["again"] == MiB and budget.effective_maxbytes == 30 * MiB
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_restarts_its_own_watcher(tmp_path, budget):
     d = v2(tmp_path, limit=1000 * MiB, current=100 * MiB)

@@ -291,7 +291,9 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
+# the owner of the last shape is a class made at run time (mortal_types: tests/conftest.py)
+@pytest.mark.parametrize("shape", [pytest.param(s, marks=pytest.mark.mortal_types)
+                                   if s.startswith("class method") else s for s in SHAPES])
 def test_every_bound_shape_is_weak_on_its_owner(shape):
     make, bind, args = SHAPES[shape]
     ee, owner = EventEmitter(), make()

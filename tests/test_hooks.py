@@ -2,6 +2,7 @@
 
 import pytest
 
+from hostile import refilled_by_another_thread
 from memleash import Cache, LRUCache
 
 
@@ -111,6 +112,39 @@ def test_popitem_that_frees_nothing_raises_instead_of_looping(cache_cls):
     with pytest.raises(RuntimeError, match="freed no room"):
         cache[3] = 3
     assert dict(cache) == {1: 1, 2: 2}
+
+
+def test_popitem_while_another_thread_refills_the_cache_is_called_again(cache_cls):
+    # popitem() is Python code, and the cache's lock does not hold across it (the GIL build
+    # switches threads; the free-threaded build suspends the cache's critical section while
+    # popitem() blocks, here in join()): a store by another thread meanwhile takes the room
+    # it freed. The store that called it looks again; "freed no room" was raised before
+    cache = refilled_by_another_thread(cache_cls, "other", 0)(maxsize=2)
+    cache.update({1: 1, 2: 2})
+    cache[3] = 3
+    calls = type(cache).calls
+    assert len(calls) == 2 and cache[3] == 3 and len(cache) == 2
+    assert {k for k, _ in calls} | set(cache) == {1, 2, 3, "other"}
+
+
+def test_popitem_that_always_stores_what_it_frees_raises_after_a_bounded_number_of_calls(
+        cache_cls):
+    # the cache changes during each call but never holds less: looked at again 100 times
+    # in a row (ML_TABLE_MAX_RESTARTS), then refused as a popitem() that frees nothing
+    calls = []
+
+    class Swapping(cache_cls):
+        def popitem(self):
+            key, value = super().popitem()
+            calls.append(key)
+            self[("again", len(calls))] = value      # takes the room it just made
+            return key, value
+
+    cache = Swapping(maxsize=2)
+    cache.update({1: 1, 2: 2})
+    with pytest.raises(RuntimeError, match="freed no room 100 times in a row"):
+        cache[3] = 3
+    assert len(calls) == 101 and 3 not in cache and len(cache) == 2
 
 
 def test_popitem_errors_propagate_and_nothing_is_stored(cache_cls):

@@ -445,6 +445,7 @@ def test_class_and_instance_caches_of_one_class_stay_apart(slotted):
     assert Both.value.cache_info() == (2, 2, 128, 2)
 
 
+@pytest.mark.mortal_types
 def test_a_class_whose_classmethod_result_refers_to_it_is_collected():
     made = type("Made", (Registry,), {})
     made.default()

@@ -155,11 +155,14 @@ def test_rr_choice_that_mutates_the_cache_stays_consistent():
 
     cache._ml_choice = clearing
     cache.update({1: 1, 2: 2, 3: 3})
-    with pytest.raises(KeyError):
-        cache[4] = 4
-    assert len(cache) == 0
+    # the store's eviction finds the cache emptied under its choice (as it would when
+    # another thread clears it meanwhile): room was made, and the store goes on. cachetools
+    # raises KeyError here (docs/compat.md), as memleash did before the free-threaded build
+    # showed the same through other threads, where a store failing is not what it promises
+    cache[4] = 4
+    assert dict(cache) == {4: 4}
     cache[5] = 5
-    assert dict(cache) == {5: 5}
+    assert dict(cache) == {4: 4, 5: 5}
 
 
 def test_rr_key_sequence_keeps_the_keys_as_they_were_and_is_bounds_checked():

@@ -262,11 +262,13 @@ def test_threads_share_one_cache_within_its_budget():
     for t in threads:
         t.start()
     rnd = random.Random(9)
-    for _ in range(3_000):
-        cache.delete_by_redis_keys([f"k{rnd.randrange(50)}".encode()])
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        for _ in range(3_000):
+            cache.delete_by_redis_keys([f"k{rnd.randrange(50)}".encode()])
+    finally:   # a failure here must not leave the readers running (the process would hang)
+        stop.set()
+        for t in threads:
+            t.join()
     assert errors == [] and over == []
     entries = cache.store
     assert cache.currbytes == sum(_entry_bytes(k, e) for k, e in entries.items())
@@ -301,12 +303,14 @@ def test_client_caches_sharing_a_budget_keep_their_books_and_indexes():
     for t in threads:
         t.start()
     rnd = random.Random(5)
-    for _ in range(2_000):
-        caches[rnd.randrange(2)].delete_by_redis_keys([f"k{rnd.randrange(60)}".encode()])
-    stop.set()
-    for t in threads:
-        t.join(timeout=120)
-        assert not t.is_alive(), "a reader never finished: deadlock"
+    try:
+        for _ in range(2_000):
+            caches[rnd.randrange(2)].delete_by_redis_keys([f"k{rnd.randrange(60)}".encode()])
+    finally:   # a failure here must not leave the readers running (the process would hang)
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a reader never finished: deadlock"
     assert errors == []
     assert budget.currbytes == sum(c.currbytes for c in caches) + plain.currbytes
     assert budget.evictions > 0

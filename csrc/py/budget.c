@@ -255,9 +255,9 @@ static PyObject *
 budget_stats(BudgetObject *self, PyObject *Py_UNUSED(ignored))
 {
     Py_ssize_t nmembers;
-    Py_BEGIN_CRITICAL_SECTION(self);
+    ML_BEGIN_CRITICAL_SECTION(self);
     nmembers = self->nmembers;
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     PyObject *dict = Py_BuildValue(
         "{s:n,s:n,s:n,s:n,s:K,s:K,s:n}",
         "maxbytes", (Py_ssize_t)self->s.maxbytes,
@@ -282,9 +282,9 @@ budget_repr(BudgetObject *self)
         return NULL;
     }
     Py_ssize_t nmembers;
-    Py_BEGIN_CRITICAL_SECTION(self);
+    ML_BEGIN_CRITICAL_SECTION(self);
     nmembers = self->nmembers;
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     PyObject *r = PyUnicode_FromFormat("%U(max_bytes=%zu, effective_maxbytes=%zu, currbytes=%zu, "
                                        "members=%zd)", name, self->s.maxbytes,
                                        ml_shared_limit(&self->s), ml_shared_bytes(&self->s),

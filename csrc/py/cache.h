@@ -150,12 +150,14 @@ PyObject *cacheobj_snapshot(CacheObject *self);
  * one is stored (as dict does), so when accounting bytes and the key that the entry will
  * hold is another object than `sized`, nothing is stored and 1 is returned with *held a new
  * reference to that key: size the entry with it and call again.
- * @pre the entry alone is admitted. 0, 1 or -1. Can re-enter. */
+ * @pre the entry alone is admitted; self's critical section is held by the caller (a shared
+ * budget's eviction takes no other for self). 0, 1 or -1. Can re-enter. */
 int cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, ml_size units,
                    size_t bytes, PyObject *sized, double deadline, PyObject **held);
 
 /* self[key] = value with key's hash h known (the whole of __setitem__ after hashing:
- * timed caches' deadline and expiry, sizing, eviction). 0 or -1. Can re-enter. */
+ * timed caches' deadline and expiry, sizing, eviction). @pre self's critical section is
+ * held by the caller (cacheobj_store's). 0 or -1. Can re-enter. */
 int cacheobj_setitem_hashed(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value);
 
 /* Raises KeyError(key), with the key as the single argument even when it is a tuple. */

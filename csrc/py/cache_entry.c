@@ -529,9 +529,9 @@ rrkeys_length(RRKeysObject *v)
         return 0;   /* cleared by a collection */
     }
     Py_ssize_t n;
-    Py_BEGIN_CRITICAL_SECTION(v->cache);
+    ML_BEGIN_CRITICAL_SECTION(v->cache);
     n = rrkeys_len(v);
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return n;
 }
 
@@ -543,7 +543,7 @@ rrkeys_item(RRKeysObject *v, Py_ssize_t i)
         PyErr_SetString(PyExc_IndexError, "index out of range");
         return NULL;
     }
-    Py_BEGIN_CRITICAL_SECTION(v->cache);
+    ML_BEGIN_CRITICAL_SECTION(v->cache);
     Py_ssize_t n = rrkeys_len(v);
     if (n >= 0 && (i < 0 || i >= n)) {
         PyErr_SetString(PyExc_IndexError, "index out of range");
@@ -552,7 +552,7 @@ rrkeys_item(RRKeysObject *v, Py_ssize_t i)
         const ml_cache *c = &v->cache->c;
         key = Py_NewRef(v->live ? (PyObject *)c->t.ents[c->dense.ids[i]].key : v->keys[i]);
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return key;
 }
 
@@ -564,7 +564,7 @@ rrkeys_release(RRKeysObject *v)
     PyObject **keys = NULL;
     Py_ssize_t n = 0;
     if (c != NULL) {
-        Py_BEGIN_CRITICAL_SECTION(c);
+        ML_BEGIN_CRITICAL_SECTION(c);
         if (c->rrview == (PyObject *)v) {
             c->rrview = NULL;
         }
@@ -573,7 +573,7 @@ rrkeys_release(RRKeysObject *v)
         v->keys = NULL;
         v->n = 0;
         v->live = 0;
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
         v->cache = NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {

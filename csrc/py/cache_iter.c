@@ -170,9 +170,9 @@ static PyObject *
 locked_step(CacheIterObject *it, iter_step step)
 {
     CacheObject *c;
-    Py_BEGIN_CRITICAL_SECTION(it);
+    ML_BEGIN_CRITICAL_SECTION(it);
     c = (CacheObject *)Py_XNewRef(it->cache);
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     if (c == NULL) {
         return NULL;   /* exhausted */
     }

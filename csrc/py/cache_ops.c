@@ -101,14 +101,38 @@ cacheobj_find(CacheObject *self, PyObject *key, Py_hash_t h, uint32_t *id)
  */
 
 /* Calls self.popitem() (an override, or the C one reaching an overridden __delitem__)
- * once. @return 0 if it freed something, -1 with an exception otherwise. */
+ * once, and judges by what self holds after it whether room was made.
+ *
+ * popitem() is Python code, and self's lock does not hold across it: the GIL build may
+ * switch threads inside it, and the free-threaded build suspends self's critical section
+ * whenever the thread blocks (a lock popitem() takes, a collection stopping the world).
+ * Another thread may then store into self, refilling what popitem() freed, or empty it
+ * before popitem() looks. So a call after which self holds no less is a failure of
+ * popitem() only if self did not change at all meanwhile (its table's version: every
+ * insertion and removal bumps it); when it changed, the caller looks again, and *raced
+ * counts such calls in a row (reset by one that freed room): past ML_TABLE_MAX_RESTARTS
+ * (a popitem() that removes one entry and stores another, every time) it is a failure too.
+ * A KeyError from popitem() while self changed is such a call too: the cache was emptied
+ * under it (RRCache's choice() runs Python code, so its popitem() meets this most).
+ *
+ * @return 1 it freed room (counted as an eviction of self); 0 self holds no less, but
+ * changed during the call: look again; -1 with an exception (popitem() raised, or freed
+ * no room). */
 static int
-evict_via_popitem(CacheObject *self)
+evict_via_popitem(CacheObject *self, int *raced)
 {
     uint32_t used = self->c.t.used;
+    uint64_t version = self->c.t.version;
     ml_budget before = self->c.budget;
     PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, self->st->str_popitem);   /* can re-enter */
     if (r == NULL) {
+        if (self->c.t.version != version && PyErr_ExceptionMatches(PyExc_KeyError) &&
+            ++*raced <= ML_TABLE_MAX_RESTARTS) {
+            /* emptied by another thread while popitem() ran ("<Name> is empty"), and
+             * perhaps refilled since: look again */
+            PyErr_Clear();
+            return 0;
+        }
         return -1;
     }
     /* judged while r still holds what was evicted: releasing it may run a __del__ that
@@ -117,15 +141,28 @@ evict_via_popitem(CacheObject *self)
     int freed = self->c.t.used < used || now->bytes < before.bytes ||
                 (now->float_mode ? (before.float_mode && now->funits < before.funits)
                                  : now->units < before.units);
+    int changed = self->c.t.version != version;
     self->evictions += (uint64_t)freed;
     Py_DECREF(r);   /* can re-enter */
-    if (!freed) {
+    if (freed) {
+        *raced = 0;
+        return 1;
+    }
+    if (changed && ++*raced <= ML_TABLE_MAX_RESTARTS) {
+        return 0;   /* another thread stored meanwhile (or popitem() did): look again */
+    }
+    if (changed) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%.200s.popitem() freed no room %d times in a row: cannot make room for "
+                     "a new item (the cache changed during each call, but never held less)",
+                     Py_TYPE(self)->tp_name, ML_TABLE_MAX_RESTARTS);
+    }
+    else {
         PyErr_Format(PyExc_RuntimeError,
                      "%.200s.popitem() freed no room: cannot make room for a new item",
                      Py_TYPE(self)->tp_name);
-        return -1;
     }
-    return 0;
+    return -1;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -196,9 +233,11 @@ typedef struct {
 } nominee;
 
 /* Asks member m of b (whose lock the caller holds) for its victim. 1 named (*n set), 0 empty,
- * -1 error. Can re-enter (RRCache's choice). */
+ * -1 error. 0 also when choice ran while another thread emptied m (its "RRCache is empty"
+ * KeyError), which sets *emptied: m may hold entries again by now. Can re-enter (RRCache's
+ * choice). */
 static int
-nominate(BudgetObject *b, CacheObject *m, nominee *n)
+nominate(BudgetObject *b, CacheObject *m, nominee *n, int *emptied)
 {
     if (m->c.t.used == 0 || m->budget != b) {
         return 0;   /* empty, or it left the budget while Python code ran */
@@ -206,9 +245,11 @@ nominate(BudgetObject *b, CacheObject *m, nominee *n)
     uint32_t id;
     if (m->c.kind == ML_POLICY_RANDOM) {
         PyObject *chosen;
+        uint64_t version = m->c.t.version;
         if (choose_random(m, &id, &chosen) < 0) {   /* can re-enter */
-            if (m->c.t.used == 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
-                PyErr_Clear();   /* emptied while choice ran (another thread): nothing to name */
+            if (m->c.t.version != version && PyErr_ExceptionMatches(PyExc_KeyError)) {
+                PyErr_Clear();   /* emptied while choice ran (another thread): nothing named */
+                *emptied = 1;
                 return 0;
             }
             return -1;
@@ -225,10 +266,44 @@ nominate(BudgetObject *b, CacheObject *m, nominee *n)
     return 1;
 }
 
-/* The general path: strong references to the members, each locked in turn; Python code
- * where a member needs it. EVICT_NONE, EVICT_RAN or -1. */
+/* Removes the victim n named, as an eviction of b, if it is still what was named. EVICT_NONE
+ * (choose again), EVICT_RAN or -1. @pre n->m's lock is held. Can re-enter (popitem()). */
 static int
-evict_oldest_locked(BudgetObject *b, int pressure, deferred *d)
+evict_nominee(BudgetObject *b, const nominee *n, int pressure, deferred *d, int *raced)
+{
+    CacheObject *m = n->m;
+    if (m->budget != b) {
+        return EVICT_NONE;   /* it left the budget meanwhile: choose again */
+    }
+    if (m->c.t.used == 0) {
+        return EVICT_NONE;   /* emptied since it was named (another thread): choose again */
+    }
+    if (m->hooks & (HOOK_POPITEM | HOOK_DELITEM)) {
+        /* as cachetools evicts: through the member's own popitem() */
+        int freed = evict_via_popitem(m, raced);   /* can re-enter */
+        if (freed > 0) {
+            ml_count_add(pressure ? &b->pressure_evictions : &b->evictions, 1);
+        }
+        return freed < 0 ? -1 : EVICT_RAN;
+    }
+    if (m->c.t.version != n->version) {
+        return EVICT_NONE;   /* changed since: the id may name another entry now */
+    }
+    budget_remove(b, m, n->id, pressure, d);   /* the id is the one named */
+    return EVICT_RAN;
+}
+
+/* The general path: strong references to the members, each locked in turn; Python code
+ * where a member needs it. *raced: evict_via_popitem's count, which a member emptied under
+ * its choice (nominate) also counts. EVICT_NONE, EVICT_RAN or -1.
+ *
+ * The storing cache is a member whose section the store holds (cacheobj_store's @pre): it
+ * is the thread's top-most section here, so ML_BEGIN_CRITICAL_SECTION takes no second one
+ * on it (compat.h). On 3.13t a second one parked and woke the thread itself, and let
+ * every other thread into the storing cache: once or twice per eviction, that made an
+ * evicting store into a Budget member eight times slower than with the GIL. */
+static int
+evict_oldest_locked(BudgetObject *b, int pressure, deferred *d, int *raced)
 {
     CacheObject **members;
     Py_ssize_t n = shared_snapshot(b, &members);
@@ -245,12 +320,13 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d)
             break;
         }
         nominee best = {NULL, ML_NIL, UINT64_MAX, 0};
+        int emptied = 0;
         for (Py_ssize_t i = 0; i < n && rc >= 0; i++) {
             nominee cand;
             int named;
-            Py_BEGIN_CRITICAL_SECTION(members[i]);
-            named = nominate(b, members[i], &cand);   /* can re-enter */
-            Py_END_CRITICAL_SECTION();
+            ML_BEGIN_CRITICAL_SECTION(members[i]);
+            named = nominate(b, members[i], &cand, &emptied);   /* can re-enter */
+            ML_END_CRITICAL_SECTION();
             if (named < 0) {
                 rc = -1;
             }
@@ -258,26 +334,17 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d)
                 best = cand;
             }
         }
+        if (rc == EVICT_NONE && emptied && ++*raced <= ML_TABLE_MAX_RESTARTS) {
+            rc = EVICT_RAN;   /* a member was emptied under its choice: room was made, and
+                                 the caller looks at it before anything more is evicted */
+            break;
+        }
         if (rc < 0 || best.m == NULL) {
             break;   /* an error, or nothing to evict */
         }
-        CacheObject *m = best.m;
-        Py_BEGIN_CRITICAL_SECTION(m);
-        if (m->budget != b) {
-            rc = EVICT_NONE;   /* it left the budget meanwhile: choose again */
-        }
-        else if (m->hooks & (HOOK_POPITEM | HOOK_DELITEM)) {
-            /* as cachetools evicts: through the member's own popitem() */
-            rc = evict_via_popitem(m) < 0 ? -1 : EVICT_RAN;   /* can re-enter */
-            if (rc > 0) {
-                ml_count_add(pressure ? &b->pressure_evictions : &b->evictions, 1);
-            }
-        }
-        else if (m->c.t.version == best.version) {
-            budget_remove(b, m, best.id, pressure, d);   /* the id is the one named */
-            rc = EVICT_RAN;
-        }
-        Py_END_CRITICAL_SECTION();
+        ML_BEGIN_CRITICAL_SECTION(best.m);
+        rc = evict_nominee(b, &best, pressure, d, raced);   /* can re-enter */
+        ML_END_CRITICAL_SECTION();
     }
     shared_release(members, n);   /* can re-enter */
     return rc;
@@ -285,11 +352,12 @@ evict_oldest_locked(BudgetObject *b, int pressure, deferred *d)
 
 /* Evicts the budget's oldest victim (the note at the top). requester: the storing cache,
  * whose lock the caller holds, or NULL. *removed: the id removed from requester when the
- * answer is EVICT_DONE (else ML_NIL). EVICT_NONE, EVICT_DONE, EVICT_RAN or -1. Can re-enter
- * (not when it answers EVICT_DONE). @pre d has room for two more. */
+ * answer is EVICT_DONE (else ML_NIL). *raced: evict_via_popitem's count, kept by the caller
+ * across its calls. EVICT_NONE, EVICT_DONE, EVICT_RAN or -1. Can re-enter (not when it
+ * answers EVICT_DONE). @pre d has room for two more. */
 static int
 budget_evict_one(BudgetObject *b, CacheObject *requester, int pressure, deferred *d,
-                 uint32_t *removed)
+                 uint32_t *removed, int *raced)
 {
     *removed = ML_NIL;
 #ifndef Py_GIL_DISABLED
@@ -301,7 +369,7 @@ budget_evict_one(BudgetObject *b, CacheObject *requester, int pressure, deferred
     (void)evict_oldest_inline;
 #endif
     Py_INCREF(b);   /* Python code may drop every other reference */
-    int rc = evict_oldest_locked(b, pressure, d);   /* can re-enter */
+    int rc = evict_oldest_locked(b, pressure, d, raced);   /* can re-enter */
     Py_DECREF(b);
     return rc;
 }
@@ -322,11 +390,11 @@ expire_members(BudgetObject *b, CacheObject *except)
         if (m == except) {
             continue;
         }
-        Py_BEGIN_CRITICAL_SECTION(m);
+        ML_BEGIN_CRITICAL_SECTION(m);
         if (m->timed != TIMED_NONE && m->c.t.used > 0) {
             rc = expire_now(m);   /* can re-enter */
         }
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
     }
     shared_release(members, n);   /* can re-enter */
     return rc;
@@ -347,7 +415,7 @@ budget_evict_until(BudgetObject *b, int pressure,
 {
     deferred d;
     d.n = 0;
-    int expired = 0, rc = 0;
+    int expired = 0, rc = 0, raced = 0;
     Py_INCREF(b);
     while (!want(b, arg, self)) {
         if (!expired && other_timed_members(b, NULL)) {
@@ -359,7 +427,7 @@ budget_evict_until(BudgetObject *b, int pressure,
             continue;
         }
         uint32_t removed;
-        int r = budget_evict_one(b, NULL, pressure, &d, &removed);   /* can re-enter */
+        int r = budget_evict_one(b, NULL, pressure, &d, &removed, &raced);   /* can re-enter */
         if (r < 0) {
             rc = -1;
             break;
@@ -442,7 +510,7 @@ cacheobj_store(CacheObject *self, PyObject *key, Py_hash_t h, PyObject *value, m
     deferred d;
     d.n = 0;
     uint32_t id;
-    int expired_others = 0;
+    int expired_others = 0, raced = 0;
     *held = NULL;
     ml_cache_prefetch(&self->c, (uint64_t)h);   /* TinyLFU counts the key when it stores it */
 restart:;
@@ -494,7 +562,8 @@ restart:;
                     goto restart;
                 }
                 uint32_t removed;
-                int r = budget_evict_one(b, self, 0, &d, &removed);   /* can re-enter, unless DONE */
+                int r = budget_evict_one(b, self, 0, &d, &removed, &raced);   /* can re-enter,
+                                                                                 unless DONE */
                 if (r < 0) {
                     goto error;
                 }
@@ -524,7 +593,7 @@ restart:;
          * look again (RRCache's choice() counts as such code) */
         if ((self->hooks & (HOOK_POPITEM | HOOK_DELITEM)) || self->c.kind == ML_POLICY_RANDOM) {
             defer_flush(&d);
-            if (evict_via_popitem(self) < 0) {
+            if (evict_via_popitem(self, &raced) < 0) {   /* can re-enter */
                 goto error;
             }
             goto restart;

@@ -230,7 +230,7 @@ lookup_counted(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, Py
     CacheObject *c = engine_of(self, cache);
     if (c != NULL) {
         int found;
-        Py_BEGIN_CRITICAL_SECTION(c);
+        ML_BEGIN_CRITICAL_SECTION(c);
         uint32_t id;
         found = cacheobj_find(c, key, h, &id);   /* can re-enter (__eq__) */
         if (found > 0) {
@@ -242,7 +242,7 @@ lookup_counted(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, Py
         else if (found == 0) {
             c->misses += (uint64_t)count;
         }
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
         return found;
     }
     *value = PyObject_GetItem(cache, key);   /* can re-enter */
@@ -347,7 +347,7 @@ store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *v
     if (PyObject_TypeCheck(cache, self->st->CacheType) &&
         !(((CacheObject *)cache)->hooks & HOOK_SETITEM)) {
         CacheObject *c = (CacheObject *)cache;
-        Py_BEGIN_CRITICAL_SECTION(c);
+        ML_BEGIN_CRITICAL_SECTION(c);
         stamp now = stamp_of(cache);
         rc = 0;
         /* (a timed cache's entry found here may have expired: that one is replaced) */
@@ -362,7 +362,7 @@ store(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObject *v
         else {
             rc = rc < 0 ? -1 : 0;   /* stored during the call: kept */
         }
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
     }
     else {
         rc = PyObject_SetItem(cache, key, value);   /* can re-enter */
@@ -472,9 +472,9 @@ flight_miss(CallObject *self, PyObject *cache, PyObject *key, Py_hash_t h, PyObj
         }
         stamp before = {0, 0};
         if (PyObject_TypeCheck(cache, self->st->CacheType)) {
-            Py_BEGIN_CRITICAL_SECTION(cache);
+            ML_BEGIN_CRITICAL_SECTION(cache);
             before = stamp_of(cache);
-            Py_END_CRITICAL_SECTION();
+            ML_END_CRITICAL_SECTION();
         }
         PyObject *value = PyObject_Vectorcall(self->func, args, nargsf, kwnames);   /* can re-enter */
         if (value != NULL && store(self, cache, key, h, value, before) < 0) {
@@ -588,7 +588,7 @@ args_hit(CallObject *self, PyObject *cache, PyObject *const *args, size_t nargsf
     }
     int found;
     args_query q = {args, n};
-    Py_BEGIN_CRITICAL_SECTION(c);
+    ML_BEGIN_CRITICAL_SECTION(c);
     uint32_t id;
     int st = ml_table_find(&c->c.t, (uint64_t)*h, &q, args_eq, NULL, &id);   /* can re-enter */
     found = st == ML_OK ? 1 : st == ML_NOT_FOUND ? 0 : -1;
@@ -605,7 +605,7 @@ args_hit(CallObject *self, PyObject *cache, PyObject *const *args, size_t nargsf
                         "the cache changed during a look-up too many times in a row (a key's "
                         "__eq__ keeps changing it)");
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return found;
 }
 
@@ -679,9 +679,9 @@ call_vectorcall(CallObject *self, PyObject *const *args, size_t nargsf, PyObject
     ml_count_add(&self->misses, 1);
     stamp before = {0, 0};
     if (PyObject_TypeCheck(cache, self->st->CacheType)) {
-        Py_BEGIN_CRITICAL_SECTION(cache);
+        ML_BEGIN_CRITICAL_SECTION(cache);
         before = stamp_of(cache);
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
     }
     value = PyObject_Vectorcall(self->func, args, nargsf, kwnames);   /* can re-enter */
     if (value == NULL || store(self, cache, key, h, value, before) < 0) {

@@ -248,7 +248,7 @@ reaper_call(ReaperObject *self, PyObject *args, PyObject *kwds)
     if (em == NULL) {
         Py_RETURN_NONE;
     }
-    Py_BEGIN_CRITICAL_SECTION(em);
+    ML_BEGIN_CRITICAL_SECTION(em);
     if (PyObject_TypeCheck(ref, em->st->SlotRefType)) {
         SlotRefObject *sr = (SlotRefObject *)ref;
         uint32_t id = sr->slot;
@@ -257,7 +257,7 @@ reaper_call(ReaperObject *self, PyObject *args, PyObject *kwds)
             ml_em_unlink_slot(em, id, 1);   /* can re-enter */
         }
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     Py_DECREF(em);   /* can re-enter */
     Py_RETURN_NONE;
 }
@@ -342,9 +342,9 @@ static int
 locked_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     int rc;
-    Py_BEGIN_CRITICAL_SECTION(self);
+    ML_BEGIN_CRITICAL_SECTION(self);
     rc = emitter_init(self, args, kwds);
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return rc;
 }
 

@@ -87,7 +87,7 @@ ml_flight_join(PyObject *owner, ml_flights *fl, PyObject *key, Py_hash_t h, ml_f
     for (int attempt = 0;; attempt++) {
         ml_flight *f = NULL;
         int rc;
-        Py_BEGIN_CRITICAL_SECTION(owner);
+        ML_BEGIN_CRITICAL_SECTION(owner);
         rc = find_locked(fl, key, h, &f);   /* can re-enter */
         if (rc == 0) {
             /* nobody computes key: this call leads */
@@ -144,7 +144,7 @@ ml_flight_join(PyObject *owner, ml_flights *fl, PyObject *key, Py_hash_t h, ml_f
                 f = NULL;
             }
         }
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
         if (rc == 3) {
             return 1;
         }
@@ -166,9 +166,9 @@ ml_flight_join(PyObject *owner, ml_flights *fl, PyObject *key, Py_hash_t h, ml_f
         /* rc == 1: wait for the leader, then let go of the flight */
         int waited = wait_for(f);
         PyObject *dead;
-        Py_BEGIN_CRITICAL_SECTION(owner);
+        ML_BEGIN_CRITICAL_SECTION(owner);
         release_locked(f, &dead);
-        Py_END_CRITICAL_SECTION();
+        ML_END_CRITICAL_SECTION();
         Py_XDECREF(dead);   /* can re-enter */
         return waited < 0 ? -1 : 0;
     }
@@ -179,7 +179,7 @@ ml_flight_end(PyObject *owner, ml_flights *fl, ml_flight *f)
 {
     PyObject *dead;
     (void)owner;   /* its critical section only (none with the GIL) */
-    Py_BEGIN_CRITICAL_SECTION(owner);
+    ML_BEGIN_CRITICAL_SECTION(owner);
     for (ml_flight **p = &fl->head; *p != NULL; p = &(*p)->next) {
         if (*p == f) {
             *p = f->next;
@@ -193,6 +193,6 @@ ml_flight_end(PyObject *owner, ml_flights *fl, ml_flight *f)
         PyThread_release_lock(f->lock);   /* the first waiter wakes, and wakes the next */
     }
     release_locked(f, &dead);
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     Py_XDECREF(dead);   /* can re-enter */
 }

@@ -64,7 +64,7 @@ shared_prepare(BudgetObject *b, CacheObject *self)
     }
 #endif
     int rc = 0;
-    Py_BEGIN_CRITICAL_SECTION(b);
+    ML_BEGIN_CRITICAL_SECTION(b);
     if (b->nmembers == b->cap) {
         Py_ssize_t cap = b->cap < 4 ? 4 : b->cap * 2;
         ml_member *m = PyMem_Realloc(b->members, (size_t)cap * sizeof(ml_member));
@@ -76,7 +76,7 @@ shared_prepare(BudgetObject *b, CacheObject *self)
             b->cap = cap;
         }
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     if (rc < 0) {
         PyErr_NoMemory();
     }
@@ -86,7 +86,7 @@ shared_prepare(BudgetObject *b, CacheObject *self)
 void
 shared_link(BudgetObject *b, CacheObject *self)
 {
-    Py_BEGIN_CRITICAL_SECTION(b);
+    ML_BEGIN_CRITICAL_SECTION(b);
     /* shared_prepare made room; should another member have joined since, the array
      * grows here (no Python code: PyMem only). Failing that, the cache stays out of the
      * array: its bytes still count in the sum, it only cannot be evicted by the budget. */
@@ -106,7 +106,7 @@ shared_link(BudgetObject *b, CacheObject *self)
     else {
         self->member_slot = -1;
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     self->budget = (BudgetObject *)Py_NewRef((PyObject *)b);
 }
 
@@ -117,7 +117,7 @@ shared_unlink(CacheObject *self)
     if (b == NULL) {
         return NULL;
     }
-    Py_BEGIN_CRITICAL_SECTION(b);
+    ML_BEGIN_CRITICAL_SECTION(b);
     Py_ssize_t i = self->member_slot;
     if (i >= 0) {
         CacheObject *last = b->members[--b->nmembers].cache;
@@ -125,7 +125,7 @@ shared_unlink(CacheObject *self)
         last->member_slot = i;
         count_flags(b, self->member_flags, -1);
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     self->budget = NULL;
     self->member_slot = -1;
     self->member_flags = 0;
@@ -139,13 +139,13 @@ shared_update_flags(CacheObject *self)
     if (b == NULL) {
         return;
     }
-    Py_BEGIN_CRITICAL_SECTION(b);
+    ML_BEGIN_CRITICAL_SECTION(b);
     if (self->member_slot >= 0) {
         count_flags(b, self->member_flags, -1);
         self->member_flags = flags_of(self);
         count_flags(b, self->member_flags, 1);
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
 }
 
 Py_ssize_t
@@ -153,7 +153,7 @@ shared_snapshot(BudgetObject *b, CacheObject ***out)
 {
     Py_ssize_t n = 0;
     CacheObject **arr = NULL;
-    Py_BEGIN_CRITICAL_SECTION(b);
+    ML_BEGIN_CRITICAL_SECTION(b);
     /* PyMem and reference counts only under the section: no Python code */
     arr = PyMem_Malloc((size_t)(b->nmembers > 0 ? b->nmembers : 1) * sizeof(CacheObject *));
     for (Py_ssize_t i = 0; arr != NULL && i < b->nmembers; i++) {
@@ -170,7 +170,7 @@ shared_snapshot(BudgetObject *b, CacheObject ***out)
         }
 #endif
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     if (arr == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -192,13 +192,13 @@ void
 shared_maybe_check(BudgetObject *b)
 {
     PyObject *hook = NULL;
-    Py_BEGIN_CRITICAL_SECTION(b);   /* the hook and its flag are the budget's */
+    ML_BEGIN_CRITICAL_SECTION(b);   /* the hook and its flag are the budget's */
     if (b->check != NULL && !b->checking &&
         ml_shared_bytes(&b->s) >= (size_t)ml_count_get(&b->check_at)) {
         b->checking = 1;
         hook = Py_NewRef(b->check);   /* _ml_follow may replace it meanwhile */
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     if (hook == NULL) {
         return;
     }
@@ -209,8 +209,8 @@ shared_maybe_check(BudgetObject *b)
     }
     Py_XDECREF(r);
     Py_DECREF(hook);
-    Py_BEGIN_CRITICAL_SECTION(b);
+    ML_BEGIN_CRITICAL_SECTION(b);
     b->checking = 0;
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     Py_DECREF(budget);
 }

@@ -117,12 +117,12 @@ static PyObject *
 timer_call_now(TimerObject *t)
 {
     PyObject *r;
-    Py_BEGIN_CRITICAL_SECTION(t);
+    ML_BEGIN_CRITICAL_SECTION(t);
     r = t->nesting > 0 ? timer_frozen_locked(t) : NULL;
     if (r == NULL && !PyErr_Occurred()) {
         r = timer_read(t);   /* can re-enter */
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return r;
 }
 
@@ -132,9 +132,9 @@ static PyObject *
 timer_frozen(TimerObject *t)
 {
     PyObject *r;
-    Py_BEGIN_CRITICAL_SECTION(t);
+    ML_BEGIN_CRITICAL_SECTION(t);
     r = timer_frozen_locked(t);
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return r;
 }
 
@@ -166,7 +166,7 @@ static int
 timer_enter_clock(TimerObject *t, double *now)
 {
     int rc = 0;
-    Py_BEGIN_CRITICAL_SECTION(t);
+    ML_BEGIN_CRITICAL_SECTION(t);
     if (t->clock != ML_CLOCK_NONE) {
         if (t->nesting > 0) {
             PyObject *frozen = timer_frozen_locked(t);
@@ -184,7 +184,7 @@ timer_enter_clock(TimerObject *t, double *now)
             t->nesting = 1;
         }
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return rc;
 }
 
@@ -192,9 +192,9 @@ static PyObject *
 timer_enter_obj(TimerObject *t)
 {
     PyObject *r;
-    Py_BEGIN_CRITICAL_SECTION(t);
+    ML_BEGIN_CRITICAL_SECTION(t);
     r = timer_enter_locked(t);
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     return r;
 }
 
@@ -202,13 +202,13 @@ static void
 timer_exit_obj(TimerObject *t)
 {
     PyObject *frozen = NULL;
-    Py_BEGIN_CRITICAL_SECTION(t);
+    ML_BEGIN_CRITICAL_SECTION(t);
     if (t->nesting > 0 && --t->nesting == 0) {
         frozen = t->frozen;
         t->frozen = NULL;
         t->have_d = 0;
     }
-    Py_END_CRITICAL_SECTION();
+    ML_END_CRITICAL_SECTION();
     Py_XDECREF(frozen);   /* can re-enter */
 }
 

@@ -24,8 +24,8 @@
  * points where Python code runs are such points, and were already the points where
  * another thread or a re-entrant call may change the tracker — the code re-reads what it
  * needs after them (see tracker.c's note on re-entrancy). An entry point reached again
- * from inside one (a listener that tracks, a dealloc) nests a section on the same
- * module, which 3.13 allows.
+ * from inside one (a listener that tracks, a dealloc) takes no second section on the
+ * module while its own is the thread's top-most (ml_section_begin, compat.h).
  */
 #ifndef ML_PY_TRACKER_H
 #define ML_PY_TRACKER_H
@@ -168,15 +168,9 @@ typedef struct ml_tracker {
 
 /* tr's lock around code that returns nothing: ml_tr_lock(tr, &cs) ... ml_tr_unlock(&cs),
  * with cs on the caller's stack. */
-#ifdef Py_GIL_DISABLED
-typedef PyCriticalSection ml_tr_section;
-static inline void ml_tr_lock(ml_tracker *tr, ml_tr_section *cs) { PyCriticalSection_Begin(cs, tr->module); }
-static inline void ml_tr_unlock(ml_tr_section *cs) { PyCriticalSection_End(cs); }
-#else
-typedef struct { char unused; } ml_tr_section;
-static inline void ml_tr_lock(ml_tracker *tr, ml_tr_section *cs) { (void)tr, (void)cs; }
-static inline void ml_tr_unlock(ml_tr_section *cs) { (void)cs; }
-#endif
+typedef ml_section ml_tr_section;
+static inline void ml_tr_lock(ml_tracker *tr, ml_tr_section *cs) { ml_section_begin(cs, tr->module); }
+static inline void ml_tr_unlock(ml_tr_section *cs) { ml_section_end(cs); }
 
 /* ------------------------------------------------------------------------------------
  * tracker.c: records, ring, sampling, sites, verdicts

@@ -55,6 +55,11 @@ _ENTRY_OVERHEAD = 56
 #: that maps the Redis key to it (about 3 words at the dict's usual fill)
 _INDEX_SHARE = sys.getsizeof(set()) + 3 * 8
 _SINGLETONS = (None, True, False, Ellipsis, NotImplemented)
+#: pop()'s default when absence must be told apart from any value. A shared budget evicts
+#: from a ClientCacheStore from whatever thread stores into another member, without the
+#: ClientCache's lock: between ``key in entries`` and ``del entries[key]`` the entry may
+#: go, so a removal here is one ``entries.pop(key, _ABSENT)`` (one call into the engine)
+_ABSENT = object()
 _CONTAINERS = (list, tuple, set, frozenset)
 
 
@@ -316,11 +321,11 @@ class _Collection:
 
     def pop(self, key: CacheKey, *default: Any) -> Any:
         with self._cache._lock:
-            if key not in self._cache._entries:
+            entry = self._cache._entries.pop(key, _ABSENT)
+            if entry is _ABSENT:
                 if default:
                     return default[0]
                 raise KeyError(key)
-            entry = self._cache._entries.pop(key)
             self._cache._entries._ml_unindex(key)
             return entry
 
@@ -330,9 +335,10 @@ class _Collection:
                 "ClientCache.collection.popitem(last=True): the engine knows the least "
                 "recently used entry only (popitem(last=False))")
         with self._cache._lock:
-            if not len(self._cache._entries):
-                raise KeyError("dictionary is empty")
-            return self._cache._entries.popitem()
+            try:
+                return self._cache._entries.popitem()
+            except KeyError:
+                raise KeyError("dictionary is empty") from None
 
     def move_to_end(self, key: CacheKey, last: bool = True) -> None:
         if not last:
@@ -470,8 +476,7 @@ class ClientCache(CacheInterface):
             except ValueError:
                 # too large alone: the engine kept what it had, which may be this very
                 # entry object, mutated in place since it was accounted: drop it
-                if key in entries:
-                    del entries[key]
+                entries.pop(key, None)
                 entries._ml_unindex(key)
                 return False
             # indexed after the store: an eviction by a shared budget (any thread) between
@@ -488,9 +493,8 @@ class ClientCache(CacheInterface):
         out = []
         with self._lock:
             for key in cache_keys:
-                found = key in self._entries
+                found = self._entries.pop(key, _ABSENT) is not _ABSENT
                 if found:
-                    del self._entries[key]
                     self._entries._ml_unindex(key)
                 out.append(found)
         return out
@@ -508,8 +512,7 @@ class ClientCache(CacheInterface):
                 if isinstance(rk, str):
                     rk = rk.encode(encoding, errors)
                 for key in entries._ml_index_snapshot(bytes(rk)):
-                    if key in entries:
-                        del entries[key]
+                    if entries.pop(key, _ABSENT) is not _ABSENT:
                         out.append(True)
                     entries._ml_unindex(key)
             entries._ml_invalidations += len(out)

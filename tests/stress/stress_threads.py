@@ -166,6 +166,12 @@ def cache_work(cache, clock):
                         assert v.startswith(f"{key}:")
                 except RuntimeError as exc:     # documented: changed during iteration
                     assert "changed" in str(exc)
+                except KeyError as exc:
+                    # documented (docs/caches.md): items() is MutableMapping's view, as
+                    # cachetools', which reads each value with cache[key] once the key
+                    # iterator has yielded it, and another thread may delete the key in
+                    # between (any build; common without the GIL): a key, never a message
+                    assert type(exc.args[0]) is int and 0 <= exc.args[0] <= 160
             elif op < 83 and timed:
                 clock.advance(rnd.randrange(1, 4))
             elif op < 85 and timed:
