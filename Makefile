@@ -313,6 +313,17 @@ bench-redis: build
 bench-tinylfu: build
 	PYTHONPATH=pkg $(VPY) bench/tinylfu.py --out docs/benchmarks.md
 
+.PHONY: bench-ft
+# The free-threaded section of docs/benchmarks.md (bench/freethreaded.py, about 30 s):
+# hits, miss+insert, memoized hits and emit from 1, 2 and 4 threads on 3.13t, against dict,
+# functools.lru_cache and a plain emitter there; rewritten in place. The venv and the
+# build are make test-ft's (tools/test-ft.sh --build: build/ft-venv, build/ft), no tests.
+# make bench (on a GIL build) keeps this section as it is. BENCH_FT_ARGS=--quick: shorter.
+bench-ft: apt
+	tools/test-ft.sh --build
+	PYTHONPATH=build/ft build/ft-venv/bin/python bench/freethreaded.py $(BENCH_FT_ARGS) \
+	  --out docs/benchmarks.md
+
 # ---- Release ------------------------------------------------------------------------
 # make dist: the sdist (everything to build and test: tools/check-dist.py holds it to `git
 # ls-files`), then one wheel per interpreter of DIST_PYTHONS built from that sdist

@@ -111,6 +111,17 @@ def interleaved(makers, prepare, run, ops, last=None, samples=None):
     return {name: (statistics.median(ts), max(ts) - min(ts)) for name, ts in times.items()}
 
 
+def kept_sections(path, prefix):
+    """The sections of `path` whose heading starts with `prefix`, as they are: the ones
+    another script writes on another interpreter (bench/freethreaded.py, make bench-ft)."""
+    try:
+        with open(path) as f:
+            parts = f.read().split("\n### ")[1:]
+    except FileNotFoundError:
+        return ""
+    return "".join("\n### " + p.rstrip("\n") + "\n" for p in parts if ("### " + p).startswith(prefix))
+
+
 def table(title, results, base, unit="ns/op", extra=None):
     RECORDED[title] = results
     other = ALSO.get(title)
@@ -504,6 +515,7 @@ def main() -> None:
     )
     report = header + "\n".join(sections)
     if args.out:
+        report += kept_sections(args.out, "### Free-threaded 3.13t:")
         with open(args.out, "w") as f:
             f.write(report)
     print(report)

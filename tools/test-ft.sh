@@ -8,12 +8,18 @@
 #                             ThreadSanitizer, memleash built with -fsanitize=thread:
 #                             any report fails (CPython's own known reports are suppressed
 #                             by name in tools/tsan-cpython.supp)
+#   tools/test-ft.sh --build  only the venv and the build (build/ft-venv, build/ft), no
+#                             tests: make bench-ft runs bench/freethreaded.py with them
 #
 # A venv per interpreter under build/ (pins: requirements/pins-ft.txt), rebuilt when the
 # pins change; the extension is built for it into build/ft or build/ft-tsan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
+case $mode in
+  ""|--tsan|--build) ;;
+  *) echo "usage: $0 [--tsan|--build]" >&2; exit 2 ;;
+esac
 if [ "$mode" = "--tsan" ]; then
   py=$(tools/ensure-ft-python.sh --tsan | tail -n 1)
   name=ft-tsan
@@ -42,6 +48,7 @@ cp pkg/memleash/*.py pkg/memleash/*.pyi pkg/memleash/py.typed "build/$name/memle
 run() { PYTHONPATH="build/$name" "$venv/bin/python" "$@"; }
 run -c 'import sys, memleash; assert not sys._is_gil_enabled(), "importing memleash enabled the GIL"
 print("test-ft:", sys.version.split()[0], "free-threaded, GIL disabled after import memleash")'
+[ "$mode" = "--build" ] && exit 0
 if [ "$mode" = "--tsan" ]; then
   # halt_on_error: the first report fails the run; second_deadlock_stack for lock orders
   TSAN_OPTIONS="suppressions=$PWD/tools/tsan-cpython.supp halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
