@@ -121,20 +121,15 @@ def section(recorded: dict, notes: dict | None = None) -> str:
             v = verdict(results[ours][0] / t, 1.00)
             lines.append(f"| {label} | {ours} | {peer} | {results[ours][0] / t:.2f} | {v} |")
             if v != "met":
-                missed.append(f"ahead:{label}:{ours}")
-    explained = []
-    for key in missed:
-        # a row goal's note is keyed by its policy and table: `ahead-lru-hit`, ...
-        if key.startswith("ahead:"):
-            _, label, ours = key.split(":")
-            key = "ahead-" + ours.split(".")[1][:-len("Cache")].lower() + "-" + \
-                re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-        text = notes.get(key)
-        explained.append(f"- {key}: " + (text if text else
-                         "no note yet (bench/goal-notes.md is written by hand from profiling)."))
-    if explained:
+                # a row goal's note is keyed by its policy and table: `ahead-lru-hit`, ...
+                policy = ours.split(".")[1][:-len("Cache")].lower()
+                missed.append(f"ahead-{policy}-" +
+                              re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-"))
+    if missed:
         lines += ["", "Where the time goes in each missed goal (bench/goal-notes.md):", ""]
-        lines += sorted(set(explained), key=explained.index)
+        for key in dict.fromkeys(missed):
+            lines.append(f"- {key}: " + (notes.get(key) or "no note yet (bench/goal-notes.md "
+                                                  "is written by hand from profiling)."))
     return "\n".join(lines) + "\n"
 
 
