@@ -232,8 +232,10 @@ def test_a_cache_shared_by_8_threads_keeps_its_books(name, budget):
 
 def test_a_budget_shared_by_caches_of_every_policy_keeps_its_books():
     """8 threads on 8 caches (one of each class) sharing one Budget, one thread also
-    lowering and raising its limit: at every stop, each cache's books hold, and the
-    budget's currbytes is their sum, within its limit in force and its max_bytes."""
+    lowering its limit halfway through each phase and setting it again at the phase's end:
+    at every stop, each cache's books hold, and the budget's currbytes is their sum, within
+    its limit in force and its max_bytes. The lowering evicts in every phase, so even a
+    run of one phase (a slow machine, ThreadSanitizer) counts pressure evictions."""
     clock = Clock()
     budget = memleash.Budget(12_000, name="stress")
     caches = [build_cache(name, 1_000, clock, sizeof=sizeof, budget=budget)
@@ -243,7 +245,16 @@ def test_a_budget_shared_by_caches_of_every_policy_keeps_its_books():
     def work(i, rnd, ops):
         # no iteration here: another cache's store may evict from any member at any time,
         # so items() would meet keys gone between its iterator and its look-up
-        for _ in range(ops):
+        for n in range(ops):
+            if i == 0 and n == ops // 2:
+                # halfway through every phase: the limit goes down to half of what the
+                # members hold, under the other threads' stores (a few tries: another
+                # thread's clear() may empty members between the reading and the call)
+                before = budget.pressure_evictions
+                for _ in range(5):
+                    budget._ml_set_limit(max(1_000, budget.currbytes // 2))
+                    if budget.pressure_evictions > before:
+                        break
             cache = caches[rnd.randrange(len(caches))]
             k, op = rnd.randrange(160), rnd.randrange(100)
             if op < 45:
