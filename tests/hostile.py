@@ -122,10 +122,12 @@ def check_invariants(cache: Any) -> None:
         assert cache.currsize == len(cache)
 
 
-def run_isolated(code: str, timeout: float = 120) -> str:
+def run_isolated(code: str, timeout: float = 120, dev: bool = False) -> str:
     """Runs `code` in a fresh interpreter (same memleash, same sanitizer runtime) and
     returns its stdout; fails the test on a crash, a hang past `timeout` seconds, or a
-    non-zero exit, with what the child printed. For inputs that can kill the interpreter."""
+    non-zero exit, with what the child printed. For inputs that can kill the interpreter.
+    dev: in Python's development mode (-X dev), whose debug allocator catches a write past
+    a block's end when the block is freed (unless PYTHONMALLOC chooses another)."""
     import os
     import subprocess
     import sys
@@ -134,7 +136,8 @@ def run_isolated(code: str, timeout: float = 120) -> str:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     try:
-        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+        flags = ["-X", "dev"] if dev else []
+        proc = subprocess.run([sys.executable, *flags, "-c", textwrap.dedent(code)], env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:  # pragma: no cover - the failure itself
         raise AssertionError(f"hung for {timeout} s:\n{exc.stdout}\n{exc.stderr}") from None

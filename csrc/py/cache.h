@@ -140,8 +140,12 @@ void cacheobj_clear_entries(CacheObject *self);
 /* Timed caches: removes what has expired now (no-op for the others). 0 or -1. */
 int cacheobj_expire_now(CacheObject *self);
 
-/* A flat list [k0, v0, k1, v1, ...] in iteration order; new references, no callback. */
+/* A flat list [k0, v0, k1, v1, ...] in iteration order; new references. Can re-enter (a
+ * collection at the list's allocation), never after it has read an entry. */
 PyObject *cacheobj_snapshot(CacheObject *self);
+/* A new list of per * used NULL slots for a walk of the entries that allocates no
+ * GC-tracked object (cache_entry.c). Can re-enter. */
+PyObject *cacheobj_list_for_entries(CacheObject *self, Py_ssize_t per);
 
 
 /* Stores (key, value) sized (units, bytes) after evicting what the budget requires, with
@@ -326,7 +330,11 @@ PyObject *timed_get_expiry_work(CacheObject *self, void *closure);
 extern PyType_Spec timer_spec;
 
 /* Pickling of the timed part: None, or (kind, ttl or ttu, timer, deadlines, origin). */
-PyObject *timed_getstate(CacheObject *self);
+/* A timed cache's deadlines in iteration order into deadlines (a list of used NULL slots,
+ * cacheobj_list_for_entries); allocates no GC-tracked object. 0 or -1. */
+int timed_fill_deadlines(CacheObject *self, PyObject *deadlines);
+/* The timed part of __getstate__ around the filled deadlines (borrowed), or None. */
+PyObject *timed_getstate(CacheObject *self, PyObject *deadlines);
 
 /* cache_ops.c: a shared budget's evictions */
 

@@ -3,6 +3,10 @@
  * max_bytes), the arithmetic behind currsize, currbytes and maxbytes, reading every entry
  * (snapshots, RRCache's key sequence) and releasing the entries of an engine. It calls no
  * other cache file.
+ *
+ * A list made to hold every entry is allocated before the count it is sized by is read for
+ * the last time (cacheobj_list_for_entries): a collection at that allocation runs finalizers,
+ * which may add or remove entries.
  */
 #include "py/cache.h"
 
@@ -377,10 +381,28 @@ cache_get_currbytes(CacheObject *self, void *Py_UNUSED(closure))
  * become +-inf (cachetools compares them exactly; they are beyond any real budget).
  * *is_float: the number is not an int (cachetools' currsize then turns float). */
 
+/* A new list of per * used slots (all NULL), sized for the entries the cache holds when it
+ * returns. The list's allocation can run a collection, whose finalizers may add or remove
+ * entries: the count is read again after it, and the list made anew until they agree (as
+ * dictobject.c's dict_keys). Filling it afterwards must not allocate GC-tracked objects
+ * (ints, floats and PyMem blocks do not). Can re-enter. */
+PyObject *
+cacheobj_list_for_entries(CacheObject *self, Py_ssize_t per)
+{
+    for (;;) {
+        uint32_t n = self->c.t.used;
+        PyObject *list = PyList_New((Py_ssize_t)n * per);   /* can re-enter */
+        if (list == NULL || self->c.t.used == n) {
+            return list;
+        }
+        Py_DECREF(list);   /* every slot NULL: runs no Python code */
+    }
+}
+
 PyObject *
 cacheobj_snapshot(CacheObject *self)
 {
-    PyObject *list = PyList_New((Py_ssize_t)self->c.t.used * 2);
+    PyObject *list = cacheobj_list_for_entries(self, 2);   /* can re-enter */
     if (list == NULL) {
         return NULL;
     }

@@ -28,18 +28,15 @@ typedef struct {
 PyObject *
 cache_iter(CacheObject *self)
 {
-    CacheIterObject *it = PyObject_GC_New(CacheIterObject, self->st->CacheIterType);
+    CacheIterObject *it = PyObject_GC_New(CacheIterObject, self->st->CacheIterType);   /* can re-enter */
     if (it == NULL) {
         return NULL;
     }
-    it->cache = (CacheObject *)Py_NewRef(self);
-    it->next = ml_cache_first(&self->c);
-    it->used = self->c.t.used;
-    it->version = self->c.t.version;
+    it->cache = NULL;
     it->snapshot = NULL;
     it->index = 0;
     if (self->timed != TIMED_NONE) {
-        it->snapshot = PyList_New((Py_ssize_t)self->c.t.used);
+        it->snapshot = cacheobj_list_for_entries(self, 1);   /* can re-enter */
         if (it->snapshot == NULL) {
             Py_DECREF(it);
             return NULL;
@@ -49,6 +46,11 @@ cache_iter(CacheObject *self)
             PyList_SET_ITEM(it->snapshot, i++, Py_NewRef((PyObject *)self->c.t.ents[id].key));
         }
     }
+    /* read only now: the allocations above can run finalizers that change the cache */
+    it->cache = (CacheObject *)Py_NewRef(self);
+    it->next = ml_cache_first(&self->c);
+    it->used = self->c.t.used;
+    it->version = self->c.t.version;
     PyObject_GC_Track(it);
     return (PyObject *)it;
 }

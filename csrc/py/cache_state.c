@@ -219,19 +219,49 @@ PyObject *
 cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *items = NULL, *units = NULL, *bytes = NULL, *order = NULL, *counts = NULL;
-    PyObject *maxbytes = NULL, *state = NULL, *timed = NULL, *policy = NULL;
+    PyObject *deadlines = NULL, *maxbytes = NULL, *state = NULL, *timed = NULL, *policy = NULL;
     uint32_t *pos = NULL, *ids = NULL;
     const ml_cache *c = &self->c;
-    uint32_t n = c->t.used;
-    items = cacheobj_snapshot(self);
-    maxbytes = cache_get_maxbytes(self, NULL);
-    units = c->units_on ? PyList_New(n) : Py_NewRef(Py_None);
-    bytes = c->bytes_on ? PyList_New(n) : Py_NewRef(Py_None);
-    if (items == NULL || maxbytes == NULL || units == NULL || bytes == NULL) {
-        goto error;
+    int ordered = c->kind != ML_POLICY_INSERTION;
+    int counted = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU;
+    int timed_on = self->timed != TIMED_NONE;
+    uint32_t n;
+    /* Every list first, sized by the count they were made for: any of these allocations
+     * can run a collection, whose finalizers may add or remove entries, so the batch is
+     * made anew until the table's count and change counter are what they were before it.
+     * From there to the end of the walks only ints, floats and PyMem blocks are made
+     * (none runs a collection): the lists are one consistent state. */
+    for (;;) {
+        n = c->t.used;
+        uint64_t version = c->t.version;
+        items = PyList_New((Py_ssize_t)n * 2);
+        units = c->units_on ? PyList_New(n) : Py_NewRef(Py_None);
+        bytes = c->bytes_on ? PyList_New(n) : Py_NewRef(Py_None);
+        order = ordered ? PyList_New(n) : Py_NewRef(Py_None);
+        counts = counted ? PyList_New(n) : Py_NewRef(Py_None);
+        deadlines = timed_on ? PyList_New(n) : Py_NewRef(Py_None);
+        if (items == NULL || units == NULL || bytes == NULL || order == NULL || counts == NULL
+            || deadlines == NULL) {
+            goto error;
+        }
+        if (c->t.used == n && c->t.version == version && ordered == (c->kind != ML_POLICY_INSERTION)
+            && counted == (c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU)
+            && timed_on == (self->timed != TIMED_NONE)
+            && (units == Py_None) == !c->units_on && (bytes == Py_None) == !c->bytes_on) {
+            break;
+        }
+        /* every slot NULL: releasing them runs no Python code */
+        Py_CLEAR(items);
+        Py_CLEAR(units);
+        Py_CLEAR(bytes);
+        Py_CLEAR(order);
+        Py_CLEAR(counts);
+        Py_CLEAR(deadlines);
     }
     Py_ssize_t i = 0;
     for (uint32_t id = ml_cache_first(c); id != ML_NIL; id = ml_cache_next(c, id), i++) {
+        PyList_SET_ITEM(items, 2 * i, Py_NewRef((PyObject *)c->t.ents[id].key));
+        PyList_SET_ITEM(items, 2 * i + 1, Py_NewRef((PyObject *)c->t.ents[id].value));
         if (units != Py_None) {
             PyObject *o = cacheobj_size_to_object(ml_cache_units_of(c, id));
             if (o == NULL) {
@@ -247,21 +277,14 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
             PyList_SET_ITEM(bytes, i, o);
         }
     }
-    if (c->kind == ML_POLICY_INSERTION) {
-        order = Py_NewRef(Py_None);
-        counts = Py_NewRef(Py_None);
+    if (deadlines != Py_None && timed_fill_deadlines(self, deadlines) < 0) {
+        goto error;
     }
-    else {
+    if (ordered) {
         pos = PyMem_Malloc(((size_t)c->t.top + 1u) * sizeof(uint32_t));
         ids = PyMem_Malloc(((size_t)n + 1u) * sizeof(uint32_t));
-        order = PyList_New(n);
-        counts = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU ? PyList_New(n)
-                                                                        : Py_NewRef(Py_None);
         if (pos == NULL || ids == NULL) {
             PyErr_NoMemory();
-            goto error;
-        }
-        if (order == NULL || counts == NULL) {
             goto error;
         }
         uint32_t p = 0;
@@ -286,19 +309,24 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
             }
         }
     }
-    timed = timed_getstate(self);
+    /* the walks are done: what follows may run a collection again, and reads no entry;
+     * the fields it reads are taken as strong references first (a finalizer may replace
+     * them: __init__, __setstate__, a new choice or __dict__) */
     policy = c->kind == ML_POLICY_TINYLFU ? tlfu_getstate(&c->tlfu) : Py_NewRef(Py_None);
-    if (timed == NULL || policy == NULL) {
+    maxbytes = cache_get_maxbytes(self, NULL);
+    timed = timed_getstate(self, deadlines);
+    if (timed == NULL || policy == NULL || maxbytes == NULL) {
         goto error;
     }
     /* an empty instance dict pickles as None, as a cache without one (see compat.h's
      * ml_instance_dict_new: which of the two a fresh cache has depends on the version) */
     PyObject *dict = self->dict && PyDict_GET_SIZE(self->dict) ? self->dict : Py_None;
-    state = Py_BuildValue("(OOiiOOOOOOOOOOO)", dict, self->maxsize, (int)c->units_on,
-                          c->budget.float_mode, maxbytes,
-                          self->sizeof_fn ? self->sizeof_fn : Py_None, items, units, bytes, order,
-                          counts, self->choice ? self->choice : Py_None, timed,
-                          self->budget ? (PyObject *)self->budget : Py_None, policy);
+    state = Py_BuildValue("(NNiiONOOOOONONO)", Py_NewRef(dict), Py_XNewRef(self->maxsize),
+                          (int)c->units_on, c->budget.float_mode, maxbytes,
+                          Py_NewRef(self->sizeof_fn ? self->sizeof_fn : Py_None), items, units,
+                          bytes, order, counts, Py_NewRef(self->choice ? self->choice : Py_None),
+                          timed, Py_NewRef(self->budget ? (PyObject *)self->budget : Py_None),
+                          policy);
 error:
     Py_XDECREF(timed);
     Py_XDECREF(policy);
@@ -310,6 +338,7 @@ error:
     Py_XDECREF(bytes);
     Py_XDECREF(order);
     Py_XDECREF(counts);
+    Py_XDECREF(deadlines);
     return state;
 }
 

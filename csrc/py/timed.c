@@ -638,13 +638,16 @@ expire_entries(CacheObject *self, double now, PyObject **pairs)
     }
     int rc = 0;
     for (;;) {
-        uint32_t id = ml_cache_next_expired(&self->c, now);
-        if (id == ML_NIL) {
-            break;
-        }
-        PyObject *pair = PyTuple_New(2);
+        /* the pair first: its allocation can run a collection, whose finalizers may remove
+         * the entry next_expired would name */
+        PyObject *pair = PyTuple_New(2);   /* can re-enter */
         if (pair == NULL) {
             rc = -1;
+            break;
+        }
+        uint32_t id = ml_cache_next_expired(&self->c, now);
+        if (id == ML_NIL) {
+            Py_DECREF(pair);   /* empty: runs no Python code */
             break;
         }
         void *k, *v;
@@ -909,8 +912,22 @@ timed_get_expiry_work(CacheObject *self, void *Py_UNUSED(c))
 /* ------------------------------------------------------------------------------------
  * Pickling: (kind, ttl or ttu, the user's timer, deadlines in iteration order), or None
  */
+int
+timed_fill_deadlines(CacheObject *self, PyObject *deadlines)
+{
+    Py_ssize_t i = 0;
+    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
+        PyObject *d = PyFloat_FromDouble(ml_cache_deadline(&self->c, id));   /* not GC-tracked */
+        if (d == NULL) {
+            return -1;
+        }
+        PyList_SET_ITEM(deadlines, i++, d);
+    }
+    return 0;
+}
+
 PyObject *
-timed_getstate(CacheObject *self)
+timed_getstate(CacheObject *self, PyObject *deadlines)
 {
     if (self->timed == TIMED_NONE) {
         Py_RETURN_NONE;
@@ -920,24 +937,12 @@ timed_getstate(CacheObject *self)
         PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (cleared by a collection)");
         return NULL;
     }
-    PyObject *deadlines = PyList_New((Py_ssize_t)self->c.t.used);
-    if (deadlines == NULL) {
-        return NULL;
-    }
-    Py_ssize_t i = 0;
-    for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
-        PyObject *d = PyFloat_FromDouble(ml_cache_deadline(&self->c, id));
-        if (d == NULL) {
-            Py_DECREF(deadlines);
-            return NULL;
-        }
-        PyList_SET_ITEM(deadlines, i++, d);
-    }
-    PyObject *r = Py_BuildValue("(iOONOLi)", (int)self->timed, param,
-                                ((TimerObject *)self->timer)->timer, deadlines,
-                                self->origin ? self->origin : Py_None,
-                                (long long)self->iorigin, (int)self->timed_floats_seen);
-    return r;
+    /* strong references first: the tuple's allocation can run finalizers that reconfigure
+     * the cache (a new timer, ttl or origin releases the old ones) */
+    return Py_BuildValue("(iNNONLi)", (int)self->timed, Py_NewRef(param),
+                         Py_NewRef(((TimerObject *)self->timer)->timer), deadlines,
+                         Py_NewRef(self->origin ? self->origin : Py_None),
+                         (long long)self->iorigin, (int)self->timed_floats_seen);
 }
 
 int
