@@ -1421,3 +1421,14 @@ print(c.popitem(), len(c))
 """)
     assert out.splitlines() == ["KeyError 0 []", "(1, '1') 0"]
 
+
+def test_stats_when_a_collection_reinitialises_the_cache():
+    # _ml_stats passed the cache's maxsize and budget borrowed to Py_BuildValue, whose dict
+    # allocation collected: a __del__ calling __init__ again freed both first
+    out = run_isolated(AT_ONE_COLLECTION + """
+c = memleash.LRUCache(maxsize=int("1" * 40), max_bytes=10**6, budget=memleash.Budget(10**6))
+s = at_the_next_collection(lambda: c.__init__(maxsize=int("2" * 40)), c._ml_stats, dicts)
+print(s["maxsize"] in (int("1" * 40), int("2" * 40)), repr(s["budget"])[:6])
+""")
+    assert out.split()[0] == "True" and out.split()[1] in {"Budget", "None"}
+
