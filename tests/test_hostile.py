@@ -1432,3 +1432,23 @@ print(s["maxsize"] in (int("1" * 40), int("2" * 40)), repr(s["budget"])[:6])
 """)
     assert out.split()[0] == "True" and out.split()[1] in {"Budget", "None"}
 
+
+def test_a_memoized_hit_probe_when_a_collection_frees_the_stored_key():
+    # a stored key equal in hash to the call's arguments but not an exact tuple: the probe
+    # built a tuple to compare with before it held the key, and a __del__ clearing the
+    # cache at that allocation freed the key
+    out = run_isolated(AT_ONE_COLLECTION + """
+class T(tuple):
+    pass
+
+c = memleash.LRUCache(maxsize=100)
+
+@memleash.cached(c)
+def f(*args):
+    return "computed"
+
+args = tuple(range(25))      # past the tuple free lists: the probe's tuple allocates
+c[T(args)] = "stored"
+print(at_the_next_collection(c.clear, lambda: f(*args)))
+""")
+    assert out.split() in (["stored"], ["computed"])
