@@ -1452,3 +1452,16 @@ c[T(args)] = "stored"
 print(at_the_next_collection(c.clear, lambda: f(*args)))
 """)
     assert out.split() in (["stored"], ["computed"])
+
+
+def test_call_handlers_when_a_collection_empties_its_kwargs():
+    # _call_handlers sized its keyword names from the kwargs dict, then allocated them: a
+    # __del__ emptying the dict there left names unset (NULL) in the call
+    out = run_isolated(AT_ONE_COLLECTION + """
+ee = memleash.EventEmitter()
+got = []
+ee.on("e", lambda *a, **kw: got.append(len(kw)), weak=False)
+kw = {f"k{i}": i for i in range(25)}    # past the tuple free lists
+print(at_the_next_collection(kw.clear, lambda: ee._call_handlers("e", (), kw)), got)
+""")
+    assert out.split() == ["True", "[0]"]
