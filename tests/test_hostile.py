@@ -1358,3 +1358,110 @@ def test_a_malformed_kind_is_refused(kind):
         _memleash._core._tr_track(b, kind, None, True)
     b.close()
     assert "close" not in vars(b) and _memleash.untrack(b) is False
+
+
+# ---------------------------------------------------------------------------------------
+# A collection at one chosen allocation: a count, an entry id or a borrowed field read
+# before an allocation of a tracked object was used after it, though the collection there
+# ran a __del__ that changed the object. On 3.11 a collection runs inside the allocation
+# itself, and only when the allocation misses CPython's free lists: `drain` holds enough
+# objects of the allocated kind to empty them.
+# ---------------------------------------------------------------------------------------
+AT_ONE_COLLECTION = """
+import gc, memleash
+
+def at_the_next_collection(on_del, act, drain=list):
+    # act() with a collection due at its first allocation of a tracked object; the
+    # collection runs on_del() from a garbage cycle's __del__
+    class Churn:
+        def __init__(self):
+            self.me = self
+        def __del__(self):
+            on_del()
+    gc.collect()
+    held = drain()
+    gc.disable()
+    Churn()
+    keep = [[] for _ in range(10)]   # generation 0 past the threshold
+    gc.set_threshold(1)
+    gc.enable()
+    try:
+        return act()
+    finally:
+        gc.set_threshold(700)
+        del held, keep
+
+def pairs():
+    return [(i, -i) for i in range(2100)]   # the 2-tuple free list is empty
+
+def dicts():
+    return [{} for _ in range(200)]        # the dict free list is empty
+"""
+
+
+@pytest.mark.parametrize("make", [
+    "memleash.LRUCache(maxsize=100)", "memleash.Cache(maxsize=100)",
+    "memleash.FIFOCache(maxsize=100)", "memleash.LFUCache(maxsize=100)",
+    "memleash.RRCache(maxsize=100)", "memleash.TinyLFUCache(maxsize=100)",
+    "memleash.TTLCache(maxsize=100, ttl=1000)"])
+def test_popitem_when_a_collection_empties_the_cache_first(make):
+    # popitem chose its victim, then allocated the pair: a __del__ emptying the cache
+    # there left it removing a free entry id
+    out = run_isolated(AT_ONE_COLLECTION + f"""
+c = {make}
+for i in range(10):
+    c[i] = str(i)
+try:
+    r = at_the_next_collection(c.clear, c.popitem, pairs)
+except KeyError:
+    r = "KeyError"
+print(r, len(c), list(c))
+c[1] = "1"
+print(c.popitem(), len(c))
+""")
+    assert out.splitlines() == ["KeyError 0 []", "(1, '1') 0"]
+
+
+def test_stats_when_a_collection_reinitialises_the_cache():
+    # _ml_stats passed the cache's maxsize and budget borrowed to Py_BuildValue, whose dict
+    # allocation collected: a __del__ calling __init__ again freed both first
+    out = run_isolated(AT_ONE_COLLECTION + """
+c = memleash.LRUCache(maxsize=int("1" * 40), max_bytes=10**6, budget=memleash.Budget(10**6))
+s = at_the_next_collection(lambda: c.__init__(maxsize=int("2" * 40)), c._ml_stats, dicts)
+print(s["maxsize"] in (int("1" * 40), int("2" * 40)), repr(s["budget"])[:6])
+""")
+    assert out.split()[0] == "True" and out.split()[1] in {"Budget", "None"}
+
+
+def test_a_memoized_hit_probe_when_a_collection_frees_the_stored_key():
+    # a stored key equal in hash to the call's arguments but not an exact tuple: the probe
+    # built a tuple to compare with before it held the key, and a __del__ clearing the
+    # cache at that allocation freed the key
+    out = run_isolated(AT_ONE_COLLECTION + """
+class T(tuple):
+    pass
+
+c = memleash.LRUCache(maxsize=100)
+
+@memleash.cached(c)
+def f(*args):
+    return "computed"
+
+args = tuple(range(25))      # past the tuple free lists: the probe's tuple allocates
+c[T(args)] = "stored"
+print(at_the_next_collection(c.clear, lambda: f(*args)))
+""")
+    assert out.split() in (["stored"], ["computed"])
+
+
+def test_call_handlers_when_a_collection_empties_its_kwargs():
+    # _call_handlers sized its keyword names from the kwargs dict, then allocated them: a
+    # __del__ emptying the dict there left names unset (NULL) in the call
+    out = run_isolated(AT_ONE_COLLECTION + """
+ee = memleash.EventEmitter()
+got = []
+ee.on("e", lambda *a, **kw: got.append(len(kw)), weak=False)
+kw = {f"k{i}": i for i in range(25)}    # past the tuple free lists
+print(at_the_next_collection(kw.clear, lambda: ee._call_handlers("e", (), kw)), got)
+""")
+    assert out.split() == ["True", "[0]"]

@@ -91,10 +91,11 @@ static PyObject *
 cache_stats(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *currbytes = NULL, *currsize = NULL, *maxbytes = NULL, *dict = NULL;
+    PyObject *maxsize = NULL, *budget = NULL;
     currbytes = cache_get_currbytes(self, NULL);   /* can re-enter */
     if (currbytes == NULL) {
         if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
-            goto error;
+            goto done;
         }
         /* a key or value whose __sizeof__ raises: the report goes on, without this figure */
         PyErr_Clear();
@@ -103,13 +104,17 @@ cache_stats(CacheObject *self, PyObject *Py_UNUSED(ignored))
     currsize = cacheobj_units_held(self);
     maxbytes = currsize ? cache_get_maxbytes(self, NULL) : NULL;
     if (maxbytes == NULL) {
-        goto error;
+        goto done;
     }
+    /* held: the dict's allocation can collect, and a finalizer calling __init__ again
+     * would free the fields read below (every count is read before it, as one state) */
+    maxsize = Py_NewRef(self->maxsize);
+    budget = Py_NewRef(self->budget ? (PyObject *)self->budget : Py_None);
     dict = Py_BuildValue(
         "{s:n,s:O,s:O,s:O,s:O,s:n,s:K,s:K,s:K,s:K,s:O,s:O}",
         "entries", (Py_ssize_t)self->c.t.used,
         "currsize", currsize,
-        "maxsize", self->maxsize,
+        "maxsize", maxsize,
         "currbytes", currbytes,
         "maxbytes", maxbytes,
         "own_bytes", (Py_ssize_t)((size_t)Py_TYPE(self)->tp_basicsize + ml_cache_sizeof(&self->c)),
@@ -118,20 +123,17 @@ cache_stats(CacheObject *self, PyObject *Py_UNUSED(ignored))
         "evictions", (unsigned long long)self->evictions,
         "expirations", (unsigned long long)self->expirations,
         "timed", self->timed != TIMED_NONE ? Py_True : Py_False,
-        "budget", self->budget ? (PyObject *)self->budget : Py_None);
+        "budget", budget);
     if (dict == NULL || ml_reg_describe(&self->reg, dict) < 0) {
-        goto error;
+        Py_CLEAR(dict);
     }
-    Py_DECREF(currbytes);
-    Py_DECREF(currsize);
-    Py_DECREF(maxbytes);
-    return dict;
-error:
+done:
     Py_XDECREF(currbytes);
     Py_XDECREF(currsize);
     Py_XDECREF(maxbytes);
-    Py_XDECREF(dict);
-    return NULL;
+    Py_XDECREF(maxsize);
+    Py_XDECREF(budget);   /* can re-enter (the last reference, once __init__ dropped it) */
+    return dict;
 }
 
 /* ------------------------------------------------------------------------------------

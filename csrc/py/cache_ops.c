@@ -1211,9 +1211,14 @@ choose_random(CacheObject *self, uint32_t *id, PyObject **chosen)
             return -1;
         }
         uint64_t version = self->c.t.version;
-        PyObject *keys = rrkeys_new(self);
+        PyObject *keys = rrkeys_new(self);   /* can re-enter (a collection) */
         if (keys == NULL) {
             return -1;
+        }
+        if (self->c.dense.n == 0 && attempt < ML_TABLE_MAX_RESTARTS) {
+            /* emptied by a finalizer the allocation ran: "<Name> is empty", as above */
+            Py_DECREF(keys);   /* can re-enter */
+            continue;
         }
         PyObject *choice = Py_NewRef(self->choice);
         PyObject *key = PyObject_CallOneArg(choice, keys);   /* can re-enter */
@@ -1260,25 +1265,35 @@ cache_popitem(CacheObject *self, PyObject *Py_UNUSED(ignored))
     return r;
 }
 
+/* The pair is allocated before the victim is chosen: the allocation can collect, and a
+ * finalizer run by the collection can change the cache, so nothing allocates between the
+ * choice (the last call that runs code) and the removal of the id it named. */
 static PyObject *
 popitem_impl(CacheObject *self)
 {
     uint32_t victim;
-    PyObject *chosen = NULL, *pair = NULL;
+    PyObject *chosen = NULL, *pair = PyTuple_New(2);   /* can re-enter (a collection) */
+    if (pair == NULL) {
+        return NULL;
+    }
+    PyObject_GC_UnTrack(pair);   /* empty while choice runs: out of gc.get_objects() */
     if (self->c.kind == ML_POLICY_RANDOM) {
-        if (choose_random(self, &victim, &chosen) < 0) {
+        if (choose_random(self, &victim, &chosen) < 0) {   /* can re-enter */
+            Py_DECREF(pair);
             return NULL;
         }
     }
     else if ((victim = ml_cache_victim(&self->c)) == ML_NIL) {
+        Py_DECREF(pair);
         raise_empty(self);
         return NULL;
     }
     int insertion = self->c.kind == ML_POLICY_INSERTION;
     if ((self->hooks & HOOK_DELITEM) || (insertion && (self->hooks & HOOK_GETITEM))) {
         /* as cachetools: value = self[key] (Cache) or the stored value (the others);
-         * then del self[key] */
+         * then del self[key]. The pair is made from held references after them. */
         PyObject *key = Py_NewRef((PyObject *)ENTS(self)[victim].key);
+        Py_CLEAR(pair);   /* holds nothing: runs no code */
         PyObject *value = insertion ? PyObject_GetItem((PyObject *)self, key)   /* can re-enter */
                                     : Py_NewRef((PyObject *)ENTS(self)[victim].value);
         if (value != NULL && PyObject_DelItem((PyObject *)self, key) == 0) {   /* can re-enter */
@@ -1288,16 +1303,13 @@ popitem_impl(CacheObject *self)
         Py_XDECREF(value);
         goto done;
     }
-    pair = PyTuple_New(2);
-    if (pair == NULL) {
-        goto done;
-    }
     void *k, *v;
     cacheobj_keys_change(self);
     ml_cache_remove(&self->c, victim, &k, &v);
     ML_CACHE_CHECK(&self->c);
     PyTuple_SET_ITEM(pair, 0, (PyObject *)k);   /* steals the cache's references */
     PyTuple_SET_ITEM(pair, 1, (PyObject *)v);
+    PyObject_GC_Track(pair);
 done:
     Py_XDECREF(chosen);
     return pair;

@@ -531,17 +531,19 @@ args_eq(void *ctx, void *stored, void *query)
     const args_query *q = query;
     PyObject *s = (PyObject *)stored;
     if (!PyTuple_CheckExact(s)) {
-        /* a key stored by hand: compare it with the tuple the call would build */
-        PyObject *t = PyTuple_New(q->n);
+        /* a key stored by hand: compare it with the tuple the call would build. Held
+         * first: the tuple's allocation can collect, and a finalizer may remove the entry */
+        Py_INCREF(s);
+        PyObject *t = PyTuple_New(q->n);   /* can re-enter (a collection) */
         if (t == NULL) {
+            Py_DECREF(s);   /* can re-enter */
             return -1;
         }
         for (Py_ssize_t i = 0; i < q->n; i++) {
             PyTuple_SET_ITEM(t, i, Py_NewRef(q->args[i]));
         }
-        Py_INCREF(s);
         int r = PyObject_RichCompareBool(s, t, Py_EQ);   /* can re-enter */
-        Py_DECREF(s);
+        Py_DECREF(s);   /* can re-enter */
         Py_DECREF(t);
         return r;
     }

@@ -291,11 +291,27 @@ emitter_call_handlers(EmitterObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     PyObject *tuple = args[1], *kw = args[2] == Py_None ? NULL : args[2];
-    Py_ssize_t n = PyTuple_GET_SIZE(tuple), nkw = kw ? PyDict_GET_SIZE(kw) : 0;
-    PyObject **stack = PyMem_New(PyObject *, (size_t)(n + nkw + 1));
-    PyObject *kwnames = nkw ? PyTuple_New(nkw) : NULL;
-    PyObject *result = NULL;
-    if (stack == NULL || (nkw && kwnames == NULL)) {
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple), nkw;
+    PyObject **stack = NULL, *kwnames = NULL, *result = NULL;
+    for (int attempt = 0;; attempt++) {
+        /* the names' allocation can collect, and a finalizer may change the dict: sized
+         * again until it holds still (dict_keys' pattern); nothing runs after it */
+        nkw = kw ? PyDict_GET_SIZE(kw) : 0;
+        Py_XSETREF(kwnames, nkw ? PyTuple_New(nkw) : NULL);   /* can re-enter */
+        if (nkw && kwnames == NULL) {
+            goto error;
+        }
+        if (nkw == (kw ? PyDict_GET_SIZE(kw) : 0)) {
+            break;
+        }
+        if (attempt >= ML_TABLE_MAX_RESTARTS) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "_call_handlers: kwargs changed size while it was read");
+            goto error;
+        }
+    }
+    stack = PyMem_New(PyObject *, (size_t)(n + nkw + 1));
+    if (stack == NULL) {
         PyErr_NoMemory();
         goto error;
     }
