@@ -609,13 +609,16 @@ def test_time_type_errors_name_what_is_taken():
 
 # ---- the standard clocks, read without calling them ---------------------------------------
 
-@pytest.mark.parametrize("name", ["monotonic", "time"])
+@pytest.mark.parametrize("name", ["monotonic", "time", "monotonic_coarse"])
 def test_a_standard_clock_gives_what_the_function_gives(name):
-    # a Timer around time.monotonic / time.time reads the clock itself (no call, no float
-    # object); the time it freezes is the one the function returns at that moment
+    # a Timer around time.monotonic / time.time / memleash.monotonic_coarse reads the clock
+    # itself (no call, no float object); the time it freezes is the one the function
+    # returns at that moment
     import time
 
-    fn = getattr(time, name)
+    import memleash
+
+    fn = memleash.monotonic_coarse if name == "monotonic_coarse" else getattr(time, name)
     cache = TTLCache(10, ttl=3600, timer=fn)
     before = fn()
     with cache.timer as frozen:
@@ -629,3 +632,31 @@ def test_a_standard_clock_gives_what_the_function_gives(name):
     ttu_cache = TLRUCache(10, lambda k, v, now: seen.append(now) or now + 10, timer=fn)
     ttu_cache["b"] = 1
     assert len(seen) == 1 and before <= seen[0] <= fn() and isinstance(seen[0], float)
+
+
+def test_monotonic_coarse_never_goes_back_and_never_leads_monotonic():
+    # CLOCK_MONOTONIC as of the kernel's last tick: a read never exceeds a time.monotonic()
+    # read after it, and successive reads never decrease
+    import time
+
+    import memleash
+
+    last = memleash.monotonic_coarse()
+    for _ in range(10_000):
+        now = memleash.monotonic_coarse()
+        assert last <= now <= time.monotonic() and isinstance(now, float)
+        last = now
+
+
+def test_a_cache_on_monotonic_coarse_pickles_with_its_timer():
+    import pickle
+
+    import memleash
+
+    cache = TTLCache(10, ttl=3600, timer=memleash.monotonic_coarse)
+    cache["a"] = 1
+    copy = pickle.loads(pickle.dumps(cache))
+    assert copy["a"] == 1 and copy.__getstate__()[12][2] is memleash.monotonic_coarse
+    before = memleash.monotonic_coarse()
+    with copy.timer as now:
+        assert before <= now <= memleash.monotonic_coarse()

@@ -229,8 +229,37 @@ ml_unicode_ascii_sizeof(PyObject *o, size_t *size)
 /* ------------------------------------------------------------------------------------
  * Clocks: what time.monotonic() and time.time() return, read without the call
  */
-/* The clocks a timed cache reads itself when its timer is one of these functions. */
-enum { ML_CLOCK_NONE = 0, ML_CLOCK_MONOTONIC = 1, ML_CLOCK_TIME = 2 };
+/* The clocks a timed cache reads itself when its timer is one of these functions:
+ * time.monotonic, time.time, memleash.monotonic_coarse. */
+enum { ML_CLOCK_NONE = 0, ML_CLOCK_MONOTONIC = 1, ML_CLOCK_TIME = 2, ML_CLOCK_COARSE = 3 };
+
+#include <time.h>
+
+/* memleash.monotonic_coarse's clock: Linux's CLOCK_MONOTONIC_COARSE (CLOCK_MONOTONIC as of
+ * the kernel's last tick, read from the vDSO without reading the hardware counter);
+ * CLOCK_MONOTONIC itself where the system has no coarse clock. */
+#ifdef CLOCK_MONOTONIC_COARSE
+#define ML_COARSE_CLOCK_ID CLOCK_MONOTONIC_COARSE
+#else
+#define ML_COARSE_CLOCK_ID CLOCK_MONOTONIC
+#endif
+
+/* clock_gettime(id) in seconds, with _PyTime_AsSecondsDouble's arithmetic (a whole number
+ * of seconds exactly, anything else as (double)ns / 1e9): below 3.13, on the POSIX systems
+ * memleash builds on, time.monotonic() and time.time() read CLOCK_MONOTONIC and
+ * CLOCK_REALTIME so, and the same arithmetic gives the same double. 0 or -1 (OSError). */
+static inline int
+ml_clock_gettime(clockid_t id, double *seconds)
+{
+    struct timespec ts;
+    if (clock_gettime(id, &ts) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    long long ns = (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
+    *seconds = ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL) : (double)ns / 1e9;
+    return 0;
+}
 
 #if PY_VERSION_HEX >= 0x030D0000
 /* 3.13's public PyTime API: the very calls time.monotonic() and time.time() make. 0 or -1
@@ -238,6 +267,9 @@ enum { ML_CLOCK_NONE = 0, ML_CLOCK_MONOTONIC = 1, ML_CLOCK_TIME = 2 };
 static inline int
 ml_clock_read(int clock, double *seconds)
 {
+    if (clock == ML_CLOCK_COARSE) {
+        return ml_clock_gettime(ML_COARSE_CLOCK_ID, seconds);
+    }
     PyTime_t t;
     if ((clock == ML_CLOCK_MONOTONIC ? PyTime_Monotonic(&t) : PyTime_Time(&t)) < 0) {
         return -1;
@@ -246,22 +278,12 @@ ml_clock_read(int clock, double *seconds)
     return 0;
 }
 #else
-#include <time.h>
-/* Below 3.13, on the POSIX systems memleash builds on, time.monotonic() and time.time()
- * read clock_gettime(CLOCK_MONOTONIC / CLOCK_REALTIME) as nanoseconds and turn them into
- * seconds as _PyTime_AsSecondsDouble does: a whole number of seconds exactly, anything
- * else as (double)ns / 1e9. The same arithmetic gives the same double. */
 static inline int
 ml_clock_read(int clock, double *seconds)
 {
-    struct timespec ts;
-    if (clock_gettime(clock == ML_CLOCK_MONOTONIC ? CLOCK_MONOTONIC : CLOCK_REALTIME, &ts) != 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    long long ns = (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
-    *seconds = ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL) : (double)ns / 1e9;
-    return 0;
+    return ml_clock_gettime(clock == ML_CLOCK_COARSE ? ML_COARSE_CLOCK_ID
+                            : clock == ML_CLOCK_MONOTONIC ? CLOCK_MONOTONIC : CLOCK_REALTIME,
+                            seconds);
 }
 #endif
 

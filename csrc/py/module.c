@@ -10,6 +10,16 @@
 static PyMethodDef module_methods[] = {
     {"_live", ml_reg_live, METH_NOARGS,
      "_live(): every live memleash object (what memleash.report() describes), newest first."},
+    {"monotonic_coarse", ml_monotonic_coarse, METH_NOARGS,
+     "monotonic_coarse($module, /)\n--\n\n"
+     "The time in seconds (a float) of a monotonic clock that the kernel advances at each tick.\n\n"
+     "Linux's CLOCK_MONOTONIC_COARSE: time.monotonic()'s clock as of the last tick, read\n"
+     "in a few nanoseconds where time.monotonic() reads the hardware counter. It moves in\n"
+     "steps of the tick (time.clock_getres(6): 4 ms at the usual CONFIG_HZ=250) and lags\n"
+     "time.monotonic() by up to about a tick, more on a loaded machine. Where the system\n"
+     "has no coarse clock it reads CLOCK_MONOTONIC, as time.monotonic() does.\n\n"
+     "As the timer of a TTLCache or TLRUCache it is read without a call (as time.monotonic\n"
+     "is); an item then lives its ttl give or take the clock's lag."},
 #define KEYFN(name, doc) \
     {#name, (PyCFunction)(void (*)(void))ml_##name, METH_FASTCALL | METH_KEYWORDS, doc},
     KEYFN(hashkey, "hashkey($module, /, *args, **kwargs)\n--\n\n"

@@ -108,6 +108,8 @@ extern const ml_alloc ml_alloc_pymem;
 
 /* Adds the cache types to module (called from module exec). @return 0 or -1. */
 int ml_cache_module_exec(PyObject *module, ml_state *st);
+/* memleash.monotonic_coarse(), a module function (METH_NOARGS; timed.c). */
+PyObject *ml_monotonic_coarse(PyObject *module, PyObject *ignored);
 
 /* Adds the Budget type (budget.c). @return 0 or -1. */
 int ml_budget_module_exec(PyObject *module, ml_state *st);

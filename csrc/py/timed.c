@@ -82,6 +82,15 @@ typedef struct {
     double frozen_d;
 } TimerObject;
 
+/* memleash.monotonic_coarse(): the coarse clock (compat.h) in seconds, a float. A timed
+ * cache whose timer is this function reads the clock itself, as for time.monotonic. */
+PyObject *
+ml_monotonic_coarse(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    double now;
+    return ml_clock_read(ML_CLOCK_COARSE, &now) < 0 ? NULL : PyFloat_FromDouble(now);
+}
+
 /* timer() of the user's timer. New reference, or NULL. Can re-enter. */
 static PyObject *
 timer_read(TimerObject *t)
@@ -232,7 +241,9 @@ timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         ml_state *st = ml_state_of_type(type);
         if (st != NULL && PyCFunction_Check(timer)) {
             t->clock = timer == st->time_monotonic ? ML_CLOCK_MONOTONIC
-                     : timer == st->time_time ? ML_CLOCK_TIME : ML_CLOCK_NONE;
+                     : timer == st->time_time ? ML_CLOCK_TIME
+                     : PyCFunction_GetFunction(timer) == (PyCFunction)ml_monotonic_coarse
+                       ? ML_CLOCK_COARSE : ML_CLOCK_NONE;
         }
         PyErr_Clear();
     }

@@ -19,7 +19,10 @@ except ImportError as _exc:   # missing, or built for another interpreter: say w
 
     raise _explain(_exc, __path__[0]) from _exc
 
-from .caches import Cache, FIFOCache, LFUCache, LRUCache, RRCache, TinyLFUCache, TLRUCache, TTLCache, Timer
+from .caches import (
+    Cache, FIFOCache, LFUCache, LRUCache, RRCache, TinyLFUCache, TLRUCache, TTLCache, Timer,
+    monotonic_coarse,
+)
 from .budget import Budget, MemoryFollower
 from . import func, keys
 from .decorators import CacheInfo, acached, cache, cached, cachedmethod, lru_cache, method_cache
@@ -40,6 +43,6 @@ __all__ = [
     "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "UnclosedResourceWarning", "TLRUCache", "TTLCache", "TieredCache", "Timer",
     "TinyLFUCache",
     "acached", "cache", "cached", "cachedmethod", "lru_cache", "method_cache", "open_resources",
-    "report", "resource", "track", "ttl_cache", "untrack",
+    "monotonic_coarse", "report", "resource", "track", "ttl_cache", "untrack",
 ]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ from .caches import Timer as Timer
 from .caches import TinyLFUCache as TinyLFUCache
 from .caches import TLRUCache as TLRUCache
 from .caches import TTLCache as TTLCache
+from .caches import monotonic_coarse as monotonic_coarse
 from .budget import Budget as Budget
 from .budget import MemoryFollower as MemoryFollower
 from .decorators import CacheInfo as CacheInfo
@@ -51,6 +52,6 @@ __all__ = [
     "FIFOCache", "LFUCache", "LRUCache", "ListenerLeakWarning", "MemoryFollower", "PrometheusCollector",
     "PyeeError", "PyeeException", "RRCache", "Report", "Resource", "ResourceReport", "TLRUCache", "TTLCache", "TieredCache", "Timer",
     "TinyLFUCache", "UnclosedResourceWarning", "acached", "cache", "cached", "cachedmethod", "lru_cache",
-    "method_cache", "open_resources", "report", "resource", "track", "ttl_cache",
-    "untrack",
+    "method_cache", "monotonic_coarse", "open_resources", "report", "resource", "track",
+    "ttl_cache", "untrack",
 ]

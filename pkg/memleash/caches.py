@@ -15,9 +15,12 @@ from typing import Any, ClassVar, Optional
 from . import _core
 
 __all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer",
-           "TinyLFUCache"]
+           "TinyLFUCache", "monotonic_coarse"]
 
 Timer = _core.Timer
+#: A timer for TTLCache / TLRUCache that costs a few nanoseconds and advances once per
+#: kernel tick (Linux's CLOCK_MONOTONIC_COARSE; its docstring has the terms).
+monotonic_coarse = _core.monotonic_coarse
 
 
 class Cache(_core.Cache, MutableMapping):  # type: ignore[misc]

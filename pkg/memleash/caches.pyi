@@ -11,9 +11,10 @@ from typing_extensions import TypeVar
 from . import _core
 from ._core import Budget
 from ._core import Timer as Timer
+from ._core import monotonic_coarse as monotonic_coarse
 
 __all__ = ["Cache", "FIFOCache", "LFUCache", "LRUCache", "RRCache", "TLRUCache", "TTLCache", "Timer",
-           "TinyLFUCache"]
+           "TinyLFUCache", "monotonic_coarse"]
 
 _KT = TypeVar("_KT")
 _VT = TypeVar("_VT")
