@@ -150,3 +150,36 @@ OPS = ["getstate", "pickle", "copy", "deepcopy", "repr", "iter", "items", "currb
 def test_caches_under_a_collection_at_nearly_every_allocation(op):
     out = run_isolated(f"OP = {op!r}\n" + CHURN, timeout=300, dev=True)
     assert int(out.split()[-1]) > 0     # the finalizers did run inside the operations
+
+
+def test_getstate_when_a_finalizer_sets_another_kind_of_state():
+    # a collection at one of __getstate__'s allocations runs a finalizer that gives the
+    # TTLCache an untimed LRU state: __getstate__ compared the new kind with the one read
+    # once before its retry loop, and retried forever. It returns one consistent state.
+    out = run_isolated(r'''
+import gc, faulthandler, memleash
+faulthandler.dump_traceback_later(60, exit=True)
+c = memleash.TTLCache(20, ttl=100)
+for i in range(20):
+    c[i] = "x"
+other = memleash.LRUCache(20)
+other[1] = 1
+OTHER_STATE = other.__getstate__()
+class Mut:
+    def __init__(self):
+        self.me = self
+    def __del__(self):
+        c.__setstate__(OTHER_STATE)
+hold = ([[] for _ in range(100)], [{} for _ in range(100)])
+gc.collect()
+gc.disable()
+Mut()
+gc.set_threshold(1)
+gc.enable()
+state = c.__getstate__()
+gc.set_threshold(700)
+d = memleash.TTLCache.__new__(memleash.TTLCache)
+d.__setstate__(state)
+print(sorted(d.items()) == sorted(c.items()), len(d))
+''', timeout=120, dev=True)
+    assert out.split() == ["True", "1"]

@@ -146,6 +146,8 @@ PyObject *cacheobj_snapshot(CacheObject *self);
 /* A new list of per * used NULL slots for a walk of the entries that allocates no
  * GC-tracked object (cache_entry.c). Can re-enter. */
 PyObject *cacheobj_list_for_entries(CacheObject *self, Py_ssize_t per);
+/* NULL with RuntimeError: the cache kept changing during `what` (a bounded retry). */
+PyObject *cacheobj_changed_error(CacheObject *self, const char *what);
 
 
 /* Stores (key, value) sized (units, bytes) after evicting what the budget requires, with

@@ -384,12 +384,29 @@ cache_get_currbytes(CacheObject *self, void *Py_UNUSED(closure))
 /* A new list of per * used slots (all NULL), sized for the entries the cache holds when it
  * returns. The list's allocation can run a collection, whose finalizers may add or remove
  * entries: the count is read again after it, and the list made anew until they agree (as
- * dictobject.c's dict_keys). Filling it afterwards must not allocate GC-tracked objects
- * (ints, floats and PyMem blocks do not). Can re-enter. */
+ * dictobject.c's dict_keys), at most ML_TABLE_MAX_RESTARTS times (then RuntimeError).
+ * Filling it afterwards must not allocate GC-tracked objects (ints, floats and PyMem blocks
+ * do not). Can re-enter. */
+PyObject *
+cacheobj_changed_error(CacheObject *self, const char *what)
+{
+    PyObject *name = cacheobj_type_name(self);
+    if (name != NULL) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%U changed during %s %d times in a row (finalizers run by collections "
+                     "keep changing it)", name, what, ML_TABLE_MAX_RESTARTS);
+        Py_DECREF(name);
+    }
+    return NULL;
+}
+
 PyObject *
 cacheobj_list_for_entries(CacheObject *self, Py_ssize_t per)
 {
-    for (;;) {
+    for (int attempt = 0;; attempt++) {
+        if (attempt > ML_TABLE_MAX_RESTARTS) {
+            return cacheobj_changed_error(self, "reading its entries");
+        }
         uint32_t n = self->c.t.used;
         PyObject *list = PyList_New((Py_ssize_t)n * per);   /* can re-enter */
         if (list == NULL || self->c.t.used == n) {

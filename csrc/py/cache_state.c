@@ -222,21 +222,28 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
     PyObject *deadlines = NULL, *maxbytes = NULL, *state = NULL, *timed = NULL, *policy = NULL;
     uint32_t *pos = NULL, *ids = NULL;
     const ml_cache *c = &self->c;
-    int ordered = c->kind != ML_POLICY_INSERTION;
-    int counted = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU;
-    int timed_on = self->timed != TIMED_NONE;
+    int ordered, counted, timed_on, units_on, bytes_on;
     uint32_t n;
     /* Every list first, sized by the count they were made for: any of these allocations
      * can run a collection, whose finalizers may add or remove entries, so the batch is
      * made anew until the table's count and change counter are what they were before it.
      * From there to the end of the walks only ints, floats and PyMem blocks are made
-     * (none runs a collection): the lists are one consistent state. */
-    for (;;) {
+     * (none runs a collection): the lists are one consistent state. Bounded: finalizers
+     * that change the cache at every attempt get a RuntimeError, not a loop. */
+    for (int attempt = 0;; attempt++) {
+        if (attempt > ML_TABLE_MAX_RESTARTS) {
+            return cacheobj_changed_error(self, "__getstate__");
+        }
         n = c->t.used;
         uint64_t version = c->t.version;
+        ordered = c->kind != ML_POLICY_INSERTION;
+        counted = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU;
+        timed_on = self->timed != TIMED_NONE;
+        units_on = c->units_on;
+        bytes_on = c->bytes_on;
         items = PyList_New((Py_ssize_t)n * 2);
-        units = c->units_on ? PyList_New(n) : Py_NewRef(Py_None);
-        bytes = c->bytes_on ? PyList_New(n) : Py_NewRef(Py_None);
+        units = units_on ? PyList_New(n) : Py_NewRef(Py_None);
+        bytes = bytes_on ? PyList_New(n) : Py_NewRef(Py_None);
         order = ordered ? PyList_New(n) : Py_NewRef(Py_None);
         counts = counted ? PyList_New(n) : Py_NewRef(Py_None);
         deadlines = timed_on ? PyList_New(n) : Py_NewRef(Py_None);
@@ -246,8 +253,8 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
         }
         if (c->t.used == n && c->t.version == version && ordered == (c->kind != ML_POLICY_INSERTION)
             && counted == (c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU)
-            && timed_on == (self->timed != TIMED_NONE)
-            && (units == Py_None) == !c->units_on && (bytes == Py_None) == !c->bytes_on) {
+            && timed_on == (self->timed != TIMED_NONE) && units_on == c->units_on
+            && bytes_on == c->bytes_on) {
             break;
         }
         /* every slot NULL: releasing them runs no Python code */
