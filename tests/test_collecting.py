@@ -152,12 +152,30 @@ def test_caches_under_a_collection_at_nearly_every_allocation(op):
     assert int(out.split()[-1]) > 0     # the finalizers did run inside the operations
 
 
+# For the tests below: arm(make_garbage, k) empties the free lists (the objects it returns
+# must be kept until the operation is done), makes the garbage (cycles whose finalizers
+# act), and sets the collection to land at the k-th allocation of a tracked object (the
+# first, with k=0) that misses them.
+ARM = r'''
+import gc
+def arm(make_garbage, k=0):
+    hold = ([[] for _ in range(100)], [{} for _ in range(100)],
+            [(i, -i) for i in range(2100)], [(i,) for i in range(2100)])
+    gc.collect()
+    gc.disable()
+    make_garbage()
+    gc.set_threshold(gc.get_count()[0] + k if k else 1)
+    gc.enable()
+    return hold
+'''
+
+
 def test_getstate_when_a_finalizer_sets_another_kind_of_state():
     # a collection at one of __getstate__'s allocations runs a finalizer that gives the
     # TTLCache an untimed LRU state: __getstate__ compared the new kind with the one read
     # once before its retry loop, and retried forever. It returns one consistent state.
-    out = run_isolated(r'''
-import gc, faulthandler, memleash
+    out = run_isolated(ARM + r'''
+import faulthandler, memleash
 faulthandler.dump_traceback_later(60, exit=True)
 c = memleash.TTLCache(20, ttl=100)
 for i in range(20):
@@ -170,12 +188,7 @@ class Mut:
         self.me = self
     def __del__(self):
         c.__setstate__(OTHER_STATE)
-hold = ([[] for _ in range(100)], [{} for _ in range(100)])
-gc.collect()
-gc.disable()
-Mut()
-gc.set_threshold(1)
-gc.enable()
+hold = arm(Mut)
 state = c.__getstate__()
 gc.set_threshold(700)
 d = memleash.TTLCache.__new__(memleash.TTLCache)
@@ -183,3 +196,88 @@ d.__setstate__(state)
 print(sorted(d.items()) == sorted(c.items()), len(d))
 ''', timeout=120, dev=True)
     assert out.split() == ["True", "1"]
+
+
+@pytest.mark.parametrize("name", ["TinyLFUCache", "TTLCache", "TLRUCache", "LFUCache"])
+def test_getstate_is_one_instant_when_a_finalizer_reinitialises_the_cache(name):
+    # a collection at the k-th allocation of __getstate__ (k swept past its last) runs a
+    # finalizer calling __init__(3): the state once paired the 40 items read before it
+    # with the maxsize read after it, which __setstate__ refused. Now each state is the
+    # cache before the finalizer (40 items) or after it (none), and restores.
+    out = run_isolated(ARM + r'''
+import memleash
+NAME = %r
+cls = getattr(memleash, NAME)
+extra = {"TTLCache": (100,), "TLRUCache": (lambda k, v, n: n + 100,)}.get(NAME, ())
+seen = set()
+for k in range(12):
+    c = cls(50, *extra)
+    for i in range(40):
+        c[i] = "x"
+    ran = []
+    class Mut:
+        def __init__(self):
+            self.me = self
+        def __del__(self):
+            c.__init__(3, *extra)
+            ran.append(1)
+    hold = arm(Mut, k)
+    state = c.__getstate__()
+    inside = bool(ran)
+    gc.set_threshold(700)
+    del hold
+    gc.collect()
+    d = cls.__new__(cls)
+    d.__setstate__(state)
+    assert len(d) == (0 if inside else 40) and d.maxsize == (3 if inside else 50), (k, inside)
+    seen.add(inside)
+print(sorted(seen))
+''' % name, timeout=120, dev=True)
+    assert out.split() == ["[False,", "True]"]     # both sides were met
+
+
+def test_a_timed_iterator_run_to_its_end_from_inside_its_own_step():
+    # a key's __hash__ (or a finalizer, or the timer) that runs the same iterator to its
+    # end while its next() is in progress dropped the snapshot the outer step then read
+    out = run_isolated(ARM + r'''
+import memleash
+IT = None
+class K:
+    def __init__(self, v):
+        self.v = v
+    def __eq__(self, o):
+        return isinstance(o, K) and o.v == self.v
+    def __hash__(self):
+        global IT
+        it, IT = IT, None
+        if it is not None:
+            assert [k.v for k in it] == [1, 2, 3, 4]
+            c.pop(self, None)       # the outer step misses this key and goes on
+        return hash(self.v)
+c = memleash.TTLCache(10, ttl=100)
+for i in range(5):
+    c[K(i)] = i
+IT = iter(c)
+held = IT
+print(next(IT, "end"), next(held, "end"))
+
+def timer():
+    return [0][0]                   # allocates: a collection can start here
+c2 = memleash.TTLCache(10, ttl=100, timer=timer)
+for i in range(5):
+    c2[i] = i
+IT2 = iter(c2)
+class Mut:
+    left = 1
+    def __init__(self):
+        self.me = self
+    def __del__(self):
+        if Mut.left:
+            Mut.left = 0
+            Mut.rest = list(IT2)    # the outer step has taken key 0
+            c2.clear()
+hold = arm(Mut)
+print(next(IT2, "end"), Mut.left, Mut.rest)
+gc.set_threshold(700)
+''', dev=True)
+    assert out.split() == ["end", "end", "end", "0", "[1,", "2,", "3,", "4]"]

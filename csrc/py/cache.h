@@ -332,11 +332,11 @@ PyObject *timed_get_expiry_work(CacheObject *self, void *closure);
 extern PyType_Spec timer_spec;
 
 /* Pickling of the timed part: None, or (kind, ttl or ttu, timer, deadlines, origin). */
-/* A timed cache's deadlines in iteration order into deadlines (a list of used NULL slots,
- * cacheobj_list_for_entries); allocates no GC-tracked object. 0 or -1. */
-int timed_fill_deadlines(CacheObject *self, PyObject *deadlines);
-/* The timed part of __getstate__ around the filled deadlines (borrowed), or None. */
-PyObject *timed_getstate(CacheObject *self, PyObject *deadlines);
+/* The timed part of __getstate__: fills tuple (7 NULL slots) with the kind, ttl or ttu,
+ * the user's timer, deadlines (a list of used NULL slots, filled here with the deadlines
+ * in iteration order; the tuple takes a reference) and the origin. Makes only ints and
+ * floats (no GC-tracked object: see cache_getstate). 0 or -1. */
+int timed_fill_state(CacheObject *self, PyObject *tuple, PyObject *deadlines);
 
 /* cache_ops.c: a shared budget's evictions */
 
@@ -365,8 +365,9 @@ typedef struct {
     uint32_t nwords;
 } tlfu_state;
 
-/* The policy tuple of l. New reference. */
-PyObject *tlfu_getstate(const ml_tlfu *l);
+/* Fills tuple (8 NULL slots) with the sketch and the climber's state, making only ints,
+ * floats and bytes (no GC-tracked object: see cache_getstate). 0 or -1. */
+int tlfu_fill_state(const ml_tlfu *l, PyObject *tuple);
 
 /* Validates a policy tuple for n entries into *out. 0 or -1 (ValueError "inconsistent
  * cache state", or MemoryError); runs no Python code. */

@@ -59,13 +59,15 @@ cache_iter(CacheObject *self)
 static PyObject *
 cacheiter_next_timed(CacheIterObject *it)
 {
-    CacheObject *c = it->cache;
-    while (it->index < PyList_GET_SIZE(it->snapshot)) {
+    CacheObject *c = it->cache;   /* the caller holds a reference of its own (locked_step) */
+    /* each step runs Python code (the key's __hash__ and __eq__, the timer, finalizers),
+     * which may run this same iterator to its end: the snapshot is re-read after it */
+    while (it->snapshot != NULL && it->index < PyList_GET_SIZE(it->snapshot)) {
         PyObject *key = Py_NewRef(PyList_GET_ITEM(it->snapshot, it->index++));
         double now;
         PyObject *tm;
         Py_hash_t h = PyObject_Hash(key);   /* can re-enter */
-        if (h == -1 || timed_enter(c, &now, &tm) < 0) {
+        if (h == -1 || timed_enter(c, &now, &tm) < 0) {   /* can re-enter */
             Py_DECREF(key);
             return NULL;
         }
@@ -81,11 +83,14 @@ cacheiter_next_timed(CacheIterObject *it)
             }
             return key;
         }
-        Py_DECREF(key);
+        Py_DECREF(key);   /* can re-enter */
     }
-    it->cache = NULL;
-    Py_CLEAR(it->snapshot);
-    Py_DECREF(c);
+    if (it->cache != NULL) {   /* not already ended by a nested call */
+        CacheObject *held = it->cache;
+        it->cache = NULL;
+        Py_CLEAR(it->snapshot);   /* can re-enter */
+        Py_DECREF(held);
+    }
     return NULL;
 }
 

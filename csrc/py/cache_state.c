@@ -214,138 +214,221 @@ policy_order(const ml_cache *c, uint32_t *out)
  * use counts along order, or TinyLFU's regions; budget: the shared Budget or None
  * (copy.copy shares it, pickle and deepcopy make a new one); policy: TinyLFU's sketch and
  * climber (cache_tlfu.c), else None (a state without it reads as None). Flat lists pickle
- * iteratively, whatever the number of items. */
+ * iteratively, whatever the number of items.
+ *
+ * Containers first, contents after: every list and tuple of the state is allocated in one
+ * batch, and any of those allocations can run a collection, whose finalizers may change
+ * the cache (store, remove, __init__, __setstate__, a new __class__), so the batch is made
+ * anew until the cache is what it was before it (entry count, change counter, the kind
+ * and flags that decide the containers' shapes). From there to the end only ints, floats
+ * and bytes are made, none of which runs a collection: the state is read at one instant.
+ * The containers stay out of the collector's view until filled (a finalizer run by a
+ * later allocation of the batch could meet their NULL slots through gc.get_objects()). */
+/* o (a new list or tuple, or NULL) out of the collector's view until it is filled. */
+static PyObject *
+untracked(PyObject *o)
+{
+    if (o != NULL) {
+        PyObject_GC_UnTrack(o);
+    }
+    return o;
+}
+
+#define batch_list(n) untracked(PyList_New(n))     /* can re-enter */
+#define batch_tuple(n) untracked(PyTuple_New(n))   /* can re-enter */
+
+enum { ST_ITEMS, ST_UNITS, ST_BYTES, ST_ORDER, ST_COUNTS, ST_DEADLINES, ST_TIMED, ST_POLICY,
+       ST_STATE, ST_N };
+
+/* The batch's shape: what decides which containers the state has, and their sizes. */
+typedef struct {
+    uint32_t n;
+    uint64_t version;
+    int ordered, counted, timed, units_on, bytes_on;
+} state_shape;
+
+static int
+same_shape(const state_shape *a, const state_shape *b)
+{
+    return a->n == b->n && a->version == b->version && a->ordered == b->ordered &&
+           a->counted == b->counted && a->timed == b->timed && a->units_on == b->units_on &&
+           a->bytes_on == b->bytes_on;
+}
+
+static void
+shape_of(CacheObject *self, state_shape *sh)
+{
+    const ml_cache *c = &self->c;
+    sh->n = c->t.used;
+    sh->version = c->t.version;
+    sh->ordered = c->kind != ML_POLICY_INSERTION;
+    sh->counted = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU;
+    sh->timed = self->timed != TIMED_NONE;
+    sh->units_on = c->units_on;
+    sh->bytes_on = c->bytes_on;
+}
+
+/* Allocates the batch for shape sh into o[] (None where the state has no such part).
+ * 0 or -1. Can re-enter. */
+static int
+allocate_batch(const state_shape *sh, int tinylfu, PyObject **o)
+{
+    Py_ssize_t n = (Py_ssize_t)sh->n;
+    o[ST_ITEMS] = batch_list(n * 2);
+    o[ST_UNITS] = sh->units_on ? batch_list(n) : Py_NewRef(Py_None);
+    o[ST_BYTES] = sh->bytes_on ? batch_list(n) : Py_NewRef(Py_None);
+    o[ST_ORDER] = sh->ordered ? batch_list(n) : Py_NewRef(Py_None);
+    o[ST_COUNTS] = sh->counted ? batch_list(n) : Py_NewRef(Py_None);
+    o[ST_DEADLINES] = sh->timed ? batch_list(n) : Py_NewRef(Py_None);
+    o[ST_TIMED] = sh->timed ? batch_tuple(7) : Py_NewRef(Py_None);
+    o[ST_POLICY] = tinylfu ? batch_tuple(8) : Py_NewRef(Py_None);
+    o[ST_STATE] = batch_tuple(15);
+    for (int i = 0; i < ST_N; i++) {
+        if (o[i] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The policy's walk into order and counts; positions index items. 0 or -1. */
+static int
+fill_order(const ml_cache *c, uint32_t n, PyObject *order, PyObject *counts)
+{
+    uint32_t *pos = PyMem_Malloc(((size_t)c->t.top + 1u) * sizeof(uint32_t));
+    uint32_t *ids = PyMem_Malloc(((size_t)n + 1u) * sizeof(uint32_t));
+    int rc = -1;
+    if (pos == NULL || ids == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint32_t p = 0;
+    for (uint32_t id = ml_cache_first(c); id != ML_NIL; id = ml_cache_next(c, id)) {
+        pos[id] = p++;
+    }
+    uint32_t m = policy_order(c, ids);
+    assert(m == n);
+    for (uint32_t j = 0; j < m; j++) {
+        PyObject *o = PyLong_FromUnsignedLong(pos[ids[j]]);
+        if (o == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(order, j, o);
+        if (counts != Py_None) {
+            uint64_t k = c->kind == ML_POLICY_LFU ? ml_lfu_count(&c->lfu, ids[j])
+                                                  : c->tlfu.region_of[ids[j]];
+            if ((o = PyLong_FromUnsignedLongLong(k)) == NULL) {
+                goto done;
+            }
+            PyList_SET_ITEM(counts, j, o);
+        }
+    }
+    rc = 0;
+done:
+    PyMem_Free(pos);
+    PyMem_Free(ids);
+    return rc;
+}
+
+/* Fills the batch from the cache as it is now (its shape is sh's). Makes only ints,
+ * floats and bytes. 0 or -1 (a container may keep NULL slots: released unfilled). */
+static int
+fill_batch(CacheObject *self, PyObject **o)
+{
+    const ml_cache *c = &self->c;
+    Py_ssize_t i = 0;
+    for (uint32_t id = ml_cache_first(c); id != ML_NIL; id = ml_cache_next(c, id), i++) {
+        PyList_SET_ITEM(o[ST_ITEMS], 2 * i, Py_NewRef((PyObject *)c->t.ents[id].key));
+        PyList_SET_ITEM(o[ST_ITEMS], 2 * i + 1, Py_NewRef((PyObject *)c->t.ents[id].value));
+        if (o[ST_UNITS] != Py_None) {
+            PyObject *u = cacheobj_size_to_object(ml_cache_units_of(c, id));
+            if (u == NULL) {
+                return -1;
+            }
+            PyList_SET_ITEM(o[ST_UNITS], i, u);
+        }
+        if (o[ST_BYTES] != Py_None) {
+            PyObject *b = PyLong_FromSize_t(c->bytes[id]);
+            if (b == NULL) {
+                return -1;
+            }
+            PyList_SET_ITEM(o[ST_BYTES], i, b);
+        }
+    }
+    if (o[ST_ORDER] != Py_None && fill_order(c, c->t.used, o[ST_ORDER], o[ST_COUNTS]) < 0) {
+        return -1;
+    }
+    if (o[ST_TIMED] != Py_None && timed_fill_state(self, o[ST_TIMED], o[ST_DEADLINES]) < 0) {
+        return -1;
+    }
+    if (o[ST_POLICY] != Py_None && tlfu_fill_state(&c->tlfu, o[ST_POLICY]) < 0) {
+        return -1;
+    }
+    PyObject *maxbytes = cache_get_maxbytes(self, NULL);   /* an int or None */
+    PyObject *units_on = PyLong_FromLong((long)c->units_on);
+    PyObject *float_mode = PyLong_FromLong((long)c->budget.float_mode);
+    /* an empty instance dict pickles as None, as a cache without one (see compat.h's
+     * ml_instance_dict_new: which of the two a fresh cache has depends on the version) */
+    PyObject *dict = self->dict && PyDict_GET_SIZE(self->dict) ? self->dict : Py_None;
+    PyObject *parts[15] = {
+        Py_NewRef(dict), Py_XNewRef(self->maxsize), units_on, float_mode, maxbytes,
+        Py_NewRef(self->sizeof_fn ? self->sizeof_fn : Py_None), Py_NewRef(o[ST_ITEMS]),
+        Py_NewRef(o[ST_UNITS]), Py_NewRef(o[ST_BYTES]), Py_NewRef(o[ST_ORDER]),
+        Py_NewRef(o[ST_COUNTS]), Py_NewRef(self->choice ? self->choice : Py_None),
+        Py_NewRef(o[ST_TIMED]), Py_NewRef(self->budget ? (PyObject *)self->budget : Py_None),
+        Py_NewRef(o[ST_POLICY]),
+    };
+    int rc = 0;
+    for (Py_ssize_t k = 0; k < 15; k++) {
+        if (parts[k] == NULL) {
+            rc = -1;
+        }
+        PyTuple_SET_ITEM(o[ST_STATE], k, parts[k]);
+    }
+    if (rc < 0 && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_RuntimeError, "cache without a maxsize (cleared by a collection)");
+    }
+    return rc;
+}
+
 PyObject *
 cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *items = NULL, *units = NULL, *bytes = NULL, *order = NULL, *counts = NULL;
-    PyObject *deadlines = NULL, *maxbytes = NULL, *state = NULL, *timed = NULL, *policy = NULL;
-    uint32_t *pos = NULL, *ids = NULL;
-    const ml_cache *c = &self->c;
-    int ordered, counted, timed_on, units_on, bytes_on;
-    uint32_t n;
-    /* Every list first, sized by the count they were made for: any of these allocations
-     * can run a collection, whose finalizers may add or remove entries, so the batch is
-     * made anew until the table's count and change counter are what they were before it.
-     * From there to the end of the walks only ints, floats and PyMem blocks are made
-     * (none runs a collection): the lists are one consistent state. Bounded: finalizers
-     * that change the cache at every attempt get a RuntimeError, not a loop. */
+    PyObject *o[ST_N] = {NULL};
+    PyObject *state = NULL;
     for (int attempt = 0;; attempt++) {
         if (attempt > ML_TABLE_MAX_RESTARTS) {
             return cacheobj_changed_error(self, "__getstate__");
         }
-        n = c->t.used;
-        uint64_t version = c->t.version;
-        ordered = c->kind != ML_POLICY_INSERTION;
-        counted = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU;
-        timed_on = self->timed != TIMED_NONE;
-        units_on = c->units_on;
-        bytes_on = c->bytes_on;
-        items = PyList_New((Py_ssize_t)n * 2);
-        units = units_on ? PyList_New(n) : Py_NewRef(Py_None);
-        bytes = bytes_on ? PyList_New(n) : Py_NewRef(Py_None);
-        order = ordered ? PyList_New(n) : Py_NewRef(Py_None);
-        counts = counted ? PyList_New(n) : Py_NewRef(Py_None);
-        deadlines = timed_on ? PyList_New(n) : Py_NewRef(Py_None);
-        if (items == NULL || units == NULL || bytes == NULL || order == NULL || counts == NULL
-            || deadlines == NULL) {
-            goto error;
-        }
-        if (c->t.used == n && c->t.version == version && ordered == (c->kind != ML_POLICY_INSERTION)
-            && counted == (c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU)
-            && timed_on == (self->timed != TIMED_NONE) && units_on == c->units_on
-            && bytes_on == c->bytes_on) {
-            break;
-        }
-        /* every slot NULL: releasing them runs no Python code */
-        Py_CLEAR(items);
-        Py_CLEAR(units);
-        Py_CLEAR(bytes);
-        Py_CLEAR(order);
-        Py_CLEAR(counts);
-        Py_CLEAR(deadlines);
-    }
-    Py_ssize_t i = 0;
-    for (uint32_t id = ml_cache_first(c); id != ML_NIL; id = ml_cache_next(c, id), i++) {
-        PyList_SET_ITEM(items, 2 * i, Py_NewRef((PyObject *)c->t.ents[id].key));
-        PyList_SET_ITEM(items, 2 * i + 1, Py_NewRef((PyObject *)c->t.ents[id].value));
-        if (units != Py_None) {
-            PyObject *o = cacheobj_size_to_object(ml_cache_units_of(c, id));
-            if (o == NULL) {
-                goto error;
-            }
-            PyList_SET_ITEM(units, i, o);
-        }
-        if (bytes != Py_None) {
-            PyObject *o = PyLong_FromSize_t(c->bytes[id]);
-            if (o == NULL) {
-                goto error;
-            }
-            PyList_SET_ITEM(bytes, i, o);
-        }
-    }
-    if (deadlines != Py_None && timed_fill_deadlines(self, deadlines) < 0) {
-        goto error;
-    }
-    if (ordered) {
-        pos = PyMem_Malloc(((size_t)c->t.top + 1u) * sizeof(uint32_t));
-        ids = PyMem_Malloc(((size_t)n + 1u) * sizeof(uint32_t));
-        if (pos == NULL || ids == NULL) {
-            PyErr_NoMemory();
-            goto error;
-        }
-        uint32_t p = 0;
-        for (uint32_t id = ml_cache_first(c); id != ML_NIL; id = ml_cache_next(c, id)) {
-            pos[id] = p++;
-        }
-        uint32_t m = policy_order(c, ids);
-        assert(m == n);
-        for (uint32_t j = 0; j < m; j++) {
-            PyObject *o = PyLong_FromUnsignedLong(pos[ids[j]]);
-            if (o == NULL) {
-                goto error;
-            }
-            PyList_SET_ITEM(order, j, o);
-            if (counts != Py_None) {
-                uint64_t k = c->kind == ML_POLICY_LFU ? ml_lfu_count(&c->lfu, ids[j])
-                                                      : c->tlfu.region_of[ids[j]];
-                if ((o = PyLong_FromUnsignedLongLong(k)) == NULL) {
-                    goto error;
-                }
-                PyList_SET_ITEM(counts, j, o);
+        state_shape before, after;
+        shape_of(self, &before);
+        int rc = allocate_batch(&before, self->c.kind == ML_POLICY_TINYLFU, o);   /* can re-enter */
+        if (rc == 0) {
+            shape_of(self, &after);
+            if (same_shape(&before, &after) &&
+                (o[ST_POLICY] != Py_None) == (self->c.kind == ML_POLICY_TINYLFU)) {
+                break;
             }
         }
+        /* released with their slots NULL: runs no Python code */
+        for (int i = 0; i < ST_N; i++) {
+            Py_CLEAR(o[i]);
+        }
+        if (rc < 0) {
+            return NULL;
+        }
     }
-    /* the walks are done: what follows may run a collection again, and reads no entry;
-     * the fields it reads are taken as strong references first (a finalizer may replace
-     * them: __init__, __setstate__, a new choice or __dict__) */
-    policy = c->kind == ML_POLICY_TINYLFU ? tlfu_getstate(&c->tlfu) : Py_NewRef(Py_None);
-    maxbytes = cache_get_maxbytes(self, NULL);
-    timed = timed_getstate(self, deadlines);
-    if (timed == NULL || policy == NULL || maxbytes == NULL) {
-        goto error;
+    if (fill_batch(self, o) == 0) {
+        for (int i = 0; i < ST_N; i++) {
+            if (o[i] != Py_None && !PyObject_GC_IsTracked(o[i])) {
+                PyObject_GC_Track(o[i]);
+            }
+        }
+        state = Py_NewRef(o[ST_STATE]);
     }
-    /* an empty instance dict pickles as None, as a cache without one (see compat.h's
-     * ml_instance_dict_new: which of the two a fresh cache has depends on the version) */
-    PyObject *dict = self->dict && PyDict_GET_SIZE(self->dict) ? self->dict : Py_None;
-    state = Py_BuildValue("(NNiiONOOOOONONO)", Py_NewRef(dict), Py_XNewRef(self->maxsize),
-                          (int)c->units_on, c->budget.float_mode, maxbytes,
-                          Py_NewRef(self->sizeof_fn ? self->sizeof_fn : Py_None), items, units,
-                          bytes, order, counts, Py_NewRef(self->choice ? self->choice : Py_None),
-                          timed, Py_NewRef(self->budget ? (PyObject *)self->budget : Py_None),
-                          policy);
-error:
-    Py_XDECREF(timed);
-    Py_XDECREF(policy);
-    PyMem_Free(pos);
-    PyMem_Free(ids);
-    Py_XDECREF(items);
-    Py_XDECREF(maxbytes);
-    Py_XDECREF(units);
-    Py_XDECREF(bytes);
-    Py_XDECREF(order);
-    Py_XDECREF(counts);
-    Py_XDECREF(deadlines);
+    for (int i = 0; i < ST_N; i++) {
+        Py_DECREF(o[i]);   /* the state holds them (or they go, unfilled or filled) */
+    }
     return state;
 }
 

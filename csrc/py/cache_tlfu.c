@@ -28,13 +28,13 @@ refuse(void)
     return -1;
 }
 
-PyObject *
-tlfu_getstate(const ml_tlfu *l)
+int
+tlfu_fill_state(const ml_tlfu *l, PyObject *tuple)
 {
     size_t nbytes = (size_t)l->sketch.nwords * 8u;
-    PyObject *sketch = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nbytes);
+    PyObject *sketch = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nbytes);   /* not GC-tracked */
     if (sketch == NULL) {
-        return NULL;
+        return -1;
     }
     unsigned char *p = (unsigned char *)PyBytes_AS_STRING(sketch);
     for (uint32_t i = 0; i < l->sketch.nwords; i++) {
@@ -42,11 +42,24 @@ tlfu_getstate(const ml_tlfu *l)
             p[8u * i + b] = (unsigned char)(l->sketch.words[i] >> (8 * b));
         }
     }
-    PyObject *r = Py_BuildValue("(KdddKKKN)", (unsigned long long)l->sketch.seed, l->window_frac,
-                                l->step, l->prev_rate, (unsigned long long)l->hits,
-                                (unsigned long long)l->misses,
-                                (unsigned long long)l->sketch.additions, sketch);
-    return r;
+    PyTuple_SET_ITEM(tuple, 7, sketch);
+    PyObject *parts[7] = {
+        PyLong_FromUnsignedLongLong((unsigned long long)l->sketch.seed),
+        PyFloat_FromDouble(l->window_frac),
+        PyFloat_FromDouble(l->step),
+        PyFloat_FromDouble(l->prev_rate),
+        PyLong_FromUnsignedLongLong((unsigned long long)l->hits),
+        PyLong_FromUnsignedLongLong((unsigned long long)l->misses),
+        PyLong_FromUnsignedLongLong((unsigned long long)l->sketch.additions),
+    };
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < 7; i++) {
+        if (parts[i] == NULL) {
+            rc = -1;   /* the tuple keeps a NULL slot: its owner releases it unfilled */
+        }
+        PyTuple_SET_ITEM(tuple, i, parts[i]);
+    }
+    return rc;
 }
 
 static int

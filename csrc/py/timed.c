@@ -924,8 +924,13 @@ timed_get_expiry_work(CacheObject *self, void *Py_UNUSED(c))
  * Pickling: (kind, ttl or ttu, the user's timer, deadlines in iteration order), or None
  */
 int
-timed_fill_deadlines(CacheObject *self, PyObject *deadlines)
+timed_fill_state(CacheObject *self, PyObject *tuple, PyObject *deadlines)
 {
+    PyObject *param = self->timed == TIMED_TTL ? self->ttl : self->ttu;
+    if (self->timer == NULL || ((TimerObject *)self->timer)->timer == NULL || param == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (cleared by a collection)");
+        return -1;
+    }
     Py_ssize_t i = 0;
     for (uint32_t id = ml_cache_first(&self->c); id != ML_NIL; id = ml_cache_next(&self->c, id)) {
         PyObject *d = PyFloat_FromDouble(ml_cache_deadline(&self->c, id));   /* not GC-tracked */
@@ -934,26 +939,17 @@ timed_fill_deadlines(CacheObject *self, PyObject *deadlines)
         }
         PyList_SET_ITEM(deadlines, i++, d);
     }
-    return 0;
-}
-
-PyObject *
-timed_getstate(CacheObject *self, PyObject *deadlines)
-{
-    if (self->timed == TIMED_NONE) {
-        Py_RETURN_NONE;
-    }
-    PyObject *param = self->timed == TIMED_TTL ? self->ttl : self->ttu;
-    if (self->timer == NULL || ((TimerObject *)self->timer)->timer == NULL || param == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "timed cache without a timer (cleared by a collection)");
-        return NULL;
-    }
-    /* strong references first: the tuple's allocation can run finalizers that reconfigure
-     * the cache (a new timer, ttl or origin releases the old ones) */
-    return Py_BuildValue("(iNNONLi)", (int)self->timed, Py_NewRef(param),
-                         Py_NewRef(((TimerObject *)self->timer)->timer), deadlines,
-                         Py_NewRef(self->origin ? self->origin : Py_None),
-                         (long long)self->iorigin, (int)self->timed_floats_seen);
+    PyObject *kind = PyLong_FromLong((long)self->timed);
+    PyObject *iorigin = PyLong_FromLongLong((long long)self->iorigin);
+    PyObject *floats = PyLong_FromLong((long)self->timed_floats_seen);
+    PyTuple_SET_ITEM(tuple, 0, kind);   /* a NULL slot stays NULL: released unfilled */
+    PyTuple_SET_ITEM(tuple, 1, Py_NewRef(param));
+    PyTuple_SET_ITEM(tuple, 2, Py_NewRef(((TimerObject *)self->timer)->timer));
+    PyTuple_SET_ITEM(tuple, 3, Py_NewRef(deadlines));
+    PyTuple_SET_ITEM(tuple, 4, Py_NewRef(self->origin ? self->origin : Py_None));
+    PyTuple_SET_ITEM(tuple, 5, iorigin);
+    PyTuple_SET_ITEM(tuple, 6, floats);
+    return kind == NULL || iorigin == NULL || floats == NULL ? -1 : 0;
 }
 
 int
