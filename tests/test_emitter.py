@@ -560,3 +560,35 @@ def test_setstate_rejects_malformed_entries_with_type_error():
                   (None, 10, [("e", [(print,)])])]:
         with pytest.raises(TypeError):
             EventEmitter().__setstate__(state)
+
+
+def test_init_again_and_setstate_start_from_no_listeners_as_pyee():
+    # pyee's __init__ sets _events = dict() and its __setstate__ replaces _events: the
+    # listeners an emitter had are gone, and a state's listeners are all it has
+    ee = EventEmitter()
+    ee.on("a", print)
+    ee.set_max_listeners(3)
+    ee.__init__()
+    assert ee.event_names() == set() and ee.listeners("a") == []
+    assert ee.emit("a") is False
+    ee.on("b", len)
+    ee.__setstate__(EventEmitter().__getstate__())
+    assert ee.event_names() == set()
+    src = EventEmitter()
+    src.on("c", repr)
+    ee.on("b", len)
+    ee.__setstate__(src.__getstate__())
+    assert ee.event_names() == {"c"} and ee.listeners("c") == [repr]
+
+
+@pytest.mark.parametrize("state", [
+    (None, 10, [("e", [(print, False)]), "not a pair"]),
+    (None, 10, [("e", [(print, False), ("not callable", False)])]),
+    (None, 10, [(["unhashable"], [(print, False)])]),
+])
+def test_a_refused_state_leaves_the_listeners_as_they_were(state):
+    ee = EventEmitter()
+    ee.on("a", len)
+    with pytest.raises(TypeError):
+        ee.__setstate__(state)
+    assert ee.listeners("a") == [len] and ee.event_names() == {"a"}

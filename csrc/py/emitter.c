@@ -128,6 +128,16 @@ emitter_init(PyObject *self, PyObject *args, PyObject *kwds)
     }
     int rc = name != NULL ? ml_reg_set_name(&em->reg, name) : 0;
     Py_XDECREF(name);
+    if (rc == 0 && em->sl.events.top != 0) {
+        /* called again: it starts from no listeners, as pyee's __init__ (_events = dict())
+         * does; the listener limit is the default again */
+        PyObject *r = emitter_remove_all_listeners(em, NULL, 0, NULL);   /* can re-enter */
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+        em->max_listeners = DEFAULT_MAX_LISTENERS;
+    }
     return rc;
 }
 

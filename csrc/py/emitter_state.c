@@ -302,6 +302,39 @@ done:
     return state;
 }
 
+/* Whether the listeners of a state can all be added: each entry an (event, [(f, once),
+ * ...]) pair, each event and f hashable, each f callable. 0, or -1 with TypeError (or what
+ * a __hash__ raised). Can re-enter (__hash__): items are held across it. */
+static int
+check_state_events(PyObject *events)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(events, i)), *fs = NULL;
+        int ok = PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 &&
+                 PyList_Check(PyTuple_GET_ITEM(pair, 1)) &&
+                 PyObject_Hash(PyTuple_GET_ITEM(pair, 0)) != -1;   /* can re-enter */
+        if (ok) {
+            fs = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+        }
+        for (Py_ssize_t j = 0; ok && j < PyList_GET_SIZE(fs); j++) {
+            PyObject *item = Py_NewRef(PyList_GET_ITEM(fs, j));
+            ok = PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2 &&
+                 PyCallable_Check(PyTuple_GET_ITEM(item, 0)) &&
+                 PyObject_Hash(PyTuple_GET_ITEM(item, 0)) != -1;   /* can re-enter */
+            Py_DECREF(item);
+        }
+        Py_XDECREF(fs);
+        Py_DECREF(pair);
+        if (!ok) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "invalid EventEmitter state");
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyObject *
 emitter_setstate(EmitterObject *self, PyObject *state)
 {
@@ -321,6 +354,16 @@ emitter_setstate(EmitterObject *self, PyObject *state)
         return NULL;
     }
     Py_INCREF(events);
+    /* the state replaces the listeners, as pyee's __setstate__ replaces _events; checked
+     * first, so that a state refused leaves the emitter as it was */
+    if (check_state_events(events) < 0) {
+        goto error;
+    }
+    PyObject *r = emitter_remove_all_listeners(self, NULL, 0, NULL);   /* can re-enter */
+    if (r == NULL) {
+        goto error;
+    }
+    Py_DECREF(r);
     if (dict != Py_None) {
         PyObject *mine = PyObject_GenericGetDict((PyObject *)self, NULL);
         int rc = mine ? PyDict_Update(mine, dict) : -1;
