@@ -10,9 +10,18 @@ debug allocator or a segfault. The child checks what each operation returned aga
 cache as it was when the operation ended.
 """
 
+import sys
+
 import pytest
 
 from hostile import run_isolated
+
+# Below 3.12 a collection runs inside the allocation that starts it, in the middle of the
+# C code that allocates. From 3.12 (and on 3.13t) it is only scheduled there and runs at
+# the interpreter's next eval-breaker check, so inside a C call it runs only where that
+# call runs Python code. The tests below run on every version; what they can require of
+# the finalizers' timing depends on it.
+COLLECTS_INSIDE = sys.version_info < (3, 12)
 
 CHURN = r'''
 import copy, gc, pickle, random, sys
@@ -149,7 +158,8 @@ OPS = ["getstate", "pickle", "copy", "deepcopy", "repr", "iter", "items", "currb
 @pytest.mark.parametrize("op", OPS)
 def test_caches_under_a_collection_at_nearly_every_allocation(op):
     out = run_isolated(f"OP = {op!r}\n" + CHURN, timeout=300, dev=True)
-    assert int(out.split()[-1]) > 0     # the finalizers did run inside the operations
+    if COLLECTS_INSIDE:
+        assert int(out.split()[-1]) > 0     # the finalizers did run inside the operations
 
 
 # For the tests below: arm(make_garbage, k) empties the free lists (the objects it returns
@@ -193,9 +203,11 @@ state = c.__getstate__()
 gc.set_threshold(700)
 d = memleash.TTLCache.__new__(memleash.TTLCache)
 d.__setstate__(state)
-print(sorted(d.items()) == sorted(c.items()), len(d))
+print(len(d))
 ''', timeout=120, dev=True)
-    assert out.split() == ["True", "1"]
+    # the state is the cache after the finalizer (1 item), which ran inside __getstate__
+    # below 3.12; from 3.12 it may run just after it (the 20 items before it)
+    assert out.split() in ([["1"]] if COLLECTS_INSIDE else [["1"], ["20"]])
 
 
 @pytest.mark.parametrize("name", ["TinyLFUCache", "TTLCache", "TLRUCache", "LFUCache"])
@@ -214,26 +226,26 @@ for k in range(12):
     c = cls(50, *extra)
     for i in range(40):
         c[i] = "x"
-    ran = []
     class Mut:
         def __init__(self):
             self.me = self
         def __del__(self):
             c.__init__(3, *extra)
-            ran.append(1)
     hold = arm(Mut, k)
     state = c.__getstate__()
-    inside = bool(ran)
     gc.set_threshold(700)
     del hold
     gc.collect()
     d = cls.__new__(cls)
     d.__setstate__(state)
-    assert len(d) == (0 if inside else 40) and d.maxsize == (3 if inside else 50), (k, inside)
-    seen.add(inside)
+    after = len(d) == 0                 # the state is the cache after the finalizer
+    assert (len(d), d.maxsize) == ((0, 3) if after else (40, 50)), (k, len(d), d.maxsize)
+    seen.add(after)
 print(sorted(seen))
 ''' % name, timeout=120, dev=True)
-    assert out.split() == ["[False,", "True]"]     # both sides were met
+    # both sides were met where a collection can land inside __getstate__ (below 3.12)
+    assert out.split() in ([["[False,", "True]"]] if COLLECTS_INSIDE
+                           else [["[False,", "True]"], ["[False]"], ["[True]"]])
 
 
 def test_a_timed_iterator_run_to_its_end_from_inside_its_own_step():
@@ -277,7 +289,12 @@ class Mut:
             Mut.rest = list(IT2)    # the outer step has taken key 0
             c2.clear()
 hold = arm(Mut)
-print(next(IT2, "end"), Mut.left, Mut.rest)
+print(next(IT2, "end"), Mut.left, getattr(Mut, "rest", None))
 gc.set_threshold(700)
 ''', dev=True)
-    assert out.split() == ["end", "end", "end", "0", "[1,", "2,", "3,", "4]"]
+    inner = ["end", "0", "[1,", "2,", "3,", "4]"]     # the finalizer ran inside the step
+    assert out.split()[:2] == ["end", "end"]
+    # from 3.12 the collection may run just after the step (which yielded 0), and 3.13t's
+    # collector may not start there at all (its own heuristics)
+    later = [["0", "0", "[1,", "2,", "3,", "4]"], ["0", "1", "None"]]
+    assert out.split()[2:] in ([inner] if COLLECTS_INSIDE else [inner, *later])
