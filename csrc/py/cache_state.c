@@ -219,7 +219,7 @@ policy_order(const ml_cache *c, uint32_t *out)
  * Containers first, contents after: every list and tuple of the state is allocated in one
  * batch, and any of those allocations can run a collection, whose finalizers may change
  * the cache (store, remove, __init__, __setstate__, a new __class__), so the batch is made
- * anew until the cache is what it was before it (entry count, change counter, the kind
+ * anew until the cache is what it was before it (entry count, change counter, the policy
  * and flags that decide the containers' shapes). From there to the end only ints, floats
  * and bytes are made, none of which runs a collection: the state is read at one instant.
  * The containers stay out of the collector's view until filled (a finalizer run by a
@@ -244,15 +244,15 @@ enum { ST_ITEMS, ST_UNITS, ST_BYTES, ST_ORDER, ST_COUNTS, ST_DEADLINES, ST_TIMED
 typedef struct {
     uint32_t n;
     uint64_t version;
-    int ordered, counted, timed, units_on, bytes_on;
+    ml_policy kind;
+    int timed, units_on, bytes_on;
 } state_shape;
 
 static int
 same_shape(const state_shape *a, const state_shape *b)
 {
-    return a->n == b->n && a->version == b->version && a->ordered == b->ordered &&
-           a->counted == b->counted && a->timed == b->timed && a->units_on == b->units_on &&
-           a->bytes_on == b->bytes_on;
+    return a->n == b->n && a->version == b->version && a->kind == b->kind &&
+           a->timed == b->timed && a->units_on == b->units_on && a->bytes_on == b->bytes_on;
 }
 
 static void
@@ -261,8 +261,7 @@ shape_of(CacheObject *self, state_shape *sh)
     const ml_cache *c = &self->c;
     sh->n = c->t.used;
     sh->version = c->t.version;
-    sh->ordered = c->kind != ML_POLICY_INSERTION;
-    sh->counted = c->kind == ML_POLICY_LFU || c->kind == ML_POLICY_TINYLFU;
+    sh->kind = c->kind;
     sh->timed = self->timed != TIMED_NONE;
     sh->units_on = c->units_on;
     sh->bytes_on = c->bytes_on;
@@ -271,14 +270,16 @@ shape_of(CacheObject *self, state_shape *sh)
 /* Allocates the batch for shape sh into o[] (None where the state has no such part).
  * 0 or -1. Can re-enter. */
 static int
-allocate_batch(const state_shape *sh, int tinylfu, PyObject **o)
+allocate_batch(const state_shape *sh, PyObject **o)
 {
     Py_ssize_t n = (Py_ssize_t)sh->n;
+    int ordered = sh->kind != ML_POLICY_INSERTION, tinylfu = sh->kind == ML_POLICY_TINYLFU;
+    int counted = sh->kind == ML_POLICY_LFU || tinylfu;
     o[ST_ITEMS] = batch_list(n * 2);
     o[ST_UNITS] = sh->units_on ? batch_list(n) : Py_NewRef(Py_None);
     o[ST_BYTES] = sh->bytes_on ? batch_list(n) : Py_NewRef(Py_None);
-    o[ST_ORDER] = sh->ordered ? batch_list(n) : Py_NewRef(Py_None);
-    o[ST_COUNTS] = sh->counted ? batch_list(n) : Py_NewRef(Py_None);
+    o[ST_ORDER] = ordered ? batch_list(n) : Py_NewRef(Py_None);
+    o[ST_COUNTS] = counted ? batch_list(n) : Py_NewRef(Py_None);
     o[ST_DEADLINES] = sh->timed ? batch_list(n) : Py_NewRef(Py_None);
     o[ST_TIMED] = sh->timed ? batch_tuple(7) : Py_NewRef(Py_None);
     o[ST_POLICY] = tinylfu ? batch_tuple(8) : Py_NewRef(Py_None);
@@ -402,11 +403,10 @@ cache_getstate(CacheObject *self, PyObject *Py_UNUSED(ignored))
         }
         state_shape before, after;
         shape_of(self, &before);
-        int rc = allocate_batch(&before, self->c.kind == ML_POLICY_TINYLFU, o);   /* can re-enter */
+        int rc = allocate_batch(&before, o);   /* can re-enter */
         if (rc == 0) {
             shape_of(self, &after);
-            if (same_shape(&before, &after) &&
-                (o[ST_POLICY] != Py_None) == (self->c.kind == ML_POLICY_TINYLFU)) {
+            if (same_shape(&before, &after)) {
                 break;
             }
         }
